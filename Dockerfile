@@ -1,0 +1,24 @@
+# aggregator: `aggregator run` (API + scheduler) on 0.0.0.0:8000.
+# SQLite on the /data volume by default; give AGGREGATOR_DATABASE_URL=postgresql://... for PostgreSQL.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    AGGREGATOR_HOST=0.0.0.0 \
+    AGGREGATOR_PORT=8000 \
+    AGGREGATOR_DATABASE_URL=sqlite:////data/aggregator.db \
+    AGGREGATOR_FEEDS_FILE=/app/feeds.toml
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY aggregator ./aggregator
+COPY migrations ./migrations
+RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 aggregator \
+    && mkdir -p /data && chown aggregator /data
+COPY feeds.toml ./feeds.toml
+
+USER aggregator
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)" || exit 1
+CMD ["aggregator", "run"]

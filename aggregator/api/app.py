@@ -1,0 +1,52 @@
+"""The FastAPI application. ``create_app`` runs ``alembic upgrade head`` before serving."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from ..settings import Settings, get_settings
+from ..store.db import make_engine, session_factory, upgrade
+from . import pages, routes
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: sa.Engine | None = None,
+    on_start: Any = None,
+    on_stop: Any = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the app. ``on_start``/``on_stop`` (callables taking the app) run in the lifespan,
+    e.g. to start the scheduler in ``aggregator run``."""
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            upgrade(engine)
+        if on_start is not None:
+            on_start(app)
+        try:
+            yield
+        finally:
+            if on_stop is not None:
+                on_stop(app)
+
+    app = FastAPI(
+        title="aggregator",
+        version="0.1.0",
+        summary="A ranked daily digest of arXiv papers and ML blog posts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = session_factory(engine)
+    app.include_router(routes.router)
+    app.include_router(pages.router)
+    return app

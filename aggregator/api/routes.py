@@ -1,0 +1,135 @@
+"""JSON routes: thin wrappers over :mod:`aggregator.digest` and the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from ..digest import DigestEntry, build_digest, item_sources
+from ..store.tables import Feed, Item, ItemSource
+from .deps import SessionDep, SettingsDep
+from .schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
+
+router = APIRouter()
+
+DateQuery = Annotated[
+    dt.date | None, Query(description="local date YYYY-MM-DD; default: today or the latest day with items")
+]
+DaysQuery = Annotated[int, Query(ge=1, le=31, description="widen to the N days ending at `date`")]
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="at most this many items")]
+
+
+def digest_item(entry: DigestEntry) -> DigestItem:
+    return DigestItem.model_validate(entry, from_attributes=True)
+
+
+@router.get("/api/digest", response_model=DigestResponse, tags=["digest"])
+def get_digest(
+    session: SessionDep,
+    settings: SettingsDep,
+    date: DateQuery = None,
+    days: DaysQuery = 1,
+    limit: LimitQuery = 50,
+) -> DigestResponse:
+    """The ranked daily digest for the configured interests, best first."""
+    digest = build_digest(session, settings.tz, date, days, limit)
+    return DigestResponse(
+        date=digest.date,
+        days=days,
+        timezone=settings.timezone,
+        total=digest.total,
+        items=[digest_item(e) for e in digest.items],
+    )
+
+
+@router.get(
+    "/api/items/{item_id}",
+    response_model=ItemDetail,
+    tags=["items"],
+    responses={404: {"description": "no such item"}},
+)
+def get_item(item_id: int, session: SessionDep) -> ItemDetail:
+    """One paper or post, with every announcement of it (feed, announce type, version)."""
+    item = session.get(Item, item_id)
+    if item is None:
+        raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
+    from ..store.tables import Score
+
+    score = session.get(Score, ("default", item_id))
+    rows = session.execute(
+        sa.select(Feed.name, ItemSource.announce_type, ItemSource.version, ItemSource.seen_at)
+        .join(Feed, Feed.id == ItemSource.feed_id)
+        .where(ItemSource.item_id == item_id)
+        .order_by(ItemSource.id)
+    ).all()
+    names = item_sources(session, [item_id]).get(item_id, [])
+    return ItemDetail(
+        id=item.id,
+        title=item.title,
+        url=item.url,
+        authors=item.authors,
+        source=names[0] if names else "unknown",
+        sources=names,
+        kind=item.kind,
+        categories=item.categories,
+        published=item.published,
+        score=round(score.score, 4) if score else 0.0,
+        why=score.why if score else [],
+        arxiv_id=item.arxiv_id,
+        summary=item.summary,
+        summary_html=item.summary_html,
+        version=item.version,
+        primary_category=item.primary_category,
+        comment=item.comment,
+        date_from_fetch=item.date_from_fetch,
+        first_seen_at=item.first_seen_at,
+        announcements=[
+            ItemSourceOut(
+                feed=r.name,
+                announce_type=r.announce_type or None,
+                version=r.version or None,
+                seen_at=r.seen_at,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/api/feeds", response_model=list[FeedStatus], tags=["feeds"])
+def get_feeds(session: SessionDep) -> list[FeedStatus]:
+    """Every feed with its fetch state: last status, last fetch, last error and next check."""
+    counts = dict(
+        session.execute(
+            sa.select(ItemSource.feed_id, sa.func.count(sa.distinct(ItemSource.item_id))).group_by(
+                ItemSource.feed_id
+            )
+        )
+        .tuples()
+        .all()
+    )
+    feeds = session.scalars(sa.select(Feed).order_by(Feed.id))
+    return [
+        FeedStatus.model_validate(
+            {
+                **{c: getattr(f, c) for c in FeedStatus.model_fields if c != "items"},
+                "items": counts.get(f.id, 0),
+            }
+        )
+        for f in feeds
+    ]
+
+
+@router.get("/healthz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+def healthz(session: SessionDep) -> Health | JSONResponse:
+    """Liveness and database reachability."""
+    try:
+        items = session.scalar(sa.select(sa.func.count()).select_from(Item)) or 0
+        feeds = session.scalar(sa.select(sa.func.count()).select_from(Feed)) or 0
+    except sa.exc.SQLAlchemyError as err:
+        body = Health(status="error", database=f"unreachable: {type(err).__name__}", items=0, feeds=0)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return Health(status="ok", database="ok", items=items, feeds=feeds)

@@ -1,0 +1,81 @@
+"""Response schemas of the HTTP API, kept apart from the tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+
+class WhyTerm(BaseModel):
+    term: str = Field(description="a TF-IDF term (unigram or bigram)")
+    weight: float = Field(description="its contribution to the cosine similarity")
+
+
+class DigestItem(BaseModel):
+    id: int
+    title: str
+    url: str | None
+    authors: list[str]
+    source: str = Field(description="name of the feed that announced the item first")
+    sources: list[str] = Field(description="every feed that announced it (a cross-list is one item)")
+    kind: str = Field(description="'paper' (arXiv) or 'post' (blog)")
+    categories: list[str]
+    published: dt.datetime = Field(description="announcement (papers) or publication (posts) time, UTC")
+    score: float = Field(description="cosine similarity to the interest profile, 0..1")
+    why: list[WhyTerm] = Field(description="the terms that contributed most to the score")
+    arxiv_id: str | None = None
+
+
+class DigestResponse(BaseModel):
+    date: dt.date
+    days: int
+    timezone: str
+    total: int = Field(description="items in the window, of which `items` are the best `limit`")
+    items: list[DigestItem]
+
+
+class ItemSourceOut(BaseModel):
+    feed: str
+    announce_type: str | None
+    version: int | None
+    seen_at: dt.datetime
+
+
+class ItemDetail(DigestItem):
+    summary: str
+    summary_html: str | None
+    version: int | None
+    primary_category: str | None
+    comment: str | None
+    date_from_fetch: bool = Field(
+        description="true when the feed gave no usable date and the fetch time was used"
+    )
+    first_seen_at: dt.datetime
+    announcements: list[ItemSourceOut]
+
+
+class FeedStatus(BaseModel):
+    id: int
+    name: str
+    url: str
+    kind: str | None
+    title: str | None
+    interval_minutes: int
+    scheduled: bool
+    disabled: bool
+    last_status: int | None
+    last_fetch_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    error_count: int
+    last_error: str | None
+    parse_problems: str | None
+    next_check_at: dt.datetime | None
+    items: int
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    items: int
+    feeds: int

@@ -1,0 +1,200 @@
+"""Settings (environment variables ``AGGREGATOR_*``, or a ``.env`` file) and the feeds file.
+
+The feeds file is TOML with ``[[feeds]]`` tables and one ``[interests]`` table::
+
+    [[feeds]]
+    name = "arXiv cs.LG"
+    url = "https://rss.arxiv.org/rss/cs.LG"
+    kind = "arxiv"          # optional: "arxiv" | "blog"; detected from the document when left out
+    interval = 60           # optional: minutes between checks, default 60
+    tags = ["arxiv"]        # optional
+
+    [interests]
+    text = "free-text description of what the reader cares about"
+    keywords = ["diffusion models", "reinforcement learning"]
+
+:func:`load_feeds_file` raises :class:`ConfigError` with the file name and the offending
+entry when the file cannot be read or does not follow that shape.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FeedKind = Literal["arxiv", "blog"]
+
+#: arXiv categories the default config follows, used when a feeds file names none.
+DEFAULT_ARXIV_CATEGORIES = ("cs.LG", "cs.CV", "cs.CL")
+
+
+class ConfigError(ValueError):
+    """The feeds file or a setting is invalid; the message says where and why."""
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, validated once at start.
+
+    Every field is read from ``AGGREGATOR_<NAME>`` (case-insensitive) or a ``.env`` file in
+    the working directory.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGGREGATOR_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./aggregator.db"
+    feeds_file: Path = Path("./feeds.toml")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    timezone: str = "UTC"
+
+    # fetching
+    user_agent: str = (
+        "aggregator/0.1 (ML paper and blog digest; +https://github.com/aggregator-ml/aggregator)"
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="seconds")
+    read_timeout: float = Field(30.0, gt=0, description="seconds between two reads of the body")
+    total_timeout: float = Field(120.0, gt=0, description="seconds for one whole fetch, headers to last byte")
+    max_redirects: int = Field(5, ge=0)
+    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="bytes after decompression")
+    global_concurrency: int = Field(16, ge=1)
+    per_host_concurrency: int = Field(2, ge=1)
+    arxiv_delay: float = Field(3.0, ge=0, description="seconds between two requests to an arXiv host")
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_page_size: int = Field(200, ge=1, le=2000)
+    max_backoff: float = Field(24 * 3600.0, gt=0, description="seconds; cap of the failure backoff")
+    scheduler_tick: float = Field(60.0, gt=0, description="seconds between two 'refresh due feeds' passes")
+
+    # ranking
+    rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")
+    why_terms: int = Field(5, ge=1, le=20)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown IANA time zone {value!r}") from err
+        return value
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """One ``[[feeds]]`` table. ``interval`` is in minutes."""
+
+    name: str
+    url: str
+    kind: FeedKind | None = None
+    interval: int = 60
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Interests:
+    """The default reader's interest profile: free text plus keywords and phrases to boost."""
+
+    text: str = ""
+    keywords: tuple[str, ...] = ()
+    seed_papers: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip() and not self.keywords and not self.seed_papers
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsFile:
+    feeds: tuple[FeedConfig, ...]
+    interests: Interests = field(default_factory=Interests)
+
+    @property
+    def arxiv_categories(self) -> tuple[str, ...]:
+        """arXiv categories named by the arXiv feeds (``.../rss/cs.LG+cs.CV`` gives both)."""
+        cats: list[str] = []
+        for feed in self.feeds:
+            is_arxiv = feed.kind == "arxiv" or "arxiv.org" in feed.url
+            if is_arxiv and ("/rss/" in feed.url or "/atom/" in feed.url):
+                tail = feed.url.rstrip("/").rsplit("/", 1)[-1]
+                cats.extend(c for c in tail.split("+") if c and c not in cats)
+        return tuple(cats) or DEFAULT_ARXIV_CATEGORIES
+
+
+def _str_list(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def parse_feeds_toml(text: str, source: str = "feeds.toml") -> FeedsFile:
+    """Parse feeds-file TOML text. Raises :class:`ConfigError` naming ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from err
+    raw_feeds = data.get("feeds", [])
+    if not isinstance(raw_feeds, list):
+        raise ConfigError(f"{source}: 'feeds' must be an array of tables ([[feeds]])")
+    feeds: list[FeedConfig] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_feeds):
+        where = f"{source}: feeds[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(raw) - {"name", "url", "kind", "interval", "tags"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        name, url = raw.get("name"), raw.get("url")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: 'name' is required")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} ({name}): 'url' must be an http(s) URL")
+        if url in seen:
+            raise ConfigError(f"{where} ({name}): url {url} is listed twice")
+        seen.add(url)
+        kind = raw.get("kind")
+        if kind not in (None, "arxiv", "blog"):
+            raise ConfigError(f"{where} ({name}): kind must be 'arxiv' or 'blog', not {kind!r}")
+        interval = raw.get("interval", 60)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+            raise ConfigError(f"{where} ({name}): interval must be a positive number of minutes")
+        feeds.append(FeedConfig(name.strip(), url, kind, interval, _str_list(raw.get("tags"), where)))
+    raw_int = data.get("interests", {})
+    if not isinstance(raw_int, dict):
+        raise ConfigError(f"{source}: [interests] must be a table")
+    text_value = raw_int.get("text", "")
+    if not isinstance(text_value, str):
+        raise ConfigError(f"{source}: interests.text must be a string")
+    interests = Interests(
+        text=text_value,
+        keywords=_str_list(raw_int.get("keywords"), f"{source}: interests.keywords"),
+        seed_papers=_str_list(raw_int.get("seed_papers"), f"{source}: interests.seed_papers"),
+    )
+    return FeedsFile(tuple(feeds), interests)
+
+
+def load_feeds_file(path: Path) -> FeedsFile:
+    """Read and validate the feeds file at ``path``. Raises :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read feeds file {path}: {err.strerror or err}") from err
+    return parse_feeds_toml(text, str(path))

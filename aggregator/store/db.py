@@ -1,0 +1,96 @@
+"""Engine set-up and migrations, for SQLite (embedded default, WAL mode) and PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be reached or migrated; the message names the URL (without password)."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """Create an engine. SQLite gets WAL mode, foreign keys and a 30 s busy timeout.
+
+    The parent folder of a SQLite file is created when missing.
+    """
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = sa.create_engine(url, **kwargs)
+    return engine
+
+
+def session_factory(engine: sa.Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder: shipped inside the wheel, or ``migrations/`` of a checkout."""
+    shipped = importlib.resources.files("aggregator") / "_migrations"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if checkout.is_dir():
+        return checkout
+    raise DatabaseError("Alembic migrations not found (neither aggregator/_migrations nor ./migrations)")
+
+
+def alembic_config(engine: sa.Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Run ``alembic upgrade`` to ``revision`` on ``engine``. Raises :class:`DatabaseError`."""
+    from alembic import command
+
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except sa.exc.OperationalError as err:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot migrate database {url}: {err.orig}") from err
+
+
+def insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
+    """A dialect ``INSERT`` that supports ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    dialect = engine_or_conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise DatabaseError(f"unsupported database dialect {dialect}")

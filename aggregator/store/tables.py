@@ -1,0 +1,143 @@
+"""Tables. The Alembic migrations in ``migrations/`` create exactly these.
+
+Every paper and post is stored once in ``items``. Papers are keyed by arXiv id (``key`` is
+``arxiv:<id>``), posts by normalised link or guid. ``item_sources`` records which feed announced
+which item, when, with which announce type and version. Scheduling state (``next_check_at``,
+``error_count``, …) lives on ``feeds`` so that a restart neither refetches everything nor
+forgets failures. Datetimes are stored as UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A datetime stored as UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON(), list[Any]: sa.JSON()}
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(300))
+    kind: Mapped[str | None] = mapped_column(sa.String(16))
+    interval_minutes: Mapped[int] = mapped_column(default=60)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    scheduled: Mapped[bool] = mapped_column(default=True)
+    title: Mapped[str | None] = mapped_column(sa.Text)
+    etag: Mapped[str | None] = mapped_column(sa.String(1024))
+    last_modified: Mapped[str | None] = mapped_column(sa.String(128))
+    last_status: Mapped[int | None]
+    last_fetch_at: Mapped[dt.datetime | None]
+    last_success_at: Mapped[dt.datetime | None]
+    error_count: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    parse_problems: Mapped[str | None] = mapped_column(sa.Text)
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    lease_until: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (sa.Index("ix_items_published", "published"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(2048), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    arxiv_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    version: Mapped[int | None]
+    title: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str | None] = mapped_column(sa.Text)
+    authors: Mapped[list[Any]] = mapped_column(default=list)
+    summary: Mapped[str] = mapped_column(sa.Text, default="")
+    summary_html: Mapped[str | None] = mapped_column(sa.Text)
+    categories: Mapped[list[Any]] = mapped_column(default=list)
+    primary_category: Mapped[str | None] = mapped_column(sa.String(64))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    guid: Mapped[str | None] = mapped_column(sa.Text)
+    published: Mapped[dt.datetime]
+    date_from_fetch: Mapped[bool] = mapped_column(default=False)
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    first_seen_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class ItemSource(Base):
+    __tablename__ = "item_sources"
+    __table_args__ = (
+        sa.UniqueConstraint("item_id", "feed_id", "announce_type", "version", name="uq_item_sources"),
+        sa.Index("ix_item_sources_feed", "feed_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"))
+    feed_id: Mapped[int] = mapped_column(sa.ForeignKey("feeds.id", ondelete="CASCADE"))
+    announce_type: Mapped[str] = mapped_column(sa.String(16), default="")
+    version: Mapped[int] = mapped_column(default=0)
+    seen_at: Mapped[dt.datetime]
+
+
+class RankModel(Base):
+    """A fitted TF-IDF vocabulary and IDF vector, saved in one transaction (so atomically)."""
+
+    __tablename__ = "rank_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime]
+    n_docs: Mapped[int]
+    n_terms: Mapped[int]
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Score(Base):
+    """Precomputed score of one item for one interest profile; the digest only reads these."""
+
+    __tablename__ = "scores"
+    __table_args__ = (sa.Index("ix_scores_profile_score", "profile", "score"),)
+
+    profile: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    score: Mapped[float]
+    why: Mapped[list[Any]] = mapped_column(default=list)
+    model_id: Mapped[int | None]
+
+
+class BackfillCursor(Base):
+    """Where a paged arXiv API backfill stopped, so an interrupted one resumes there."""
+
+    __tablename__ = "backfill_cursors"
+
+    query: Mapped[str] = mapped_column(sa.String(512), primary_key=True)
+    since: Mapped[dt.date]
+    next_start: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int | None]
+    done: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime]

@@ -1,0 +1,178 @@
+"""Shared fixtures: the real data in ../shared, feedreplay on a free loopback port, and
+databases. Storage tests take the ``engine`` fixture, which runs each test on SQLite and,
+when ``AGGREGATOR_TEST_DATABASE_URL`` is set, on that database (PostgreSQL) as well."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from aggregator.store.db import make_engine, upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AGGREGATOR_SHARED_DIR", ROOT.parent / "shared")).resolve()
+DATA = SHARED / "data"
+FEEDREPLAY = SHARED / "tools" / "feedreplay.py"
+
+if not DATA.is_dir():  # pragma: no cover - a broken checkout, said loudly
+    raise RuntimeError(f"the real data folder {DATA} is missing; tests read ../shared/data")
+
+
+@dataclass
+class Replay:
+    """A running feedreplay server."""
+
+    base: str
+    proc: subprocess.Popen[str]
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.base + path, timeout=30) as resp:
+            return resp.read()
+
+    def set_day(self, day: str) -> None:
+        assert self.get(f"/_replay/day?set={day}").decode().strip() == day
+
+    def log(self, clear: bool = False) -> list[dict]:
+        return json.loads(self.get("/_replay/log" + ("?clear=1" if clear else "")))
+
+    def feeds_toml(self, tmp_path: Path, only: list[str] | None = None, extra: str = "") -> Path:
+        """The shared feeds.replay.toml pointed at this server's port, as a file in ``tmp_path``."""
+        text = (SHARED / "feeds.replay.toml").read_text()
+        text = text.replace("http://127.0.0.1:8765", self.base)
+        if only is not None:
+            blocks = text.split("[[feeds]]")
+            keep = [b for b in blocks[1:] if any(f'name = "{n}"' in b for n in only)]
+            text = blocks[0] + "".join("[[feeds]]" + b for b in keep)
+        path = tmp_path / "feeds.toml"
+        path.write_text(text + extra)
+        return path
+
+
+def start_feedreplay(day: str = "2026-06-15", *args: str) -> Replay:
+    proc = subprocess.Popen(
+        [sys.executable, str(FEEDREPLAY), "--port", "0", "--day", day, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"feedreplay did not start: {line!r}")
+    base = f"http://127.0.0.1:{match.group(1)}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/_replay/day", timeout=5).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return Replay(base, proc)
+
+
+@pytest.fixture(scope="session")
+def replay_server() -> Iterator[Replay]:
+    """One feedreplay for the whole session; tests that change the day use ``replay``."""
+    server = start_feedreplay()
+    yield server
+    server.proc.kill()
+    server.proc.wait()
+
+
+@pytest.fixture
+def replay(replay_server: Replay) -> Iterator[Replay]:
+    """The session's feedreplay, reset to 2026-06-15 with an empty request log."""
+    replay_server.set_day("2026-06-15")
+    replay_server.log(clear=True)
+    yield replay_server
+    replay_server.set_day("2026-06-15")
+
+
+def _database_urls() -> list[str]:
+    urls = ["sqlite"]
+    if os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
+        urls.append("postgresql")
+    return urls
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=_database_urls())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database URL: a SQLite file, or the test PostgreSQL emptied first."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = os.environ["AGGREGATOR_TEST_DATABASE_URL"]
+        _reset_postgres(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+BULK = DATA / "bulk" / "daily-arxiv-ai-enhanced"
+
+
+def bulk_papers(day: str) -> list[dict]:
+    """Real arXiv paper metadata of one scraped day (unique ids, file order)."""
+    seen: set[str] = set()
+    out = []
+    for line in (BULK / f"dw-dengwei-{day}.jsonl").open(encoding="utf-8"):
+        paper = json.loads(line)
+        if paper["id"] not in seen:
+            seen.add(paper["id"])
+            out.append(paper)
+    return out
+
+
+def paper_entry(paper: dict, day: str, version: int = 1, announce_type: str = "new"):
+    """A ParsedEntry for a real bulk paper, as the arXiv RSS parser would produce it."""
+    import datetime as dt
+
+    from aggregator.records import ParsedEntry
+
+    return ParsedEntry(
+        kind="paper",
+        key=f"arxiv:{paper['id']}",
+        title=" ".join(paper["title"].split()),
+        url=f"https://arxiv.org/abs/{paper['id']}",
+        authors=tuple(paper["authors"]),
+        summary=" ".join((paper.get("summary") or "").split()),
+        published=dt.datetime.fromisoformat(day + "T04:00:00+00:00"),
+        categories=tuple(paper["categories"]),
+        primary_category=paper["categories"][0],
+        arxiv_id=paper["id"],
+        version=version,
+        announce_type=announce_type,  # type: ignore[arg-type]
+        guid=f"oai:arXiv.org:{paper['id']}v{version}",
+    )
