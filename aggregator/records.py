@@ -103,3 +103,44 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     new_item_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFilter:
+    """A named, shareable saved query. An item matches when ``match`` ("any" or "all") of the
+    given criteria hold (phrases in title/abstract, case-insensitive; categories; authors;
+    source feed names) and none of the ``negative`` phrases occur."""
+
+    slug: str
+    name: str
+    phrases: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+    match: Literal["any", "all"] = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderProfile:
+    """Everything the ranker needs to score items for one reader (built from the readers,
+    profiles, subscriptions and feedback tables). ``seed_papers`` are bare arXiv ids."""
+
+    reader_id: int
+    interests: str = ""
+    keywords: tuple[str, ...] = ()
+    muted: tuple[str, ...] = ()
+    followed_authors: tuple[str, ...] = ()
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    include_sources: tuple[str, ...] = ()
+    exclude_sources: tuple[str, ...] = ()
+    seed_papers: tuple[str, ...] = ()
+    liked_item_ids: tuple[int, ...] = ()
+    disliked_item_ids: tuple[int, ...] = ()
+    topics: tuple[TopicFilter, ...] = ()
+
+    @property
+    def score_key(self) -> str:
+        """The ``scores.profile`` value of this reader's precomputed scores."""
+        return f"reader:{self.reader_id}"

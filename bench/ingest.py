@@ -124,7 +124,7 @@ def main() -> None:
                 f"  re-fetch, conditional GET (304): {statistics.median(refetch_304) * 1000:8.1f} ms per feed"
             )
     finally:
-        replay.proc.kill()
+        replay.stop()
 
 
 if __name__ == "__main__":

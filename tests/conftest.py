@@ -36,6 +36,10 @@ class Replay:
     base: str
     proc: subprocess.Popen[str]
 
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
     def url(self, path: str) -> str:
         return self.base + path
 
@@ -63,27 +67,30 @@ class Replay:
 
 
 def start_feedreplay(day: str = "2026-06-15", *args: str) -> Replay:
+    """Start feedreplay on a free loopback port. Its output goes to a temporary file (never a
+    pipe nobody reads, which would block the server once full)."""
+    import tempfile
+
+    out = tempfile.NamedTemporaryFile("w+", prefix="feedreplay-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(FEEDREPLAY), "--port", "0", "--day", day, *args],
-        stdout=subprocess.PIPE,
+        stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"feedreplay did not start: {line!r}")
-    base = f"http://127.0.0.1:{match.group(1)}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/_replay/day", timeout=5).read()
-            break
-        except OSError:
+    out.close()
+    deadline = time.monotonic() + 60
+    match = None
+    while time.monotonic() < deadline and match is None:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", Path(out.name).read_text())
+        if match is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"feedreplay exited: {Path(out.name).read_text()!r}")
             time.sleep(0.05)
-    return Replay(base, proc)
+    if match is None:
+        proc.kill()
+        raise RuntimeError("feedreplay did not start within 60 s")
+    return Replay(f"http://127.0.0.1:{match.group(1)}", proc)
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +98,7 @@ def replay_server() -> Iterator[Replay]:
     """One feedreplay for the whole session; tests that change the day use ``replay``."""
     server = start_feedreplay()
     yield server
-    server.proc.kill()
-    server.proc.wait()
+    server.stop()
 
 
 @pytest.fixture

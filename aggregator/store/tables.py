@@ -128,6 +128,8 @@ class Score(Base):
     score: Mapped[float]
     why: Mapped[list[Any]] = mapped_column(default=list)
     model_id: Mapped[int | None]
+    topics: Mapped[list[Any] | None] = mapped_column(sa.JSON)  # slugs of matched topic filters
+    authors: Mapped[list[Any] | None] = mapped_column(sa.JSON)  # followed authors on the item
 
 
 class BackfillCursor(Base):
@@ -141,3 +143,80 @@ class BackfillCursor(Base):
     total: Mapped[int | None]
     done: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime]
+
+
+# --- readers (issue: personal ranked digest) ---------------------------------------------------
+
+
+class Reader(Base):
+    """A reader account. Tokens are stored as SHA-256 hex digests, never in clear."""
+
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    feed_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    # weekly email settings
+    weekly_email: Mapped[bool] = mapped_column(default=False)
+    email_weekday: Mapped[int] = mapped_column(default=0)  # 0 = Monday (ISO weekday - 1)
+    email_time: Mapped[str] = mapped_column(sa.String(5), default="08:00")  # HH:MM local
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    email_bounced: Mapped[bool] = mapped_column(default=False)
+
+
+class Profile(Base):
+    """A reader's interest profile. List fields hold strings."""
+
+    __tablename__ = "profiles"
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    interests: Mapped[str] = mapped_column(sa.Text, default="")
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    muted: Mapped[list[Any]] = mapped_column(default=list)
+    followed_authors: Mapped[list[Any]] = mapped_column(default=list)
+    include_categories: Mapped[list[Any]] = mapped_column(default=list)
+    exclude_categories: Mapped[list[Any]] = mapped_column(default=list)
+    include_sources: Mapped[list[Any]] = mapped_column(default=list)
+    exclude_sources: Mapped[list[Any]] = mapped_column(default=list)
+    seed_papers: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[dt.datetime]
+
+
+class Topic(Base):
+    """A topic filter: a named, shareable saved query."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    phrases: Mapped[list[Any]] = mapped_column(default=list)
+    categories: Mapped[list[Any]] = mapped_column(default=list)
+    authors: Mapped[list[Any]] = mapped_column(default=list)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    negative: Mapped[list[Any]] = mapped_column(default=list)
+    match: Mapped[str] = mapped_column(sa.String(3), default="any")  # "any" | "all"
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("readers.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime]
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(sa.ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Feedback(Base):
+    """A reader's 👍 (+1) or 👎 (-1) on an item; 0 removes the row."""
+
+    __tablename__ = "feedback"
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    value: Mapped[int]
+    created_at: Mapped[dt.datetime]
