@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
+from apscheduler.schedulers.base import BaseScheduler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import jobs
+from .observability import configure_logging
 from .settings import ConfigError, FeedsFile, Settings, get_settings, load_feeds_file
 from .store.db import DatabaseError, make_engine, session_factory, upgrade
 
@@ -23,6 +26,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Reader accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+feeds_app = typer.Typer(help="Feeds kept in the database (beyond feeds.toml).", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+email_app = typer.Typer(help="The weekly email.", no_args_is_help=True)
+app.add_typer(email_app, name="email")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -49,36 +58,69 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     return engine
 
 
+def _serve(
+    settings: Settings, engine: sa.Engine, host: str | None, port: int | None, scheduler: bool
+) -> None:
+    import uvicorn
+
+    from .api.app import create_app
+    from .scheduler import start_scheduler
+
+    holder: dict[str, BaseScheduler] = {}
+
+    def on_start(_app: object) -> None:
+        if scheduler:
+            holder["scheduler"] = start_scheduler(engine, settings)
+
+    def on_stop(_app: object) -> None:
+        if "scheduler" in holder:
+            holder["scheduler"].shutdown(wait=False)
+
+    api = create_app(settings, engine, on_start=on_start, on_stop=on_stop)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"aggregator {'run' if scheduler else 'api'}: digest at http://{host}:{port}/")
+    uvicorn.run(api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG")
+
+
 @app.command()
 def run(
     host: Annotated[str | None, typer.Option(help="listen address (default AGGREGATOR_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
 ) -> None:
     """Serve the digest over HTTP and fetch feeds on a schedule, in one process."""
-    import uvicorn
+    settings, feeds_file = _setup()
+    configure_logging(settings.log_level, settings.log_format)
+    engine = _engine(settings)
+    console.print(f"{len(feeds_file.feeds)} feeds from {settings.feeds_file}")
+    _serve(settings, engine, host, port, scheduler=True)
 
-    from .api.app import create_app
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="listen address (default AGGREGATOR_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
+) -> None:
+    """Serve HTTP only (no scheduler), to scale out behind a load balancer."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _serve(settings, _engine(settings), host, port, scheduler=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run the scheduler only: fetch, refit, precompute scores, trends, email. Several workers
+    may share one PostgreSQL database; leases keep them from doing the same work twice."""
+    from prometheus_client import start_http_server
+
     from .scheduler import start_scheduler
 
     settings, feeds_file = _setup()
+    configure_logging(settings.log_level, settings.log_format)
     engine = _engine(settings)
-    holder: dict[str, object] = {}
-
-    def on_start(_app: object) -> None:
-        holder["scheduler"] = start_scheduler(engine, settings)
-
-    def on_stop(_app: object) -> None:
-        sched = holder.get("scheduler")
-        if sched is not None:
-            sched.shutdown(wait=False)  # type: ignore[attr-defined]
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    api = create_app(settings, engine, on_start=on_start, on_stop=on_stop)
-    console.print(
-        f"aggregator: {len(feeds_file.feeds)} feeds from {settings.feeds_file}; "
-        f"digest at http://{host or settings.host}:{port or settings.port}/"
-    )
-    uvicorn.run(api, host=host or settings.host, port=port or settings.port, log_level="info")
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    console.print(f"aggregator worker: {len(feeds_file.feeds)} feeds from {settings.feeds_file}")
+    start_scheduler(engine, settings, blocking=True)
 
 
 @app.command()
@@ -129,6 +171,9 @@ def fetch(
     if report.new_items or report.updated_items:
         n = jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids, refit=True)
         console.print(f"ranking: refitted TF-IDF and scored {n} items")
+    if report.new_item_ids:
+        tu = jobs.update_trends(engine, settings, report.new_item_ids)
+        console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
 
 
 @app.command()
@@ -177,6 +222,8 @@ def backfill(
     if new_ids:
         n = jobs.update_ranking(engine, settings, feeds_file.interests, new_ids, refit=True)
         console.print(f"ranking: refitted TF-IDF and scored {n} items")
+        tu = jobs.update_trends(engine, settings, new_ids)
+        console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
     if report.error:
         raise _fail(f"backfill stopped: {report.error}", code=1)
 
@@ -218,6 +265,81 @@ def digest(
     console.print(table)
 
 
+@app.command("eval")
+def eval_ranking(
+    seeds: Annotated[int, typer.Option(min=1, help="random seeds for which papers are liked")] = 5,
+    liked: Annotated[int, typer.Option(min=1, help="liked papers per simulated reader")] = 5,
+    k: Annotated[int, typer.Option(min=1, help="precision at k")] = 20,
+) -> None:
+    """Offline ranking quality on the real bulk arXiv data (ours vs arxiv-sanity-lite's SVM vs random)."""
+    from . import evaluate
+
+    try:
+        results = evaluate.run(seeds=tuple(range(seeds)), n_liked=liked, k=k)
+    except FileNotFoundError as err:
+        raise _fail(str(err)) from err
+    console.print(evaluate.format_table(results, k), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def trends(
+    window: Annotated[str, typer.Option(help="window, e.g. 7d")] = "7d",
+    baseline: Annotated[str, typer.Option(help="baseline before the window, e.g. 56d")] = "56d",
+    category: Annotated[str, typer.Option(help="scope: all, cs.LG, cs.CV, cs.CL or blogs")] = "all",
+    limit: Annotated[int, typer.Option(min=1, max=50)] = 20,
+    end: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="last day of the window (UTC)")
+    ] = None,
+) -> None:
+    """Print the rising terms (Dunning G² of the window against the baseline)."""
+    from . import trends as trends_mod
+    from .api.trends import parse_days
+
+    settings, _ = _setup()
+    engine = _engine(settings)
+    try:
+        window_days = parse_days(window, "window")
+        baseline_days = parse_days(baseline, "baseline")
+        scope = trends_mod.parse_scope(category)
+    except ValueError as err:
+        raise _fail(str(err)) from err
+    with session_factory(engine)() as session:
+        report = trends_mod.get_report(
+            session,
+            scope=scope,
+            window_days=window_days,
+            baseline_days=baseline_days,
+            end=end.date() if end else None,
+        )
+    if report is None:
+        raise _fail("nothing counted yet: run `aggregator fetch` or `aggregator backfill` first", code=1)
+    table = Table(
+        title=f"rising in {report.scope}: {report.window_start}..{report.end} ({report.window_docs} items) "
+        f"vs {report.baseline_days} days before ({report.baseline_docs} items)"
+    )
+    for col in ("#", "term", "G²", "window", "baseline", "window %", "baseline %", "lift", "first seen", ""):
+        table.add_column(
+            col,
+            justify="left" if col in ("term", "") else "right",
+            min_width=26 if col == "term" else None,
+            no_wrap=col != "term",
+        )
+    for i, t in enumerate(report.terms[:limit], 1):
+        table.add_row(
+            str(i),
+            t.label,
+            f"{t.g2:.1f}",
+            str(t.window_count),
+            str(t.baseline_count),
+            f"{100 * t.window_share:.2f}",
+            f"{100 * t.baseline_share:.2f}",
+            f"{t.lift:.1f}",
+            str(t.first_seen or "-"),
+            "[green]new[/]" if t.is_new else "",
+        )
+    console.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Run the Alembic migrations up to head."""
@@ -226,6 +348,156 @@ def db_upgrade() -> None:
     console.print(
         f"database at head: {make_engine(settings.database_url).url.render_as_string(hide_password=True)}"
     )
+
+
+@users_app.command("add")
+def users_add(email: Annotated[str, typer.Argument(help="the reader's email address")]) -> None:
+    """Create a reader and print their API token and feed token (shown only this once)."""
+    from . import readers
+
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            readers.ensure_default_topics(session)
+            new = readers.create_reader(session, email)
+    except (readers.ReaderError, readers.Conflict) as err:
+        raise _fail(str(err)) from err
+    console.print(f"reader {new.reader_id} created: {new.email}", soft_wrap=True)
+    console.print(
+        "API token (shown only now; sign in at /signin or send 'Authorization: Bearer TOKEN'):",
+        soft_wrap=True,
+    )
+    print(new.token)
+    console.print(
+        "feed token (/api/me/digest.atom?token=…; rotate: POST /api/me/feed-token):", soft_wrap=True
+    )
+    print(new.feed_token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the readers (never their tokens: only digests are stored)."""
+    from . import readers
+
+    settings = get_settings()
+    engine = _engine(settings)
+    with session_factory(engine)() as session:
+        rows = readers.list_readers(session)
+    table = Table(title=f"{len(rows)} readers")
+    for col in ("id", "email", "created", "topic subscriptions"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.email, r.created_at.strftime("%Y-%m-%d %H:%M UTC"), str(r.subscriptions))
+    console.print(table)
+
+
+@feeds_app.command("import")
+def feeds_import(
+    path: Annotated[Path, typer.Argument(help="an OPML file (e.g. exported from a feed reader)")],
+) -> None:
+    """Add the feeds of an OPML file to the database as scheduled feeds. They live in the
+    database, not in feeds.toml (which stays the configuration of the feeds it lists)."""
+    from . import opml
+
+    settings = get_settings()
+    try:
+        feeds = opml.parse_opml(path.read_bytes())
+    except OSError as err:
+        raise _fail(f"cannot read {path}: {err.strerror or err}") from err
+    except opml.OpmlError as err:
+        raise _fail(f"{path}: {err}") from err
+    engine = _engine(settings)
+    with session_factory(engine)() as session, session.begin():
+        report = opml.import_feeds(session, feeds, dt.datetime.now(dt.UTC))
+    console.print(
+        f"{path}: {len(feeds)} feeds, {len(report.added)} added, {len(report.existing)} already followed"
+    )
+    for url in report.added:
+        console.print(f"  + {url}")
+
+
+@email_app.command("send-weekly")
+def email_send_weekly(
+    limit: Annotated[int | None, typer.Option(help="send at most this many messages")] = None,
+) -> None:
+    """Send the weekly emails due now (the scheduler runs this every few minutes). Exactly
+    once per reader and ISO week, also with several instances or after a crash."""
+    from .mail import send
+
+    settings = get_settings()
+    engine = _engine(settings)
+    report = send.send_due(engine, settings, limit=limit)
+    console.print(
+        f"weekly email: {report.planned} planned, {report.sent} sent, {report.retrying} to retry, "
+        f"{report.gave_up} given up, {report.bounced} bounced, {report.cancelled} cancelled",
+        soft_wrap=True,
+    )
+    for error in report.errors[:20]:
+        err_console.print(f"  {error}", soft_wrap=True, markup=False)
+    if report.aborted:
+        raise _fail(f"SMTP server {settings.smtp_host}:{settings.smtp_port} unreachable; will retry", 1)
+
+
+@email_app.command("preview")
+def email_preview(
+    reader: Annotated[str, typer.Option("--reader", help="the reader's email address")],
+    week: Annotated[str | None, typer.Option(help="ISO week like 2026-W25; default: this week")] = None,
+    text: Annotated[bool, typer.Option("--text", help="print the text part instead of the HTML")] = False,
+) -> None:
+    """Print the HTML part (or the text part) of a reader's weekly email; nothing is sent."""
+    import zoneinfo
+
+    from .mail.compose import compose_week, current_week, week_monday
+    from .mail.render import render_week
+    from .mail.tokens import EmailLinks, LinkSigner, signing_key
+    from .store.tables import Reader
+
+    settings = get_settings()
+    engine = _engine(settings)
+    with session_factory(engine)() as session:
+        row = session.scalar(sa.select(Reader).where(sa.func.lower(Reader.email) == reader.strip().lower()))
+        if row is None:
+            raise _fail(f"no reader with address {reader}")
+        week = week or current_week(dt.datetime.now(dt.UTC), zoneinfo.ZoneInfo(row.timezone or "UTC"))
+        try:
+            week_monday(week)
+        except ValueError as err:
+            raise _fail(str(err)) from err
+        content = compose_week(session, row.id, week)
+        links = EmailLinks(settings.public_base_url, LinkSigner(signing_key(session, settings)))
+        rendered = render_week(content, links, row.email_weekday, row.email_time)
+    sys.stdout.write(rendered.text if text else rendered.html)
+
+
+@email_app.command("status")
+def email_status() -> None:
+    """Weekly emails sent, pending and failed per ISO week, and the open ones with their last error."""
+    from .mail import send
+
+    settings = get_settings()
+    engine = _engine(settings)
+    with session_factory(engine)() as session:
+        status = send.email_status(session)
+    table = Table(title="weekly email sends")
+    for col in ("week", *send.STATES):
+        table.add_column(col, justify="right")
+    for week, counts in status.counts.items():
+        table.add_row(week, *(str(counts.get(s, 0)) for s in send.STATES))
+    console.print(table)
+    console.print(f"due now, not planned yet: {status.due_now}")
+    if status.open_rows:
+        rows = Table(title="not sent")
+        for col in ("week", "reader", "state", "attempts", "next attempt (UTC)", "last error"):
+            rows.add_column(col)
+        for r in status.open_rows:
+            nxt = r.next_attempt_at.strftime("%Y-%m-%d %H:%M") if r.next_attempt_at else "-"
+            if r.state == "failed" and r.next_attempt_at is None:
+                nxt = "gave up"
+            rows.add_row(
+                r.iso_week, r.email or str(r.reader_id), r.state, str(r.attempts), nxt, r.last_error or ""
+            )
+        console.print(rows)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .links import discussed_in
 from .store.tables import Feed, Item, ItemSource, Score
 
 DEFAULT_PROFILE = "default"
@@ -33,6 +34,7 @@ class DigestEntry:
     why: list[dict[str, object]]
     summary: str
     arxiv_id: str | None
+    discussed_in: int = 0  # blog posts linking this paper (aggregator.links)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ def build_digest(
         .offset(offset)
     ).all()
     sources = item_sources(session, [r.Item.id for r in rows])
+    discussed = discussed_in(session, [r.Item.id for r in rows])
     entries = [
         DigestEntry(
             id=r.Item.id,
@@ -105,6 +108,7 @@ def build_digest(
             why=list(r.why or []),
             summary=r.Item.summary,
             arxiv_id=r.Item.arxiv_id,
+            discussed_in=discussed.get(r.Item.id, 0),
         )
         for r in rows
     ]

@@ -203,9 +203,10 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
     for cfg in configs:
         listed.add(cfg.url)
         feed = existing.get(cfg.url)
-        if feed is None:
-            session.add(
-                Feed(
+        if feed is None:  # ON CONFLICT: several workers may sync the same new feeds at once
+            session.execute(
+                insert(session.connection(), Feed.__table__)
+                .values(
                     url=cfg.url,
                     name=cfg.name,
                     kind=cfg.kind,
@@ -217,6 +218,7 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
                     error_count=0,
                     disabled=False,
                 )
+                .on_conflict_do_nothing(index_elements=["url"])
             )
             continue
         feed.name, feed.interval_minutes, feed.tags, feed.scheduled = (
@@ -228,7 +230,7 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
         if cfg.kind is not None:
             feed.kind = cfg.kind
     for url, feed in existing.items():
-        if url not in listed:
+        if url not in listed and "opml" not in (feed.tags or []):  # OPML-imported feeds live in the DB
             feed.scheduled = False
     session.flush()
 
@@ -303,12 +305,12 @@ def claim_due_feeds(
     candidates = list(session.scalars(query.order_by(Feed.next_check_at, Feed.id)))
     claimed: list[int] = []
     until = now + dt.timedelta(seconds=lease_seconds)
+    free = sa.or_(Feed.lease_until.is_(None), Feed.lease_until < now)
+    # Due-ness is checked again in the UPDATE: another worker may have fetched the feed (and
+    # released its lease) between the SELECT above and this statement.
+    due = sa.true() if include_all else sa.or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now)
     for feed_id in candidates:
-        res = session.execute(
-            sa.update(Feed)
-            .where(Feed.id == feed_id, sa.or_(Feed.lease_until.is_(None), Feed.lease_until < now))
-            .values(lease_until=until)
-        )
+        res = session.execute(sa.update(Feed).where(Feed.id == feed_id, free, due).values(lease_until=until))
         if res.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(feed_id)
     session.commit()

@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from . import arxiv
+from . import observability as metrics
 from .fetch import Fetcher
 from .ingest import apply_fetch, claim_due_feeds, sync_feeds, write_entries
 from .parse import parse_feed
 from .records import FetchResult, IngestSummary, ParsedFeed
 from .settings import FeedsFile, Interests, Settings
 from .store.db import session_factory
-from .store.tables import BackfillCursor, Feed, Item
+from .store.tables import BackfillCursor, Feed, Item, Score
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,18 @@ def _record(
     return outcome, summary.new_item_ids
 
 
+def _observe(outcome: FeedOutcome, result: FetchResult, feed: Feed) -> None:
+    """Prometheus counters for one fetch (see :mod:`aggregator.observability`)."""
+    status = str(result.status) if result.status is not None else "error"
+    metrics.FETCHES.labels(status=status, outcome=outcome.state).inc()
+    if result.error is None or result.elapsed:
+        metrics.FETCH_LATENCY.observe(result.elapsed)
+    if outcome.state == "failed":
+        metrics.FETCH_ERRORS.labels(kind=feed.kind or "unknown").inc()
+    if outcome.new_items:
+        metrics.ITEMS_INGESTED.labels(kind="paper" if _is_arxiv(feed) else "post").inc(outcome.new_items)
+
+
 async def _refresh(
     engine: sa.Engine,
     settings: Settings,
@@ -121,6 +134,7 @@ async def _refresh(
             log.exception("fetch of %s failed unexpectedly", feed.url)
             result = FetchResult(feed.url, feed.url, None, error=f"unexpected error: {err!r}")
         outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+        _observe(outcome, result, feed)
         report.outcomes.append(outcome)
         report.new_item_ids.extend(new_ids)
         if progress is not None:
@@ -166,7 +180,9 @@ def update_ranking(
     """Refit the TF-IDF model (when ``refit`` or none exists) and precompute scores.
 
     After a refit every item is rescored (scores from different models are not comparable);
-    otherwise only ``new_item_ids``. Returns the number of items scored.
+    otherwise only ``new_item_ids``. Then every reader's scores are precomputed
+    (:func:`aggregator.personal.precompute_all`). Returns the number of items scored for the
+    default profile.
     """
     from . import rank  # scikit-learn stays out of processes that only serve requests
 
@@ -178,7 +194,82 @@ def update_ranking(
             new_item_ids = None
         if model is None:
             return 0
-        return rank.rescore(session, model, interests, new_item_ids, why_terms=settings.why_terms)
+        scored = rank.rescore(session, model, interests, new_item_ids, why_terms=settings.why_terms)
+        from . import personal  # per-reader scores: every reader's top items of the recent window
+
+        profiles = personal.load_profiles(session)
+        if profiles:
+            rows = personal.precompute_all(
+                session, model, profiles, new_item_ids, now=now, why_terms=settings.why_terms
+            )
+            log.info("ranking: %d rows for %d readers", rows, len(profiles))
+        return scored
+
+
+def ranking_is_stale(engine: sa.Engine) -> bool:
+    """True when there is no TF-IDF model yet, or an item was first seen after the newest
+    model was fitted (so the scheduler should refit)."""
+    from .store.tables import RankModel
+
+    with engine.connect() as conn:
+        fitted = conn.execute(sa.select(sa.func.max(RankModel.created_at))).scalar()
+        newest = conn.execute(sa.select(sa.func.max(Item.first_seen_at))).scalar()
+    if newest is None:
+        return False
+    if fitted is None:
+        return True
+    if fitted.tzinfo is None:  # SQLite keeps no zone: stored values are UTC
+        fitted, newest = fitted.replace(tzinfo=dt.UTC), newest.replace(tzinfo=dt.UTC)
+    return bool(newest > fitted)
+
+
+def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) -> int:
+    """Score, with the current model, items that have no default-profile score yet. Returns
+    how many; 0 when there is no model (the next refit scores everything)."""
+    from . import rank
+
+    with session_factory(engine)() as session, session.begin():
+        missing = list(
+            session.scalars(
+                sa.select(Item.id)
+                .outerjoin(Score, sa.and_(Score.item_id == Item.id, Score.profile == rank.DEFAULT_PROFILE))
+                .where(Score.item_id.is_(None))
+            )
+        )
+        model = rank.load_model(session) if missing else None
+        if model is None:
+            return 0
+        return rank.rescore(session, model, interests, missing, why_terms=settings.why_terms)
+
+
+@dataclass(slots=True)
+class TrendsUpdate:
+    """What :func:`update_trends` did: items counted, paper-post links found, results stored."""
+
+    counted: int = 0
+    links: int = 0
+    scopes: int = 0
+    end: dt.date | None = None
+
+
+def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[int]) -> TrendsUpdate:
+    """After an ingest: link new posts and papers (:mod:`aggregator.links`), add the new items
+    to the term counts (:func:`aggregator.trends.update_counts`, idempotent per item) and store
+    fresh default trend results for every scope (:func:`aggregator.trends.refresh_results`).
+    One transaction; with no new items nothing is written."""
+    from . import links, trends
+
+    out = TrendsUpdate()
+    if not new_item_ids:
+        return out
+    with session_factory(engine)() as session, session.begin():
+        out.links = links.link_items(session, new_item_ids)
+        out.counted = trends.update_counts(session, new_item_ids)
+        if out.counted or out.links:
+            reports = trends.refresh_results(session)
+            out.scopes = len(reports)
+            out.end = reports[0].end if reports else None
+    return out
 
 
 # --- backfill from the arXiv API -------------------------------------------------------------

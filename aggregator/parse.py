@@ -43,12 +43,21 @@ SUMMARY_MAX_CHARS = 2000
 HTML_MAX_CHARS = 200_000
 #: Dates before this year are treated as missing (placeholder dates like 1970-01-01).
 MIN_YEAR = 1990
+#: Entries kept from one document; a feed with more (a hostile or broken one) is cut here so that
+#: one fetch cannot flood the database. arXiv's largest real feeds hold a few thousand.
+MAX_ENTRIES = 20_000
+#: An untitled post gets the start of its summary, this many characters at most, as its title.
+UNTITLED_CHARS = 90
 
 _UTC = dt.UTC
 _ARXIV_GUID_PREFIX = "oai:arxiv.org:"
 _API_ERROR_MARK = "/api/errors"
 _URL_SCHEMES = {"http", "https", "mailto"}
 _WS_RE = re.compile(r"\s+")
+# C0/C1 control characters (but tab/newline, which whitespace collapsing handles) and the Unicode
+# bidirectional embedding/override/isolate controls (U+202A-U+202E, U+2066-U+2069), which can
+# make a title display reversed text ("Trojan Source", CVE-2021-42574).
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _TAG_RE = re.compile(r"<[A-Za-z/!?]")
 # Block-level tags become a space before tags are stripped, so "<p>a</p><p>b</p>" reads "a b".
 _BLOCK_TAG_RE = re.compile(
@@ -67,17 +76,28 @@ _TEXT_CLEANER = nh3.Cleaner(
 # --------------------------------------------------------------------------- public helpers
 
 
+def clean_text(text: str) -> str:
+    """``text`` without control and bidi-override characters, whitespace collapsed to single spaces."""
+    return " ".join(_CONTROL_RE.sub("", text).split())
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: the content of script/style/template/noscript/iframe
-    dropped, other tags stripped (block tags leave a space), entities unescaped, whitespace
-    collapsed to single spaces. Text without ``<`` or ``&`` only has its whitespace collapsed."""
+    dropped, other tags stripped (block tags leave a space), entities unescaped, control and
+    bidi-override characters removed, whitespace collapsed to single spaces. Markup that was
+    itself entity-escaped (``&lt;img onerror=...&gt;``, common in titles and author names) is
+    stripped too, so no tag survives into the text. Text without ``<`` or ``&`` only has its
+    whitespace collapsed."""
     if "<" not in fragment and "&" not in fragment:
-        return " ".join(fragment.split())
-    if "<" in fragment:
-        fragment = _BLOCK_TAG_RE.sub(" \\g<0>", fragment)
-        fragment = _TEXT_CLEANER.clean(fragment)
-    text = html.unescape(fragment)
-    return " ".join(text.split())
+        return clean_text(fragment)
+    for _ in range(2):  # a second pass for markup that was escaped once
+        if _TAG_RE.search(fragment):
+            fragment = _BLOCK_TAG_RE.sub(" \\g<0>", fragment)
+            fragment = _TEXT_CLEANER.clean(fragment)
+        fragment = html.unescape(fragment)
+        if not _TAG_RE.search(fragment):
+            break
+    return clean_text(fragment)
 
 
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
@@ -177,6 +197,9 @@ def _parse(
     feed: dict[str, Any] = doc.get("feed") or {}
     raw_entries: list[dict[str, Any]] = list(doc.get("entries") or [])
     problems: list[str] = []
+    if len(raw_entries) > MAX_ENTRIES:
+        problems.append(f"document has {len(raw_entries)} entries; kept the first {MAX_ENTRIES}")
+        del raw_entries[MAX_ENTRIES:]
     if doc.get("bozo"):
         problem = _bozo_problem(doc.get("bozo_exception"), len(raw_entries))
         if problem:
@@ -188,7 +211,7 @@ def _parse(
     title = _feed_title(feed)
     link = dict.get(feed, "link") or None
     if detected == "arxiv" and title.lower().startswith("feed error for query"):
-        message = " ".join(str(dict.get(feed, "subtitle") or "").split())
+        message = clean_text(str(dict.get(feed, "subtitle") or ""))
         problems.append(f"arXiv feed error: {message or title}")
 
     total = _int_or_none(dict.get(feed, "opensearch_totalresults"))
@@ -261,7 +284,7 @@ def _api_error(entries: list[dict[str, Any]]) -> str | None:
     for entry in entries:
         guid = dict.get(entry, "id") or ""
         if isinstance(guid, str) and _API_ERROR_MARK in guid and is_arxiv_url(guid):
-            message = " ".join(str(dict.get(entry, "summary") or "").split())
+            message = clean_text(str(dict.get(entry, "summary") or ""))
             return message or guid.rpartition("#")[2] or "unknown error"
     return None
 
@@ -274,7 +297,7 @@ def _build_papers(
     for entry in raw_entries:
         guid = dict.get(entry, "id") or None
         link = dict.get(entry, "link") or None
-        title = " ".join(str(dict.get(entry, "title") or "").split())
+        title = clean_text(str(dict.get(entry, "title") or ""))
         found = split_arxiv_id(guid) if guid else None
         if found is None and link:
             found = split_arxiv_id(link)
@@ -310,7 +333,7 @@ def _build_papers(
         published = _entry_date(entry, fetched)
         if published is None:
             undated += 1
-        comment = " ".join(str(dict.get(entry, "arxiv_comment") or "").split()) or None
+        comment = clean_text(str(dict.get(entry, "arxiv_comment") or "")) or None
         out.append(
             ParsedEntry(
                 kind="paper",
@@ -318,7 +341,7 @@ def _build_papers(
                 title=title,
                 url=f"https://arxiv.org/abs/{arxiv_id}",
                 authors=_paper_authors(entry, listing),
-                summary=" ".join(abstract.split()),
+                summary=clean_text(abstract),
                 published=published or fetched,
                 date_from_fetch=published is None,
                 guid=guid if isinstance(guid, str) else None,
@@ -344,7 +367,7 @@ def _paper_authors(entry: dict[str, Any], listing: bool) -> tuple[str, ...]:
     if listing and len(names) == 1:
         # rss.arxiv.org puts all authors in ONE dc:creator: "A, B (Affiliation, City), C"
         return tuple(split_author_list(names[0]))
-    return tuple(" ".join(n.split()) for n in names)
+    return tuple(clean_text(n) for n in names)
 
 
 # --------------------------------------------------------------------------- posts
@@ -386,6 +409,8 @@ def _build_posts(
             else (summary_src, summary_type)
         )
         summary_html = _display_html(rich, rich_type, link or base) if rich.strip() else None
+        if not title:  # an untitled post reads as the start of its summary, else its address
+            title = _trim_to(summary, UNTITLED_CHARS) if summary else (link or guid or "(untitled)")
 
         authors = _post_authors(entry) or feed_authors
         published = _entry_date(entry, fetched)
@@ -435,7 +460,7 @@ def _first_content(entry: dict[str, Any]) -> tuple[str, str]:
 def _display_html(source: str, source_type: str, base: str | None) -> str:
     if "html" in source_type or _TAG_RE.search(source[:HTML_MAX_CHARS]):
         return sanitize_html(source, base).strip()
-    return html.escape(" ".join(source.split()), quote=False)
+    return html.escape(clean_text(source), quote=False)
 
 
 def _post_authors(entry: dict[str, Any]) -> tuple[str, ...]:
@@ -474,11 +499,16 @@ def _absolute_link(value: object, base: str | None) -> str | None:
 
 
 def _trim(text: str) -> str:
-    if len(text) <= SUMMARY_MAX_CHARS:
+    return _trim_to(text, SUMMARY_MAX_CHARS)
+
+
+def _trim_to(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
         return text
-    cut = text[: SUMMARY_MAX_CHARS - 1]
+    cut = text[: limit - 1]
     space = cut.rfind(" ")
-    if space > SUMMARY_MAX_CHARS // 2:
+    if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-") + "…"
 
@@ -513,7 +543,7 @@ def _bozo_problem(exc: object, recovered: int) -> str | None:
     if exc is None:
         return None
     name = type(exc).__name__
-    message = " ".join(str(exc).split())
+    message = clean_text(str(exc))
     if name == "CharacterEncodingOverride":
         return f"character encoding: {message}; text may be garbled (recovered {recovered} entries)"
     if name == "NonXMLContentType":

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
 
 from . import jobs
-from .settings import ConfigError, Settings, load_feeds_file
+from . import observability as metrics
+from .settings import ConfigError, Interests, Settings, load_feeds_file
+from .store.locks import lease
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +42,86 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> jobs.RefreshReport | N
             report.count("failed"),
             report.new_items,
         )
-    if report.new_items or report.updated_items:
-        interests = feeds_file.interests if feeds_file else load_feeds_file(settings.feeds_file).interests
-        jobs.update_ranking(engine, settings, interests, report.new_item_ids, refit=True)
+    interests = feeds_file.interests if feeds_file else None
+    ranking_job(engine, settings, interests)
+    if report.new_item_ids:
+        with lease(engine, "trends", LEASE_SECONDS) as held:
+            try:
+                if held:
+                    jobs.update_trends(engine, settings, report.new_item_ids)
+            except Exception:  # trends must never stop the feed refresh
+                log.exception("trend update failed")
     return report
 
 
-def start_scheduler(engine: sa.Engine, settings: Settings) -> BackgroundScheduler:
-    """Start the background scheduler; the first pass runs at once, then every ``scheduler_tick`` s."""
-    scheduler = BackgroundScheduler(timezone=dt.UTC)
+#: A job lease outlives any normal run; a worker that dies holding one blocks the job this long.
+LEASE_SECONDS = 30 * 60
+
+
+def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | None) -> int:
+    """Refit and rescore when the model is stale, under the "rank" lease, so several workers
+    never refit at once; whichever worker next holds the lease does it.
+
+    The model is stale when there is none or an item arrived after it was fitted
+    (:func:`aggregator.jobs.ranking_is_stale`). Otherwise items that have no score yet (e.g.
+    committed by another worker while a refit was reading) are scored with the current
+    model, so nothing stays unranked. Returns the number of items scored."""
+    if interests is None:
+        try:
+            interests = load_feeds_file(settings.feeds_file).interests
+        except ConfigError:
+            return 0
+    with lease(engine, "rank", LEASE_SECONDS) as held:
+        if not held:
+            return 0
+        if jobs.ranking_is_stale(engine):
+            started = time.time()
+            log.info("refit started", extra={"job": "rank", "started": started})
+            scored = jobs.update_ranking(engine, settings, interests, refit=True)
+            log.info(
+                "refit finished: %d items scored",
+                scored,
+                extra={"job": "rank", "started": started, "finished": time.time()},
+            )
+            return scored
+        return jobs.score_unscored(engine, settings, interests)
+
+
+def email_job(engine: sa.Engine, settings: Settings) -> None:
+    """Send the weekly emails that are due (:func:`aggregator.mail.send.send_due`). Rows are
+    claimed one by one in the database, so several workers may run this at once."""
+    from .mail import send
+
+    try:
+        report = send.send_due(engine, settings)
+    except Exception:  # the next pass retries; nothing is lost (see aggregator.mail.send)
+        log.exception("weekly email pass failed")
+        return
+    if report.planned or report.sent or report.errors:
+        log.info(
+            "weekly email: %d planned, %d sent, %d to retry, %d bounced",
+            report.planned,
+            report.sent,
+            report.retrying,
+            report.bounced,
+        )
+
+
+def _observe_lag(event: JobSubmissionEvent) -> None:
+    due = max(event.scheduled_run_times)
+    lag = (dt.datetime.now(dt.UTC) - due).total_seconds()
+    metrics.SCHEDULER_LAG.labels(job=event.job_id).set(max(0.0, lag))
+
+
+def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = False) -> BaseScheduler:
+    """Start the scheduler; the first pass runs at once, then every ``scheduler_tick`` s.
+
+    ``blocking`` runs it in the calling thread (``aggregator worker``) and returns only when it
+    is shut down; otherwise it runs in a background thread (``aggregator run``)."""
+    scheduler: BaseScheduler = (
+        BlockingScheduler(timezone=dt.UTC) if blocking else BackgroundScheduler(timezone=dt.UTC)
+    )
+    scheduler.add_listener(_observe_lag, EVENT_JOB_SUBMITTED)
     scheduler.add_job(
         refresh_job,
         "interval",
@@ -52,6 +129,16 @@ def start_scheduler(engine: sa.Engine, settings: Settings) -> BackgroundSchedule
         seconds=settings.scheduler_tick,
         id="refresh-due-feeds",
         next_run_time=dt.datetime.now(dt.UTC),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        email_job,
+        "interval",
+        args=(engine, settings),
+        minutes=settings.email_interval_minutes,
+        id="send-weekly-email",
         coalesce=True,
         max_instances=1,
         misfire_grace_time=None,

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FeedKind = Literal["arxiv", "blog"]
@@ -70,6 +70,35 @@ class Settings(BaseSettings):
     arxiv_page_size: int = Field(200, ge=1, le=2000)
     max_backoff: float = Field(24 * 3600.0, gt=0, description="seconds; cap of the failure backoff")
     scheduler_tick: float = Field(60.0, gt=0, description="seconds between two 'refresh due feeds' passes")
+
+    # readers: signs the session cookie of the HTML pages. When unset, a random key is generated
+    # once and kept in the database (table app_secrets), so restarts and every instance agree.
+    secret_key: SecretStr | None = None
+
+    # weekly email (aggregator.mail). The secret key above also signs the email's 👍/👎 and
+    # unsubscribe links (one itsdangerous salt per purpose).
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(60.0, gt=0, description="seconds per SMTP command")
+    mail_from: str = "ML digest <digest@localhost>"
+    public_base_url: str = Field("http://127.0.0.1:8000", description="origin of links in emails")
+    email_interval_minutes: float = Field(5.0, gt=0, description="minutes between two send-weekly passes")
+    email_lease_seconds: float = Field(300.0, gt=0, description="seconds one claimed send stays ours")
+    email_max_attempts: int = Field(10, ge=1, description="SMTP attempts per weekly email before giving up")
+    email_retry_seconds: float = Field(60.0, gt=0, description="first retry delay; doubles, capped at 1 h")
+
+    # API hardening
+    rate_limit: str = Field("600/minute;30/second", description="per API token (or IP), `limits` notation")
+    rate_limit_storage: str = Field("memory://", description="memory:// per process, or redis://host:port")
+    max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted, bytes")
+
+    # operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int = Field(9108, ge=0, le=65535, description="port of the worker /metrics; 0 = off")
 
     # ranking
     rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")

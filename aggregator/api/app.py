@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,9 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from .. import readers
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
-from . import pages, routes
+from . import email as email_routes
+from . import me, pages, reader_pages, routes
+from . import trends as trends_routes
+from .limits import BodySizeLimit, RateLimit
 
 
 def create_app(
@@ -30,6 +35,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             upgrade(engine)
+        try:
+            with app.state.sessionmaker() as session, session.begin():
+                readers.ensure_default_topics(session)  # the built-in topic-filter catalogue
+        except sa.exc.SQLAlchemyError as err:  # e.g. migrate=False on a database not migrated yet
+            logging.getLogger(__name__).warning("built-in topic filters not created: %s", err)
         if on_start is not None:
             on_start(app)
         try:
@@ -44,9 +54,15 @@ def create_app(
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
         lifespan=lifespan,
     )
+    app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
     app.include_router(routes.router)
     app.include_router(pages.router)
+    app.include_router(trends_routes.router)
+    app.include_router(me.router)
+    app.include_router(reader_pages.router)
+    app.include_router(email_routes.router)
     return app

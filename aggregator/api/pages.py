@@ -37,5 +37,14 @@ def digest_page(
             "prev_day": digest.date - dt.timedelta(days=1),
             "next_day": digest.date + dt.timedelta(days=1),
             "limit": limit,
+            "rising": rising_terms(session),
         },
     )
+
+
+def rising_terms(session: SessionDep, limit: int = 5) -> list[dict[str, object]]:
+    """The top rising terms of all scopes (stored 7 d / 56 d result) for the page header."""
+    from ..trends import stored_payload
+
+    payload = stored_payload(session)
+    return [] if payload is None else payload["terms"][:limit]

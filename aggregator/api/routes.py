@@ -7,7 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..digest import DigestEntry, build_digest, item_sources
 from ..store.tables import Feed, Item, ItemSource
@@ -133,3 +133,13 @@ def healthz(session: SessionDep) -> Health | JSONResponse:
         body = Health(status="error", database=f"unreachable: {type(err).__name__}", items=0, feeds=0)
         return JSONResponse(body.model_dump(), status_code=503)
     return Health(status="ok", database="ok", items=items, feeds=feeds)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus exposition of this process's counters (see aggregator.observability)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from .. import observability  # noqa: F401  (registers the metrics)
+
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -25,6 +25,7 @@ class DigestItem(BaseModel):
     score: float = Field(description="cosine similarity to the interest profile, 0..1")
     why: list[WhyTerm] = Field(description="the terms that contributed most to the score")
     arxiv_id: str | None = None
+    discussed_in: int = Field(default=0, description="blog posts that link this paper")
 
 
 class DigestResponse(BaseModel):

@@ -220,3 +220,126 @@ class Feedback(Base):
     item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     value: Mapped[int]
     created_at: Mapped[dt.datetime]
+
+
+# --- trends (issue: trend monitoring; rising terms, paper-post links) --------------------------
+
+
+class TermCount(Base):
+    """Document frequency of one normalised term on one UTC day in one scope.
+
+    ``scope`` is ``all``, an arXiv category (``cs.LG``, ``cs.CV``, ``cs.CL``) or ``blogs``. The
+    primary key order (scope, term, day) serves per-term range scans; ``ix_term_counts_scope_day``
+    serves per-window scans.
+    """
+
+    __tablename__ = "term_counts"
+    __table_args__ = (sa.Index("ix_term_counts_scope_day", "scope", "day"),)
+
+    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    term: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    df: Mapped[int]
+
+
+class DayTotal(Base):
+    """How many items were counted on one UTC day in one scope (the share denominator)."""
+
+    __tablename__ = "trend_day_totals"
+
+    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    n_docs: Mapped[int]
+
+
+class TrendCounted(Base):
+    """Items already added to ``term_counts``: counting is idempotent per item."""
+
+    __tablename__ = "trend_counted"
+
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[dt.date]
+
+
+class TrendResult(Base):
+    """A stored trend computation (JSON payload of rising and new terms) that the API serves."""
+
+    __tablename__ = "trend_results"
+
+    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    window_days: Mapped[int] = mapped_column(primary_key=True)
+    baseline_days: Mapped[int] = mapped_column(primary_key=True)
+    end_day: Mapped[dt.date] = mapped_column(primary_key=True)
+    is_latest: Mapped[bool] = mapped_column(default=False)
+    computed_at: Mapped[dt.datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+class ItemLink(Base):
+    """A blog post that discusses a paper, found by arXiv id, arXiv link or exact title."""
+
+    __tablename__ = "item_links"
+    __table_args__ = (sa.Index("ix_item_links_paper", "paper_id"),)
+
+    post_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    paper_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    method: Mapped[str] = mapped_column(sa.String(8))  # "id" | "link" | "title"
+    created_at: Mapped[dt.datetime]
+
+
+class AppSecret(Base):
+    """A process-wide secret shared by every instance (e.g. the session-cookie signing key when
+    ``AGGREGATOR_SECRET_KEY`` is unset), generated once and kept so restarts keep sessions."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(256))
+    created_at: Mapped[dt.datetime]
+
+
+# --- coordination between workers --------------------------------------------------------------
+
+
+class JobLock(Base):
+    """A named lease: the holder may run the job until ``lease_until`` (UTC); after that any
+    worker may take it over, so a dead worker's job is picked up again."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(200))
+    lease_until: Mapped[dt.datetime]
+
+
+# --- email (issue: weekly email) ---------------------------------------------------------------
+
+
+class EmailSend(Base):
+    """One weekly email to one reader for one ISO week (``2026-W25``): the exactly-once record.
+
+    ``state`` moves ``pending`` → ``sending`` (claimed by one worker until ``lease_until``,
+    UTC) → ``sent`` | ``failed`` (retried at ``next_attempt_at``; NULL = gave up) |
+    ``bounced`` (permanent 5xx for the recipient). ``message_id`` (RFC 5322 ``Message-ID``) is
+    stored before the SMTP transaction and reused by every retry. See :mod:`aggregator.mail.send`.
+    """
+
+    __tablename__ = "email_sends"
+    __table_args__ = (
+        sa.UniqueConstraint("reader_id", "iso_week", name="uq_email_sends_reader_week"),
+        sa.Index("ix_email_sends_state_next", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"))
+    iso_week: Mapped[str] = mapped_column(sa.String(8))
+    state: Mapped[str] = mapped_column(sa.String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    next_attempt_at: Mapped[dt.datetime | None]
+    lease_until: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    message_id: Mapped[str | None] = mapped_column(sa.String(255))
+    scheduled_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]

@@ -1,0 +1,579 @@
+"""Reader routes: sign-up, the reader's digest (JSON and Atom), profile, email settings,
+feedback, topic filters and subscriptions, "more like this", and the feeds as OPML.
+
+Thin wrappers over :mod:`aggregator.readers`: each maps its exceptions to HTTP (ReaderError →
+422, NotFound → 404, Forbidden → 403, Conflict → 409). Every ``/api/me/*`` route needs
+``Authorization: Bearer TOKEN`` except the Atom feed, which takes the separate feed token in
+``?token=`` (feed readers cannot send headers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from .. import opml, readers
+from ..digest import item_sources
+from ..records import TopicFilter
+from ..settings import Settings
+from ..store.tables import Item, Reader
+from .auth import OptionalReaderDep, ReaderDep, unauthorized
+from .deps import SessionDep, SettingsDep
+from .me_schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    FeedTokenOut,
+    ProfileIn,
+    ProfileOut,
+    ReaderCreate,
+    ReaderCreated,
+    ReaderDigestResponse,
+    ReaderItem,
+    SettingsIn,
+    SettingsOut,
+    SimilarItem,
+    SimilarResponse,
+    SubscriptionIn,
+    TopicFields,
+    TopicGroupOut,
+    TopicIn,
+    TopicOut,
+)
+from .routes import DateQuery, DaysQuery, LimitQuery, digest_item
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_AUTH = {401: {"description": "missing or invalid bearer token"}}
+_BAD = {422: {"description": "invalid input; `detail` says which field and why"}}
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """Map :mod:`aggregator.readers` exceptions to HTTP errors with their message."""
+    try:
+        yield
+    except readers.ReaderError as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    except readers.NotFound as err:
+        raise HTTPException(status_code=404, detail=str(err.args[0] if err.args else err)) from err
+    except readers.Forbidden as err:
+        raise HTTPException(status_code=403, detail=str(err)) from err
+    except readers.Conflict as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
+
+
+def feed_url(request: Request, token: str) -> str:
+    return str(request.url_for("reader_digest_atom").include_query_params(token=token))
+
+
+# --- accounts --------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/readers",
+    response_model=ReaderCreated,
+    status_code=201,
+    tags=["readers"],
+    responses={409: {"description": "a reader with that email exists"}, **_BAD},
+)
+def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> ReaderCreated:
+    """Sign up: create a reader and return their API token and feed token, the only time
+    either is shown (only SHA-256 digests are stored)."""
+    with http_errors():
+        new = readers.create_reader(session, body.email)
+        session.commit()
+    return ReaderCreated(
+        id=new.reader_id,
+        email=new.email,
+        token=new.token,
+        feed_token=new.feed_token,
+        feed_url=feed_url(request, new.feed_token),
+    )
+
+
+# --- digest ----------------------------------------------------------------------------------------
+
+
+def _reader_item(e: readers.ReaderEntry) -> ReaderItem:
+    base = digest_item(e.entry).model_dump()
+    return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
+
+
+GroupQuery = Annotated[
+    Literal["topic"] | None, Query(description="'topic': also group the items by your topic filters")
+]
+
+
+@router.get("/api/me/digest", response_model=ReaderDigestResponse, tags=["me"], responses={**_AUTH, **_BAD})
+def my_digest(
+    reader: ReaderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    date: DateQuery = None,
+    days: DaysQuery = 1,
+    limit: LimitQuery = 50,
+    group: GroupQuery = None,
+) -> ReaderDigestResponse:
+    """Your ranked digest, best first, each item labelled with the topic filters it matches.
+    Reads your precomputed scores; until those exist, the default profile's order."""
+    d = readers.reader_digest(session, settings.tz, reader.id, date, days, limit)
+    items = {e.entry.id: _reader_item(e) for e in d.items}
+    groups = None
+    if group == "topic":
+        groups = [
+            TopicGroupOut(topic=g.slug, name=g.name, items=[items[e.entry.id] for e in g.items])
+            for g in d.groups()
+        ]
+    return ReaderDigestResponse(
+        date=d.digest.date,
+        days=days,
+        timezone=settings.timezone,
+        total=d.digest.total,
+        hidden=d.hidden,
+        profile=d.profile,
+        items=list(items.values()),
+        groups=groups,
+    )
+
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+def _x(text: str | None) -> str:
+    """Text safe for XML 1.0 (control characters removed); ElementTree escapes the rest."""
+    return _XML_BAD.sub("", text or "")
+
+
+def atom_feed(request: Request, reader: Reader, d: readers.ReaderDigest, settings: Settings) -> bytes:
+    """Atom 1.0 (RFC 4287) of a reader's digest, UTF-8 bytes. Entry ids are the items' API URLs
+    (stable); ``updated`` is the announcement/publication time; the summary is plain text."""
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        el = ET.SubElement(parent, tag, attrs)
+        if text is not None:
+            el.text = _x(text)
+        return el
+
+    feed = ET.Element("feed", xmlns=ATOM_NS)
+    sub(feed, "id", f"urn:aggregator:reader:{reader.id}:digest")
+    sub(feed, "title", f"aggregator digest for {reader.email} · {d.digest.date.isoformat()}")
+    newest = max((e.entry.published for e in d.items), default=dt.datetime.now(dt.UTC))
+    sub(feed, "updated", newest.astimezone(dt.UTC).isoformat())
+    sub(sub(feed, "author"), "name", "aggregator")
+    sub(feed, "link", rel="alternate", href=str(request.url_for("reader_digest_page")))
+    sub(feed, "generator", "aggregator")
+    for e in d.items:
+        item = e.entry
+        api_url = str(request.url_for("get_item", item_id=str(item.id)))
+        entry = sub(feed, "entry")
+        sub(entry, "id", api_url)
+        sub(entry, "title", item.title)
+        sub(entry, "link", rel="alternate", href=_x(item.url or api_url))
+        sub(entry, "updated", item.published.astimezone(dt.UTC).isoformat())
+        for name in item.authors[:20] or [item.source]:
+            sub(sub(entry, "author"), "name", name)
+        for slug in e.topics:
+            sub(entry, "category", term=slug)
+        why = ", ".join(str(w["term"]) for w in item.why)
+        lines = [f"Score {item.score:.3f} · {item.source}"]
+        if why:
+            lines.append(f"Why: {why}")
+        if item.summary:
+            lines.append(item.summary[:4000])
+        sub(entry, "summary", "\n\n".join(lines), type="text")
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+
+
+@router.get(
+    "/api/me/digest.atom",
+    tags=["me"],
+    name="reader_digest_atom",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Atom 1.0 feed of your digest",
+            "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+        },
+        401: {"description": "missing or invalid feed token"},
+        **_BAD,
+    },
+)
+def my_digest_atom(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Query(description="your feed token (not the API token)")] = None,
+    days: DaysQuery = 1,
+    limit: LimitQuery = 50,
+) -> Response:
+    """Your ranked digest as an Atom feed, for a feed reader. Authenticated by the feed token
+    in the URL; rotate it with ``POST /api/me/feed-token`` if the URL leaks."""
+    reader = readers.reader_for_feed_token(session, token)
+    if reader is None:
+        raise unauthorized("missing or invalid feed token (?token=)", error="invalid_token")
+    d = readers.reader_digest(session, settings.tz, reader.id, None, days, limit)
+    return Response(atom_feed(request, reader, d, settings), media_type="application/atom+xml; charset=utf-8")
+
+
+@router.post("/api/me/feed-token", response_model=FeedTokenOut, tags=["me"], responses=_AUTH)
+def rotate_feed_token(reader: ReaderDep, request: Request, session: SessionDep) -> FeedTokenOut:
+    """Make a new feed token (the old feed URL stops working) and return it, once."""
+    token = readers.rotate_feed_token(session, reader.id)
+    session.commit()
+    return FeedTokenOut(feed_token=token, feed_url=feed_url(request, token))
+
+
+# --- profile and settings ------------------------------------------------------------------------
+
+
+def _profile_out(p: readers.ProfileData, pending: list[str] | None = None) -> ProfileOut:
+    return ProfileOut(
+        interests=p.interests,
+        **{name: list(getattr(p, name)) for name in readers.PROFILE_LIST_FIELDS},
+        seed_papers_pending=pending or [],
+        updated_at=p.updated_at,
+    )
+
+
+def refresh_reader(app_state: Any, reader_id: int, fetch_seeds: list[str]) -> None:
+    """Background task after a profile change: fetch missing seed papers from the arXiv API
+    (``settings.arxiv_api_url``, id_list; the fetcher's timeouts and 3 s arXiv delay apply),
+    then rescore the reader. Errors are logged, never raised."""
+    try:
+        if fetch_seeds:
+            from .. import jobs
+
+            report = jobs.fetch_papers(app_state.engine, app_state.settings, fetch_seeds)
+            if report.error:
+                log.warning("fetching seed papers %s failed: %s", fetch_seeds, report.error)
+        with app_state.sessionmaker() as session:
+            readers.rescore(session, reader_id)
+    except Exception:
+        log.exception("refreshing reader %s after a profile change failed", reader_id)
+
+
+@router.get("/api/me/profile", response_model=ProfileOut, tags=["me"], responses=_AUTH)
+def get_profile(reader: ReaderDep, session: SessionDep) -> ProfileOut:
+    """Your interest profile."""
+    with http_errors():
+        p = readers.get_profile(session, reader.id)
+    return _profile_out(p, readers.missing_seed_papers(session, p.seed_papers))
+
+
+@router.put("/api/me/profile", response_model=ProfileOut, tags=["me"], responses={**_AUTH, **_BAD})
+def put_profile(
+    body: ProfileIn, reader: ReaderDep, request: Request, session: SessionDep, tasks: BackgroundTasks
+) -> ProfileOut:
+    """Change your interest profile (fields left out keep their value). Seed papers not stored
+    yet are fetched from the arXiv API in the background (listed in ``seed_papers_pending``
+    meanwhile); then your scores are recomputed."""
+    with http_errors():
+        p = readers.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
+        session.commit()
+    pending = readers.missing_seed_papers(session, p.seed_papers)
+    tasks.add_task(refresh_reader, request.app.state, reader.id, pending)
+    return _profile_out(p, pending)
+
+
+@router.get("/api/me/settings", response_model=SettingsOut, tags=["me"], responses=_AUTH)
+def get_settings(reader: ReaderDep, session: SessionDep) -> SettingsOut:
+    """Your weekly email settings."""
+    with http_errors():
+        s = readers.get_reader_settings(session, reader.id)
+    return SettingsOut.model_validate(s, from_attributes=True)
+
+
+@router.put("/api/me/settings", response_model=SettingsOut, tags=["me"], responses={**_AUTH, **_BAD})
+def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> SettingsOut:
+    """Change your weekly email settings (fields left out keep their value)."""
+    with http_errors():
+        s = readers.update_reader_settings(session, reader.id, **body.model_dump(exclude_none=True))
+        session.commit()
+    return SettingsOut.model_validate(s, from_attributes=True)
+
+
+# --- feedback --------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/me/feedback",
+    response_model=FeedbackOut,
+    tags=["me"],
+    responses={**_AUTH, 404: {"description": "no such item"}, **_BAD},
+)
+def post_feedback(body: FeedbackIn, reader: ReaderDep, session: SessionDep) -> FeedbackOut:
+    """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
+    are recomputed before the answer, so the next digest already reflects it."""
+    with http_errors():
+        published = readers.set_feedback(session, reader.id, body.item_id, body.value)
+        session.commit()
+    n = readers.rescore(session, reader.id, around=published)
+    return FeedbackOut(item_id=body.item_id, value=body.value, rescored=n)
+
+
+# --- topic filters and subscriptions ------------------------------------------------------------
+
+
+def _topic_out(t: readers.TopicInfo, reader_id: int | None, subscribed: set[str]) -> TopicOut:
+    f = t.filter
+    return TopicOut(
+        slug=f.slug,
+        name=f.name,
+        description=t.description,
+        phrases=list(f.phrases),
+        categories=list(f.categories),
+        authors=list(f.authors),
+        sources=list(f.sources),
+        negative=list(f.negative),
+        match=f.match,
+        builtin=t.created_by is None,
+        mine=reader_id is not None and t.created_by == reader_id,
+        subscribed=f.slug in subscribed,
+        subscribers=t.subscribers,
+    )
+
+
+def _subscribed(session: Session, reader_id: int | None) -> set[str]:
+    if reader_id is None:
+        return set()
+    return {t.slug for t in readers.list_subscriptions(session, reader_id)}
+
+
+def _filter(slug: str, body: TopicFields) -> TopicFilter:
+    return TopicFilter(
+        slug=slug,
+        name=body.name,
+        phrases=tuple(body.phrases),
+        categories=tuple(body.categories),
+        authors=tuple(body.authors),
+        sources=tuple(body.sources),
+        negative=tuple(body.negative),
+        match=body.match,
+    )
+
+
+@router.get("/api/topics", response_model=list[TopicOut], tags=["topics"], responses=_AUTH)
+def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut]:
+    """The catalogue of topic filters (built-in ones first). With a bearer token, ``mine`` and
+    ``subscribed`` say which are yours and which you follow."""
+    rid = reader.id if reader else None
+    subs = _subscribed(session, rid)
+    return [_topic_out(t, rid, subs) for t in readers.list_topics(session)]
+
+
+@router.post(
+    "/api/topics",
+    response_model=TopicOut,
+    status_code=201,
+    tags=["topics"],
+    responses={**_AUTH, 409: {"description": "slug taken"}, **_BAD},
+)
+def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
+    """Save a topic filter that anyone can subscribe to; only you can change or delete it."""
+    with http_errors():
+        t = readers.create_topic(session, reader.id, _filter(body.slug, body), body.description)
+        session.commit()
+    return _topic_out(t, reader.id, set())
+
+
+@router.get(
+    "/api/topics/{slug}",
+    response_model=TopicOut,
+    tags=["topics"],
+    responses={404: {"description": "no such topic filter"}},
+)
+def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> TopicOut:
+    """One topic filter."""
+    with http_errors():
+        t = readers.get_topic(session, slug)
+    rid = reader.id if reader else None
+    return _topic_out(t, rid, _subscribed(session, rid))
+
+
+@router.put(
+    "/api/topics/{slug}",
+    response_model=TopicOut,
+    tags=["topics"],
+    responses={**_AUTH, 403: {"description": "not your topic filter"}, 404: {}, **_BAD},
+)
+def update_topic(slug: str, body: TopicFields, reader: ReaderDep, session: SessionDep) -> TopicOut:
+    """Change one of your topic filters (the slug stays)."""
+    with http_errors():
+        t = readers.update_topic(session, reader.id, slug, _filter(slug, body), body.description)
+        session.commit()
+    return _topic_out(t, reader.id, _subscribed(session, reader.id))
+
+
+@router.delete(
+    "/api/topics/{slug}",
+    status_code=204,
+    tags=["topics"],
+    response_class=Response,
+    responses={**_AUTH, 403: {"description": "not your topic filter"}, 404: {}},
+)
+def delete_topic(slug: str, reader: ReaderDep, session: SessionDep) -> Response:
+    """Delete one of your topic filters, and every subscription to it."""
+    with http_errors():
+        readers.delete_topic(session, reader.id, slug)
+        session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/api/me/subscriptions", response_model=list[TopicOut], tags=["me"], responses=_AUTH)
+def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]:
+    """The topic filters you follow; the digest labels items with them."""
+    subs = readers.list_subscriptions(session, reader.id)
+    slugs = {t.slug for t in subs}
+    return [_topic_out(t, reader.id, slugs) for t in subs]
+
+
+@router.post(
+    "/api/me/subscriptions",
+    response_model=TopicOut,
+    status_code=201,
+    tags=["me"],
+    responses={**_AUTH, 404: {"description": "no such topic filter"}, **_BAD},
+)
+def subscribe(body: SubscriptionIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
+    """Follow a topic filter (again is harmless)."""
+    with http_errors():
+        t = readers.subscribe(session, reader.id, body.topic)
+        session.commit()
+    readers.rescore(session, reader.id)
+    return _topic_out(t, reader.id, _subscribed(session, reader.id))
+
+
+@router.delete(
+    "/api/me/subscriptions/{topic}",
+    status_code=204,
+    tags=["me"],
+    response_class=Response,
+    responses={**_AUTH, 404: {"description": "you do not follow that topic filter"}},
+)
+def unsubscribe(topic: str, reader: ReaderDep, session: SessionDep) -> Response:
+    """Stop following a topic filter."""
+    with http_errors():
+        readers.unsubscribe(session, reader.id, topic)
+        session.commit()
+    readers.rescore(session, reader.id)
+    return Response(status_code=204)
+
+
+# --- more like this ----------------------------------------------------------------------------
+
+#: "More like this" compares with at most this many of the newest items.
+SIMILAR_POOL = 5000
+_pool_lock = threading.Lock()
+_pool_cache: dict[tuple[int | None, int, int], tuple[list[int], Any]] = {}
+
+
+def _pool(session: Session, model: Any) -> tuple[list[int], Any]:
+    """Ids and TF-IDF matrix (n × n_terms) of the newest ``SIMILAR_POOL`` items, cached per
+    model and item count (a new item or a refit makes a new entry)."""
+    from .. import rank
+
+    n, top = session.execute(sa.select(sa.func.count(Item.id), sa.func.max(Item.id))).one()
+    key = (model.model_id, int(n or 0), int(top or 0))
+    with _pool_lock:
+        if key in _pool_cache:
+            return _pool_cache[key]
+    rows = session.execute(
+        sa.select(Item.id, Item.title, Item.summary, Item.authors)
+        .order_by(Item.published.desc(), Item.id.desc())
+        .limit(SIMILAR_POOL)
+    ).all()
+    matrix = model.transform([rank.item_text(r.title, r.summary, r.authors) for r in rows])
+    value = ([r.id for r in rows], matrix)
+    with _pool_lock:
+        _pool_cache.clear()
+        _pool_cache[key] = value
+    return value
+
+
+@router.get(
+    "/api/items/{item_id}/similar",
+    response_model=SimilarResponse,
+    tags=["items"],
+    responses={404: {"description": "no such item"}, **_BAD},
+)
+def similar_items(
+    item_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> SimilarResponse:
+    """More like this: the items whose TF-IDF vectors are closest (cosine similarity) to this
+    one's, among the newest ``SIMILAR_POOL`` items. Empty until a ranking model is fitted."""
+    from .. import rank  # scikit-learn only on this route, never on the digest path
+
+    item = session.get(Item, item_id)
+    if item is None:
+        raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
+    model = rank.load_model(session)
+    if model is None:
+        return SimilarResponse(item_id=item_id, items=[])
+    ids, matrix = _pool(session, model)
+    vec = model.transform([rank.item_text(item.title, item.summary, item.authors)])
+    scores = rank.score_matrix(matrix, vec)
+    order = [i for i in scores.argsort()[::-1] if ids[i] != item_id and scores[i] > 0][:limit]
+    if not order:
+        return SimilarResponse(item_id=item_id, items=[])
+    chosen = {ids[i]: i for i in order}
+    rows = {r.id: r for r in session.scalars(sa.select(Item).where(Item.id.in_(list(chosen))))}
+    names = item_sources(session, list(chosen))
+    out = []
+    for other_id, i in chosen.items():
+        r = rows[other_id]
+        out.append(
+            SimilarItem(
+                id=r.id,
+                title=r.title,
+                url=r.url,
+                authors=r.authors,
+                source=(names.get(r.id) or ["unknown"])[0],
+                sources=names.get(r.id, []),
+                kind=r.kind,
+                categories=r.categories,
+                published=r.published,
+                score=round(float(scores[i]), 4),
+                why=rank.explain(matrix[i], vec, model, settings.why_terms),  # type: ignore[arg-type]
+                arxiv_id=r.arxiv_id,
+            )
+        )
+    return SimilarResponse(item_id=item_id, items=out)
+
+
+# --- OPML --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/api/feeds.opml",
+    tags=["feeds"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "OPML 2.0 of the followed feeds",
+            "content": {"text/x-opml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def feeds_opml(session: SessionDep) -> Response:
+    """Every scheduled, enabled feed as OPML 2.0, for import into a feed reader."""
+    body = opml.feeds_opml(session, dt.datetime.now(dt.UTC))
+    return Response(
+        body,
+        media_type="text/x-opml; charset=utf-8",
+        headers={"Content-Disposition": 'inline; filename="feeds.opml"'},
+    )

@@ -1,0 +1,567 @@
+"""Send the weekly emails that are due, exactly once per reader and ISO week.
+
+State machine (table ``email_sends``, one row per reader and week, ``UNIQUE(reader_id,
+iso_week)``)::
+
+    pending ──claim──► sending ──SMTP 250──► sent
+       ▲                  │
+       │                  ├── 4xx / connection error ──► failed ──(next_attempt_at)──► claim again
+       │                  ├── 5xx for the recipient (RCPT) / invalid address ──► bounced
+       │                  └── crash (lease expires) ──► claimed again by the next run
+       └── planned: the reader is due this week (INSERT … ON CONFLICT DO NOTHING)
+
+1. **Plan.** A reader with the weekly email on and no bounce is *due* for ISO week W (W read
+   on their own clock) once now (UTC) ≥ their weekday and local time in W
+   (:func:`~aggregator.mail.compose.scheduled_at`). A ``pending`` row is inserted for each
+   due reader; the unique constraint makes this idempotent and safe when several instances
+   plan at once. Only the current week is planned: weeks missed while nothing ran are not
+   backfilled.
+2. **Claim.** One row at a time, right before sending it, by an atomic conditional
+   ``UPDATE … SET state='sending', lease_until=now+lease, claimed_by=<this run>, attempts=
+   attempts+1 WHERE id=? AND ((state IN ('pending','failed') AND next_attempt_at <= now) OR
+   (state='sending' AND lease_until < now))``. Exactly one instance sees ``rowcount = 1``
+   (SQLite serialises writers; PostgreSQL re-checks the ``WHERE`` on the locked row under
+   READ COMMITTED), so two instances never send the same row.
+3. **Record the Message-ID** (RFC 5322 §3.6.4) in the row (only while the claim is still
+   ours) and commit, *then* run the SMTP transaction. A retry reuses the stored Message-ID.
+4. **Mark sent** in its own short transaction as soon as the server answers 250 to DATA,
+   before anything else happens (even before the next message or QUIT).
+
+Failures: a 4xx reply or a connection error sets ``failed`` with ``next_attempt_at = now +
+min(retry × 2^(attempts−1), 1 h)`` (exponential backoff); after ``email_max_attempts`` the
+row stays ``failed`` with ``next_attempt_at`` NULL (given up; ``aggregator email status``
+shows it). A 5xx to ``RCPT TO`` (or an address email-validator rejects) sets ``bounced`` and
+``readers.email_bounced``, and the reader is skipped from then on. A 5xx to ``DATA`` (the
+message itself refused) gives up at once.
+
+The one unavoidable window (honestly): if the process dies after the SMTP server accepted
+the message (250 after DATA) but before the "sent" commit — a single ``UPDATE`` of a few
+milliseconds — the row is still ``sending`` with a Message-ID. Once its lease expires the
+next run cannot tell whether the server accepted it (SMTP has no way to ask; RFC 5321
+§4.1.1.4 and RFC 1047 describe the same ambiguity when the 250 is lost), and it sends
+again, reusing the same Message-ID, so clients and servers that deduplicate by Message-ID
+show one copy. We prefer a rare duplicate to a lost email. A crash at any other point (before
+the claim, before or during the SMTP transaction) causes neither a loss nor a duplicate: the
+row is sent exactly once, by the next run after the lease expires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import uuid
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..settings import Settings
+from ..store.db import insert, session_factory
+from ..store.tables import EmailSend, Reader
+from .compose import RisingTerm, compose_week, current_week, rising_terms, scheduled_at
+from .compose import content_days as _content_days
+from .render import build_message, new_message_id, render_week
+from .tokens import EmailLinks, LinkSigner, signing_key
+
+log = logging.getLogger(__name__)
+
+STATES = ("pending", "sending", "sent", "failed", "bounced")
+#: Cap of the retry delay, seconds.
+MAX_RETRY_DELAY = 3600.0
+SmtpFactory = Callable[[Settings], smtplib.SMTP]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _zone(name: str | None) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    reader_id: int
+    iso_week: str
+    scheduled_at: dt.datetime  # UTC
+
+
+def due_readers(session: Session, now: dt.datetime) -> list[Due]:
+    """Readers due at ``now`` (UTC) for their current ISO week: weekly email on, not bounced,
+    and their scheduled time this week has passed. Does not look at ``email_sends``."""
+    rows = session.execute(
+        sa.select(Reader.id, Reader.email_weekday, Reader.email_time, Reader.timezone).where(
+            Reader.weekly_email.is_(True), Reader.email_bounced.is_(False)
+        )
+    ).all()
+    out = []
+    for rid, weekday, hhmm, tzname in rows:
+        tz = _zone(tzname)
+        week = current_week(now, tz)
+        try:
+            at = scheduled_at(week, int(weekday) % 7, hhmm or "08:00", tz)
+        except ValueError:
+            log.warning("reader %s has an invalid email time %r; using 08:00", rid, hhmm)
+            at = scheduled_at(week, int(weekday) % 7, "08:00", tz)
+        if now >= at:
+            out.append(Due(rid, week, at))
+    return out
+
+
+def plan(engine: sa.Engine, now: dt.datetime) -> int:
+    """Insert a ``pending`` row for each due reader that has none for the week. Idempotent
+    and safe to run concurrently. Returns rows inserted."""
+    with session_factory(engine)() as session:
+        due = due_readers(session, now)
+    if not due:
+        return 0
+    table = cast(sa.Table, EmailSend.__table__)
+    with engine.begin() as conn:
+        existing = {
+            tuple(r)
+            for r in conn.execute(
+                sa.select(table.c.reader_id, table.c.iso_week).where(
+                    table.c.iso_week.in_(sorted({d.iso_week for d in due}))
+                )
+            )
+        }
+        values = [
+            {
+                "reader_id": d.reader_id,
+                "iso_week": d.iso_week,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": d.scheduled_at,
+                "scheduled_at": d.scheduled_at,
+                "created_at": now,
+            }
+            for d in due
+            if (d.reader_id, d.iso_week) not in existing
+        ]
+        if not values:
+            return 0
+        stmt = insert(conn, table).on_conflict_do_nothing(index_elements=["reader_id", "iso_week"])
+        conn.execute(stmt, values)
+    return len(values)
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+
+def _claimable(now: dt.datetime) -> Any:
+    return sa.or_(
+        sa.and_(
+            EmailSend.state.in_(("pending", "failed")),
+            EmailSend.next_attempt_at.is_not(None),
+            EmailSend.next_attempt_at <= now,
+            sa.or_(EmailSend.lease_until.is_(None), EmailSend.lease_until < now),
+        ),
+        sa.and_(EmailSend.state == "sending", EmailSend.lease_until < now),
+    )
+
+
+def claim_next(
+    engine: sa.Engine, now: dt.datetime, holder: str, lease_seconds: float, skip: set[int]
+) -> int | None:
+    """Claim the next sendable row for ``holder`` until ``now + lease_seconds``; its id, or
+    None when there is nothing left. A row another instance claims first is passed over."""
+    until = now + dt.timedelta(seconds=lease_seconds)
+    while True:
+        with engine.begin() as conn:
+            query = (
+                sa.select(EmailSend.id)
+                .where(_claimable(now))
+                .order_by(EmailSend.next_attempt_at, EmailSend.id)
+                .limit(20)
+            )
+            if skip:
+                query = query.where(EmailSend.id.not_in(sorted(skip)))
+            candidates = list(conn.scalars(query))
+        if not candidates:
+            return None
+        for row_id in candidates:
+            with engine.begin() as conn:
+                res = conn.execute(
+                    sa.update(EmailSend)
+                    .where(EmailSend.id == row_id, _claimable(now))
+                    .values(
+                        state="sending",
+                        lease_until=until,
+                        claimed_by=holder,
+                        attempts=EmailSend.attempts + 1,
+                    )
+                )
+            if res.rowcount == 1:
+                return row_id
+            skip.add(row_id)  # another instance got it
+
+
+def _finish(engine: sa.Engine, row_id: int, holder: str | None, **values: Any) -> bool:
+    """Update a claimed row (only while ``holder`` still holds it, unless None); True if done."""
+    with engine.begin() as conn:
+        stmt = sa.update(EmailSend).where(EmailSend.id == row_id)
+        if holder is not None:
+            stmt = stmt.where(EmailSend.claimed_by == holder, EmailSend.state == "sending")
+        return bool(conn.execute(stmt.values(**values)).rowcount)
+
+
+def retry_delay(attempts: int, base: float) -> float:
+    """Seconds before attempt ``attempts + 1``: ``base × 2^(attempts−1)``, at most 1 h."""
+    return float(min(base * 2 ** max(0, attempts - 1), MAX_RETRY_DELAY))
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+def smtp_connect(settings: Settings) -> smtplib.SMTP:
+    """An SMTP connection as configured: implicit TLS (``ssl``, RFC 8314), ``starttls`` (RFC
+    3207; refused if the server does not offer it) or plain (``none``), then AUTH when a user
+    is set. Raises ``OSError`` or ``smtplib.SMTPException``."""
+    timeout = settings.smtp_timeout
+    host, port = settings.smtp_host, settings.smtp_port
+    local = socket.getfqdn()
+    smtp: smtplib.SMTP
+    if settings.smtp_security == "ssl":
+        smtp = smtplib.SMTP_SSL(
+            host, port, local_hostname=local, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        smtp = smtplib.SMTP(host, port, local_hostname=local, timeout=timeout)
+        if settings.smtp_security == "starttls":
+            smtp.ehlo()
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+    if settings.smtp_user:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+        smtp.login(settings.smtp_user, password)
+    return smtp
+
+
+class _Connection:
+    """One lazily opened SMTP connection, reopened after a failed transaction."""
+
+    def __init__(self, settings: Settings, factory: SmtpFactory) -> None:
+        self.settings, self.factory = settings, factory
+        self.smtp: smtplib.SMTP | None = None
+
+    def get(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            self.smtp = self.factory(self.settings)
+        return self.smtp
+
+    def drop(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            with contextlib.suppress(Exception):  # closing a broken socket
+                smtp.close()
+
+    def quit(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """What one :func:`send_due` run did, in rows (readers)."""
+
+    planned: int = 0
+    sent: int = 0
+    retrying: int = 0
+    gave_up: int = 0
+    bounced: int = 0
+    cancelled: int = 0
+    lost_lease: int = 0
+    aborted: bool = False  # stopped early: the SMTP server could not be reached
+    errors: list[str] = field(default_factory=list)
+
+
+def _valid_address(address: str) -> str | None:
+    """None when ``address`` is a valid email address (email-validator, syntax only), else why not."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as err:
+        return str(err)
+    return None
+
+
+def _error_text(err: BaseException) -> str:
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        parts = [f"{code} {_decode(msg)}" for code, msg in err.recipients.values()]
+        return "recipient refused: " + "; ".join(parts)
+    if isinstance(err, smtplib.SMTPResponseException):
+        return f"{type(err).__name__}: {err.smtp_code} {_decode(err.smtp_error)}"
+    return f"{type(err).__name__}: {err}"[:1000]
+
+
+def _decode(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def default_holder() -> str:
+    """Identifies one send run in ``email_sends.claimed_by``: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def send_due(
+    engine: sa.Engine,
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    smtp_factory: SmtpFactory | None = None,
+    limit: int | None = None,
+    holder: str | None = None,
+) -> SendReport:
+    """Plan and send every weekly email due at ``now`` (UTC, default the clock), at most
+    ``limit`` messages. Safe to run in several processes at once and after a crash (see the
+    module doc). Never raises for SMTP or per-reader problems; they are recorded in the rows
+    and counted in the report."""
+    now = now or utcnow()
+    holder = holder or default_holder()
+    factory = smtp_factory or smtp_connect
+    report = SendReport(planned=plan(engine, now))
+    conn = _Connection(settings, factory)
+    make_session = session_factory(engine)
+    with make_session() as session:
+        signer = LinkSigner(signing_key(session, settings))
+    links = EmailLinks(settings.public_base_url, signer)
+    rising_cache: dict[dt.date, list[RisingTerm]] = {}
+    skip: set[int] = set()
+    try:
+        while limit is None or report.sent < limit:
+            row_id = claim_next(engine, now, holder, settings.email_lease_seconds, skip)
+            if row_id is None:
+                break
+            skip.add(row_id)
+            if not _send_one(
+                engine, make_session, settings, conn, links, row_id, holder, now, report, rising_cache
+            ):
+                report.aborted = True
+                break
+    finally:
+        conn.quit()
+    return report
+
+
+def _fail(
+    engine: sa.Engine,
+    settings: Settings,
+    row_id: int,
+    holder: str,
+    attempts: int,
+    error: str,
+    now: dt.datetime,
+    report: SendReport,
+    permanent: bool = False,
+) -> None:
+    give_up = permanent or attempts >= settings.email_max_attempts
+    next_at = (
+        None if give_up else now + dt.timedelta(seconds=retry_delay(attempts, settings.email_retry_seconds))
+    )
+    _finish(
+        engine,
+        row_id,
+        holder,
+        state="failed",
+        last_error=error[:2000],
+        next_attempt_at=next_at,
+        lease_until=None,
+    )
+    if give_up:
+        report.gave_up += 1
+    else:
+        report.retrying += 1
+    report.errors.append(error)
+
+
+def _bounce(
+    engine: sa.Engine, row_id: int, holder: str, reader_id: int, error: str, report: SendReport
+) -> None:
+    with engine.begin() as c:
+        c.execute(
+            sa.update(EmailSend)
+            .where(EmailSend.id == row_id, EmailSend.claimed_by == holder)
+            .values(state="bounced", last_error=error[:2000], next_attempt_at=None, lease_until=None)
+        )
+        c.execute(sa.update(Reader).where(Reader.id == reader_id).values(email_bounced=True))
+    report.bounced += 1
+    report.errors.append(error)
+
+
+def _send_one(
+    engine: sa.Engine,
+    make_session: Any,
+    settings: Settings,
+    conn: _Connection,
+    links: EmailLinks,
+    row_id: int,
+    holder: str,
+    now: dt.datetime,
+    report: SendReport,
+    rising_cache: dict[dt.date, list[RisingTerm]],
+) -> bool:
+    """Send one claimed row. False when the SMTP server cannot be reached (stop the run)."""
+    with make_session() as session:
+        row = session.get(EmailSend, row_id)
+        assert row is not None
+        reader = session.get(Reader, row.reader_id)
+        if reader is None or not reader.weekly_email or reader.email_bounced:
+            session.execute(
+                sa.delete(EmailSend).where(EmailSend.id == row_id, EmailSend.claimed_by == holder)
+            )
+            session.commit()
+            report.cancelled += 1
+            return True
+        attempts, address, reader_id = row.attempts, reader.email, reader.id
+        weekday, send_time = reader.email_weekday, reader.email_time
+        problem = _valid_address(address)
+        if problem is not None:
+            _bounce(engine, row_id, holder, reader_id, f"invalid address {address!r}: {problem}", report)
+            return True
+        try:
+            last = _content_days(row.iso_week, weekday)[1]
+            if last not in rising_cache:
+                rising_cache[last] = rising_terms(session, last)
+            week = compose_week(session, reader_id, row.iso_week, rising=rising_cache[last])
+            rendered = render_week(week, links, weekday, send_time)
+            message_id = row.message_id or new_message_id(settings.mail_from)
+            msg = build_message(rendered, mail_from=settings.mail_from, to=address, message_id=message_id)
+        except Exception as err:  # a bug or bad data for this reader must not stop the others
+            log.exception("composing the weekly email of reader %s failed", reader_id)
+            _fail(engine, settings, row_id, holder, attempts, f"compose: {_error_text(err)}", now, report)
+            return True
+    if not _finish(engine, row_id, holder, message_id=message_id):
+        report.lost_lease += 1  # our lease expired and another run took the row: leave it to them
+        return True
+    try:
+        smtp = conn.get()
+    except (OSError, smtplib.SMTPException) as err:
+        conn.drop()
+        _fail(engine, settings, row_id, holder, attempts, f"connect: {_error_text(err)}", now, report)
+        return False
+    try:
+        smtp.send_message(msg, to_addrs=[address])
+    except smtplib.SMTPRecipientsRefused as err:
+        codes = [code for code, _ in err.recipients.values()]
+        if codes and all(500 <= c < 600 for c in codes):
+            _bounce(engine, row_id, holder, reader_id, _error_text(err), report)
+        else:
+            _fail(engine, settings, row_id, holder, attempts, _error_text(err), now, report)
+        return True
+    except smtplib.SMTPDataError as err:
+        _fail(
+            engine,
+            settings,
+            row_id,
+            holder,
+            attempts,
+            _error_text(err),
+            now,
+            report,
+            permanent=500 <= err.smtp_code < 600,
+        )
+        return True
+    except (OSError, smtplib.SMTPException) as err:
+        conn.drop()  # e.g. disconnected mid-transaction: not accepted, retry later
+        _fail(engine, settings, row_id, holder, attempts, _error_text(err), now, report)
+        return True
+    # Accepted (250 after DATA). Record it at once: this commit is the unavoidable window.
+    _finish(
+        engine,
+        row_id,
+        None,
+        state="sent",
+        sent_at=utcnow(),
+        lease_until=None,
+        last_error=None,
+        next_attempt_at=None,
+    )
+    report.sent += 1
+    log.info("weekly email %s sent to reader %s (%s)", message_id, reader_id, row_id)
+    return True
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendRow:
+    id: int
+    reader_id: int
+    email: str | None
+    iso_week: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+    sent_at: dt.datetime | None
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailStatus:
+    """Rows per state, per ISO week (``counts[week][state]``), and the rows not sent yet or
+    failed, with their last error (newest weeks first)."""
+
+    counts: dict[str, dict[str, int]]
+    open_rows: list[SendRow]
+    due_now: int = 0  # readers due now without a row yet (the next run plans them)
+
+
+def email_status(session: Session, now: dt.datetime | None = None, limit: int = 50) -> EmailStatus:
+    """Sent, pending and failed sends, for ``aggregator email status``."""
+    now = now or utcnow()
+    counts: dict[str, dict[str, int]] = {}
+    for week, state, n in session.execute(
+        sa.select(EmailSend.iso_week, EmailSend.state, sa.func.count())
+        .group_by(EmailSend.iso_week, EmailSend.state)
+        .order_by(EmailSend.iso_week.desc())
+    ):
+        counts.setdefault(week, {})[state] = n
+    rows = session.execute(
+        sa.select(EmailSend, Reader.email)
+        .outerjoin(Reader, Reader.id == EmailSend.reader_id)
+        .where(EmailSend.state != "sent")
+        .order_by(EmailSend.iso_week.desc(), EmailSend.id)
+        .limit(limit)
+    ).all()
+    open_rows = [
+        SendRow(
+            r.id,
+            r.reader_id,
+            mail,
+            r.iso_week,
+            r.state,
+            r.attempts,
+            r.last_error,
+            r.next_attempt_at,
+            r.sent_at,
+            r.message_id,
+        )
+        for r, mail in rows
+    ]
+    planned = {tuple(r) for r in session.execute(sa.select(EmailSend.reader_id, EmailSend.iso_week))}
+    due = sum(1 for d in due_readers(session, now) if (d.reader_id, d.iso_week) not in planned)
+    return EmailStatus(counts, open_rows, due)

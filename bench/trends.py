@@ -1,0 +1,286 @@
+"""Trend benchmarks and the validation report on real data. Prints numbers; never fails on speed.
+
+    /work/venv/bin/python bench/trends.py [--db sqlite:///path] [--skip-million] [--requests 2000]
+
+1. Loads the real bulk arXiv papers (../shared/data/bulk/daily-arxiv-ai-enhanced, the dw-dengwei
+   days from 2026-04-01 to 2026-06-28: sampled days before June, every day in June) into a fresh
+   database through the normal ingest path (``write_entries``), calling
+   ``trends.update_counts`` after each day's ingest, as the scheduler does.
+2. Prints the top rising terms of the week ending 2026-06-28 against the 56 days before.
+3. Incremental update: 2,000 real papers of older (2025) days, re-dated to 2026-06-29, are
+   ingested; the time of ``update_counts`` on them (and of ``refresh_results``) is printed.
+4. GET /api/trends latency: N requests through a real uvicorn on loopback (httpx client,
+   keep-alive), p50/p99 printed.
+5. One million items: every real paper's term set is extracted once; 500 synthetic days of
+   2,000 items each are drawn by resampling real papers (with replacement) and their document
+   frequencies are written straight into ``term_counts``/``trend_day_totals`` of a second
+   database (SQL bulk inserts, not timed), with three injected rising terms; then
+   ``compute_report`` is timed for every scope's scheme on that corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aggregator import trends  # noqa: E402
+from aggregator.ingest import write_entries  # noqa: E402
+from aggregator.records import ParsedEntry  # noqa: E402
+from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
+from aggregator.store.tables import DayTotal, Feed, TermCount  # noqa: E402
+
+BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
+END = dt.date(2026, 6, 28)
+
+
+def load_day(day: str) -> list[dict]:
+    seen: set[str] = set()
+    out = []
+    for line in (BULK / f"dw-dengwei-{day}.jsonl").open(encoding="utf-8"):
+        paper = json.loads(line)
+        if paper["id"] not in seen:
+            seen.add(paper["id"])
+            out.append(paper)
+    return out
+
+
+def entry(paper: dict, day: str) -> ParsedEntry:
+    return ParsedEntry(
+        kind="paper",
+        key=f"arxiv:{paper['id']}",
+        title=" ".join(paper["title"].split()),
+        url=f"https://arxiv.org/abs/{paper['id']}",
+        authors=tuple(paper["authors"]),
+        summary=" ".join((paper.get("summary") or "").split()),
+        published=dt.datetime.fromisoformat(day + "T04:00:00+00:00"),
+        categories=tuple(paper["categories"]),
+        primary_category=paper["categories"][0],
+        arxiv_id=paper["id"],
+        version=1,
+        announce_type="new",
+    )
+
+
+def make_feed(session) -> int:  # type: ignore[no-untyped-def]
+    now = dt.datetime.now(dt.UTC)
+    feed = Feed(url="bench://bulk", name="bulk", kind="arxiv", created_at=now, error_count=0, disabled=False)
+    session.add(feed)
+    session.flush()
+    return feed.id
+
+
+def days_between(first: str, last: str) -> list[str]:
+    return sorted(
+        p.stem.removeprefix("dw-dengwei-")
+        for p in BULK.glob("dw-dengwei-*.jsonl")
+        if first <= p.stem.removeprefix("dw-dengwei-") <= last
+    )
+
+
+def print_table(report: trends.TrendReport, limit: int = 20) -> None:
+    print(
+        f"\nTop rising terms, scope={report.scope}, week {report.window_start}..{report.end} "
+        f"({report.window_docs} items) vs {report.baseline_days} days before ({report.baseline_docs} items)"
+    )
+    print(
+        f"{'#':>2}  {'term':<34} {'G2':>8} {'win':>5} {'base':>5} {'win %':>7} {'base %':>7} {'lift':>6}  new"
+    )
+    for i, t in enumerate(report.terms[:limit], 1):
+        print(
+            f"{i:>2}  {t.label[:34]:<34} {t.g2:>8.1f} {t.window_count:>5} {t.baseline_count:>5} "
+            f"{100 * t.window_share:>6.2f}% {100 * t.baseline_share:>6.2f}% {t.lift:>6.1f}  "
+            f"{'NEW' if t.is_new else ''}" + (f"  (+ {', '.join(t.variants[:3])})" if t.variants else "")
+        )
+    if report.new_terms:
+        print("brand-new terms: " + ", ".join(f"{t.label} ({t.window_count})" for t in report.new_terms[:10]))
+
+
+def real_data(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    make = session_factory(engine)
+    with make() as session, session.begin():
+        feed_id = make_feed(session)
+    per_day = []
+    for day in days_between("2026-04-01", END.isoformat()):
+        entries = [entry(p, day) for p in load_day(day)]
+        with make() as session, session.begin():
+            summary = write_entries(session, feed_id, entries, dt.datetime.now(dt.UTC))
+            t0 = time.perf_counter()
+            n = trends.update_counts(session, summary.new_item_ids)
+        per_day.append((day, n, time.perf_counter() - t0))
+    total = sum(n for _, n, _ in per_day)
+    print(
+        f"loaded {len(per_day)} days, {total} new papers counted; update_counts per day: "
+        f"median {np.median([s for *_, s in per_day]):.3f} s, max {max(s for *_, s in per_day):.3f} s"
+    )
+    with make() as session, session.begin():
+        t0 = time.perf_counter()
+        reports = trends.refresh_results(session, end=END)
+        print(f"refresh_results (5 scopes, 7d/56d) for {END}: {time.perf_counter() - t0:.2f} s")
+    for report in reports:
+        print_table(report, 20 if report.scope == "all" else 10)
+
+    # incremental update after a day's ingest of 2,000 items
+    pool = [p for d in days_between("2025-01-01", "2025-12-31") for p in load_day(d)]
+    random.Random(7).shuffle(pool)
+    entries = [entry(p, "2026-06-29") for p in pool[:2000]]
+    with make() as session, session.begin():
+        summary = write_entries(session, feed_id, entries, dt.datetime.now(dt.UTC))
+    with make() as session, session.begin():
+        t0 = time.perf_counter()
+        n = trends.update_counts(session, summary.new_item_ids)
+        t_update = time.perf_counter() - t0
+    with make() as session, session.begin():
+        t0 = time.perf_counter()
+        trends.refresh_results(session, end=dt.date(2026, 6, 29))
+        t_refresh = time.perf_counter() - t0
+    print(
+        f"\nincremental: update_counts for {n} new items of one day: {t_update:.2f} s "
+        f"(+ refresh_results for 5 scopes: {t_refresh:.2f} s)"
+    )
+    engine.dispose()
+
+
+def api_latency(url: str, n_requests: int) -> None:
+    import httpx
+    import uvicorn
+
+    from aggregator.api.app import create_app
+    from aggregator.settings import Settings
+
+    engine = make_engine(url)
+    app = create_app(Settings(database_url=url, rate_limit="1000000/second"), engine)  # no limiter
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    scopes = ["all", "cs.LG", "cs.CV", "cs.CL", "blogs"]
+    times = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        for i in range(50):  # warm-up
+            client.get("/api/trends", params={"category": scopes[i % 5]})
+        for i in range(n_requests):
+            t0 = time.perf_counter()
+            r = client.get(
+                "/api/trends",
+                params={"window": "7d", "baseline": "56d", "category": scopes[i % 5], "limit": 20},
+            )
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
+    server.should_exit = True
+    thread.join()
+    ms = np.array(times) * 1000
+    print(
+        f"\nGET /api/trends via uvicorn on loopback, {n_requests} sequential requests (5 scopes, limit=20): "
+        f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms"
+    )
+    engine.dispose()
+
+
+def million(url: str, n_days: int = 500, per_day: int = 2000) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    papers = [p for d in days_between("2025-01-01", "2026-07-01") for p in load_day(d)]
+    papers = list({p["id"]: p for p in papers}.values())
+    vocab: dict[str, int] = {}
+    term_ids: list[np.ndarray] = []
+    scope_of: list[tuple[str, ...]] = []
+    for p in papers:
+        terms = trends.extract_terms(trends.item_text(p["title"], p.get("summary") or ""))
+        term_ids.append(np.array([vocab.setdefault(t, len(vocab)) for t in terms], dtype=np.int64))
+        scope_of.append(trends.item_scopes("paper", p["categories"]))
+    names = np.array(list(vocab), dtype=object)
+    injected = {"quantum token routing": 0.0, "sparse reward distillation": 0.0, "hyperbolic kv cache": 0.0}
+    for t in injected:
+        vocab[t] = len(vocab)
+    names = np.array(list(vocab), dtype=object)
+    rng = np.random.default_rng(1)
+    end = dt.date(2026, 6, 28)
+    first_day = end - dt.timedelta(days=n_days - 1)
+    t_gen = time.perf_counter()
+    make = session_factory(engine)
+    n_rows = 0
+    with engine.begin() as conn:
+        stmt = insert(conn, TermCount.__table__)
+        for k in range(n_days):
+            day = first_day + dt.timedelta(days=k)
+            picks = rng.integers(0, len(papers), per_day)
+            rows = []
+            totals: Counter[str] = Counter()
+            by_scope: dict[str, list[np.ndarray]] = {}
+            for i in picks:
+                for s in scope_of[i]:
+                    totals[s] += 1
+                    by_scope.setdefault(s, []).append(term_ids[i])
+            recent = (end - day).days < 7
+            for s, arrays in by_scope.items():
+                counts = np.bincount(np.concatenate(arrays), minlength=len(vocab))
+                if s == "all":  # injected terms: flat 0.3 % before the last week, 2 % in it
+                    for j, t in enumerate(injected):
+                        counts[vocab[t]] = rng.binomial(totals[s], 0.02 if recent else 0.003 * (j > 0))
+                nz = np.flatnonzero(counts)
+                rows.extend({"scope": s, "term": names[t], "day": day, "df": int(counts[t])} for t in nz)
+            conn.execute(stmt, rows)
+            conn.execute(
+                insert(conn, DayTotal.__table__),
+                [{"scope": s, "day": day, "n_docs": n} for s, n in totals.items()],
+            )
+            n_rows += len(rows)
+    print(
+        f"\n1M corpus: {n_days} days × {per_day} items = {n_days * per_day:,} items resampled from "
+        f"{len(papers):,} real papers; {n_rows:,} term_counts rows; "
+        f"generated in {time.perf_counter() - t_gen:.0f} s"
+    )
+    with make() as session:
+        for scope in ("all", "cs.CV"):
+            t0 = time.perf_counter()
+            report = trends.compute_report(session, end=end, scope=scope)
+            took = time.perf_counter() - t0
+            print(
+                f"compute_report(scope={scope}, 7d/56d) on the 1M corpus: {took:.2f} s; "
+                f"top: {', '.join(t.term for t in report.terms[:6])}"
+            )
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", help="database URL for the real-data run (default: a temporary SQLite file)")
+    parser.add_argument("--million-db", help="database URL for the 1M-item run (default: temporary SQLite)")
+    parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=500, help="synthetic days of 2,000 items (1M = 500)")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-trends-"))
+    url = args.db or f"sqlite:///{tmp / 'real.db'}"
+    real_data(url)
+    if not args.skip_api:
+        api_latency(url, args.requests)
+    if not args.skip_million:
+        million(args.million_db or f"sqlite:///{tmp / 'million.db'}", n_days=args.days)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The reader pages in a real browser: headless Chromium (Debian's, driven by Playwright)
+against the app served by uvicorn on loopback, with the feeds of 2026-06-15 replayed by
+feedreplay. Sign in, read the digest, 👍 an item and see the ranking change, subscribe to a
+topic filter and see its label on the digest. A screenshot of /me is saved to /tmp.
+
+Skipped only when /usr/bin/chromium is missing outside CI; in CI (``CI=true``) they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import Replay
+
+from aggregator import jobs, readers
+from aggregator.api.app import create_app
+from aggregator.settings import Settings, load_feeds_file
+from aggregator.store.db import make_engine, session_factory, upgrade
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DAY = "2026-06-15"
+SCREENSHOT = Path("/tmp/aggregator-me.png")
+INTERESTS = """
+[interests]
+text = "reasoning and reinforcement learning for large language models; diffusion models for video"
+keywords = ["large language models", "reinforcement learning", "diffusion models"]
+"""
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true but {CHROMIUM} is missing: the browser tests must run in CI")
+    pytest.skip(
+        f"{CHROMIUM} is missing (apt-get install chromium); browser tests run in CI",
+        allow_module_level=True,
+    )
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Site:
+    base: str
+    engine: sa.Engine
+
+    def new_reader(self, email: str) -> str:
+        """A new reader's API token."""
+        with session_factory(self.engine)() as s, s.begin():
+            return readers.create_reader(s, email).token
+
+
+@pytest.fixture(scope="module")
+def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The replayed feeds of 2026-06-15 fetched into a temporary SQLite database and ranked,
+    served by a real uvicorn on a free loopback port (in a thread)."""
+    import uvicorn
+
+    tmp = tmp_path_factory.mktemp("browser")
+    replay_server.set_day(DAY)
+    url = f"sqlite:///{tmp / 'browser.db'}"
+    settings = Settings(
+        database_url=url,
+        feeds_file=replay_server.feeds_toml(tmp, extra=INTERESTS),
+        arxiv_delay=0.2,
+        read_timeout=5,
+        total_timeout=15,
+    )  # type: ignore[call-arg]
+    engine = make_engine(url)
+    upgrade(engine)
+    feeds_file = load_feeds_file(settings.feeds_file)
+    report = jobs.refresh_feeds(engine, settings, feeds_file, include_all=True)
+    assert report.new_items > 1000
+    jobs.update_ranking(engine, settings, feeds_file.interests)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+    yield Site(f"http://127.0.0.1:{port}", engine)
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[object]:
+    """Headless Chromium. Starts after ``site``: the sync Playwright API runs an event loop in
+    this thread, and the feed refresh of ``site`` needs ``asyncio.run``."""
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 900, "height": 1200})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+def sign_in(page: object, site: Site, token: str) -> None:
+    page.goto(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
+    assert "/signin" in page.url  # type: ignore[attr-defined]
+    page.fill("#token", token)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
+
+
+def order(page: object) -> list[int]:
+    ids = page.eval_on_selector_all("article.entry", "els => els.map(e => Number(e.dataset.itemId))")  # type: ignore[attr-defined]
+    return [int(i) for i in ids]
+
+
+def test_sign_in_and_read_the_digest(page: object, site: Site) -> None:
+    token = site.new_reader("reader1@example.com")
+    page.goto(f"{site.base}/signin")  # type: ignore[attr-defined]
+    page.fill("#token", "not-a-token")  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "not valid" in page.inner_text(".error")  # type: ignore[attr-defined]
+    sign_in(page, site, token)
+    assert "reader1@example.com" in page.inner_text("header")  # type: ignore[attr-defined]
+    ids = order(page)
+    assert len(ids) == 100 and len(set(ids)) == 100
+    first = page.locator("article.entry").first  # type: ignore[attr-defined]
+    assert first.locator("h2 a").inner_text() and first.locator("button.vote").count() == 2
+    scores = [float(s) for s in page.locator("article.entry .score").all_inner_texts()]  # type: ignore[attr-defined]
+    assert scores == sorted(scores, reverse=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)  # type: ignore[attr-defined]
+    assert SCREENSHOT.stat().st_size > 10_000
+    page.click("text=Sign out")  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/me")  # type: ignore[attr-defined]
+    assert "/signin" in page.url  # type: ignore[attr-defined]
+
+
+def test_thumbs_up_changes_the_ranking(page: object, site: Site) -> None:
+    sign_in(page, site, site.new_reader("reader2@example.com"))
+    before = order(page)
+    liked = before[70]
+    page.click(f"#item-{liked} button.vote.up")  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    assert page.get_attribute(f"#item-{liked} button.vote.up", "aria-pressed") == "true"  # type: ignore[attr-defined]
+    after = order(page)
+    assert after != before
+    assert liked in after and after.index(liked) < 70  # the liked item moved up
+    risers = [i for i in after[:30] if i not in before[:30]]
+    assert risers, "a 👍 should bring other items into the top 30"
+    # 👎 on the new first item pushes it down
+    top = after[0]
+    page.click(f"#item-{top} button.vote.down")  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    final = order(page)
+    assert top not in final[:1]
+
+
+def test_subscribing_to_a_topic_labels_the_digest(page: object, site: Site) -> None:
+    sign_in(page, site, site.new_reader("reader3@example.com"))
+    assert page.locator(".chip.topic").count() == 0  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/topics")  # type: ignore[attr-defined]
+    card = page.locator("#topic-llm-reasoning")  # type: ignore[attr-defined]
+    card.locator("button", has_text="Subscribe").click()
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    assert page.locator("#topic-llm-reasoning button", has_text="Unsubscribe").count() == 1  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
+    labels = page.locator("article.entry .chip.topic[data-topic=llm-reasoning]")  # type: ignore[attr-defined]
+    assert labels.count() > 0 and labels.first.inner_text() == "LLM reasoning"
+    page.click("text=group by topic")  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    assert page.locator("#group-llm-reasoning").count() == 1  # type: ignore[attr-defined]
+    page.screenshot(path=str(SCREENSHOT.with_name("aggregator-me-topics.png")))  # type: ignore[attr-defined]
+    # unsubscribing removes the labels
+    page.goto(f"{site.base}/topics")  # type: ignore[attr-defined]
+    page.locator("#topic-llm-reasoning button", has_text="Unsubscribe").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
+    assert page.locator(".chip.topic").count() == 0  # type: ignore[attr-defined]
+
+
+def test_profile_page_saves_through_the_form(page: object, site: Site) -> None:
+    sign_in(page, site, site.new_reader("reader4@example.com"))
+    page.click("text=Profile")  # type: ignore[attr-defined]
+    page.fill("#interests", "robot manipulation & <grasping>")  # type: ignore[attr-defined]
+    page.fill("#muted", "survey")  # type: ignore[attr-defined]
+    page.click("button:has-text('Save')")  # type: ignore[attr-defined]
+    page.wait_for_url("**/me/profile?saved=true")  # type: ignore[attr-defined]
+    assert page.input_value("#interests") == "robot manipulation & <grasping>"  # type: ignore[attr-defined]
+    page.fill("#seed_papers", "not a paper")  # type: ignore[attr-defined]
+    page.click("button:has-text('Save')")  # type: ignore[attr-defined]
+    assert "not an arXiv id" in page.inner_text(".error")  # type: ignore[attr-defined]

@@ -1,0 +1,309 @@
+"""Per-reader ranking on real arXiv papers: feedback, muting, followed authors, filters, topic
+filters, and the ``scores`` rows written (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from conftest import bulk_papers, paper_entry
+
+from aggregator import personal, rank
+from aggregator.ingest import sync_feeds, write_entries
+from aggregator.personal import ItemFields
+from aggregator.records import ReaderProfile, TopicFilter
+from aggregator.settings import FeedConfig
+from aggregator.store.db import session_factory
+from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
+
+DAYS = ["2026-06-15", "2026-06-16", "2026-06-17"]
+UTC = dt.UTC
+NOW = dt.datetime(2026, 6, 17, 12, tzinfo=UTC)
+
+
+def _source(cats: tuple[str, ...]) -> str:
+    return "arXiv cs.CV" if "cs.CV" in cats else "arXiv cs.CL"
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[tuple[dict, str]]:
+    seen: set[str] = set()
+    out = []
+    for d in DAYS:
+        for p in bulk_papers(d):
+            if p["id"] not in seen:
+                seen.add(p["id"])
+                out.append((p, d))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(papers: list[tuple[dict, str]]) -> rank.TfidfModel:
+    return rank.fit([rank.item_text(p["title"], p["summary"], p["authors"]) for p, _ in papers])
+
+
+@pytest.fixture(scope="module")
+def window(papers: list[tuple[dict, str]], model: rank.TfidfModel) -> personal.ItemWindow:
+    return personal.ItemWindow.build(
+        model,
+        list(range(len(papers))),
+        [" ".join(p["title"].split()) for p, _ in papers],
+        [" ".join(p["summary"].split()) for p, _ in papers],
+        [p["authors"] for p, _ in papers],
+        [p["categories"] for p, _ in papers],
+        [(_source(tuple(p["categories"])),) for p, _ in papers],
+        [dt.datetime.fromisoformat(d + "T04:00:00+00:00") for _, d in papers],
+    )
+
+
+def ranked(model: rank.TfidfModel, window: personal.ItemWindow, profile: ReaderProfile) -> personal.Ranked:
+    liked = window.matrix[list(profile.liked_item_ids)]
+    disliked = window.matrix[list(profile.disliked_item_ids)]
+    reader = personal.compile_reader(model, profile, liked, disliked)
+    return personal.rank_window(window, [reader])[1][0]
+
+
+def rank_of(res: personal.Ranked, row: int) -> int:
+    """0-based position of ``row`` in the ranking (excluded items last)."""
+    order = np.argsort(-res.score, kind="stable")
+    return int(np.flatnonzero(order == row)[0])
+
+
+def test_thumbs_up_moves_similar_items_up(model, window) -> None:
+    base = ReaderProfile(1, interests="large language models for mathematical reasoning")
+    before = ranked(model, window, base)
+    # a paper far from the profile, and its nearest neighbour
+    target = int(np.argsort(before.score)[len(window) // 4])
+    sims = (window.matrix @ window.matrix[target].T).toarray().ravel()
+    sims[target] = -1
+    neighbour = int(np.argmax(sims))
+    liked = ranked(model, window, ReaderProfile(1, interests=base.interests, liked_item_ids=(target,)))
+    assert rank_of(liked, neighbour) < rank_of(before, neighbour) - 100
+
+
+def test_thumbs_down_moves_similar_items_down(model, window) -> None:
+    base = ReaderProfile(1, interests="diffusion models for image and video generation")
+    before = ranked(model, window, base)
+    top = int(np.argmax(before.score))
+    sims = (window.matrix @ window.matrix[top].T).toarray().ravel()
+    sims[top] = -1
+    close = [int(i) for i in np.argsort(-sims)[:10]]
+    after = ranked(model, window, ReaderProfile(1, interests=base.interests, disliked_item_ids=(top,)))
+    moved = [rank_of(after, i) - rank_of(before, i) for i in close]
+    assert rank_of(after, top) > rank_of(before, top)
+    assert np.mean(moved) > 5 and sum(m > 0 for m in moved) >= 7
+
+
+def test_muted_keyword_demotes(model, window) -> None:
+    base = ReaderProfile(1, interests="diffusion models for image generation")
+    before = ranked(model, window, base)
+    top = int(np.argmax(before.score))
+    assert "diffusion" in window.texts[top].lower()
+    after = ranked(model, window, ReaderProfile(1, interests=base.interests, muted=("diffusion",)))
+    assert after.score[top] == pytest.approx(before.score[top] * personal.MUTE_FACTOR, rel=1e-5)
+    mask = window.phrase_mask("diffusion")
+    top20 = np.argsort(-after.score)[:20]
+    assert not mask[top20].any() and mask.sum() > 20
+
+
+def test_followed_author_is_boosted_and_listed(model, window) -> None:
+    base = ReaderProfile(1, interests="reinforcement learning for robot manipulation")
+    before = ranked(model, window, base)
+    row = int(np.argsort(before.score)[len(window) // 2])
+    author = window.authors[row][0]
+    after = ranked(
+        model, window, ReaderProfile(1, interests=base.interests, followed_authors=(author.upper(),))
+    )
+    assert rank_of(after, row) < rank_of(before, row)
+    assert after.authors[row] == [author.upper()]
+    assert after.score[row] == pytest.approx(before.score[row] + personal.AUTHOR_BOOST * 1.0, abs=0.02)
+
+
+def test_exclude_and_include_categories(model, window) -> None:
+    cv = window.rows_with_category("cs.CV")
+    assert len(cv) > 50
+    res = ranked(
+        model, window, ReaderProfile(1, interests="image segmentation", exclude_categories=("cs.CV",))
+    )
+    assert not res.keep[cv].any() and res.keep.sum() == len(window) - len(cv)
+    assert not set(personal.top_rows(res, 500).tolist()) & set(cv.tolist())
+    ro = window.rows_with_category("cs.RO")
+    res = ranked(model, window, ReaderProfile(1, interests="robots", include_categories=("cs.RO",)))
+    assert set(np.flatnonzero(res.keep).tolist()) == set(ro.tolist())
+    res = ranked(model, window, ReaderProfile(1, exclude_sources=("arXiv cs.CV",)))
+    assert not res.keep[window.rows_with_source("arxiv CS.CV")].any()
+
+
+def test_matches_topic_any_all_negative() -> None:
+    item = ItemFields(
+        "Diffusion Models for Robot Manipulation",
+        "We train policies with LLMs.",
+        categories=("cs.RO", "cs.LG"),
+        authors=("Ada  Lovelace",),
+        sources=("arXiv cs.RO",),
+    )
+    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("diffusion model", "speech")))
+    assert not personal.matches_topic(
+        item, TopicFilter("a", "A", phrases=("diffusion model", "speech"), match="all")
+    )
+    assert personal.matches_topic(
+        item, TopicFilter("a", "A", phrases=("robot manipulation",), categories=("cs.RO",), match="all")
+    )
+    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLM",)))  # plural allowed
+    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLaMA",)))
+    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("robot",), negative=("policies",)))
+    assert personal.matches_topic(item, TopicFilter("a", "A", authors=("ada lovelace",)))
+    assert personal.matches_topic(item, TopicFilter("a", "A", sources=("arxiv cs.ro",)))
+    assert not personal.matches_topic(item, TopicFilter("a", "A"))  # no criteria: nothing
+
+
+def test_topic_masks_agree_with_pure_matching_and_are_reported(model, window) -> None:
+    topics = (
+        TopicFilter("robots", "Robots", phrases=("robot", "manipulation"), categories=("cs.RO",)),
+        TopicFilter("rl-llm", "RL", phrases=("reinforcement learning", "language model"), match="all"),
+        TopicFilter("diff", "Diffusion", phrases=("diffusion",), negative=("survey", "video")),
+    )
+    for t in topics:
+        pure = np.array(
+            [
+                personal.matches_topic(
+                    ItemFields(*window.texts[r].split("\n", 1), window.categories[r], window.authors[r]), t
+                )
+                for r in range(len(window))
+            ]
+        )
+        assert (window.topic_mask(t) == pure).all() and 0 < pure.sum() < len(window)
+    res = ranked(model, window, ReaderProfile(1, interests="policy learning", topics=topics))
+    hit = int(np.flatnonzero(window.topic_mask(topics[0]))[0])
+    assert "robots" in res.topics[hit]
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    personal.clear_cache()
+    yield
+    personal.clear_cache()
+
+
+def _reader(session, rid: int) -> None:
+    session.add(
+        Reader(
+            id=rid,
+            email=f"r{rid}@example.org",
+            token_hash=f"{rid:064d}",
+            feed_token_hash=f"{rid + 1000:064d}",
+            created_at=NOW,
+        )
+    )
+
+
+def _load(engine: sa.Engine) -> rank.TfidfModel:
+    with session_factory(engine)() as s, s.begin():
+        sync_feeds(s, [FeedConfig("arXiv cs.AI", "http://127.0.0.1:9/cs.AI", "arxiv")], NOW)
+        feed_id = s.scalar(sa.select(Feed.id))
+        for d in DAYS:
+            write_entries(s, feed_id, [paper_entry(p, d) for p in bulk_papers(d)], NOW)
+        model = rank.refit(s, NOW, 90)
+        assert model is not None
+        return model
+
+
+def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
+    model = _load(engine)
+    with session_factory(engine)() as s, s.begin():
+        ids = list(s.scalars(sa.select(Item.id).order_by(Item.id)))
+        _reader(s, 1)
+        _reader(s, 2)
+        s.flush()
+        s.add(
+            Profile(
+                reader_id=1,
+                interests="reinforcement learning for reasoning in language models",
+                keywords=["reasoning"],
+                muted=["survey"],
+                followed_authors=[s.get(Item, ids[7]).authors[0]],
+                exclude_categories=["cs.CV"],
+                updated_at=NOW,
+            )
+        )
+        topic = Topic(slug="agents", name="Agents", phrases=["agent"], match="any", created_at=NOW)
+        s.add(topic)
+        s.flush()
+        s.add(Subscription(reader_id=1, topic_id=topic.id, created_at=NOW))
+        s.add(Feedback(reader_id=1, item_id=ids[3], value=1, created_at=NOW))
+        s.add(Feedback(reader_id=1, item_id=ids[4], value=-1, created_at=NOW))
+        # rows of another reader and of the default profile must survive
+        s.add(Score(profile="reader:2", item_id=ids[0], score=0.5, why=[], model_id=model.model_id))
+        s.add(Score(profile="default", item_id=ids[0], score=0.25, why=[], model_id=model.model_id))
+    with session_factory(engine)() as s:
+        prof = personal.load_profile(s, 1)
+        assert prof.score_key == "reader:1" and prof.liked_item_ids == (ids[3],)
+        assert prof.disliked_item_ids == (ids[4],) and prof.muted == ("survey",)
+        assert [t.slug for t in prof.topics] == ["agents"] and prof.exclude_categories == ("cs.CV",)
+        assert personal.load_profile(s, 2).interests == ""
+        with pytest.raises(LookupError):
+            personal.load_profile(s, 99)
+    with session_factory(engine)() as s, s.begin():
+        n = personal.precompute(s, model, prof, now=NOW, top_k=None)
+    with session_factory(engine)() as s:
+        rows = s.execute(sa.select(Score, Item.categories, Item.authors).join(Item)).all()
+        mine = [r for r in rows if r.Score.profile == "reader:1"]
+        assert len(mine) == n > 100
+        assert not any("cs.CV" in r.categories for r in mine)  # excluded: no row
+        assert all(r.Score.model_id == model.model_id for r in mine)
+        best = max(mine, key=lambda r: r.Score.score)
+        assert best.Score.why and {"term", "weight"} <= set(best.Score.why[0])
+        followed = prof.followed_authors[0]
+        with_author = [r for r in mine if followed in r.authors]
+        assert with_author and all(r.Score.authors == [followed] for r in with_author)
+        agents = [r for r in mine if r.Score.topics == ["agents"]]
+        assert agents and all(
+            personal.phrase_pattern("agent").search(
+                s.get(Item, r.Score.item_id).title + "\n" + s.get(Item, r.Score.item_id).summary
+            )
+            for r in agents[:20]
+        )
+        others = {
+            (r.Score.profile, r.Score.item_id): r.Score.score for r in rows if r.Score.profile != "reader:1"
+        }
+        assert others == {("reader:2", ids[0]): 0.5, ("default", ids[0]): 0.25}
+    # top-K bounds the rows, and a second run replaces (not adds to) the reader's rows
+    with session_factory(engine)() as s, s.begin():
+        assert personal.precompute(s, model, prof, now=NOW, top_k=50) == 50
+    with session_factory(engine)() as s:
+        count = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile == "reader:1"))
+        assert count == 50
+
+
+def test_precompute_all_and_new_items(engine: sa.Engine) -> None:
+    model = _load(engine)
+    with session_factory(engine)() as s, s.begin():
+        for rid in (1, 2, 3):
+            _reader(s, rid)
+        s.flush()
+        s.add(Profile(reader_id=1, interests="speech recognition", updated_at=NOW))
+        s.add(Profile(reader_id=2, interests="robot manipulation", updated_at=NOW))
+    with session_factory(engine)() as s, s.begin():
+        profiles = personal.load_profiles(s)
+        assert [p.reader_id for p in profiles] == [1, 2, 3]
+        n = personal.precompute_all(s, model, profiles, now=NOW, top_k=30)
+        assert n == 90
+        new_ids = list(s.scalars(sa.select(Item.id).order_by(Item.id.desc()).limit(10)))
+        assert personal.precompute_all(s, model, profiles[:1], new_ids, now=NOW, top_k=None) == 10
+    with session_factory(engine)() as s:
+        per = dict(s.execute(sa.select(Score.profile, sa.func.count()).group_by(Score.profile)).all())
+        assert per["reader:2"] == 30 and per["reader:3"] == 30 and 30 <= per["reader:1"] <= 40
+        top2 = s.execute(
+            sa.select(Item.title, Item.summary)
+            .join(Score, Score.item_id == Item.id)
+            .where(Score.profile == "reader:2")
+            .order_by(Score.score.desc())
+            .limit(5)
+        ).all()
+        assert sum("robot" in (t + a).lower() for t, a in top2) >= 4
