@@ -99,11 +99,29 @@ def run(
 def api(
     host: Annotated[str | None, typer.Option(help="listen address (default AGGREGATOR_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve HTTP only (no scheduler), to scale out behind a load balancer."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    _serve(settings, _engine(settings), host, port, scheduler=False)
+    engine = _engine(settings)  # migrates once, before any worker starts
+    if workers == 1:
+        _serve(settings, engine, host, port, scheduler=False)
+        return
+    import uvicorn
+
+    engine.dispose()
+    host, port = host or settings.host, port or settings.port
+    console.print(f"aggregator api: {workers} workers at http://{host}:{port}/")
+    uvicorn.run(
+        "aggregator.api.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()

@@ -35,6 +35,8 @@ class DigestEntry:
     summary: str
     arxiv_id: str | None
     discussed_in: int = 0  # blog posts linking this paper (aggregator.links)
+    stored_topics: list[str] | None = None  # topic slugs precomputed with a reader's score
+    stored_authors: list[str] | None = None  # followed authors precomputed with a reader's score
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,41 +76,63 @@ def build_digest(
     offset: int = 0,
     profile: str = DEFAULT_PROFILE,
     now: dt.datetime | None = None,
+    scored_only: bool = False,
 ) -> Digest:
     """The ranked digest: items of the ``days`` local days ending ``day`` (default: today, or
-    the latest day with items), ordered by score, ties broken by recency."""
+    the latest day with items), ordered by the precomputed score of ``profile``, ties broken
+    by recency. ``scored_only`` keeps only items that have a score row (a reader's scores
+    hold their top items of the window, see :mod:`aggregator.personal`), which lets the query
+    walk the ``(profile, item)`` rows instead of every item of the window. Reads only: one
+    count, one ranked page of columns (no ORM objects), then sources and links of that page."""
     if day is None:
         day = latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
     start, end = day_window(day, days, tz)
     in_window = sa.and_(Item.published >= start, Item.published < end)
     total = session.scalar(sa.select(sa.func.count()).select_from(Item).where(in_window)) or 0
-    score = sa.func.coalesce(Score.score, 0.0)
-    rows = session.execute(
-        sa.select(Item, score.label("score"), Score.why)
-        .outerjoin(Score, sa.and_(Score.item_id == Item.id, Score.profile == profile))
-        .where(in_window)
-        .order_by(score.desc(), Item.published.desc(), Item.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    sources = item_sources(session, [r.Item.id for r in rows])
-    discussed = discussed_in(session, [r.Item.id for r in rows])
+    columns = (
+        Item.id,
+        Item.title,
+        Item.url,
+        Item.authors,
+        Item.kind,
+        Item.categories,
+        Item.published,
+        Item.summary,
+        Item.arxiv_id,
+        Score.why,
+        Score.topics,
+        Score.authors.label("followed"),
+    )
+    on_profile = sa.and_(Score.item_id == Item.id, Score.profile == profile)
+    if scored_only:
+        query = sa.select(Score.score.label("score"), *columns).join(Item, on_profile)
+        order = (Score.score.desc(), Item.published.desc(), Item.id.desc())
+    else:
+        score = sa.func.coalesce(Score.score, 0.0)
+        query = sa.select(score.label("score"), *columns).outerjoin(Score, on_profile)
+        order = (score.desc(), Item.published.desc(), Item.id.desc())
+    rows = session.execute(query.where(in_window).order_by(*order).limit(limit).offset(offset)).all()
+    ids = [r.id for r in rows]
+    sources = item_sources(session, ids)
+    discussed = discussed_in(session, ids)
     entries = [
         DigestEntry(
-            id=r.Item.id,
-            title=r.Item.title,
-            url=r.Item.url,
-            authors=list(r.Item.authors),
-            source=(sources.get(r.Item.id) or ["unknown"])[0],
-            sources=sources.get(r.Item.id, []),
-            kind=r.Item.kind,
-            categories=list(r.Item.categories),
-            published=r.Item.published,
+            id=r.id,
+            title=r.title,
+            url=r.url,
+            authors=list(r.authors),
+            source=(sources.get(r.id) or ["unknown"])[0],
+            sources=sources.get(r.id, []),
+            kind=r.kind,
+            categories=list(r.categories),
+            published=r.published,
             score=round(float(r.score), 4),
             why=list(r.why or []),
-            summary=r.Item.summary,
-            arxiv_id=r.Item.arxiv_id,
-            discussed_in=discussed.get(r.Item.id, 0),
+            summary=r.summary,
+            arxiv_id=r.arxiv_id,
+            discussed_in=discussed.get(r.id, 0),
+            stored_topics=r.topics,
+            stored_authors=r.followed,
         )
         for r in rows
     ]
@@ -116,8 +140,8 @@ def build_digest(
 
 
 def item_sources(session: Session, item_ids: list[int]) -> dict[int, list[str]]:
-    """Feed names that announced each item: primary ("new") announcements before cross-lists,
-    then in order of arrival."""
+    """Feed names that announced each item: scheduled feeds before the arXiv API backfill,
+    primary ("new") announcements before replacements and cross-lists, then by arrival."""
     out: dict[int, list[str]] = {}
     if not item_ids:
         return out
@@ -126,7 +150,11 @@ def item_sources(session: Session, item_ids: list[int]) -> dict[int, list[str]]:
         .join(Feed, Feed.id == ItemSource.feed_id)
         .where(ItemSource.item_id.in_(item_ids))
         .order_by(
-            ItemSource.item_id, (ItemSource.announce_type == "cross"), ItemSource.seen_at, ItemSource.id
+            ItemSource.item_id,
+            Feed.scheduled.desc(),
+            sa.case({"new": 0, "cross": 2}, value=ItemSource.announce_type, else_=1),
+            ItemSource.seen_at,
+            ItemSource.id,
         )
     )
     for item_id, name in rows:

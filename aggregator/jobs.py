@@ -253,8 +253,8 @@ class TrendsUpdate:
 
 
 def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[int]) -> TrendsUpdate:
-    """After an ingest: link new posts and papers (:mod:`aggregator.links`), add the new items
-    to the term counts (:func:`aggregator.trends.update_counts`, idempotent per item) and store
+    """After an ingest: link new posts and papers (:mod:`aggregator.links`), add the new dated
+    items to the term counts (:func:`aggregator.trends.update_counts`, idempotent per item) and store
     fresh default trend results for every scope (:func:`aggregator.trends.refresh_results`).
     One transaction; with no new items nothing is written."""
     from . import links, trends
@@ -264,7 +264,14 @@ def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[
         return out
     with session_factory(engine)() as session, session.begin():
         out.links = links.link_items(session, new_item_ids)
-        out.counted = trends.update_counts(session, new_item_ids)
+        # An undated post (its date is the fetch time) would count its terms on the day it was
+        # first fetched: a blog's whole undated archive would look like a burst. Not counted.
+        dated = list(
+            session.scalars(
+                sa.select(Item.id).where(Item.id.in_(list(new_item_ids)), Item.date_from_fetch.is_(False))
+            )
+        )
+        out.counted = trends.update_counts(session, dated)
         if out.counted or out.links:
             reports = trends.refresh_results(session)
             out.scopes = len(reports)

@@ -35,9 +35,18 @@ inner-join ``scores`` on ``profile = score_key``**: an item without a row is exc
 the reader's top-K. ``why`` is filled for the best ``why_top`` rows (the rest get ``[]``).
 
 Speed: the window's item matrix (n_items × n_terms, CSR float32), ids, publication times,
-authors, categories and sources are cached per process and model (:func:`item_window`),
-refreshed incrementally when items are added or changed. :func:`precompute_all` scores all
-readers with two sparse products (n_items × n_terms) @ (n_terms × n_readers).
+authors, categories and sources are cached per process and model (:func:`item_window`); its
+validity is checked with one aggregate query (count, min/max/sum of ids, newest
+``updated_at``), and it is refreshed incrementally when items are added or changed.
+:func:`precompute_all` builds all readers' query parts as one n_readers × n_terms sparse
+matrix in one pass, then per chunk of readers runs two products (n_items × n_terms CSR) @
+(n_terms × chunk dense) — Rocchio, then PRF, whose centroids are one more sparse product —
+applies boosts and filters as vector operations on memoised masks, takes every reader's
+top-K with one ``argpartition`` over the block, computes ``why`` for the best ``why_top`` rows
+only (one sparse elementwise product per chunk), and writes all rows with one executemany
+(SQLite) or COPY (PostgreSQL). Queries stay sparse: ``clip(x − b·background, 0)`` is computed
+on the nonzeros of ``x`` (the background is ≥ 0, so every other term clips to 0). A single
+reader (:func:`precompute` after feedback) takes a dense-free path on the query's terms.
 
 Imports: this module loads numpy/scipy only; scikit-learn is imported by :mod:`aggregator.rank`
 when a model is loaded, not by importing this module (so ``matches_topic``/``load_profile`` stay
@@ -49,7 +58,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +68,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .records import ReaderProfile, TopicFilter
-from .store.db import insert
 from .store.tables import Feed, Feedback, Item, ItemSource, Profile, Reader, Score, Subscription, Topic
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
@@ -174,6 +182,7 @@ class ItemWindow:
     sources: list[tuple[str, ...]]
     model_id: int | None = None
     updated: np.ndarray | None = None  # n_items float64, items.updated_at (cache refresh)
+    stamp: tuple[Any, ...] | None = None  # the items' fingerprint when cached (item_window)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -291,7 +300,7 @@ class ItemWindow:
             hit = stack.all(axis=0) if topic.match == "all" else stack.any(axis=0)
             for n in topic.negative:
                 hit &= ~self.phrase_mask(n)
-            return hit
+            return np.asarray(hit, dtype=bool)
 
         return self._memoised(("topic", topic), make)
 
@@ -345,10 +354,29 @@ def _row_mean(rows: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
 
 
 def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows L2-normalised (zero rows stay zero), float32 CSR."""
     m = sp.csr_matrix(m, dtype=np.float32)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    sq = m.data.astype(np.float64) ** 2
+    lengths = np.diff(m.indptr)
+    sums = np.zeros(m.shape[0], dtype=np.float64)
+    nz = lengths > 0
+    if nz.any():
+        sums[nz] = np.add.reduceat(sq, m.indptr[:-1][nz])
+    norms = np.sqrt(sums)
     norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ m, dtype=np.float32)
+    m.data = (m.data / np.repeat(norms, lengths)).astype(np.float32)
+    return m
+
+
+def _clip_rows(m: sp.csr_matrix, bg: np.ndarray) -> sp.csr_matrix:
+    """``l2(max(m − bg, 0))`` computed on the nonzeros of ``m`` only: ``bg`` ≥ 0, so an entry
+    outside them is 0 − bg ≤ 0 and clipped to 0 anyway. Exactly the dense formula, sparse."""
+    m = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    m.sum_duplicates()
+    m.data -= bg[m.indices]
+    np.maximum(m.data, 0, out=m.data)
+    m.eliminate_zeros()
+    return _l2_rows(m)
 
 
 def profile_vectors(
@@ -405,82 +433,157 @@ def compile_reader(
     return ReaderInputs(profile, sp.csr_matrix(base, dtype=np.float32), sp.csr_matrix(d), rated)
 
 
-def _l2_dense(q: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(q, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    q /= norms
-    return q
-
-
-def _sparse_rows_dense(rows: Sequence[sp.csr_matrix], n_terms: int) -> np.ndarray:
-    out = np.zeros((len(rows), n_terms), dtype=np.float32)
-    for j, r in enumerate(rows):
-        r = sp.csr_matrix(r)
-        out[j, r.indices] = r.data
-    return out
+def _similarities_t(window: ItemWindow, queries: sp.csr_matrix) -> np.ndarray:
+    """Cosine similarity of every query with every item: n_readers × n_items float32 (C order:
+    one reader's row is contiguous). ``queries``: n_readers × n_terms CSR, rows L2-normalised.
+    One reader uses the window's CSC matrix restricted to the query's nonzero terms; several use
+    one CSR × dense product (n_items × n_terms) @ (n_terms × n_readers)."""
+    n = queries.shape[0]
+    if n == 1:
+        q = sp.csr_matrix(queries)
+        q.sum_duplicates()
+        csc = window._memoised("csc", lambda: window.matrix.tocsc())
+        return np.asarray(csc[:, q.indices] @ q.data, dtype=np.float32).reshape(1, -1)
+    dense = sp.csr_matrix(queries.T, dtype=np.float32).toarray()  # n_terms × n_readers, C order
+    return np.ascontiguousarray(np.asarray(window.matrix @ dense, dtype=np.float32).T)
 
 
 def similarities(window: ItemWindow, queries: np.ndarray) -> np.ndarray:
     """Cosine similarity of every item with every query: n_items × n_readers float32.
-    ``queries``: n_readers × n_terms dense, rows L2-normalised. One reader uses the window's
-    CSC matrix restricted to the query's nonzero terms; several use one CSR × dense product."""
-    if queries.shape[0] == 1:
-        q = queries[0]
-        cols = np.flatnonzero(q)
-        csc = window._memoised("csc", lambda: window.matrix.tocsc())
-        return np.asarray(csc[:, cols] @ q[cols], dtype=np.float32).reshape(-1, 1)
-    return np.asarray(window.matrix @ queries.T, dtype=np.float32)
+    ``queries``: n_readers × n_terms dense (or CSR), rows L2-normalised."""
+    return _similarities_t(window, sp.csr_matrix(queries, dtype=np.float32)).T
+
+
+def _query_matrix(
+    window: ItemWindow, base: sp.csr_matrix, disliked: sp.csr_matrix, rated_rows: Sequence[np.ndarray]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The final queries q2 of n readers (n × n_terms CSR, rows L2-normalised; an empty row for
+    a reader with an empty profile) and their similarities with the window's items (n ×
+    n_items, reader-major): Rocchio and background subtraction, then one round of
+    pseudo-relevance feedback over the whole window, for all readers at once (two sparse ×
+    dense products and one sparse product for the PRF centroids). ``base``/``disliked``: n ×
+    n_terms (see :class:`ReaderInputs`); ``rated_rows``: per reader, window rows left out of
+    PRF."""
+    n = base.shape[0]
+    if n == 1:
+        return _query_one(window, base, disliked, rated_rows[0])
+    bg = BACKGROUND * window.background
+    q1 = _clip_rows(base, bg)
+    if len(window) == 0:
+        return q1, np.zeros((n, 0), dtype=np.float32)
+    first = _similarities_t(window, q1)
+    nonempty = np.diff(q1.indptr) > 0
+    if PRF_DOCS <= 0 or not nonempty.any():
+        return q1, first
+    m = min(PRF_DOCS, len(window))
+    readers = np.flatnonzero(nonempty)
+    block = first[readers] if len(readers) < n else first.copy()
+    rr = [(k, rated_rows[j]) for k, j in enumerate(readers.tolist()) if len(rated_rows[j])]
+    if rr:
+        block[
+            np.concatenate([np.full(len(r), k) for k, r in rr]), np.concatenate([r for _, r in rr])
+        ] = -np.inf
+    if m < len(window):
+        top = np.argpartition(-block, m - 1, axis=1)[:, :m]
+    else:
+        top = np.broadcast_to(np.arange(len(window)), (len(readers), len(window)))
+    sel = sp.csr_matrix(
+        (np.ones(top.size, dtype=np.float32), (np.repeat(readers, top.shape[1]), top.ravel())),
+        shape=(n, len(window)),
+    )
+    prf = _l2_rows(sel @ window.matrix)
+    q2 = q1 + PRF_WEIGHT * prf - sp.csr_matrix(disliked, dtype=np.float32)
+    q2 = _clip_rows(q2, bg)
+    if not nonempty.all():  # an empty profile is not expanded: its query stays empty
+        q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
+        q2.eliminate_zeros()
+    return q2, _similarities_t(window, q2)
+
+
+def _rows_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of the given rows of ``m``, sparse: (sorted column ids, float64 values), from the raw
+    CSR arrays."""
+    starts, ends = m.indptr[rows], m.indptr[rows + 1]
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    at = offsets + np.arange(int(lengths.sum()))
+    cols, inverse = np.unique(m.indices[at], return_inverse=True)
+    return cols, np.bincount(inverse, weights=m.data[at], minlength=len(cols))
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    norm = np.sqrt(np.square(values, dtype=np.float64).sum())  # not np.dot: BLAS threads cost ms
+    return (values / norm if norm > 0 else values).astype(np.float32)
+
+
+def _query_one(
+    window: ItemWindow, base: sp.csr_matrix, disliked: sp.csr_matrix, rated: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """:func:`_query_matrix` for one reader: the same formula on the query's nonzero terms only
+    (a few hundred to a few thousand), since building sparse matrices costs more than the
+    arithmetic for a single row."""
+    n_terms = window.matrix.shape[1]
+    bg = BACKGROUND * window.background
+    csc = window._memoised("csc", lambda: window.matrix.tocsc())
+
+    def clipped(cols: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = values - bg[cols]
+        keep = values > 0
+        return cols[keep], _unit(values[keep])
+
+    def result(cols: np.ndarray, values: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        q = sp.csr_matrix((values, cols, np.asarray([0, len(cols)])), shape=(1, n_terms))
+        sims = np.asarray(csc[:, cols] @ values, dtype=np.float32).reshape(1, -1)
+        return q, sims
+
+    b = sp.csr_matrix(base, dtype=np.float32)
+    b.sum_duplicates()
+    c1, v1 = clipped(b.indices, b.data)
+    if len(window) == 0 or PRF_DOCS <= 0 or len(c1) == 0:
+        return result(c1, v1)
+    first = result(c1, v1)[1][0]
+    m = min(PRF_DOCS, len(window))
+    if len(rated):
+        first[rated] = -np.inf
+    top = np.argpartition(-first, m - 1)[:m] if m < len(first) else np.arange(len(first))
+    cp, vp = _rows_sum(window.matrix, top)
+    cols = np.union1d(c1, cp)
+    values = np.zeros(len(cols), dtype=np.float32)
+    values[np.searchsorted(cols, c1)] += v1
+    values[np.searchsorted(cols, cp)] += PRF_WEIGHT * _unit(vp)
+    d = sp.csr_matrix(disliked, dtype=np.float32)
+    d.sum_duplicates()
+    at = np.searchsorted(cols, d.indices)
+    hit = (at < len(cols)) & (cols[np.minimum(at, len(cols) - 1)] == d.indices)
+    values[at[hit]] -= d.data[hit]
+    return result(*clipped(cols, values))
+
+
+def _inputs_matrices(
+    window: ItemWindow, readers: Sequence[ReaderInputs]
+) -> tuple[sp.csr_matrix, sp.csr_matrix, list[np.ndarray]]:
+    n_terms = window.matrix.shape[1]
+
+    def stack(rows: list[sp.csr_matrix]) -> sp.csr_matrix:
+        return sp.csr_matrix(sp.vstack(rows, format="csr") if rows else (0, n_terms), dtype=np.float32)
+
+    pos = window.position
+    rated = [np.asarray(sorted(pos[i] for i in r.rated if i in pos), dtype=np.int64) for r in readers]
+    if len(readers) == 1:
+        return readers[0].base, readers[0].disliked, rated
+    return stack([r.base for r in readers]), stack([r.disliked for r in readers]), rated
 
 
 def reader_queries(window: ItemWindow, readers: Sequence[ReaderInputs]) -> tuple[np.ndarray, np.ndarray]:
     """The final queries q2 (n_readers × n_terms dense float32, rows L2-normalised; a zero row
     for a reader with an empty profile) and their similarities with the window's items
-    (n_items × n_readers): Rocchio and background subtraction, then one round of
-    pseudo-relevance feedback over the whole window."""
+    (n_items × n_readers). See :func:`_query_matrix` (the sparse form used by
+    :func:`precompute_all`)."""
     n_terms = window.matrix.shape[1]
     if not readers:
         return np.zeros((0, n_terms), dtype=np.float32), np.zeros((len(window), 0), dtype=np.float32)
-    bg = BACKGROUND * window.background
-    q1 = _sparse_rows_dense([r.base for r in readers], n_terms)
-    q1 -= bg
-    np.maximum(q1, 0, out=q1)
-    _l2_dense(q1)
-    if len(window) == 0:
-        return q1, np.zeros((0, len(readers)), dtype=np.float32)
-    first = similarities(window, q1)
-    if PRF_DOCS <= 0:
-        return q1, first
-    m = min(PRF_DOCS, len(window))
-    sel_rows, sel_cols = [], []
-    nonempty = q1.any(axis=1)
-    for j, r in enumerate(readers):
-        if not nonempty[j]:
-            continue  # empty profile: nothing to expand
-        col = first[:, j]
-        if r.rated:
-            col = col.copy()
-            for iid in r.rated:
-                row = window.position.get(iid)
-                if row is not None:
-                    col[row] = -np.inf
-        top = np.argpartition(-col, m - 1)[:m] if m < len(col) else np.arange(len(col))
-        sel_rows.append(np.full(len(top), j))
-        sel_cols.append(top)
-    if not sel_rows:
-        return q1, first
-    rows_, cols_ = np.concatenate(sel_rows), np.concatenate(sel_cols)
-    sel = sp.csr_matrix(
-        (np.ones(len(rows_), dtype=np.float32), (rows_, cols_)), shape=(len(readers), len(window))
-    )
-    q2 = _l2_dense((sel @ window.matrix).toarray().astype(np.float32))
-    q2 *= PRF_WEIGHT
-    q2 += q1
-    q2 -= _sparse_rows_dense([r.disliked for r in readers], n_terms)
-    q2 -= bg
-    np.maximum(q2, 0, out=q2)
-    q2[~nonempty] = 0
-    _l2_dense(q2)
-    return q2, similarities(window, q2)
+    q, sims = _query_matrix(window, *_inputs_matrices(window, readers))
+    return q.toarray().astype(np.float32), sims.T
 
 
 def recency(published: np.ndarray, now: float) -> np.ndarray:
@@ -502,44 +605,127 @@ class Ranked:
     topics: dict[int, list[str]]
 
 
+def _keep_mask(window: ItemWindow, profile: ReaderProfile) -> np.ndarray | None:
+    """n_items bool (not excluded by the reader's filters), memoised per filter set; None when
+    nothing is excluded."""
+    key = (
+        "keep",
+        tuple(profile.exclude_categories),
+        tuple(profile.exclude_sources),
+        tuple(profile.include_categories),
+        tuple(profile.include_sources),
+    )
+    if not any(key[1:]):
+        return None
+
+    def make() -> np.ndarray:
+        keep = np.ones(len(window), dtype=bool)
+        for c in profile.exclude_categories:
+            keep[window.rows_with_category(c)] = False
+        for s in profile.exclude_sources:
+            keep[window.rows_with_source(s)] = False
+        if profile.include_categories or profile.include_sources:
+            inc = np.zeros(len(window), dtype=bool)
+            for c in profile.include_categories:
+                inc[window.rows_with_category(c)] = True
+            for s in profile.include_sources:
+                inc[window.rows_with_source(s)] = True
+            keep &= inc
+        return keep
+
+    return window._memoised(key, make)  # type: ignore[no-any-return]
+
+
+def _author_rows(window: ItemWindow, followed: Sequence[str]) -> np.ndarray:
+    """Rows with at least one followed author (unique, sorted)."""
+    if not followed:
+        return _EMPTY
+    return window._memoised(  # type: ignore[no-any-return]
+        ("author_rows", tuple(followed)),
+        lambda: np.unique(np.concatenate([window.rows_with_author(a) for a in followed])),
+    )
+
+
+def _topic_boost(window: ItemWindow, topics: Sequence[TopicFilter]) -> np.ndarray | None:
+    """``TOPIC_BOOST · min(n matched topics, MAX_TOPIC_BOOSTS)`` per item (memoised per topic
+    set); None without topics."""
+    if not topics:
+        return None
+
+    def make() -> np.ndarray:
+        counts = np.zeros(len(window), dtype=np.float32)
+        for t in topics:
+            counts += window.topic_mask(t)
+        return (TOPIC_BOOST * np.minimum(counts, MAX_TOPIC_BOOSTS)).astype(np.float32)
+
+    return window._memoised(("topic_boost", tuple(topics)), make)  # type: ignore[no-any-return]
+
+
+def _mute_mask(window: ItemWindow, muted: Sequence[str]) -> np.ndarray | None:
+    if not muted:
+        return None
+    mask = window._memoised(("mute", tuple(muted)), lambda: window.mute_mask(muted))
+    return mask if mask.any() else None
+
+
+def _adjust_rows(
+    window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray, rec: np.ndarray
+) -> None:
+    """Filters, boosts, muting and recency applied in place to ``score`` (n_readers × n_items
+    cosine similarities, reader-major): per reader a few vector operations on memoised masks,
+    no loop over items. Excluded items get ``-inf``."""
+    for j, p in enumerate(profiles):
+        row = score[j]
+        rows = _author_rows(window, p.followed_authors)
+        if len(rows):
+            row[rows] += AUTHOR_BOOST
+        boost = _topic_boost(window, p.topics)
+        if boost is not None:
+            row += boost
+        mute = _mute_mask(window, p.muted)
+        if mute is not None:
+            row[mute] *= MUTE_FACTOR
+    score *= rec
+    for j, p in enumerate(profiles):
+        keep = _keep_mask(window, p)
+        if keep is not None:
+            score[j, ~keep] = -np.inf
+
+
+def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tuple[list[Any], list[Any]]:
+    """For each of ``rows``: the followed authors on it and the slugs of its matched topics
+    (lists, in profile order; None when nothing matched)."""
+    authors: list[Any] = [None] * len(rows)
+    topics: list[Any] = [None] * len(rows)
+    for a in profile.followed_authors:
+        for i in np.flatnonzero(np.isin(rows, window.rows_with_author(a))).tolist():
+            names = authors[i] = authors[i] or []
+            if a not in names:
+                names.append(a)
+    for t in profile.topics:
+        for i in np.flatnonzero(window.topic_mask(t)[rows]).tolist():
+            topics[i] = topics[i] or []
+            topics[i].append(t.slug)
+    return authors, topics
+
+
 def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.ndarray) -> Ranked:
     """Apply filters, boosts, muting and recency to cosine similarities ``sim`` (n_items)."""
-    n = len(window)
-    score = sim.astype(np.float32, copy=True)
-    keep = np.ones(n, dtype=bool)
-    for c in profile.exclude_categories:
-        keep[window.rows_with_category(c)] = False
-    for s in profile.exclude_sources:
-        keep[window.rows_with_source(s)] = False
-    if profile.include_categories or profile.include_sources:
-        inc = np.zeros(n, dtype=bool)
-        for c in profile.include_categories:
-            inc[window.rows_with_category(c)] = True
-        for s in profile.include_sources:
-            inc[window.rows_with_source(s)] = True
-        keep &= inc
+    score = np.array(sim, dtype=np.float32).reshape(1, -1)
+    _adjust_rows(window, [profile], score, rec)
+    keep = _keep_mask(window, profile)
+    keep = np.ones(len(window), dtype=bool) if keep is None else keep.copy()
     authors: dict[int, list[str]] = {}
     for a in profile.followed_authors:
         for r in window.rows_with_author(a).tolist():
             names = authors.setdefault(r, [])
             if a not in names:
                 names.append(a)
-    if authors:
-        score[np.fromiter(authors, dtype=np.int64)] += AUTHOR_BOOST
     topics: dict[int, list[str]] = {}
-    if profile.topics:
-        counts = np.zeros(n, dtype=np.float32)
-        for t in profile.topics:
-            mask = window.topic_mask(t)
-            counts += mask
-            for r in np.flatnonzero(mask).tolist():
-                topics.setdefault(r, []).append(t.slug)
-        score += TOPIC_BOOST * np.minimum(counts, MAX_TOPIC_BOOSTS)
-    if profile.muted:
-        score[window.mute_mask(profile.muted)] *= MUTE_FACTOR
-    score *= rec
-    score[~keep] = -np.inf
-    return Ranked(score, keep, authors, topics)
+    for t in profile.topics:
+        for r in np.flatnonzero(window.topic_mask(t)).tolist():
+            topics.setdefault(r, []).append(t.slug)
+    return Ranked(score[0], keep, authors, topics)
 
 
 def rank_window(
@@ -556,35 +742,96 @@ def rank_window(
     return queries, out
 
 
+def _vocabulary(
+    window: ItemWindow, terms: np.ndarray
+) -> tuple[list[str], np.ndarray, dict[int, tuple[int, ...]]]:
+    """The terms as Python strings; per column, is it a bigram; bigram column → the columns of
+    its words (−1 when a word is not a term). Memoised on the window (one model per window)."""
+
+    def make() -> tuple[list[str], np.ndarray, dict[int, tuple[int, ...]]]:
+        names = [str(t) for t in terms]
+        col = {t: i for i, t in enumerate(names)}
+        is_bi = np.fromiter((" " in t for t in names), dtype=bool, count=len(names))
+        parts = {
+            i: tuple(col.get(w, -1) for w in names[i].split(" ")) for i in np.flatnonzero(is_bi).tolist()
+        }
+        return names, is_bi, parts
+
+    return window._memoised(("vocabulary", len(terms)), make)  # type: ignore[no-any-return]
+
+
+def _explain(
+    window: ItemWindow,
+    rows: np.ndarray,
+    queries: sp.csr_matrix,
+    owners: np.ndarray,
+    terms: np.ndarray,
+    k: int,
+) -> list[list[dict[str, object]]]:
+    """``why`` of item ``rows[i]`` for query row ``owners[i]``: one sparse elementwise product
+    for all pairs, one stable sort, then the unigram → bigram folding of
+    :func:`aggregator.rank.explain` on at most 4·k terms per pair."""
+    if len(rows) == 0:
+        return []
+    names, is_bi, parts = _vocabulary(window, terms)
+    contrib = sp.csr_matrix(window.matrix[rows].multiply(queries[owners]), dtype=np.float32)
+    contrib.sum_duplicates()
+    contrib.eliminate_zeros()
+    lengths = np.diff(contrib.indptr)
+    pair = np.repeat(np.arange(len(rows)), lengths)
+    # by pair, then contribution descending: one stable sort of pair + (1 − c)/2 (c ∈ (0, 1], so
+    # the fraction stays below 0.5; float64 keeps float32 contributions apart down to ~1e-11)
+    order = np.argsort(pair + (1.0 - contrib.data.astype(np.float64)) * 0.5, kind="stable")
+    rank_in_pair = np.arange(len(order)) - np.repeat(contrib.indptr[:-1], lengths)
+    take = order[rank_in_pair < 4 * k]
+    cols = contrib.indices[take].tolist()
+    weights = contrib.data[take].tolist()
+    bigram = is_bi[contrib.indices[take]].tolist()
+    starts = [0, *np.cumsum(np.minimum(lengths, 4 * k)).tolist()]
+    out: list[list[dict[str, object]]] = []
+    for i in range(len(rows)):
+        lo, hi = starts[i], starts[i + 1]
+        seg = list(zip(cols[lo:hi], weights[lo:hi], bigram[lo:hi], strict=True))
+        merged: dict[int, float] = {}
+        host: dict[int, int] = {}  # word column → the best contributing bigram containing it
+        for c, w, b in seg:
+            if b:
+                merged[c] = w
+                for u in parts[c]:
+                    host.setdefault(u, c)
+        for c, w, b in seg:
+            if not b:
+                h = host.get(c, c)
+                merged[h] = merged.get(h, 0.0) + w
+        best = sorted(merged.items(), key=lambda tw: -tw[1])[:k]
+        out.append([{"term": names[t], "weight": round(w, 4)} for t, w in best])
+    return out
+
+
 def explain_rows(
     window: ItemWindow, rows: Sequence[int], query: np.ndarray, terms: np.ndarray, k: int = WHY_TERMS
 ) -> list[list[dict[str, object]]]:
     """``why`` of each row: the same result as :func:`aggregator.rank.explain` (top ``k`` terms by
     item[t] × query[t], unigrams folded into contributing bigrams), computed from the CSR
-    arrays directly for speed. ``query``: n_terms dense."""
-    q = query
-    m = window.matrix
-    out: list[list[dict[str, object]]] = []
-    for r in rows:
-        lo, hi = m.indptr[r], m.indptr[r + 1]
-        idx = m.indices[lo:hi]
-        contrib = m.data[lo:hi] * q[idx]
-        nz = np.flatnonzero(contrib > 0)
-        if len(nz) == 0:
-            out.append([])
-            continue
-        order = nz[np.argsort(-contrib[nz], kind="stable")[: 4 * k]]
-        ranked = [(str(terms[idx[i]]), float(contrib[i])) for i in order]
-        merged: dict[str, float] = {t: w for t, w in ranked if " " in t}
-        bigrams = list(merged)
-        for term, weight in ranked:
-            if " " in term:
-                continue
-            host = next((b for b in bigrams if term in b.split(" ")), None)
-            merged[host or term] = merged.get(host or term, 0.0) + weight
-        best = sorted(merged.items(), key=lambda tw: -tw[1])[:k]
-        out.append([{"term": t, "weight": round(w, 4)} for t, w in best])
-    return out
+    arrays directly for speed. ``query``: n_terms dense (or 1 × n_terms CSR)."""
+    q = sp.csr_matrix(np.asarray(query, dtype=np.float32).reshape(1, -1) if not sp.issparse(query) else query)
+    rows_ = np.asarray(rows, dtype=np.int64)
+    return _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
+
+
+def _top_k(score: np.ndarray, top_k: int | None) -> list[np.ndarray]:
+    """Per row of ``score`` (n_readers × n_items): the columns with a finite score, best first,
+    at most ``top_k``. One ``argpartition`` and one sort over the whole block."""
+    n_items = score.shape[1]
+    if top_k is not None and top_k < n_items:
+        part = np.argpartition(-score, top_k - 1, axis=1)[:, :top_k]
+    else:
+        part = np.broadcast_to(np.arange(n_items), score.shape)
+    vals = np.take_along_axis(score, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    n_finite = np.isfinite(vals).sum(axis=1)
+    return [best[j, : n_finite[j]] for j in range(score.shape[0])]
 
 
 def top_rows(ranked: Ranked, top_k: int | None) -> np.ndarray:
@@ -598,7 +845,7 @@ def top_rows(ranked: Ranked, top_k: int | None) -> np.ndarray:
 
 # --- database -----------------------------------------------------------------------------------
 
-_CACHE: dict[tuple[str, int | None, float], ItemWindow] = {}
+_CACHE: dict[tuple[str, tuple[int | None, int, int], float], ItemWindow] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -694,47 +941,72 @@ def window_bounds(
     return newest - dt.timedelta(days=window_days), newest
 
 
+def _window_stamp(session: Session, since: dt.datetime) -> tuple[Any, ...]:
+    """A cheap fingerprint of the items published at or after ``since``: count, min/max/sum of
+    ids and newest ``updated_at``, in one aggregate query (no rows transferred). An added or
+    deleted item changes count/sum/max id; a changed item gets a newer ``updated_at``."""
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.min(Item.id),
+            sa.func.max(Item.id),
+            sa.func.sum(Item.id),
+            sa.func.max(Item.updated_at),
+        ).where(Item.published >= since)
+    ).one()
+    count, lo, hi, total, newest = row
+    return (int(count), lo and int(lo), hi and int(hi), total and int(total), _ts(newest))
+
+
 def item_window(session: Session, model: TfidfModel, since: dt.datetime) -> ItemWindow:
     """The cached window of items published at or after ``since`` for ``model``.
 
-    The cache key is (database URL, model id, since); the cached window is refreshed when the stored items
-    differ (ids or ``updated_at``): unchanged rows are reused, only new or changed items are
-    transformed and read; sources are re-read for the window. Thread-safe; one window per
-    model is kept (older ones are dropped)."""
+    The cache key is (database URL, model id, since). Validity is checked with one aggregate
+    query (:func:`_window_stamp`); only when it differs are the stored (id, ``updated_at``)
+    pairs read and the window refreshed: unchanged rows are reused, only new or changed items
+    are transformed and read; sources are re-read for the window. A window of the same model
+    for another ``since`` (a rescore around an older item) is reused the same way. Thread-safe;
+    one window per model is kept (older ones are dropped)."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    # model ids restart when a database is recreated: the vocabulary's size and corpus size tell
+    # two models with the same id apart, so a cached matrix never meets the wrong vocabulary
+    key = (url, (model.model_id, model.n_terms, model.n_docs), since.timestamp())
+    stamp = _window_stamp(session, since)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:  # same model, other window start: reuse its rows
+            cached = next((w for k, w in reversed(_CACHE.items()) if k[:2] == key[:2]), None)
+        elif cached.stamp == stamp:
+            return cached
     current = session.execute(
         sa.select(Item.id, Item.updated_at).where(Item.published >= since).order_by(Item.id)
     ).all()
     ids = np.asarray([r.id for r in current], dtype=np.int64)
     updated = np.asarray([_ts(r.updated_at) for r in current], dtype=np.float64)
-    key = (session.get_bind().url.render_as_string(hide_password=True), model.model_id, since.timestamp())
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-    if (
-        cached is not None
-        and cached.updated is not None
-        and np.array_equal(cached.ids, ids)
-        and np.array_equal(cached.updated, updated)
-    ):
-        return cached
     reuse_rows: np.ndarray = _EMPTY
-    if cached is not None and model.model_id is not None:
+    if cached is not None and model.model_id is not None and cached.updated is not None:
         pos = cached.position
+        old_updated = cached.updated
         keep = [
             pos[i]
             for i, u in zip(ids.tolist(), updated.tolist(), strict=True)
-            if i in pos and cached.updated is not None and cached.updated[pos[i]] == u
+            if i in pos and old_updated[pos[i]] == u
         ]
         reuse_rows = np.asarray(keep, dtype=np.int64)
-    reused_ids = set(cached.ids[reuse_rows].tolist()) if cached is not None and len(reuse_rows) else set()
-    fresh_ids = [i for i in ids.tolist() if i not in reused_ids]
-    fresh = _load_items(session, model, fresh_ids)
-    if reused_ids and cached is not None:
-        old = cached.subset(reuse_rows)
-        sources = _sources_of(session, old.ids.tolist())
-        old.sources = [sources.get(int(i), ()) for i in old.ids]
-        window = _concat(old, fresh)
+    if cached is not None and len(reuse_rows) == len(ids) and len(cached) == len(ids):
+        window = cached  # same rows (e.g. a stale stamp after a no-op update): keep the memo
     else:
-        window = fresh
+        reused_ids = set(cached.ids[reuse_rows].tolist()) if cached is not None and len(reuse_rows) else set()
+        fresh_ids = [i for i in ids.tolist() if i not in reused_ids]
+        fresh = _load_items(session, model, fresh_ids)
+        if reused_ids and cached is not None:
+            old = cached.subset(reuse_rows)
+            sources = _sources_of(session, old.ids.tolist())
+            old.sources = [sources.get(int(i), ()) for i in old.ids]
+            window = _concat(old, fresh)
+        else:
+            window = fresh
+    window.stamp = stamp
     with _CACHE_LOCK:
         for k in [k for k in _CACHE if k[:2] == key[:2]]:
             del _CACHE[k]
@@ -746,53 +1018,73 @@ def item_window(session: Session, model: TfidfModel, since: dt.datetime) -> Item
     return window
 
 
-def _rated_and_seed_vectors(
+def _reader_matrices(
     session: Session, model: TfidfModel, window: ItemWindow, profiles: Sequence[ReaderProfile]
-) -> tuple[dict[int, sp.csr_matrix], dict[str, str]]:
-    """TF-IDF rows of every rated item (from the window, or read and transformed) and seed texts
-    by bare arXiv id."""
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``base`` and ``disliked`` (see :class:`ReaderInputs`) of all readers as two n_readers ×
+    n_terms CSR matrices, in one pass: one ``model.transform`` for every profile text, keyword
+    and seed paper (:func:`profile_vectors`); the rated items' rows taken from the window (or
+    read and transformed when older) and averaged per reader by a sparse (n_readers × n_rated)
+    weight matrix product."""
     from .arxiv import split_arxiv_id
     from .rank import item_text
 
-    wanted = {i for p in profiles for i in (*p.liked_item_ids, *p.disliked_item_ids)}
-    pos = window.position
-    vectors: dict[int, sp.csr_matrix] = {i: window.matrix[pos[i]] for i in wanted if i in pos}
-    missing = [i for i in wanted if i not in pos]
-    if missing:
-        extra = _load_items(session, model, missing)
-        for r, iid in enumerate(extra.ids.tolist()):
-            vectors[iid] = extra.matrix[r]
-    seeds = {p[0] for prof in profiles for s in prof.seed_papers if (p := split_arxiv_id(s))}
+    n = len(profiles)
+    seeds_wanted = {a[0] for p in profiles for s in p.seed_papers if (a := split_arxiv_id(s))}
     seed_texts: dict[str, str] = {}
-    if seeds:
-        rows = session.execute(
+    if seeds_wanted:
+        found = session.execute(
             sa.select(Item.arxiv_id, Item.title, Item.summary, Item.authors).where(
-                Item.arxiv_id.in_(sorted(seeds))
+                Item.arxiv_id.in_(sorted(seeds_wanted))
             )
         )
-        seed_texts = {r.arxiv_id: item_text(r.title, r.summary, r.authors) for r in rows}
-    return vectors, seed_texts
-
-
-def _compile_all(
-    session: Session, model: TfidfModel, window: ItemWindow, profiles: Sequence[ReaderProfile]
-) -> list[ReaderInputs]:
-    from .arxiv import split_arxiv_id
-
-    vectors, seed_texts = _rated_and_seed_vectors(session, model, window, profiles)
-    empty = sp.csr_matrix((0, model.n_terms), dtype=np.float32)
-
-    def stack(ids: Iterable[int]) -> sp.csr_matrix:
-        rows = [vectors[i] for i in ids if i in vectors]
-        return sp.vstack(rows, format="csr") if rows else empty
-
+        seed_texts = {r.arxiv_id: item_text(r.title, r.summary, r.authors) for r in found}
     seeds = [
         [seed_texts[a[0]] for s in p.seed_papers if (a := split_arxiv_id(s)) and a[0] in seed_texts]
         for p in profiles
     ]
     pvecs = profile_vectors(model, profiles, seeds)
+
+    wanted = sorted({i for p in profiles for i in (*p.liked_item_ids, *p.disliked_item_ids)})
+    pos = window.position
+    inside = [i for i in wanted if i in pos]
+    parts = [window.matrix[np.asarray([pos[i] for i in inside], dtype=np.int64)]]
+    ids = inside
+    missing = [i for i in wanted if i not in pos]
+    if missing:
+        extra = _load_items(session, model, missing)
+        parts.append(extra.matrix)
+        ids = inside + extra.ids.tolist()
+    rated = sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
+    col = {i: c for c, i in enumerate(ids)}
+
+    def weights(attr: str) -> sp.csr_matrix:
+        r_, c_, w_ = [], [], []
+        for j, p in enumerate(profiles):
+            cols = [col[i] for i in getattr(p, attr) if i in col]
+            r_ += [j] * len(cols)
+            c_ += cols
+            w_ += [1.0 / max(1, len(cols))] * len(cols)
+        return sp.csr_matrix(
+            (
+                np.asarray(w_, dtype=np.float32),
+                (np.asarray(r_, dtype=np.int64), np.asarray(c_, dtype=np.int64)),
+            ),
+            shape=(n, len(ids)),
+        )
+
+    disliked = sp.csr_matrix(GAMMA * (weights("disliked_item_ids") @ rated), dtype=np.float32)
+    base = ALPHA * pvecs + BETA * (weights("liked_item_ids") @ rated) - disliked
+    return sp.csr_matrix(base, dtype=np.float32), disliked
+
+
+def _compile_all(
+    session: Session, model: TfidfModel, window: ItemWindow, profiles: Sequence[ReaderProfile]
+) -> list[ReaderInputs]:
+    """:class:`ReaderInputs` of each profile (see :func:`_reader_matrices`)."""
+    base, disliked = _reader_matrices(session, model, window, profiles)
     return [
-        compile_reader(model, p, stack(p.liked_item_ids), stack(p.disliked_item_ids), profile_row=pvecs[j])
+        ReaderInputs(p, base[j], disliked[j], frozenset(p.liked_item_ids) | frozenset(p.disliked_item_ids))
         for j, p in enumerate(profiles)
     ]
 
@@ -809,6 +1101,8 @@ class PrecomputeTimings:
 
 
 LAST_TIMINGS = PrecomputeTimings()
+_COLUMNS = ("profile", "item_id", "score", "why", "model_id", "topics", "authors")
+_NO_LIST = "[]"
 
 
 def precompute_all(
@@ -830,15 +1124,21 @@ def precompute_all(
     window is still used for the background and pseudo-relevance feedback; default: every item
     published in the ``window_days`` days before the newest item (at or before ``now``).
 
-    Readers are processed ``_READER_CHUNK`` at a time: one sparse product (n_items × n_terms)
-    @ (n_terms × chunk) per pass, two passes (Rocchio, then PRF). ``why`` is computed for each
-    reader's best ``why_top`` rows (None: all), the others get ``[]``. Before writing, the
-    readers' rows for the scored items are deleted (so excluded and dropped items disappear).
-    ``write=False`` scores without touching the database (benchmarks). Returns rows written
-    (or that would be written). The caller commits."""
+    All readers' query parts are built in one pass (:func:`_reader_matrices`); then, per
+    ``_READER_CHUNK`` readers, two products (n_items × n_terms CSR) @ (n_terms × chunk dense)
+    give a dense chunk × n_items block (Rocchio, then PRF: :func:`_query_matrix`), boosts and
+    filters are applied per reader with vector operations, and one ``argpartition`` over the
+    block picks each reader's top-K. ``why`` is computed for each reader's best ``why_top``
+    rows (None: all; others get ``[]``) with one sparse elementwise product per chunk. Before
+    writing, the readers' rows for the scored items are deleted in one statement per 500
+    readers (so excluded and dropped items disappear); rows are written with one executemany
+    (SQLite) or COPY (PostgreSQL). ``write=False`` scores without touching the database
+    (benchmarks). Returns rows written (or that would be written). The caller commits."""
+    import json
     import time
 
     timings = PrecomputeTimings()
+    profiles = list({p.score_key: p for p in profiles}.values())  # one result per reader
     if not profiles:
         return 0
     t0 = time.perf_counter()
@@ -847,69 +1147,99 @@ def precompute_all(
         return 0
     since, newest = bounds
     window = item_window(session, model, since)
+    restrict: np.ndarray | None = None
     if item_ids is not None:
-        pos = window.position
-        wanted = set(int(i) for i in item_ids)
-        scored_rows = np.asarray(sorted(pos[i] for i in wanted if i in pos), dtype=np.int64)
-        outside = sorted(i for i in wanted if i not in pos)
+        wanted = {int(i) for i in item_ids}
+        outside = sorted(i for i in wanted if i not in window.position)
         if outside:  # older items named explicitly: score them too, in a window of their own
             window = _concat(window, _load_items(session, model, outside))
-            pos = window.position
-            scored_rows = np.asarray(sorted(pos[i] for i in wanted if i in pos), dtype=np.int64)
-    else:
-        scored_rows = None
-    ref = (now or newest).timestamp()
+        pos = window.position
+        restrict = np.ones(len(window), dtype=bool)
+        restrict[[pos[i] for i in wanted if i in pos]] = False  # True: not scored
+    rec = recency(window.published, (now or newest).timestamp())
     timings.window = time.perf_counter() - t0
 
-    values: list[dict[str, Any]] = []
-    keys = [p.score_key for p in profiles]
+    t1 = time.perf_counter()
+    base, disliked = _reader_matrices(session, model, window, profiles)
+    pos = window.position
+    rated = [
+        np.asarray(
+            sorted({pos[i] for i in (*p.liked_item_ids, *p.disliked_item_ids) if i in pos}), dtype=np.int64
+        )
+        for p in profiles
+    ]
+    timings.compile = time.perf_counter() - t1
+
+    rows_out: list[tuple[Any, ...]] = []
+    ids = window.ids.tolist()
+    encoded: dict[tuple[str, ...], str] = {}
+
+    def encode(names: list[str]) -> str:  # topic slugs / author lists repeat: encode each once
+        key = tuple(names)
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = json.dumps(names)
+        return text
+
     for start in range(0, len(profiles), _READER_CHUNK):
         chunk = profiles[start : start + _READER_CHUNK]
-        t1 = time.perf_counter()
-        readers = _compile_all(session, model, window, chunk)
+        sl = slice(start, start + len(chunk))
         t2 = time.perf_counter()
-        timings.compile += t2 - t1
-        queries, results = rank_window(window, readers, ref)
+        queries, score = _query_matrix(window, base[sl], disliked[sl], rated[sl])
+        _adjust_rows(window, chunk, score, rec)
+        if restrict is not None:
+            score[:, restrict] = -np.inf
+        best = _top_k(score, top_k)
         t3 = time.perf_counter()
         timings.score += t3 - t2
-        for j, (prof, res) in enumerate(zip(chunk, results, strict=True)):
-            if scored_rows is not None:
-                keep = np.zeros(len(window), dtype=bool)
-                keep[scored_rows] = res.keep[scored_rows]
-                res = Ranked(res.score, keep, res.authors, res.topics)
-            rows = top_rows(res, top_k)
-            n_why = len(rows) if why_top is None else min(why_top, len(rows))
-            whys = explain_rows(window, rows[:n_why], queries[j], model.terms, why_terms)
+        n_why = [len(b) if why_top is None else min(why_top, len(b)) for b in best]
+        why_rows = np.concatenate([b[:m] for b, m in zip(best, n_why, strict=True)]) if best else _EMPTY
+        owners = np.repeat(np.arange(len(chunk)), n_why)
+        whys = [json.dumps(w) for w in _explain(window, why_rows, queries, owners, model.terms, why_terms)]
+        w = 0
+        for j, (prof, rows) in enumerate(zip(chunk, best, strict=True)):
             key = prof.score_key
+            vals = score[j, rows].tolist()
+            authors, topics = _matched(window, prof, rows)
             for i, r in enumerate(rows.tolist()):
-                values.append(
-                    {
-                        "profile": key,
-                        "item_id": int(window.ids[r]),
-                        "score": float(res.score[r]),
-                        "why": whys[i] if i < n_why else [],
-                        "model_id": model.model_id,
-                        "topics": res.topics.get(r, []),
-                        "authors": res.authors.get(r, []),
-                    }
+                rows_out.append(
+                    (
+                        key,
+                        ids[r],
+                        vals[i],
+                        whys[w + i] if i < n_why[j] else _NO_LIST,
+                        model.model_id,
+                        _NO_LIST if topics[i] is None else encode(topics[i]),
+                        _NO_LIST if authors[i] is None else encode(authors[i]),
+                    )
                 )
+            w += n_why[j]
         timings.why += time.perf_counter() - t3
     if write:
         t4 = time.perf_counter()
-        _write(session, keys, values, since if item_ids is None else None, item_ids)
+        _write(
+            session, [p.score_key for p in profiles], rows_out, since if item_ids is None else None, item_ids
+        )
         timings.write = time.perf_counter() - t4
     for name in timings.__slots__:  # type: ignore[attr-defined]
         setattr(LAST_TIMINGS, name, getattr(timings, name))
-    return len(values)
+    return len(rows_out)
+
+
+_UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
 
 
 def _write(
     session: Session,
     keys: Sequence[str],
-    values: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
     since: dt.datetime | None,
     item_ids: Sequence[int] | None,
 ) -> None:
+    """Delete the readers' rows for the scored items, then upsert ``rows`` (tuples in
+    ``_COLUMNS`` order, JSON columns already encoded): one DBAPI ``executemany`` on SQLite, a
+    COPY into a temporary table and one ``INSERT … SELECT … ON CONFLICT`` on PostgreSQL. The
+    upsert (not a plain insert) keeps a concurrent rescore of the same reader from failing."""
     conn = session.connection()
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
@@ -920,20 +1250,38 @@ def _write(
                 conn.execute(delete.where(Score.item_id.in_(ids[s : s + 5000])))
         else:
             assert since is not None
-            conn.execute(delete.where(Score.item_id.in_(sa.select(Item.id).where(Item.published >= since))))
-    stmt = insert(conn, Score.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["profile", "item_id"],
-        set_={
-            "score": stmt.excluded.score,
-            "why": stmt.excluded.why,
-            "model_id": stmt.excluded.model_id,
-            "topics": stmt.excluded.topics,
-            "authors": stmt.excluded.authors,
-        },
+            # EXISTS, not IN (subquery): SQLite then walks each reader's rows by primary key and
+            # probes items by id, instead of probing readers × window items (0.5 s vs 3 s here)
+            in_window = sa.exists().where(Item.id == Score.item_id, Item.published >= since)
+            conn.execute(delete.where(in_window))
+    if not rows:
+        return
+    cols = ", ".join(_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS scores_incoming ON COMMIT DELETE ROWS AS "
+                f"SELECT {cols} FROM scores WITH NO DATA"
+            )
+            cur.execute("TRUNCATE scores_incoming")
+            with cur.copy(f"COPY scores_incoming ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO scores ({cols}) SELECT {cols} FROM scores_incoming "
+                f"ON CONFLICT (profile, item_id) DO UPDATE SET {_UPSERT_SET}"
+            )
+            cur.execute("TRUNCATE scores_incoming")
+        finally:
+            cur.close()
+        return
+    marks = ", ".join("?" for _ in _COLUMNS)
+    sql = (
+        f"INSERT INTO scores ({cols}) VALUES ({marks}) "
+        f"ON CONFLICT (profile, item_id) DO UPDATE SET {_UPSERT_SET}"
     )
-    for start in range(0, len(values), 20_000):
-        conn.execute(stmt, values[start : start + 20_000])
+    conn.exec_driver_sql(sql, rows)
 
 
 def precompute(

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .arxiv import split_arxiv_id
-from .digest import DEFAULT_PROFILE, Digest, DigestEntry, build_digest
+from .digest import DEFAULT_PROFILE, Digest, DigestEntry, build_digest, day_window, latest_day
 from .records import ReaderProfile, TopicFilter
 from .store.db import insert
 from .store.tables import Feedback, Item, Profile, Reader, Score, Subscription, Topic
@@ -968,21 +968,25 @@ def reader_digest(
     Reads only; nothing is scored here."""
     profile = build_profile(session, reader_id)
     key = profile.score_key
-    probe = build_digest(session, tz, day, days, limit=1)
-    start, end = probe.start, probe.end
+    if day is None:
+        day = latest_day(session, dt.datetime.now(dt.UTC).astimezone(tz).date(), tz)
+    start, end = day_window(day, days, tz)
     has_scores = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Score)
+        sa.select(Score.item_id)
         .join(Item, Item.id == Score.item_id)
         .where(Score.profile == key, Item.published >= start, Item.published < end)
+        .limit(1)
     )
-    if not has_scores:
+    personal = has_scores is not None
+    if not personal:
         key = DEFAULT_PROFILE
     kept: list[DigestEntry] = []
-    hidden, offset, batch = 0, 0, max(2 * limit, 200)
-    digest = probe
+    hidden, offset, batch = 0, 0, limit + 20
+    digest = None
     while len(kept) < limit:
-        digest = build_digest(session, tz, probe.date, days, limit=batch, offset=offset, profile=key)
+        digest = build_digest(
+            session, tz, day, days, limit=batch, offset=offset, profile=key, scored_only=personal
+        )
         for e in digest.items:
             if _hidden_by_profile(profile, e):
                 hidden += 1
@@ -991,19 +995,25 @@ def reader_digest(
         offset += batch
         if len(digest.items) < batch:
             break
+    assert digest is not None
     votes = feedback_of(session, reader_id, [e.id for e in kept])
     followed = {_normal(a): a for a in profile.followed_authors}
+    subscribed = {t.slug for t in profile.topics}
     items = []
     for e in kept:
-        facts = ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
+        if personal and e.stored_topics is not None:  # matched when the scores were precomputed
+            topics = [t for t in e.stored_topics if t in subscribed]
+        else:
+            facts = ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
+            topics = [t.slug for t in profile.topics if match_topic(t, facts)]
         items.append(
             ReaderEntry(
                 e,
-                topics=[t.slug for t in profile.topics if match_topic(t, facts)],
+                topics=topics,
                 followed_authors=[a for a in e.authors if _normal(a) in followed],
                 feedback=votes.get(e.id, 0),
             )
         )
     return ReaderDigest(
-        Digest(probe.date, days, start, end, probe.total, kept), key, items, hidden, list(profile.topics)
+        Digest(day, days, start, end, digest.total, kept), key, items, hidden, list(profile.topics)
     )

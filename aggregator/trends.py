@@ -3,6 +3,9 @@
 Counting. Every item is counted once (``trend_counted``) into ``term_counts``: the document
 frequency (df, items that contain the term at least once) of each normalised term per UTC day
 and per scope, plus ``trend_day_totals`` (items per day and scope, the share denominator).
+Terms get integer ids in ``terms`` (which also keeps each term's first day per scope); the dfs
+of one (scope, day) are stored packed in one row (:func:`pack_counts`: sorted ids and dfs,
+zlib), because a day of 2,000 papers has ~270k distinct (scope, term) pairs, 84 % with df 1.
 Scopes are ``all``, the followed arXiv categories ``cs.LG``, ``cs.CV``, ``cs.CL`` (a cross-listed
 paper counts in each of its followed categories, once in ``all``) and ``blogs`` (posts). The
 counts are updated incrementally after each ingest (:func:`update_counts`), never by recounting.
@@ -47,6 +50,7 @@ import datetime as dt
 import functools
 import math
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +61,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .store.db import insert
-from .store.tables import DayTotal, Item, ItemLink, TermCount, TrendCounted, TrendResult
+from .store.tables import DayTotal, Item, ItemLink, Term, TermCount, TrendCounted, TrendResult
 
 #: The scopes trend results are kept for, in display order.
 SCOPES: tuple[str, ...] = ("all", "cs.LG", "cs.CV", "cs.CL", "blogs")
@@ -188,16 +192,23 @@ def terms_of_runs(token_runs: Iterable[Sequence[str]], max_n: int = MAX_N) -> se
     """The distinct 1..``max_n``-grams inside the runs, without unigrams of :data:`WEAK_WORDS`
     and without phrases made only of weak words."""
     found: set[str] = set()
+    weak = WEAK_WORDS
     for run in token_runs:
-        n_tokens = len(run)
-        for n in range(1, max_n + 1):
-            for i in range(n_tokens - n + 1):
-                gram = run[i : i + n]
-                if all(t in WEAK_WORDS for t in gram):
-                    continue
-                term = " ".join(gram)
-                if len(term) <= 200:
-                    found.add(term)
+        if len(run) == 1 or max_n == 1:
+            found.update(t for t in run if t not in weak)
+            continue
+        strong = [t not in weak for t in run]
+        if all(strong):  # the common case: no weak word, every gram is a term
+            found.update(run)
+            for n in range(2, min(max_n, len(run)) + 1):
+                found.update(map(" ".join, zip(*(run[i:] for i in range(n)), strict=False)))
+        else:
+            for n in range(1, min(max_n, len(run)) + 1):
+                for i in range(len(run) - n + 1):
+                    if any(strong[i : i + n]):
+                        found.add(" ".join(run[i : i + n]))
+    if any(len(t) > 200 for t in found):
+        found = {t for t in found if len(t) <= 200}
     return found
 
 
@@ -247,21 +258,48 @@ def _batched(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
+#: ``terms`` column holding the first day (``date.toordinal()``) a term was counted in a scope.
+FIRST_COLUMNS: dict[str, str] = {
+    "all": "first_all",
+    "cs.LG": "first_cs_lg",
+    "cs.CV": "first_cs_cv",
+    "cs.CL": "first_cs_cl",
+    "blogs": "first_blogs",
+}
+
+
+def pack_counts(ids: np.ndarray, dfs: np.ndarray) -> bytes:
+    """The ``term_counts.data`` of sorted unique term ids and their dfs: zlib of little-endian
+    uint32 id deltas followed by the dfs (small deltas and dfs of 1 compress well)."""
+    deltas = np.diff(ids, prepend=0).astype("<u4")
+    return zlib.compress(deltas.tobytes() + dfs.astype("<u4").tobytes(), 6)
+
+
+def unpack_counts(n_terms: int, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted term ids and their dfs (int64 arrays) from :func:`pack_counts` output."""
+    raw = np.frombuffer(zlib.decompress(data), dtype="<u4")
+    return np.cumsum(raw[:n_terms], dtype=np.int64), raw[n_terms:].astype(np.int64)
+
+
+EMPTY_COUNTS = zlib.compress(b"", 6)
+
+
 def update_counts(session: Session, item_ids: Iterable[int]) -> int:
     """Add the terms of the given items to the per-day, per-scope document frequencies.
 
     Idempotent per item: an item already recorded in ``trend_counted`` is skipped, and the
     claim is made with ``INSERT … ON CONFLICT DO NOTHING RETURNING`` in the same transaction as
-    the counts, so two concurrent callers never count an item twice. Unknown ids are ignored.
-    Runs inside the caller's transaction (the caller commits). Returns how many items were
-    counted now. Cost: about 2,000 items per second of tokenising plus one upsert per distinct
-    (scope, term, day).
+    the counts, so two concurrent callers never count an item twice (the packed day rows are
+    read ``FOR UPDATE`` in key order on PostgreSQL). Unknown ids are ignored. Runs inside the
+    caller's transaction (the caller commits). Returns how many items were counted now.
+    Cost: tokenising (about 4,000 items a second), one bulk upsert of the batch's distinct
+    terms into ``terms``, and one packed row rewritten per (scope, day) touched.
     """
     ids = sorted(set(item_ids))
     if not ids:
         return 0
     conn = session.connection()
-    term_df: Counter[tuple[str, str, dt.date]] = Counter()
+    term_df: dict[tuple[str, dt.date], Counter[str]] = defaultdict(Counter)
     totals: Counter[tuple[str, dt.date]] = Counter()
     counted = 0
     for chunk in _batched(ids, 500):
@@ -289,27 +327,50 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
             terms = extract_terms(item_text(r.title, r.summary or ""))
             for scope in item_scopes(r.kind, r.categories or ()):
                 totals[scope, day] += 1
-                for term in terms:
-                    term_df[scope, term, day] += 1
+                term_df[scope, day].update(terms)
     if not counted:
         return 0
-    _upsert_counts(conn, term_df, totals)
+    _add_counts(conn, term_df, totals)
     return counted
 
 
-def _upsert_counts(
+def _add_counts(
     conn: sa.Connection,
-    term_df: Counter[tuple[str, str, dt.date]],
+    term_df: dict[tuple[str, dt.date], Counter[str]],
     totals: Counter[tuple[str, dt.date]],
 ) -> None:
+    """Merge per-(scope, day) term dfs into the store: term ids and first days, then one
+    packed ``term_counts`` row per (scope, day), then the day totals."""
+    term_id: dict[str, int] = {}
+    for day in sorted({d for _, d in term_df}):
+        masks: Counter[str] = Counter()  # term → bit mask of the scopes it is counted in that day
+        for j, scope in enumerate(SCOPES):
+            if (scope, day) in term_df:
+                masks.update(dict.fromkeys(term_df[scope, day], 1 << j))
+        term_id.update(_term_ids(conn, day, masks))
     tc = TermCount.__table__
-    stmt = insert(conn, tc)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["scope", "term", "day"], set_={"df": tc.c.df + stmt.excluded.df}
+    keys = sorted(term_df)
+    # lock the (scope, day) rows in key order: create missing ones, then read them FOR UPDATE
+    conn.execute(
+        insert(conn, tc).on_conflict_do_nothing(index_elements=["scope", "day"]),
+        [{"scope": s, "day": d, "n_terms": 0, "data": EMPTY_COUNTS} for s, d in keys],
     )
-    rows = [{"scope": s, "term": t, "day": d, "df": n} for (s, t, d), n in sorted(term_df.items())]
-    for part in _batched(rows, 20_000):
-        conn.execute(stmt, list(part))
+    for scope, day in keys:
+        row = conn.execute(
+            sa.select(tc.c.n_terms, tc.c.data).where(tc.c.scope == scope, tc.c.day == day).with_for_update()
+        ).one()
+        old_ids, old_dfs = unpack_counts(row.n_terms, row.data)
+        counter = term_df[scope, day]
+        new_ids = np.fromiter(map(term_id.__getitem__, counter), dtype=np.int64, count=len(counter))
+        new_dfs = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
+        all_ids = np.concatenate([old_ids, new_ids])
+        uniq, inverse = np.unique(all_ids, return_inverse=True)
+        dfs = np.bincount(inverse, weights=np.concatenate([old_dfs, new_dfs])).astype(np.int64)
+        conn.execute(
+            sa.update(tc)
+            .where(tc.c.scope == scope, tc.c.day == day)
+            .values(n_terms=len(uniq), data=pack_counts(uniq, dfs))
+        )
     dtt = DayTotal.__table__
     stmt2 = insert(conn, dtt)
     stmt2 = stmt2.on_conflict_do_update(
@@ -318,10 +379,52 @@ def _upsert_counts(
     conn.execute(stmt2, [{"scope": s, "day": d, "n_docs": n} for (s, d), n in sorted(totals.items())])
 
 
+def _term_ids(conn: sa.Connection, day: dt.date, masks: dict[str, int]) -> dict[str, int]:
+    """Ids of the terms counted on ``day`` (``masks``: term → bit mask of the :data:`SCOPES`
+    it was counted in), adding new ones to ``terms`` and lowering each scope's first day to
+    ``day`` where later or unset. One bulk load into a temporary table (COPY on PostgreSQL),
+    one set-based upsert and one join."""
+    cols = [FIRST_COLUMNS[s] for s in SCOPES]
+    postgres = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS trend_batch_terms (term VARCHAR(200) PRIMARY KEY, mask INTEGER)"
+        + (" ON COMMIT DROP" if postgres else "")
+    )
+    conn.exec_driver_sql("DELETE FROM trend_batch_terms")
+    raw = conn.connection.driver_connection
+    if postgres:
+        with raw.cursor() as cur, cur.copy("COPY trend_batch_terms FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in masks.items():
+                copy.write_row(row)
+    else:
+        raw.executemany("INSERT INTO trend_batch_terms VALUES (?, ?)", masks.items())  # type: ignore[union-attr]
+    o = int(day.toordinal())  # an int, safe to inline
+    values = ", ".join(f"CASE WHEN mask & {1 << j} <> 0 THEN {o} END" for j in range(len(cols)))
+    lower = ", ".join(
+        f"{c} = CASE WHEN excluded.{c} < terms.{c} OR terms.{c} IS NULL THEN coalesce(excluded.{c}, "
+        f"terms.{c}) ELSE terms.{c} END"
+        for c in cols
+    )
+    changed = " OR ".join(
+        f"excluded.{c} < terms.{c} OR (terms.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in cols
+    )
+    conn.exec_driver_sql(
+        f"INSERT INTO terms (term, {', '.join(cols)}) SELECT term, {values} "
+        f"FROM trend_batch_terms WHERE true ORDER BY term "
+        f"ON CONFLICT (term) DO UPDATE SET {lower} WHERE {changed}"
+    )
+    cur = raw.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute("SELECT b.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term")
+        return dict(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def recount(session: Session) -> int:
     """Forget every count and count all items again (for repairs and tests; the service never
     needs it). Returns the number of items counted."""
-    for table in (TermCount, DayTotal, TrendCounted):
+    for table in (TermCount, DayTotal, TrendCounted, Term):
         session.execute(sa.delete(table))
     ids = list(session.scalars(sa.select(Item.id).order_by(Item.id)))
     return update_counts(session, ids)
@@ -489,6 +592,7 @@ class _Cand:
     posts: int = 0
     examples: list[TrendItem] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
+    term_id: int = 0
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -545,7 +649,8 @@ def compute_report(
 ) -> TrendReport:
     """Compute the rising and brand-new terms of ``scope`` for the ``window_days`` UTC days
     ending ``end`` (inclusive) against the ``baseline_days`` days before them (see the module
-    doc for the statistic). Reads ``term_counts`` for those days only; does not write.
+    doc for the statistic). Reads the packed ``term_counts`` rows of those days only (summed with numpy) and
+    ``terms`` for the candidates; does not write.
     Raises ``ValueError`` for an unknown scope or non-positive day counts."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}")
@@ -566,40 +671,50 @@ def compute_report(
     if n1 == 0:
         return empty
     support = min_support(n1)
+    # one read of the window + baseline days' packed rows (primary key range scope, day)
     tc = TermCount.__table__
-    in_window = tc.c.day >= ws
-    a_sum = sa.func.sum(sa.case((in_window, tc.c.df), else_=0))
-    # one scan of the window + baseline days (index scope, day); no per-term subqueries
-    rows = session.execute(
-        sa.select(
-            tc.c.term,
-            a_sum.label("a"),
-            sa.func.sum(sa.case((in_window, 0), else_=tc.c.df)).label("b"),
-            sa.func.count(sa.case((in_window, 1))).label("days"),
-            sa.func.min(tc.c.day).label("first_day"),
+    per_day: dict[dt.date, tuple[np.ndarray, np.ndarray]] = {}
+    for day, n_terms, data in session.execute(
+        sa.select(tc.c.day, tc.c.n_terms, tc.c.data).where(
+            tc.c.scope == scope, tc.c.day >= bs, tc.c.day <= end
         )
-        .where(tc.c.scope == scope, tc.c.day >= bs, tc.c.day <= end)
-        .group_by(tc.c.term)
-        .having(a_sum >= support)
-    ).all()
-    rows = [r for r in rows if r.days >= 2]
-    if not rows:
+    ):
+        per_day[day] = unpack_counts(n_terms, data)
+    win_days = [v for d, v in per_day.items() if d >= ws]
+    base_days = [v for d, v in per_day.items() if d < ws]
+    size = 1 + max((int(ids[-1]) for ids, _ in per_day.values() if len(ids)), default=0)
+
+    def total(arrays: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        if not arrays:
+            return np.zeros(size, np.int64)
+        ids = np.concatenate([i for i, _ in arrays])
+        return np.bincount(ids, weights=np.concatenate([f for _, f in arrays]), minlength=size).astype(
+            np.int64
+        )
+
+    a_all = total(win_days)
+    days_in_window = (
+        np.bincount(np.concatenate([i for i, _ in win_days]), minlength=size) if win_days else a_all
+    )
+    idx = np.flatnonzero((a_all >= support) & (days_in_window >= 2))
+    if not len(idx):
         return empty
-    a = np.array([r.a for r in rows], dtype=np.float64)
-    b = np.array([r.b for r in rows], dtype=np.float64)
+    a = a_all[idx].astype(np.float64)
+    b = total(base_days)[idx].astype(np.float64)
     g2 = log_likelihood_g2(a, b, n1, max(n2, 0))
     lift = ((a + 0.5) / (n1 + 1)) / ((b + 0.5) / (n2 + 1))
     new_since = ws - dt.timedelta(days=window_days)
     keep = (g2 >= G2_CRITICAL) & (lift >= MIN_LIFT) & (a / n1 > b / max(n2, 1))
+    kept = np.flatnonzero(keep)
+    names = _term_rows(session, scope, [int(idx[i]) for i in kept])
     cands: list[_Cand] = []
-    for i in np.flatnonzero(keep):
-        r = rows[int(i)]
-        first_day = r.first_day
-        if isinstance(first_day, str):  # SQLite returns min() of a date column as text
-            first_day = dt.date.fromisoformat(first_day)
-        is_new = first_day >= new_since
-        cands.append(_Cand(r.term, int(r.a), int(r.b), float(g2[i]), float(lift[i]), first_day, is_new))
-    _first_seen(session, scope, bs, cands)
+    for i in kept:
+        term, first_ord = names[int(idx[i])]
+        first_day = dt.date.fromordinal(first_ord) if first_ord else None
+        is_new = first_day is not None and first_day >= new_since
+        cand = _Cand(term, int(a[i]), int(b[i]), float(g2[i]), float(lift[i]), first_day, is_new)
+        cand.term_id = int(idx[i])
+        cands.append(cand)
     win = _window(session, scope, ws, end)
     # plain words are too vague alone: a single-word trend must be a coined name or acronym
     cands = [c for c in cands if " " in c.term or win.is_name(c.term)]
@@ -614,7 +729,7 @@ def compute_report(
     top.sort(key=lambda c: (-c.score, c.term))
     rising = collapse([c for c in top])[:limit]
     new = collapse([c for c in top if c.is_new])[:limit]
-    series = _series(session, scope, {c.term for c in rising + new}, bs, end, day_totals)
+    series = _series({c.term: c.term_id for c in rising + new}, per_day, day_totals)
 
     def out(c: _Cand) -> TrendTerm:
         return TrendTerm(
@@ -638,47 +753,36 @@ def compute_report(
     return dataclasses.replace(empty, terms=tuple(map(out, rising)), new_terms=tuple(map(out, new)))
 
 
-def _first_seen(session: Session, scope: str, before: dt.date, cands: Sequence[_Cand]) -> None:
-    """Set ``first_seen`` (and clear ``is_new``) for candidates also counted before ``before``
-    (the baseline start): one primary-key range read per candidate, in batches."""
-    tc = TermCount.__table__
-    terms = sorted(c.term for c in cands)
-    earlier: dict[str, dt.date] = {}
-    for part in _batched(terms, 500):
-        for term, day in session.execute(
-            sa.select(tc.c.term, sa.func.min(tc.c.day))
-            .where(tc.c.scope == scope, tc.c.term.in_(part), tc.c.day < before)
-            .group_by(tc.c.term)
+def _term_rows(session: Session, scope: str, ids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+    """Term text and first day in ``scope`` (``date.toordinal()`` or None) by term id."""
+    first = getattr(Term, FIRST_COLUMNS[scope])
+    out: dict[int, tuple[str, int | None]] = {}
+    for part in _batched(sorted(ids), 500):
+        for term_id, term, day in session.execute(
+            sa.select(Term.id, Term.term, first).where(Term.id.in_(part))
         ):
-            earlier[term] = dt.date.fromisoformat(day) if isinstance(day, str) else day
-    for c in cands:
-        if c.term in earlier:
-            c.first_seen = earlier[c.term]
-            c.is_new = False
+            out[term_id] = (term, day)
+    return out
 
 
 def _series(
-    session: Session,
-    scope: str,
-    terms: set[str],
-    start: dt.date,
-    end: dt.date,
+    term_ids: dict[str, int],
+    per_day: dict[dt.date, tuple[np.ndarray, np.ndarray]],
     day_totals: dict[dt.date, int],
 ) -> dict[str, tuple[DayCount, ...]]:
-    counts: dict[str, dict[dt.date, int]] = defaultdict(dict)
-    term_list = sorted(terms)
-    for part in _batched(term_list, 500):
-        for term, day, df in session.execute(
-            sa.select(TermCount.term, TermCount.day, TermCount.df).where(
-                TermCount.scope == scope,
-                TermCount.term.in_(part),
-                TermCount.day >= start,
-                TermCount.day <= end,
-            )
-        ):
-            counts[term][day] = df
     days = sorted(d for d, n in day_totals.items() if n > 0)
-    return {t: tuple(DayCount(d, counts[t].get(d, 0), day_totals[d]) for d in days) for t in term_list}
+    wanted = np.array(sorted(set(term_ids.values())), dtype=np.int64)
+    counts: dict[int, dict[dt.date, int]] = defaultdict(dict)
+    for day in days:
+        ids, dfs = per_day.get(day, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        pos = np.searchsorted(ids, wanted)
+        for k, j in enumerate(pos):
+            if j < len(ids) and ids[j] == wanted[k]:
+                counts[int(wanted[k])][day] = int(dfs[j])
+    return {
+        t: tuple(DayCount(d, counts[i].get(d, 0), day_totals[d]) for d in days)
+        for t, i in sorted(term_ids.items())
+    }
 
 
 @dataclass(slots=True)

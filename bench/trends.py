@@ -11,11 +11,24 @@
    ingested; the time of ``update_counts`` on them (and of ``refresh_results``) is printed.
 4. GET /api/trends latency: N requests through a real uvicorn on loopback (httpx client,
    keep-alive), p50/p99 printed.
-5. One million items: every real paper's term set is extracted once; 500 synthetic days of
-   2,000 items each are drawn by resampling real papers (with replacement) and their document
-   frequencies are written straight into ``term_counts``/``trend_day_totals`` of a second
-   database (SQL bulk inserts, not timed), with three injected rising terms; then
-   ``compute_report`` is timed for every scope's scheme on that corpus.
+5. One million items (a corpus of counts, not of items): every distinct real paper of the bulk
+   days 2025-01-01..2026-07-01 (about 18,400 papers) has its term set extracted once with
+   ``trends.extract_terms`` and gets term ids. 500 synthetic days ending 2026-06-28 of 2,000
+   items each are drawn by resampling those real papers uniformly with replacement (numpy seed
+   1), so every real paper occurs about 54 times; per day and scope (``all`` and each followed
+   category the paper is listed in; no blog posts) the document frequencies are exactly the
+   ``np.bincount`` of the drawn papers' term ids, packed with ``trends.pack_counts`` into
+   ``term_counts`` (one row per scope and day, as ``update_counts`` writes them), with
+   ``trend_day_totals`` and the ``terms`` dictionary (first day per scope) written to match.
+   Three terms are injected in ``all``: ``quantum token routing`` (absent, then 2 % of the last
+   week's items), ``sparse reward distillation`` and ``hyperbolic kv cache`` (0.3 % of items
+   every day, then 2 % in the last week). Generation (about 2 minutes, SQLite file ≈ 0.5 GB)
+   is not timed. Timed: ``compute_report`` (7 d / 56 d) for ``all`` and each category, and
+   ``refresh_results`` for the 5 scopes. The ``items`` table is empty in this database, so the
+   window-item part (labels, examples, blog attention, coined-name check for single words) runs
+   on no items: single words are dropped and examples are empty — that part costs about the
+   same as on a real week (it reads only the window's items) and is measured in step 1.
+   The temporary files are deleted at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import shutil
 import socket
 import sys
 import tempfile
@@ -41,7 +55,7 @@ from aggregator import trends  # noqa: E402
 from aggregator.ingest import write_entries  # noqa: E402
 from aggregator.records import ParsedEntry  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
-from aggregator.store.tables import DayTotal, Feed, TermCount  # noqa: E402
+from aggregator.store.tables import DayTotal, Feed, Term, TermCount  # noqa: E402
 
 BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 END = dt.date(2026, 6, 28)
@@ -199,6 +213,7 @@ def api_latency(url: str, n_requests: int) -> None:
 def million(url: str, n_days: int = 500, per_day: int = 2000) -> None:
     engine = make_engine(url)
     upgrade(engine)
+    t_gen = time.perf_counter()
     papers = [p for d in days_between("2025-01-01", "2026-07-01") for p in load_day(d)]
     papers = list({p["id"]: p for p in papers}.values())
     vocab: dict[str, int] = {}
@@ -206,25 +221,21 @@ def million(url: str, n_days: int = 500, per_day: int = 2000) -> None:
     scope_of: list[tuple[str, ...]] = []
     for p in papers:
         terms = trends.extract_terms(trends.item_text(p["title"], p.get("summary") or ""))
-        term_ids.append(np.array([vocab.setdefault(t, len(vocab)) for t in terms], dtype=np.int64))
+        term_ids.append(np.array([vocab.setdefault(t, len(vocab) + 1) for t in terms], dtype=np.int64))
         scope_of.append(trends.item_scopes("paper", p["categories"]))
-    names = np.array(list(vocab), dtype=object)
-    injected = {"quantum token routing": 0.0, "sparse reward distillation": 0.0, "hyperbolic kv cache": 0.0}
+    injected = ["quantum token routing", "sparse reward distillation", "hyperbolic kv cache"]
     for t in injected:
-        vocab[t] = len(vocab)
-    names = np.array(list(vocab), dtype=object)
+        vocab[t] = len(vocab) + 1
+    size = len(vocab) + 1
     rng = np.random.default_rng(1)
     end = dt.date(2026, 6, 28)
     first_day = end - dt.timedelta(days=n_days - 1)
-    t_gen = time.perf_counter()
-    make = session_factory(engine)
-    n_rows = 0
+    first = {s: np.zeros(size, np.int64) for s in trends.SCOPES}  # first day (ordinal) per scope
+    n_entries = 0
     with engine.begin() as conn:
-        stmt = insert(conn, TermCount.__table__)
         for k in range(n_days):
             day = first_day + dt.timedelta(days=k)
             picks = rng.integers(0, len(papers), per_day)
-            rows = []
             totals: Counter[str] = Counter()
             by_scope: dict[str, list[np.ndarray]] = {}
             for i in picks:
@@ -232,33 +243,61 @@ def million(url: str, n_days: int = 500, per_day: int = 2000) -> None:
                     totals[s] += 1
                     by_scope.setdefault(s, []).append(term_ids[i])
             recent = (end - day).days < 7
+            rows = []
             for s, arrays in by_scope.items():
-                counts = np.bincount(np.concatenate(arrays), minlength=len(vocab))
+                counts = np.bincount(np.concatenate(arrays), minlength=size)
                 if s == "all":  # injected terms: flat 0.3 % before the last week, 2 % in it
                     for j, t in enumerate(injected):
                         counts[vocab[t]] = rng.binomial(totals[s], 0.02 if recent else 0.003 * (j > 0))
                 nz = np.flatnonzero(counts)
-                rows.extend({"scope": s, "term": names[t], "day": day, "df": int(counts[t])} for t in nz)
-            conn.execute(stmt, rows)
+                seen = first[s]
+                seen[nz[seen[nz] == 0]] = day.toordinal()
+                rows.append(
+                    {"scope": s, "day": day, "n_terms": len(nz), "data": trends.pack_counts(nz, counts[nz])}
+                )
+                n_entries += len(nz)
+            conn.execute(insert(conn, TermCount.__table__), rows)
             conn.execute(
                 insert(conn, DayTotal.__table__),
                 [{"scope": s, "day": day, "n_docs": n} for s, n in totals.items()],
             )
-            n_rows += len(rows)
+        cols = [trends.FIRST_COLUMNS[s] for s in trends.SCOPES]
+        term_rows = [
+            {
+                "id": i,
+                "term": t,
+                **{c: int(first[s][i]) or None for s, c in zip(trends.SCOPES, cols, strict=True)},
+            }
+            for t, i in vocab.items()
+        ]
+        for part in range(0, len(term_rows), 50_000):
+            conn.execute(insert(conn, Term.__table__), term_rows[part : part + 50_000])
+    size_mb = ""
+    if engine.url.get_backend_name() == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        size_mb = f"; SQLite file {Path(engine.url.database).stat().st_size / 1e6:.0f} MB"
     print(
         f"\n1M corpus: {n_days} days × {per_day} items = {n_days * per_day:,} items resampled from "
-        f"{len(papers):,} real papers; {n_rows:,} term_counts rows; "
-        f"generated in {time.perf_counter() - t_gen:.0f} s"
+        f"{len(papers):,} real papers; {n_entries:,} (scope, day, term) counts in "
+        f"{n_days * len(trends.SCOPES[:4])} packed rows, {len(vocab):,} terms{size_mb}; "
+        f"generated in {time.perf_counter() - t_gen:.0f} s (not timed below)"
     )
+    make = session_factory(engine)
     with make() as session:
-        for scope in ("all", "cs.CV"):
+        for scope in ("all", "cs.LG", "cs.CV", "cs.CL"):
             t0 = time.perf_counter()
             report = trends.compute_report(session, end=end, scope=scope)
             took = time.perf_counter() - t0
             print(
                 f"compute_report(scope={scope}, 7d/56d) on the 1M corpus: {took:.2f} s; "
+                f"{report.window_docs:,} window + {report.baseline_docs:,} baseline items; "
                 f"top: {', '.join(t.term for t in report.terms[:6])}"
             )
+        t0 = time.perf_counter()
+        trends.refresh_results(session, end=end)
+        print(f"refresh_results (5 scopes) on the 1M corpus: {time.perf_counter() - t0:.2f} s")
+        session.rollback()
     engine.dispose()
 
 
@@ -280,6 +319,7 @@ def main() -> None:
         api_latency(url, args.requests)
     if not args.skip_million:
         million(args.million_db or f"sqlite:///{tmp / 'million.db'}", n_days=args.days)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 
@@ -307,3 +308,120 @@ def test_precompute_all_and_new_items(engine: sa.Engine) -> None:
             .limit(5)
         ).all()
         assert sum("robot" in (t + a).lower() for t, a in top2) >= 4
+
+
+def test_batched_queries_match_single_reader_path(model, window) -> None:
+    """precompute_all's batched sparse path and the one-reader path compute the same queries and
+    similarities (the formula of the module docstring)."""
+    profiles = [
+        ReaderProfile(1, interests="diffusion models for image generation", liked_item_ids=(3, 40)),
+        ReaderProfile(2, interests="robot manipulation", keywords=("grasping",), disliked_item_ids=(5,)),
+        ReaderProfile(3),  # empty profile: empty query, zero similarities
+        ReaderProfile(4, liked_item_ids=(7,), disliked_item_ids=(8, 9)),
+    ]
+    readers = [
+        personal.compile_reader(
+            model, p, window.matrix[list(p.liked_item_ids)], window.matrix[list(p.disliked_item_ids)]
+        )
+        for p in profiles
+    ]
+    queries, sims = personal.reader_queries(window, readers)
+    assert not queries[2].any() and not sims[:, 2].any()
+    for j, r in enumerate(readers):
+        q1, s1 = personal.reader_queries(window, [r])
+        np.testing.assert_allclose(q1[0], queries[j], atol=1e-6)
+        np.testing.assert_allclose(s1[:, 0], sims[:, j], atol=1e-6)
+    norms = np.linalg.norm(queries, axis=1)
+    np.testing.assert_allclose(norms[[0, 1, 3]], 1.0, rtol=1e-5)
+    assert (queries >= 0).all()
+
+
+def test_explain_rows_matches_rank_explain(model, window) -> None:
+    profile = ReaderProfile(1, interests="large language models for mathematical reasoning")
+    reader = personal.compile_reader(model, profile, window.matrix[:0], window.matrix[:0])
+    queries, [res] = personal.rank_window(window, [reader])
+    rows = personal.top_rows(res, 30)
+    fast = personal.explain_rows(window, rows, queries[0], model.terms, 5)
+    q = sp.csr_matrix(queries[0])
+    ref = [rank.explain(window.matrix[r], q, model, 5) for r in rows]
+    same = sum(a == b for a, b in zip(fast, ref, strict=True))
+    assert same >= 28  # equal up to the order of exactly tied contributions
+    assert all(w and {"term", "weight"} <= set(w[0]) for w in fast)
+
+
+def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine) -> None:
+    model = _load(engine)
+    with session_factory(engine)() as s:
+        since = personal.window_bounds(s, NOW, 30)[0]  # type: ignore[index]
+        first = personal.item_window(s, model, since)
+        statements: list[str] = []
+
+        def record(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert personal.item_window(s, model, since) is first
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 1 and "count" in statements[0].lower()
+    with session_factory(engine)() as s, s.begin():  # a changed item is re-read
+        iid = int(first.ids[5])
+        item = s.get(Item, iid)
+        item.title = "A completely different title about quantum error correction"
+        item.updated_at = NOW + dt.timedelta(hours=1)
+    with session_factory(engine)() as s:
+        again = personal.item_window(s, model, since)
+    assert again is not first and np.array_equal(again.ids, first.ids)
+    row = again.position[iid]
+    assert again.texts[row].startswith("A completely different title")
+    assert (again.matrix[row] != first.matrix[row]).nnz > 0
+
+
+def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_url: str, tmp_path) -> None:
+    """The scheduler's job (refit, default profile, then every reader via precompute_all)."""
+    from aggregator import jobs
+    from aggregator.settings import Interests, Settings
+
+    _load(engine)
+    with session_factory(engine)() as s, s.begin():
+        for rid in (1, 2, 3):
+            _reader(s, rid)
+        s.flush()
+        s.add(
+            Profile(reader_id=1, interests="speech recognition", exclude_categories=["cs.CV"], updated_at=NOW)
+        )
+        s.add(Profile(reader_id=2, interests="robot manipulation", updated_at=NOW))
+        liked = s.scalar(sa.select(Item.id).where(Item.title.ilike("%robot%")).order_by(Item.id).limit(1))
+        s.add(Feedback(reader_id=3, item_id=liked, value=1, created_at=NOW))
+    settings = Settings(database_url=database_url, feeds_file=tmp_path / "feeds.toml")  # type: ignore[call-arg]
+    interests = Interests(text="large language models")
+    scored = jobs.update_ranking(engine, settings, interests)
+    assert scored > 0
+
+    def rows(profile: str) -> list[sa.Row]:
+        return s.execute(
+            sa.select(Score, Item.title, Item.summary, Item.categories)
+            .join(Item, Item.id == Score.item_id)
+            .where(Score.profile == profile)
+            .order_by(Score.score.desc())
+        ).all()
+
+    with session_factory(engine)() as s:
+        per = dict(s.execute(sa.select(Score.profile, sa.func.count()).group_by(Score.profile)).all())
+        assert per["default"] == scored
+        assert per["reader:1"] == per["reader:2"] == per["reader:3"] == personal.TOP_K
+        model_id = s.scalar(sa.select(sa.func.max(Score.model_id)))
+        speech, robots, fan = rows("reader:1"), rows("reader:2"), rows("reader:3")
+        assert all(r.Score.model_id == model_id for r in speech + robots + fan)
+        assert not any("cs.CV" in r.categories for r in speech)
+        assert sum("speech" in (r.title + r.summary).lower() for r in speech[:5]) >= 4
+        assert sum("robot" in (r.title + r.summary).lower() for r in robots[:5]) >= 4
+        assert liked in [r.Score.item_id for r in fan[:3]]
+        assert all(r.Score.why for r in robots[: personal.WHY_TOP])
+        assert not any(r.Score.why for r in robots[personal.WHY_TOP :])
+    # a second run (same model, whole window) replaces the readers' rows instead of adding to them
+    jobs.update_ranking(engine, settings, interests, refit=False)
+    with session_factory(engine)() as s:
+        n = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile.like("reader:%")))
+        assert n == 3 * personal.TOP_K

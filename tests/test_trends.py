@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
@@ -25,7 +26,7 @@ from aggregator.api.app import create_app
 from aggregator.ingest import write_entries
 from aggregator.settings import Settings
 from aggregator.store.db import session_factory
-from aggregator.store.tables import DayTotal, Feed, TermCount, TrendCounted
+from aggregator.store.tables import DayTotal, Feed, Term, TermCount, TrendCounted
 
 BASELINE_DAYS = ["2026-06-08", "2026-06-09", "2026-06-10", "2026-06-11", "2026-06-12"]
 WINDOW_DAYS = ["2026-06-15", "2026-06-16", "2026-06-17", "2026-06-18", "2026-06-19"]
@@ -81,12 +82,20 @@ def _load(engine: sa.Engine) -> list[list[int]]:
     return per_day
 
 
-def _snapshot(session) -> tuple[set, set]:  # type: ignore[no-untyped-def]
-    counts = set(
-        session.execute(sa.select(TermCount.scope, TermCount.term, TermCount.day, TermCount.df)).all()
-    )
+def _snapshot(session) -> tuple[set, set, set]:  # type: ignore[no-untyped-def]
+    """(scope, term, day, df) of every packed count, the day totals, and each term's first days."""
+    names = dict(session.execute(sa.select(Term.id, Term.term)).all())
+    counts = set()
+    for scope, day, n_terms, data in session.execute(
+        sa.select(TermCount.scope, TermCount.day, TermCount.n_terms, TermCount.data)
+    ):
+        ids, dfs = trends.unpack_counts(n_terms, data)
+        assert len(ids) == n_terms and (np.diff(ids) > 0).all() and (dfs > 0).all()
+        counts.update((scope, names[int(i)], day, int(f)) for i, f in zip(ids, dfs, strict=True))
     totals = set(session.execute(sa.select(DayTotal.scope, DayTotal.day, DayTotal.n_docs)).all())
-    return counts, totals
+    cols = [getattr(Term, c) for c in trends.FIRST_COLUMNS.values()]
+    firsts = set(session.execute(sa.select(Term.term, *cols)).all())
+    return counts, totals, firsts
 
 
 @pytest.fixture

@@ -8,7 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import readers
 from ..settings import Settings, get_settings
@@ -53,16 +57,45 @@ def create_app(
         version="0.1.0",
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
         lifespan=lifespan,
+        responses={  # what the middleware may answer on any route
+            400: {"description": "the request body could not be parsed"},
+            413: {"description": "the request body is larger than AGGREGATOR_MAX_REQUEST_BYTES"},
+            429: {"description": "rate limit exceeded; see the Retry-After header (seconds)"},
+        },
     )
     app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(routes.router)
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
     app.include_router(me.router)
-    app.include_router(reader_pages.router)
+    app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's HTTP error answer, except that a 405 lists in ``Allow`` every method the path
+    supports (Starlette names only those of the first route that matched the path)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "\x00"}
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))}
+    )
+
+
+def app_from_env() -> FastAPI:
+    """Application factory for ``uvicorn --factory`` (``aggregator api --workers N``): settings
+    from the environment; migrations were run once by the parent before the workers started."""
+    return create_app(migrate=False)

@@ -20,7 +20,7 @@ import logging
 import zoneinfo
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from .. import readers
@@ -29,7 +29,7 @@ from ..mail.compose import compose_week, current_week, week_monday
 from ..mail.render import environment, render_week
 from ..store.tables import Item, Reader
 from .auth import ReaderDep, secret_key
-from .deps import SessionDep, SettingsDep
+from .deps import SessionDep, SettingsDep, unprocessable
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -142,7 +142,10 @@ def email_preview(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    week: Annotated[str | None, Query(description="ISO week, e.g. 2026-W25; default: this week")] = None,
+    week: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{4}-W[0-9]{2}$", description="ISO week, e.g. 2026-W25; default: this week"),
+    ] = None,
 ) -> HTMLResponse:
     """The HTML part of your weekly email for ``week`` (nothing is sent)."""
     row = session.get(Reader, reader.id)
@@ -152,7 +155,7 @@ def email_preview(
     try:
         week_monday(week)
     except ValueError as err:
-        raise HTTPException(status_code=422, detail=str(err)) from err
+        raise unprocessable(str(err), ("query", "week")) from err
     content = compose_week(session, reader.id, week)
     links = tokens.EmailLinks(settings.public_base_url, _signer(request))
     rendered = render_week(content, links, row.email_weekday, row.email_time)

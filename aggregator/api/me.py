@@ -28,7 +28,7 @@ from ..records import TopicFilter
 from ..settings import Settings
 from ..store.tables import Item, Reader
 from .auth import OptionalReaderDep, ReaderDep, unauthorized
-from .deps import SessionDep, SettingsDep
+from .deps import SessionDep, SettingsDep, unprocessable
 from .me_schemas import (
     FeedbackIn,
     FeedbackOut,
@@ -49,7 +49,7 @@ from .me_schemas import (
     TopicIn,
     TopicOut,
 )
-from .routes import DateQuery, DaysQuery, LimitQuery, digest_item
+from .routes import DateQuery, DaysQuery, ItemId, LimitQuery, digest_item
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -64,7 +64,7 @@ def http_errors() -> Iterator[None]:
     try:
         yield
     except readers.ReaderError as err:
-        raise HTTPException(status_code=422, detail=str(err)) from err
+        raise unprocessable(str(err), ("body",)) from err
     except readers.NotFound as err:
         raise HTTPException(status_code=404, detail=str(err.args[0] if err.args else err)) from err
     except readers.Forbidden as err:
@@ -364,7 +364,17 @@ def _filter(slug: str, body: TopicFields) -> TopicFilter:
     )
 
 
-@router.get("/api/topics", response_model=list[TopicOut], tags=["topics"], responses=_AUTH)
+#: OpenAPI: the bearer token is optional here (``{}`` is "no security requirement").
+_OPTIONAL_AUTH = {"security": [{}]}
+
+
+@router.get(
+    "/api/topics",
+    response_model=list[TopicOut],
+    tags=["topics"],
+    responses=_AUTH,
+    openapi_extra=_OPTIONAL_AUTH,
+)
 def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut]:
     """The catalogue of topic filters (built-in ones first). With a bearer token, ``mine`` and
     ``subscribed`` say which are yours and which you follow."""
@@ -393,6 +403,7 @@ def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> Topic
     response_model=TopicOut,
     tags=["topics"],
     responses={404: {"description": "no such topic filter"}},
+    openapi_extra=_OPTIONAL_AUTH,
 )
 def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> TopicOut:
     """One topic filter."""
@@ -509,7 +520,7 @@ def _pool(session: Session, model: Any) -> tuple[list[int], Any]:
     responses={404: {"description": "no such item"}, **_BAD},
 )
 def similar_items(
-    item_id: int,
+    item_id: ItemId,
     session: SessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,

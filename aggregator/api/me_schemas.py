@@ -103,12 +103,12 @@ class SettingsOut(BaseModel):
 
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    item_id: int
+    item_id: int = Field(ge=1, le=2**31 - 1)
     value: Literal[-1, 0, 1] = Field(description="1 👍, -1 👎, 0 removes your vote")
 
 
 class FeedbackOut(BaseModel):
-    item_id: int
+    item_id: int = Field(ge=1, le=2**31 - 1)
     value: int
     rescored: int | None = Field(
         description="items rescored for you; null when personal scores cannot be computed yet"
@@ -166,7 +166,7 @@ class SimilarItem(DigestItem):
 
 
 class SimilarResponse(BaseModel):
-    item_id: int
+    item_id: int = Field(ge=1, le=2**31 - 1)
     items: list[SimilarItem] = Field(
         description="most similar items first; `score` is the TF-IDF cosine similarity, 0..1"
     )

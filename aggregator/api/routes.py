@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
+from pydantic import BeforeValidator
 
 from ..digest import DigestEntry, build_digest, item_sources
 from ..store.tables import Feed, Item, ItemSource
@@ -16,8 +18,27 @@ from .schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail,
 
 router = APIRouter()
 
+
+#: Database ids are 32-bit on every backend we run; larger numbers are a 422, not an overflow.
+ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="item id")]
+
+
+def iso_date_only(value: object) -> object:
+    """Accept only ``YYYY-MM-DD`` text from 1900 to 2999 (pydantic's lax mode would take ``0`` as
+    1970-01-01, and year 1 would overflow the day-window arithmetic)."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        if not "1900" <= value[:4] <= "2999":
+            raise ValueError("a date must lie between 1900-01-01 and 2999-12-31")
+        return value
+    raise ValueError("a date must be written YYYY-MM-DD")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[dt.date, BeforeValidator(iso_date_only)]
 DateQuery = Annotated[
-    dt.date | None, Query(description="local date YYYY-MM-DD; default: today or the latest day with items")
+    IsoDate | None, Query(description="local date YYYY-MM-DD; default: today or the latest day with items")
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=31, description="widen to the N days ending at `date`")]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="at most this many items")]
@@ -52,7 +73,7 @@ def get_digest(
     tags=["items"],
     responses={404: {"description": "no such item"}},
 )
-def get_item(item_id: int, session: SessionDep) -> ItemDetail:
+def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
     """One paper or post, with every announcement of it (feed, announce type, version)."""
     item = session.get(Item, item_id)
     if item is None:
@@ -107,9 +128,7 @@ def get_feeds(session: SessionDep) -> list[FeedStatus]:
             sa.select(ItemSource.feed_id, sa.func.count(sa.distinct(ItemSource.item_id))).group_by(
                 ItemSource.feed_id
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     feeds = session.scalars(sa.select(Feed).order_by(Feed.id))
     return [

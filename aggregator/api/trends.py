@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from .. import trends
-from .deps import SessionDep
+from .deps import SessionDep, unprocessable
+from .routes import IsoDate
 
 router = APIRouter()
 
@@ -86,16 +87,20 @@ def _params(window: str, baseline: str, category: str | None) -> tuple[int, int,
         b = parse_days(baseline, "baseline")
         scope = trends.parse_scope(category)
     except ValueError as err:
-        raise HTTPException(status_code=422, detail=str(err)) from err
+        raise unprocessable(str(err)) from err
     if b < w:
-        raise HTTPException(status_code=422, detail=f"baseline ({b}d) must not be shorter than window ({w}d)")
+        raise unprocessable(f"baseline ({b}d) must not be shorter than window ({w}d)", ("query", "baseline"))
     return w, b, scope
 
 
-WindowQuery = Annotated[str, Query(description="window length, e.g. 7d (1d–28d)")]
-BaselineQuery = Annotated[str, Query(description="baseline before the window, e.g. 56d (7d–365d)")]
-CategoryQuery = Annotated[str | None, Query(description="all, cs.LG, cs.CV, cs.CL or blogs")]
-EndQuery = Annotated[dt.date | None, Query(description="last day of the window (default: latest)")]
+WindowQuery = Annotated[str, Query(pattern=r"^[0-9]{1,3}d$", description="window length, e.g. 7d (1d–28d)")]
+BaselineQuery = Annotated[
+    str, Query(pattern=r"^[0-9]{1,3}d$", description="baseline before the window, e.g. 56d (7d–365d)")
+]
+CategoryQuery = Annotated[
+    Literal["all", "cs.LG", "cs.CV", "cs.CL", "blogs"] | None, Query(description="scope of the statistics")
+]
+EndQuery = Annotated[IsoDate | None, Query(description="last day of the window YYYY-MM-DD (default: latest)")]
 LimitQuery = Annotated[int, Query(ge=1, le=trends.STORED_LIMIT, description="at most this many terms")]
 
 

@@ -15,15 +15,25 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "terms",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("term", sa.String(length=200), nullable=False),
+        sa.Column("first_all", sa.Integer(), nullable=True),
+        sa.Column("first_cs_lg", sa.Integer(), nullable=True),
+        sa.Column("first_cs_cv", sa.Integer(), nullable=True),
+        sa.Column("first_cs_cl", sa.Integer(), nullable=True),
+        sa.Column("first_blogs", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("term"),
+    )
+    op.create_table(
         "term_counts",
         sa.Column("scope", sa.String(length=16), nullable=False),
-        sa.Column("term", sa.String(length=200), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("df", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "term", "day"),
+        sa.Column("n_terms", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "day"),
     )
-    with op.batch_alter_table("term_counts", schema=None) as batch_op:
-        batch_op.create_index("ix_term_counts_scope_day", ["scope", "day"], unique=False)
     op.create_table(
         "trend_day_totals",
         sa.Column("scope", sa.String(length=16), nullable=False),
@@ -70,6 +80,5 @@ def downgrade() -> None:
     op.drop_table("trend_results")
     op.drop_table("trend_counted")
     op.drop_table("trend_day_totals")
-    with op.batch_alter_table("term_counts", schema=None) as batch_op:
-        batch_op.drop_index("ix_term_counts_scope_day")
     op.drop_table("term_counts")
+    op.drop_table("terms")

@@ -1,0 +1,328 @@
+"""Load benchmark: `GET /api/me/digest` under wrk, on a 1-million-item database.
+
+Set-up (skipped when the database already holds the items): 1,000,000 items made by resampling
+the ~22k real arXiv papers of ../shared/data/bulk (each copy gets its own synthetic arXiv id
+``9xxxx.xxxxx``; titles, abstracts, authors and categories are real), spread 2,000 a day over
+500 days ending 2026-06-30, each announced by one of three arXiv feeds; 1,000 readers with
+random but realistic interest profiles (free text and keywords drawn from real titles, 0–3 topic
+subscriptions); their scores precomputed for the last 30 days by `personal.precompute_all`.
+
+Run: wrk (Debian's package) against `aggregator api --workers N` on loopback, at 10 and 64
+concurrent connections, each request with a random reader's token, for the newest day. Prints
+p50, p99 and requests/s from wrk's latency distribution, and each API worker's resident memory
+(VmRSS) after the run.
+
+    python bench/load.py --database-url sqlite:////tmp/load.db
+    python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/load
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
+
+import sqlalchemy as sa  # noqa: E402
+
+from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
+from aggregator.store.tables import Feed, Item, ItemSource  # noqa: E402
+
+LAST_DAY = dt.date(2026, 6, 30)
+PER_DAY = 2000
+FEEDS = ("arXiv cs.LG", "arXiv cs.CV", "arXiv cs.CL")
+
+
+def real_papers() -> list[dict]:
+    seen: dict[str, dict] = {}
+    for path in sorted(BULK.glob("*.jsonl")):
+        for line in path.open(encoding="utf-8"):
+            p = json.loads(line)
+            seen.setdefault(p["id"], p)
+    return list(seen.values())
+
+
+def populate(engine: sa.Engine, n_items: int, n_readers: int, tokens_file: Path) -> None:
+    papers = real_papers()
+    rng = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    days = n_items // PER_DAY
+    with session_factory(engine)() as s, s.begin():
+        for name in FEEDS:
+            cat = name.split()[-1]
+            s.add(
+                Feed(
+                    url=f"https://rss.arxiv.org/rss/{cat}",
+                    name=name,
+                    kind="arxiv",
+                    interval_minutes=60,
+                    tags=["arxiv"],
+                    scheduled=True,
+                    created_at=now,
+                    error_count=0,
+                    disabled=False,
+                )
+            )
+    with engine.connect() as c:
+        feed_ids = {r.name: r.id for r in c.execute(sa.select(Feed.id, Feed.name))}
+    t0 = time.perf_counter()
+    batch: list[dict] = []
+    sources: list[tuple[int, str]] = []
+    item_stmt = insert(engine, Item.__table__)
+    n = 0
+    for d in range(days):
+        day = LAST_DAY - dt.timedelta(days=days - 1 - d)
+        stamp = dt.datetime.combine(day, dt.time(4, 0), dt.UTC)
+        for _ in range(PER_DAY):
+            p = papers[rng.randrange(len(papers))]
+            n += 1
+            aid = f"9{n // 100000:04d}.{n % 100000:05d}"
+            cats = [c for c in p["categories"] if c] or ["cs.LG"]
+            batch.append(
+                {
+                    "key": f"arxiv:{aid}",
+                    "kind": "paper",
+                    "arxiv_id": aid,
+                    "version": 1,
+                    "title": " ".join(p["title"].split()),
+                    "url": f"https://arxiv.org/abs/{aid}",
+                    "authors": p["authors"],
+                    "summary": " ".join((p.get("summary") or "").split()),
+                    "summary_html": None,
+                    "categories": cats,
+                    "primary_category": cats[0],
+                    "comment": None,
+                    "guid": f"oai:arXiv.org:{aid}v1",
+                    "published": stamp,
+                    "date_from_fetch": False,
+                    "content_hash": f"{n:040d}",
+                    "first_seen_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            sources.append((n, next((f for f in FEEDS if f.split()[-1] in cats), FEEDS[0])))
+        if len(batch) >= 20000 or d == days - 1:
+            with engine.begin() as c:
+                c.execute(item_stmt, batch)
+            batch = []
+            print(f"\r  items: {n:,} ({n / (time.perf_counter() - t0):,.0f}/s)", end="", flush=True)
+    print()
+    with engine.begin() as c:  # item ids are 1..n in insertion order on both databases
+        for start in range(0, len(sources), 50000):
+            c.execute(
+                insert(c, ItemSource.__table__),
+                [
+                    {
+                        "item_id": i,
+                        "feed_id": feed_ids[f],
+                        "announce_type": "new",
+                        "version": 1,
+                        "seen_at": now,
+                    }
+                    for i, f in sources[start : start + 50000]
+                ],
+            )
+    print(f"  items and sources written in {time.perf_counter() - t0:.0f} s")
+    make_readers(engine, n_readers, papers, tokens_file, rng)
+
+
+def make_readers(
+    engine: sa.Engine, n_readers: int, papers: list[dict], tokens_file: Path, rng: random.Random
+) -> None:
+    from aggregator import personal, rank, readers
+
+    t0 = time.perf_counter()
+    tokens = []
+    with session_factory(engine)() as s:
+        readers.ensure_default_topics(s)
+        s.commit()
+        slugs = [t.filter.slug for t in readers.list_topics(s)]
+        for i in range(n_readers):
+            new = readers.create_reader(s, f"reader{i}@bench.example.org")
+            sample = rng.sample(papers, 3)
+            readers.update_profile(
+                s,
+                new.reader_id,
+                interests="; ".join(p["title"] for p in sample[:2]),
+                keywords=re.findall(r"[A-Za-z][A-Za-z-]{5,}", sample[2]["title"])[:3],
+            )
+            for slug in rng.sample(slugs, rng.randrange(0, 4)):
+                readers.subscribe(s, new.reader_id, slug)
+            tokens.append(new.token)
+        s.commit()
+    tokens_file.write_text("\n".join(tokens) + "\n")
+    print(f"  {n_readers} readers in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    with session_factory(engine)() as s, s.begin():
+        model = rank.refit(s, dt.datetime.combine(LAST_DAY, dt.time(23), dt.UTC), 30)
+        assert model is not None
+        profiles = personal.load_profiles(s)
+        rows = personal.precompute_all(
+            s, model, profiles, now=dt.datetime.combine(LAST_DAY, dt.time(23), dt.UTC)
+        )
+    print(f"  refit on 30 days and {rows:,} reader scores in {time.perf_counter() - t0:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LUA = """
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+math.randomseed(7)
+request = function()
+  local t = tokens[math.random(#tokens)]
+  return wrk.format("GET", "/api/me/digest?date=%s&limit=50", {["Authorization"] = "Bearer " .. t})
+end
+"""
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50_ms": ms(p50.group(1)),
+        "p99_ms": ms(p99.group(1)),
+        "rps": float(rps.group(1)),  # type: ignore[union-attr]
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], duration: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "AGGREGATOR_DATABASE_URL": url,
+        "AGGREGATOR_RATE_LIMIT": "1000000/second",
+        "AGGREGATOR_LOG_LEVEL": "WARNING",
+        "AGGREGATOR_FEEDS_FILE": str(ROOT / "feeds.toml"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "api", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        token = tokens_file.read_text().split()[0]
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/me/digest?date={LAST_DAY}&limit=50",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = json.load(urllib.request.urlopen(req, timeout=30))
+        print(
+            f"  sample: {len(body['items'])} items of {body['total']} that day, profile {body.get('profile')}"
+        )
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write(LUA % (tokens_file, LAST_DAY))
+        for c in clients:
+            subprocess.run(
+                ["wrk", "-t2", f"-c{c}", "-d3s", "-s", lua.name, f"http://127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+            )  # warm-up
+            out = subprocess.run(
+                [
+                    "wrk",
+                    "-t2",
+                    f"-c{c}",
+                    f"-d{duration}",
+                    "--latency",
+                    "-s",
+                    lua.name,
+                    f"http://127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+            r = parse_wrk(out)
+            pids = children(proc.pid) if workers > 1 else [proc.pid]
+            mem = ", ".join(f"{rss_mb(p):.0f}" for p in pids)
+            print(
+                f"  workers={workers} clients={c:>3}: p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                f"{r['rps']:7.0f} req/s  non-2xx {r['non2xx']:.0f}  RSS per worker {mem} MB"
+            )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url", required=True)
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--readers", type=int, default=1000)
+    ap.add_argument("--duration", default="15s")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--clients", type=int, nargs="+", default=[10, 64])
+    ap.add_argument(
+        "--tokens", type=Path, default=None, help="file of reader tokens (default: next to the db)"
+    )
+    args = ap.parse_args()
+    engine = make_engine(args.database_url)
+    upgrade(engine)
+    digest = hashlib.sha1(args.database_url.encode()).hexdigest()[:12]
+    tokens = args.tokens or Path(tempfile.gettempdir()) / f"load-tokens-{digest}.txt"
+    with engine.connect() as c:
+        have = c.execute(sa.select(sa.func.count()).select_from(Item)).scalar_one()
+    if have < args.items or not tokens.exists():
+        print(f"populating {args.database_url} with {args.items:,} items and {args.readers} readers")
+        populate(engine, args.items, args.readers, tokens)
+    else:
+        print(f"{args.database_url}: {have:,} items already there")
+    engine.dispose()
+    for w in args.workers:
+        run_wrk(args.database_url, tokens, w, args.clients, args.duration)
+
+
+if __name__ == "__main__":
+    main()
