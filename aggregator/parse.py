@@ -410,7 +410,7 @@ def _build_posts(
         )
         summary_html = _display_html(rich, rich_type, link or base) if rich.strip() else None
         if not title:  # an untitled post reads as the start of its summary, else its address
-            title = _trim_to(summary, UNTITLED_CHARS) if summary else (link or guid or "(untitled)")
+            title = trim_text(summary, UNTITLED_CHARS) if summary else (link or guid or "(untitled)")
 
         authors = _post_authors(entry) or feed_authors
         published = _entry_date(entry, fetched)
@@ -499,18 +499,19 @@ def _absolute_link(value: object, base: str | None) -> str | None:
 
 
 def _trim(text: str) -> str:
-    return _trim_to(text, SUMMARY_MAX_CHARS)
+    return trim_text(text, SUMMARY_MAX_CHARS)
 
 
-def _trim_to(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+def trim_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary (when one lies in the
+    second half), trailing punctuation dropped, and "…" appended; unchanged when it fits."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
     space = cut.rfind(" ")
     if space > limit // 2:
         cut = cut[:space]
-    return cut.rstrip(" ,;:.-") + "…"
+    return cut.rstrip(" ,;:.-–—(") + "…"
 
 
 # --------------------------------------------------------------------------- shared helpers

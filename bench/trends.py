@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
 import shutil
 import socket
@@ -50,6 +49,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import bulk_papers, paper_entry  # noqa: E402
 
 from aggregator import trends  # noqa: E402
 from aggregator.ingest import write_entries  # noqa: E402
@@ -62,31 +64,12 @@ END = dt.date(2026, 6, 28)
 
 
 def load_day(day: str) -> list[dict]:
-    seen: set[str] = set()
-    out = []
-    for line in (BULK / f"dw-dengwei-{day}.jsonl").open(encoding="utf-8"):
-        paper = json.loads(line)
-        if paper["id"] not in seen:
-            seen.add(paper["id"])
-            out.append(paper)
-    return out
+    """Real papers of one scraped day (unique ids), as the tests load them."""
+    return bulk_papers(day)
 
 
 def entry(paper: dict, day: str) -> ParsedEntry:
-    return ParsedEntry(
-        kind="paper",
-        key=f"arxiv:{paper['id']}",
-        title=" ".join(paper["title"].split()),
-        url=f"https://arxiv.org/abs/{paper['id']}",
-        authors=tuple(paper["authors"]),
-        summary=" ".join((paper.get("summary") or "").split()),
-        published=dt.datetime.fromisoformat(day + "T04:00:00+00:00"),
-        categories=tuple(paper["categories"]),
-        primary_category=paper["categories"][0],
-        arxiv_id=paper["id"],
-        version=1,
-        announce_type="new",
-    )
+    return paper_entry(paper, day)
 
 
 def make_feed(session) -> int:  # type: ignore[no-untyped-def]

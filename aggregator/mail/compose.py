@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import readers
+from ..parse import trim_text
 from ..store.tables import Reader
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,7 @@ def content_days(label: str, weekday: int) -> tuple[dt.date, dt.date]:
 def trim_abstract(text: str, limit: int = ABSTRACT_CHARS) -> str:
     """``text`` with whitespace collapsed, cut to at most ``limit`` characters at a word
     boundary and ended with "…" when cut."""
-    text = " ".join((text or "").split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-–—(") + "…"
+    return trim_text(" ".join((text or "").split()), limit)
 
 
 def show_authors(authors: list[str], limit: int = MAX_AUTHORS) -> str:
