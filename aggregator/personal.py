@@ -961,9 +961,9 @@ def _window_stamp(session: Session, since: dt.datetime) -> tuple[Any, ...]:
 def item_window(session: Session, model: TfidfModel, since: dt.datetime) -> ItemWindow:
     """The cached window of items published at or after ``since`` for ``model``.
 
-    The cache key is (database URL, (model id, n_terms, n_docs), since). Validity is checked with one aggregate
-    query (:func:`_window_stamp`); only when it differs are the stored (id, ``updated_at``)
-    pairs read and the window refreshed: unchanged rows are reused, only new or changed items
+    The cache key is (database URL, (model id, n_terms, n_docs), since). Validity is checked
+    with one aggregate query (:func:`_window_stamp`); only when it differs are the stored (id,
+    ``updated_at``) pairs read and the window refreshed: unchanged rows are reused, only new or changed items
     are transformed and read; sources are re-read for the window. A window of the same model
     for another ``since`` (a rescore around an older item) is reused the same way. Thread-safe;
     one window per model is kept (older ones are dropped)."""
