@@ -65,9 +65,14 @@ def current_reader(
     if credentials is None:
         raise unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
     reader = readers.reader_for_token(session, credentials.credentials)
-    if reader is None:
+    found = None if reader is None else CurrentReader(reader.id, reader.email)
+    # Give the connection back before the endpoint runs: dependencies and the endpoint run in
+    # different worker threads, and a connection held across that hop deadlocks the process
+    # once every thread waits for a connection (all held by requests waiting for a thread).
+    session.rollback()
+    if found is None:
         raise unauthorized("invalid API token", error="invalid_token")
-    return CurrentReader(reader.id, reader.email)
+    return found
 
 
 def optional_reader(
