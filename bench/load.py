@@ -139,6 +139,9 @@ def populate(engine: sa.Engine, n_items: int, n_readers: int, tokens_file: Path)
             )
     print(f"  items and sources written in {time.perf_counter() - t0:.0f} s")
     make_readers(engine, n_readers, papers, tokens_file, rng)
+    if engine.dialect.name == "postgresql":  # fresh statistics, as autovacuum would gather
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(sa.text("ANALYZE"))
 
 
 def make_readers(
@@ -197,8 +200,11 @@ end
 
 def parse_wrk(out: str) -> dict[str, float]:
     def ms(text: str) -> float:
-        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        if match is None:
+            raise ValueError(f"cannot read wrk latency {text!r} in:\n{out}")
+        value, unit = match.groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
     p50 = re.search(r"50%\s+(\S+)", out)
     p99 = re.search(r"99%\s+(\S+)", out)
