@@ -22,6 +22,7 @@ import html
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -88,9 +89,9 @@ def find_links(
     out: dict[tuple[int, int], str] = {}
     for post_id, text in posts:
         for arxiv_id, method in mentions(text).items():
-            pid = by_arxiv.get(arxiv_id)
-            if pid is not None and pid != post_id:
-                key = (post_id, pid)
+            paper = by_arxiv.get(arxiv_id)
+            if paper is not None and paper != post_id:
+                key = (post_id, paper)
                 if out.get(key) != "link":
                     out[key] = method
         norm_text = normalise_title(_TAG.sub(" ", text))
@@ -111,7 +112,7 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
     if not ids:
         return 0
     now = now or dt.datetime.now(dt.UTC)
-    new_rows = []
+    new_rows: list[Any] = []
     for i in range(0, len(ids), 500):
         new_rows += session.execute(
             sa.select(

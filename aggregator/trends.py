@@ -348,7 +348,7 @@ def _add_counts(
             if (scope, day) in term_df:
                 masks.update(dict.fromkeys(term_df[scope, day], 1 << j))
         term_id.update(_term_ids(conn, day, masks))
-    tc = TermCount.__table__
+    tc: Any = TermCount.__table__
     keys = sorted(term_df)
     # lock the (scope, day) rows in key order: create missing ones, then read them FOR UPDATE
     conn.execute(
@@ -672,7 +672,7 @@ def compute_report(
         return empty
     support = min_support(n1)
     # one read of the window + baseline days' packed rows (primary key range scope, day)
-    tc = TermCount.__table__
+    tc: Any = TermCount.__table__
     per_day: dict[dt.date, tuple[np.ndarray, np.ndarray]] = {}
     for day, n_terms, data in session.execute(
         sa.select(tc.c.day, tc.c.n_terms, tc.c.data).where(

@@ -54,8 +54,10 @@ from .routes import DateQuery, DaysQuery, ItemId, LimitQuery, digest_item
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_AUTH = {401: {"description": "missing or invalid bearer token"}}
-_BAD = {422: {"description": "invalid input; `detail` says which field and why"}}
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid bearer token"}}
+_BAD: dict[int | str, dict[str, Any]] = {
+    422: {"description": "invalid input; `detail` says which field and why"}
+}
 
 
 @contextmanager
@@ -365,7 +367,7 @@ def _filter(slug: str, body: TopicFields) -> TopicFilter:
 
 
 #: OpenAPI: the bearer token is optional here (``{}`` is "no security requirement").
-_OPTIONAL_AUTH = {"security": [{}]}
+_OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 
 
 @router.get(

@@ -95,8 +95,10 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         raise DatabaseError(f"cannot migrate database {url}: {err.orig}") from err
 
 
-def insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
-    """A dialect ``INSERT`` that supports ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+def insert(engine_or_conn: sa.Engine | sa.Connection, table: Any) -> Any:
+    """A dialect ``INSERT`` into ``table`` (a ``Table``, e.g. ``Model.__table__``) that supports
+    ``on_conflict_do_nothing``/``on_conflict_do_update``. Raises :class:`DatabaseError` for a
+    dialect other than SQLite or PostgreSQL."""
     dialect = engine_or_conn.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
