@@ -142,11 +142,16 @@ def write_entries(
     plan = decide(entries, load_stored(session, keys))
     summary = IngestSummary(unchanged=plan.unchanged)
     conn = session.connection()
+    inserted: list[int] = []
     if plan.insert:
+        # RETURNING gives only the rows this statement inserted: when another feed's ingest
+        # (a cross-list) commits the same paper first, ON CONFLICT skips it and it is not "new"
+        # here, though it looked absent when `decide` ran.
         rows = [_item_row(e, d, now) for e, d in plan.insert]
-        stmt = insert(conn, Item.__table__).on_conflict_do_nothing()
+        table = Item.__table__
+        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.id)
         for start in range(0, len(rows), _CHUNK):
-            conn.execute(stmt, rows[start : start + _CHUNK])
+            inserted += conn.execute(stmt, rows[start : start + _CHUNK]).scalars().all()
     for item_id, entry, digest in plan.update:
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
@@ -154,8 +159,7 @@ def write_entries(
         session.execute(sa.update(Item).where(Item.id == item_id).values(**values))
     summary.updated = len(plan.update)
     ids = {k: s.id for k, s in load_stored(session, keys).items()}
-    inserted_keys = {e.key for e, _ in plan.insert}
-    summary.new_item_ids = sorted(ids[k] for k in inserted_keys if k in ids)
+    summary.new_item_ids = sorted(inserted)
     summary.new = len(summary.new_item_ids)
     sources = [
         {

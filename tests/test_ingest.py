@@ -187,3 +187,23 @@ def test_sync_feeds_unschedules_removed_feeds_and_keeps_state(engine: sa.Engine)
             "arxiv",
         )
         assert b.scheduled is False
+
+
+def test_a_paper_committed_meanwhile_by_another_feed_is_not_counted_new(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two feeds ingesting the same cross-listed paper at once: the one whose INSERT finds the
+    row already there must not report it as new (RETURNING says what was inserted)."""
+    import aggregator.ingest as ingest
+
+    paper = bulk_papers(DAY)[0]
+    ids = _feeds(engine, "cs.LG", "cs.CL")
+    with session_factory(engine)() as s, s.begin():
+        write_entries(s, ids["cs.LG"], [paper_entry(paper, DAY)], NOW)
+    real = ingest.load_stored
+    calls = iter([{}])  # the first look sees the world before the other feed committed
+    monkeypatch.setattr(ingest, "load_stored", lambda session, keys: next(calls, None) or real(session, keys))
+    with session_factory(engine)() as s, s.begin():
+        late = write_entries(s, ids["cs.CL"], [paper_entry(paper, DAY, announce_type="cross")], NOW)
+    assert (late.new, late.new_item_ids) == (0, [])
+    assert _count(engine, Item) == 1 and _count(engine, ItemSource) == 2
