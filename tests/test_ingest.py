@@ -201,8 +201,13 @@ def test_a_paper_committed_meanwhile_by_another_feed_is_not_counted_new(
     with session_factory(engine)() as s, s.begin():
         write_entries(s, ids["cs.LG"], [paper_entry(paper, DAY)], NOW)
     real = ingest.load_stored
-    calls = iter([{}])  # the first look sees the world before the other feed committed
-    monkeypatch.setattr(ingest, "load_stored", lambda session, keys: next(calls, None) or real(session, keys))
+    looks: list[int] = []
+
+    def stale_first(session: object, keys: list[str]) -> dict:
+        looks.append(1)  # the first look sees the world before the other feed committed
+        return {} if len(looks) == 1 else real(session, keys)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "load_stored", stale_first)
     with session_factory(engine)() as s, s.begin():
         late = write_entries(s, ids["cs.CL"], [paper_entry(paper, DAY, announce_type="cross")], NOW)
     assert (late.new, late.new_item_ids) == (0, [])
