@@ -206,34 +206,51 @@ def update_ranking(
         return scored
 
 
-def ranking_is_stale(engine: sa.Engine) -> bool:
-    """True when there is no TF-IDF model yet, or an item was first seen after the newest
-    model was fitted (so the scheduler should refit)."""
+def _latest_fit(conn: sa.Connection) -> dt.datetime | None:
     from .store.tables import RankModel
 
+    fitted = conn.execute(sa.select(sa.func.max(RankModel.created_at))).scalar()
+    return None if fitted is None else _utc(fitted)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value  # SQLite keeps no zone
+
+
+def ranking_is_stale(engine: sa.Engine) -> bool:
+    """True when there is no TF-IDF model yet, or an item was first seen after the newest
+    model was fitted (so the scheduler should refit). Two index look-ups (``rank_models``
+    is small; ``items.first_seen_at`` is indexed), cheap enough for every scheduler tick."""
     with engine.connect() as conn:
-        fitted = conn.execute(sa.select(sa.func.max(RankModel.created_at))).scalar()
+        fitted = _latest_fit(conn)
         newest = conn.execute(sa.select(sa.func.max(Item.first_seen_at))).scalar()
     if newest is None:
         return False
-    if fitted is None:
-        return True
-    if fitted.tzinfo is None:  # SQLite keeps no zone: stored values are UTC
-        fitted, newest = fitted.replace(tzinfo=dt.UTC), newest.replace(tzinfo=dt.UTC)
-    return bool(newest > fitted)
+    return fitted is None or _utc(newest) > fitted
+
+
+#: Items first seen this long before the newest fit are checked for a missing score: a refit
+#: reads the items committed when it starts, so only items committed around then can be missed.
+UNSCORED_LOOKBACK = dt.timedelta(hours=6)
 
 
 def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) -> int:
-    """Score, with the current model, items that have no default-profile score yet. Returns
-    how many; 0 when there is no model (the next refit scores everything)."""
+    """Score, with the current model, recent items that have no default-profile score yet
+    (committed by another worker while a refit was reading). Returns how many; 0 when there is
+    no model (the next refit scores everything). Looks only at items first seen since shortly
+    before the newest fit, through the ``first_seen_at`` index, and loads the model only when
+    something is missing, so it costs little on every scheduler tick."""
     from . import rank
 
     with session_factory(engine)() as session, session.begin():
+        fitted = _latest_fit(session.connection())
+        if fitted is None:
+            return 0
         missing = list(
             session.scalars(
                 sa.select(Item.id)
                 .outerjoin(Score, sa.and_(Score.item_id == Item.id, Score.profile == rank.DEFAULT_PROFILE))
-                .where(Score.item_id.is_(None))
+                .where(Item.first_seen_at >= fitted - UNSCORED_LOOKBACK, Score.item_id.is_(None))
             )
         )
         model = rank.load_model(session) if missing else None

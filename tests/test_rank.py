@@ -93,3 +93,35 @@ def test_rescore_and_digest_order(engine: sa.Engine) -> None:
 def test_day_window_in_a_time_zone() -> None:
     start, end = day_window(dt.date(2026, 6, 15), 2, ZoneInfo("America/New_York"))
     assert start == dt.datetime(2026, 6, 14, 4, tzinfo=UTC) and end == dt.datetime(2026, 6, 16, 4, tzinfo=UTC)
+
+
+def test_score_unscored_fills_in_items_committed_around_a_refit(engine: sa.Engine) -> None:
+    """Items another worker committed while a refit was reading get scored on the next tick;
+    only recent items are looked at."""
+    from aggregator import jobs
+    from aggregator.settings import Settings
+
+    now = dt.datetime.now(UTC)
+    day = "2026-06-15"
+    papers = bulk_papers(day)
+    with session_factory(engine)() as s, s.begin():
+        sync_feeds(s, [FeedConfig("arXiv cs.LG", "http://127.0.0.1:9/cs.LG", "arxiv")], now)
+        feed_id = s.scalar(sa.select(Feed.id))
+        write_entries(s, feed_id, [paper_entry(p, day) for p in papers[:100]], now - dt.timedelta(days=2))
+    interests = Interests(text="reasoning in large language models")
+    settings = Settings(database_url=str(engine.url), why_terms=3)  # type: ignore[call-arg]
+    assert jobs.ranking_is_stale(engine)
+    assert jobs.update_ranking(engine, settings, interests) == 100
+    assert not jobs.ranking_is_stale(engine)
+    with session_factory(engine)() as s, s.begin():  # committed just before the fit finished
+        write_entries(
+            s, feed_id, [paper_entry(p, day) for p in papers[100:130]], now - dt.timedelta(minutes=5)
+        )
+    assert not jobs.ranking_is_stale(engine)  # first seen before the fit: no refit, but unscored
+    assert jobs.score_unscored(engine, settings, interests) == 30
+    assert jobs.score_unscored(engine, settings, interests) == 0
+    with session_factory(engine)() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Score)) == 130
+    with session_factory(engine)() as s, s.begin():  # arrives after the fit: stale again
+        write_entries(s, feed_id, [paper_entry(p, day) for p in papers[130:131]], dt.datetime.now(UTC))
+    assert jobs.ranking_is_stale(engine)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator
 
 from ..digest import DigestEntry, build_digest, item_sources
-from ..store.tables import Feed, Item, ItemSource
+from ..store.tables import Feed, Item, ItemSource, Score
 from .deps import SessionDep, SettingsDep
 from .schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
 
@@ -78,8 +78,6 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
     item = session.get(Item, item_id)
     if item is None:
         raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
-    from ..store.tables import Score
-
     score = session.get(Score, ("default", item_id))
     rows = session.execute(
         sa.select(Feed.name, ItemSource.announce_type, ItemSource.version, ItemSource.seen_at)

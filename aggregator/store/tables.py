@@ -67,7 +67,10 @@ class Feed(Base):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (sa.Index("ix_items_published", "published"),)
+    __table_args__ = (
+        sa.Index("ix_items_published", "published"),
+        sa.Index("ix_items_first_seen_at", "first_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(2048), unique=True)
