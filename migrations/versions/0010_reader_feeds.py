@@ -1,0 +1,18 @@
+"""feeds added by readers
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
