@@ -192,6 +192,7 @@ def fetch(
     if report.new_item_ids:
         tu = jobs.update_trends(engine, settings, report.new_item_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
+    jobs.fill_cards(engine)
 
 
 @app.command()
@@ -242,6 +243,7 @@ def backfill(
         console.print(f"ranking: refitted TF-IDF and scored {n} items")
         tu = jobs.update_trends(engine, settings, new_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
+        jobs.fill_cards(engine)
     if report.error:
         raise _fail(f"backfill stopped: {report.error}", code=1)
 

@@ -56,7 +56,7 @@ def day_window(day: dt.date, days: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.d
     return start_local.astimezone(dt.UTC), end_local.astimezone(dt.UTC)
 
 
-def latest_day(session: Session, today: dt.date, tz: ZoneInfo) -> dt.date:
+def latest_day(session: Session | sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
     """``today`` if it has items, else the latest earlier local date that has some (or today)."""
     _, end = day_window(today, 1, tz)
     latest = session.scalar(sa.select(sa.func.max(Item.published)).where(Item.published < end))
@@ -77,12 +77,14 @@ def build_digest(
     profile: str = DEFAULT_PROFILE,
     now: dt.datetime | None = None,
     scored_only: bool = False,
+    hide_muted: bool = False,
 ) -> Digest:
     """The ranked digest: items of the ``days`` local days ending ``day`` (default: today, or
     the latest day with items), ordered by the precomputed score of ``profile``, ties broken
     by recency. ``scored_only`` keeps only items that have a score row (a reader's scores
     hold their top items of the window, see :mod:`aggregator.personal`), which lets the query
-    walk the ``(profile, item)`` rows instead of every item of the window. Reads only: one
+    walk the ``(profile, item)`` rows instead of every item of the window; ``hide_muted``
+    leaves out rows the reader's muted phrases or authors matched. Reads only: one
     count, one ranked page of columns (no ORM objects), then sources and links of that page."""
     if day is None:
         day = latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
@@ -104,13 +106,16 @@ def build_digest(
         Score.authors.label("followed"),
     )
     on_profile = sa.and_(Score.item_id == Item.id, Score.profile == profile)
-    if scored_only:
+    if scored_only:  # the reader's rows of the window: one range of ix_scores_profile_published
         query = sa.select(Score.score.label("score"), *columns).join(Item, on_profile)
+        query = query.where(Score.published >= start, Score.published < end)
         order = (Score.score.desc(), Item.published.desc(), Item.id.desc())
     else:
         score = sa.func.coalesce(Score.score, 0.0)
         query = sa.select(score.label("score"), *columns).outerjoin(Score, on_profile)
         order = (score.desc(), Item.published.desc(), Item.id.desc())
+    if hide_muted:
+        query = query.where(Score.muted.is_(False))
     rows = session.execute(query.where(in_window).order_by(*order).limit(limit).offset(offset)).all()
     ids = [r.id for r in rows]
     sources = item_sources(session, ids)

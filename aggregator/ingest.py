@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from . import cards
 from .records import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 from .settings import FeedConfig
 from .store.db import insert
@@ -156,7 +157,7 @@ def write_entries(
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
             values.pop(keep)
-        session.execute(sa.update(Item).where(Item.id == item_id).values(**values))
+        session.execute(sa.update(Item).where(Item.id == item_id).values(**values, card=None))
     summary.updated = len(plan.update)
     ids = {k: s.id for k, s in load_stored(session, keys).items()}
     summary.new_item_ids = sorted(inserted)
@@ -173,9 +174,13 @@ def write_entries(
         if e.key in ids
     ]
     if sources:
-        stmt = insert(conn, ItemSource.__table__).on_conflict_do_nothing()
+        table = ItemSource.__table__
+        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
+        announced: set[int] = set()
         for start in range(0, len(sources), _CHUNK):
-            conn.execute(stmt, sources[start : start + _CHUNK])
+            announced.update(conn.execute(stmt, sources[start : start + _CHUNK]).scalars())
+        # an item announced by one more feed (a cross-list) lists it in its card's sources
+        cards.invalidate(session, announced - set(inserted))
     return summary
 
 

@@ -259,6 +259,16 @@ def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) 
         return rank.rescore(session, model, interests, missing, why_terms=settings.why_terms)
 
 
+def fill_cards(engine: sa.Engine, limit: int | None = 20_000) -> int:
+    """Build the missing (stale) item cards, newest first, at most ``limit`` per call
+    (:func:`aggregator.cards.fill_missing`); cheap when none is missing (one partial-index
+    look-up), so the scheduler runs it every pass. Returns how many were written."""
+    from . import cards
+
+    with session_factory(engine)() as session:
+        return cards.fill_missing(session, limit)
+
+
 @dataclass(slots=True)
 class TrendsUpdate:
     """What :func:`update_trends` did: items counted, paper-post links found, results stored."""

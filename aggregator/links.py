@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from . import cards
 from .store.db import insert
 from .store.tables import Item, ItemLink
 
@@ -148,9 +149,16 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
     if not found:
         return 0
     conn = session.connection()
-    stmt = insert(conn, ItemLink.__table__).on_conflict_do_nothing(index_elements=["post_id", "paper_id"])
+    table = ItemLink.__table__
+    stmt = (
+        insert(conn, table)
+        .on_conflict_do_nothing(index_elements=["post_id", "paper_id"])
+        .returning(table.c.paper_id)
+    )
     rows = list({(p, q): m for p, q, m in found}.items())
-    conn.execute(stmt, [{"post_id": p, "paper_id": q, "method": m, "created_at": now} for (p, q), m in rows])
+    params = [{"post_id": p, "paper_id": q, "method": m, "created_at": now} for (p, q), m in rows]
+    # a paper that gained a post shows a new "discussed in" count on its card
+    cards.invalidate(session, conn.execute(stmt, params).scalars())
     return len(rows)
 
 

@@ -238,7 +238,7 @@ def rescore(
     """Precompute ``scores`` of ``profile`` for ``item_ids`` (all items when None).
     Returns the number of items scored. The caller commits."""
     pvec = profile_vector(model, interests, seed_texts(session, interests))
-    query = sa.select(Item.id, Item.title, Item.summary, Item.authors).order_by(Item.id)
+    query = sa.select(Item.id, Item.title, Item.summary, Item.authors, Item.published).order_by(Item.id)
     if item_ids is not None:
         query = query.where(Item.id.in_(item_ids))
     conn = session.connection()
@@ -260,6 +260,7 @@ def rescore(
                 "score": float(s),
                 "why": explain(matrix[i], pvec, model, why_terms) if s > 0 else [],
                 "model_id": model.model_id,
+                "published": r.published,
             }
             for i, (r, s) in enumerate(zip(chunk, scores, strict=True))
         ]

@@ -962,40 +962,40 @@ def reader_digest(
 ) -> ReaderDigest:
     """The reader's ranked digest of the ``days`` local days (time zone ``tz``) ending ``day``,
     best first: the reader's precomputed scores (``reader:<id>``), or the default profile's
-    when the reader has none in the window. Items with a muted phrase, an excluded category or
-    an excluded source are left out. Each item is labelled with the reader's topic filters it
-    matches (matched now, so a new subscription shows at once) and the followed authors on it.
-    Reads only; nothing is scored here."""
+    when the reader has none in the window. Items with a muted phrase or author, an excluded
+    category or an excluded source are left out (with precomputed scores: the rows marked
+    ``muted``, all of the window's counted in ``hidden``; excluded items have no rows). Each
+    item is labelled with the reader's subscribed topic filters it matches and the followed
+    authors on it. Reads only; nothing is scored here. ``GET /api/me/digest`` serves the same
+    digest from :mod:`aggregator.served`; this is the path of the pages, the Atom feed and of
+    readers without precomputed scores."""
     profile = build_profile(session, reader_id)
     key = profile.score_key
     if day is None:
         day = latest_day(session, dt.datetime.now(dt.UTC).astimezone(tz).date(), tz)
     start, end = day_window(day, days, tz)
-    has_scores = session.scalar(
-        sa.select(Score.item_id)
-        .join(Item, Item.id == Score.item_id)
-        .where(Score.profile == key, Item.published >= start, Item.published < end)
-        .limit(1)
-    )
+    in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
+    has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1))
     personal = has_scores is not None
-    if not personal:
-        key = DEFAULT_PROFILE
     kept: list[DigestEntry] = []
-    hidden, offset, batch = 0, 0, limit + 20
-    digest = None
-    while len(kept) < limit:
-        digest = build_digest(
-            session, tz, day, days, limit=batch, offset=offset, profile=key, scored_only=personal
-        )
-        for e in digest.items:
-            if _hidden_by_profile(profile, e):
-                hidden += 1
-            elif len(kept) < limit:
-                kept.append(e)
-        offset += batch
-        if len(digest.items) < batch:
-            break
-    assert digest is not None
+    hidden = 0
+    if personal:  # muted rows were marked when the scores were precomputed
+        digest = build_digest(session, tz, day, days, limit, profile=key, scored_only=True, hide_muted=True)
+        kept = digest.items
+        hidden = session.scalar(sa.select(sa.func.count()).where(in_window, Score.muted.is_(True))) or 0
+    else:  # the default profile's order, filtered by the reader's profile as it is read
+        key = DEFAULT_PROFILE
+        offset, batch = 0, limit + 20
+        while len(kept) < limit:
+            digest = build_digest(session, tz, day, days, limit=batch, offset=offset, profile=key)
+            for e in digest.items:
+                if _hidden_by_profile(profile, e):
+                    hidden += 1
+                elif len(kept) < limit:
+                    kept.append(e)
+            offset += batch
+            if len(digest.items) < batch:
+                break
     votes = feedback_of(session, reader_id, [e.id for e in kept])
     followed = {_normal(a): a for a in profile.followed_authors}
     subscribed = {t.slug for t in profile.topics}
@@ -1006,14 +1006,11 @@ def reader_digest(
         else:
             facts = ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
             topics = [t.slug for t in profile.topics if match_topic(t, facts)]
-        items.append(
-            ReaderEntry(
-                e,
-                topics=topics,
-                followed_authors=[a for a in e.authors if _normal(a) in followed],
-                feedback=votes.get(e.id, 0),
-            )
-        )
+        if personal and e.stored_authors is not None:
+            authors = list(e.stored_authors)
+        else:
+            authors = [a for a in e.authors if _normal(a) in followed]
+        items.append(ReaderEntry(e, topics=topics, followed_authors=authors, feedback=votes.get(e.id, 0)))
     return ReaderDigest(
         Digest(day, days, start, end, digest.total, kept), key, items, hidden, list(profile.topics)
     )

@@ -51,6 +51,10 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> jobs.RefreshReport | N
                     jobs.update_trends(engine, settings, report.new_item_ids)
             except Exception:  # trends must never stop the feed refresh
                 log.exception("trend update failed")
+    try:  # after ingest, links and scores: what the served digest reads
+        jobs.fill_cards(engine)
+    except Exception:  # a stale card is built when read; the next pass retries
+        log.exception("filling item cards failed")
     return report
 
 

@@ -5,7 +5,8 @@ the ~22k real arXiv papers of ../shared/data/bulk (each copy gets its own synthe
 ``9xxxx.xxxxx``; titles, abstracts, authors and categories are real), spread 2,000 a day over
 500 days ending 2026-06-30, each announced by one of three arXiv feeds; 1,000 readers with
 random but realistic interest profiles (free text and keywords drawn from real titles, 0–3 topic
-subscriptions); their scores precomputed for the last 30 days by `personal.precompute_all`.
+subscriptions); their scores precomputed for the last 30 days by `personal.precompute_all`;
+every item's card built (`cards.fill_missing`, as the worker does after each ingest).
 
 Run: wrk (Debian's package) against `aggregator api --workers N` on loopback, at 10 and 64
 concurrent connections, each request with a random reader's token, for the newest day. Prints
@@ -40,6 +41,7 @@ BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 
 import sqlalchemy as sa  # noqa: E402
 
+from aggregator import cards  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import Feed, Item, ItemSource  # noqa: E402
 
@@ -325,6 +327,11 @@ def main() -> None:
         populate(engine, args.items, args.readers, tokens)
     else:
         print(f"{args.database_url}: {have:,} items already there")
+    t0 = time.perf_counter()
+    with session_factory(engine)() as s:  # what the worker does after each ingest
+        filled = cards.fill_missing(s, limit=None)
+    if filled:
+        print(f"  {filled:,} item cards built in {time.perf_counter() - t0:.0f} s")
     engine.dispose()
     for w in args.workers:
         run_wrk(args.database_url, tokens, w, args.clients, args.duration)

@@ -270,14 +270,12 @@ def test_digest_reads_the_readers_own_scores(engine: sa.Engine) -> None:
         assert ids == [None]
         from aggregator.store.tables import Item
 
-        item_ids = list(s.scalars(sa.select(Item.id).order_by(Item.id)))
+        items = s.execute(sa.select(Item.id, Item.published).order_by(Item.id)).all()
+        item_ids = [r.id for r in items]
         # hand-written scores: reader A prefers the last items; another reader the first
-        s.add_all(
-            Score(profile=f"reader:{a}", item_id=i, score=float(n), why=[]) for n, i in enumerate(item_ids)
-        )
-        s.add_all(
-            Score(profile="reader:999", item_id=i, score=-float(n), why=[]) for n, i in enumerate(item_ids)
-        )
+        for n, (i, published) in enumerate(items):
+            s.add(Score(profile=f"reader:{a}", item_id=i, score=float(n), why=[], published=published))
+            s.add(Score(profile="reader:999", item_id=i, score=-float(n), why=[], published=published))
         s.flush()
         d = readers.reader_digest(s, UTC, a, dt.date(2026, 6, 15), limit=3)
         assert d.profile == f"reader:{a}"

@@ -20,6 +20,7 @@ from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
 from . import me, pages, reader_pages, routes
 from . import trends as trends_routes
+from .fastlane import DigestFastLane
 from .limits import BodySizeLimit, RateLimit
 
 
@@ -63,6 +64,7 @@ def create_app(
             429: {"description": "rate limit exceeded; see the Retry-After header (seconds)"},
         },
     )
+    app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
     app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.state.settings = settings

@@ -85,6 +85,9 @@ def optional_reader(
     return current_reader(session, credentials)
 
 
+#: The bearer credentials alone (an async dependency: no worker-thread hop), for routes that
+#: look the token up themselves.
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ReaderDep = Annotated[CurrentReader, Depends(current_reader)]
 OptionalReaderDep = Annotated[CurrentReader | None, Depends(optional_reader)]
 

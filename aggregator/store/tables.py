@@ -70,6 +70,12 @@ class Item(Base):
     __table_args__ = (
         sa.Index("ix_items_published", "published"),
         sa.Index("ix_items_first_seen_at", "first_seen_at"),
+        sa.Index(
+            "ix_items_card_missing",
+            "published",
+            sqlite_where=sa.text("card IS NULL"),
+            postgresql_where=sa.text("card IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +97,8 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     first_seen_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    #: The item's public digest JSON (aggregator.cards); NULL when it must be (re)built.
+    card: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
 
 class ItemSource(Base):
@@ -124,7 +132,7 @@ class Score(Base):
     """Precomputed score of one item for one interest profile; the digest only reads these."""
 
     __tablename__ = "scores"
-    __table_args__ = (sa.Index("ix_scores_profile_score", "profile", "score"),)
+    __table_args__ = (sa.Index("ix_scores_profile_published", "profile", "published"),)
 
     profile: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
@@ -133,6 +141,10 @@ class Score(Base):
     model_id: Mapped[int | None]
     topics: Mapped[list[Any] | None] = mapped_column(sa.JSON)  # slugs of matched topic filters
     authors: Mapped[list[Any] | None] = mapped_column(sa.JSON)  # followed authors on the item
+    #: a muted phrase or author matched: the reader's digest hides the item
+    muted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: the item's publication time (immutable, copied): a reader's rows of a day are one range
+    published: Mapped[dt.datetime]
 
 
 class BackfillCursor(Base):

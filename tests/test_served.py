@@ -1,0 +1,396 @@
+"""The served digest and item cards, on real arXiv papers (SQLite and PostgreSQL).
+
+``GET /api/me/digest`` is served from stored cards and precomputed scores
+(:mod:`aggregator.served`); the pages and the Atom feed read the same digest through
+:func:`aggregator.readers.reader_digest`. These tests check that the two agree field for field
+(votes, muted items, topic labels, several days, small limits), that the served body matches
+the documented schema, and that cards go stale whenever what they show changes (an update, a
+cross-list, a new paper ↔ post link) and are rebuilt by the worker, never served stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import bulk_papers, paper_entry
+from fastapi.testclient import TestClient
+from test_me_api import DAY, INTERESTS, make_settings, signup
+from test_readers import NOW, load_papers
+
+from aggregator import cards, jobs, links, readers, served
+from aggregator.api import fastlane
+from aggregator.api.app import create_app
+from aggregator.api.me import _reader_digest_response
+from aggregator.api.me_schemas import ReaderDigestResponse
+from aggregator.ingest import write_entries
+from aggregator.records import ParsedEntry
+from aggregator.store.db import session_factory
+from aggregator.store.tables import Feed, Item
+
+
+@pytest.fixture
+def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on two days of real papers (2026-06-12 and -15), ranked, cards filled."""
+    load_papers(engine, ("2026-06-12", "2026-06-15"))
+    settings = make_settings(database_url, tmp_path)
+    jobs.update_ranking(engine, settings, INTERESTS)
+    assert jobs.fill_cards(engine) > 0
+    with TestClient(create_app(settings, engine)) as c:
+        yield c
+
+
+def _general(client: TestClient, auth: dict[str, str], **params: object) -> dict:
+    """The same digest through the general path (the pages' and Atom feed's), as JSON."""
+    state = client.app.state  # type: ignore[attr-defined]
+    with state.sessionmaker() as s:
+        reader = readers.reader_for_token(s, auth["Authorization"].split()[1])
+        assert reader is not None
+    day = dt.date.fromisoformat(str(params["date"])) if "date" in params else None
+    answer = _reader_digest_response(
+        state,
+        reader.id,
+        day,
+        int(params.get("days", 1)),
+        int(params.get("limit", 50)),
+        None,  # type: ignore[call-overload]
+    )
+    return json.loads(answer.model_dump_json())
+
+
+def _served(client: TestClient, auth: dict[str, str], **params: object) -> dict:
+    resp = client.get("/api/me/digest", headers=auth, params=params)
+    assert resp.status_code == 200, resp.text
+    ReaderDigestResponse.model_validate_json(resp.content)  # the documented shape, strictly
+    return resp.json()
+
+
+def _same(a: dict, b: dict) -> None:
+    """Two digest answers agree: header fields, and every item field for field (datetimes
+    compared as instants, since two serialisers may spell UTC differently)."""
+    assert {k: v for k, v in a.items() if k != "items"} == {k: v for k, v in b.items() if k != "items"}
+    assert [i["id"] for i in a["items"]] == [i["id"] for i in b["items"]]
+    for x, y in zip(a["items"], b["items"], strict=True):
+        assert set(x) == set(y)
+        for key in x:
+            if key == "published":
+                assert dt.datetime.fromisoformat(x[key]) == dt.datetime.fromisoformat(y[key])
+            else:
+                assert x[key] == y[key], (key, x["id"])
+
+
+def test_served_digest_equals_the_general_path(client: TestClient) -> None:
+    auth, _ = signup(client, "s@example.com")
+    for slug in ("llm-reasoning", "agents"):
+        assert client.post("/api/me/subscriptions", headers=auth, json={"topic": slug}).status_code == 201
+    put = client.put(
+        "/api/me/profile",
+        headers=auth,
+        json={"interests": "reasoning in large language models", "followed_authors": ["Yang Liu"]},
+    )
+    assert put.status_code == 200
+    first = _served(client, auth, date=DAY)
+    assert first["profile"].startswith("reader:")
+    liked, disliked = first["items"][3]["id"], first["items"][5]["id"]
+    for item_id, value in ((liked, 1), (disliked, -1)):
+        assert client.post(
+            "/api/me/feedback", headers=auth, json={"item_id": item_id, "value": value}
+        ).is_success
+    for params in (
+        {"date": DAY},
+        {"date": DAY, "limit": 7},
+        {"date": DAY, "days": 4, "limit": 120},
+        {"date": "2026-06-12", "limit": 500},
+        {},  # the latest day with items
+    ):
+        served_body = _served(client, auth, **params)
+        _same(served_body, _general(client, auth, **params))
+    body = _served(client, auth, date=DAY, limit=200)
+    votes = {i["id"]: i["feedback"] for i in body["items"]}
+    assert (
+        votes.get(liked) == 1 and votes.get(disliked, -1) == -1 and sum(v != 0 for v in votes.values()) <= 2
+    )
+    assert any(i["topics"] for i in body["items"]), "real papers of the day match the LLM topic filters"
+    assert body["total"] == len(bulk_papers(DAY)) > len(body["items"])
+
+
+def test_muted_items_are_hidden_and_counted_alike(client: TestClient) -> None:
+    auth, _ = signup(client, "m@example.com")
+    assert client.put(
+        "/api/me/profile", headers=auth, json={"interests": "language model reasoning"}
+    ).is_success
+    before = _served(client, auth, date=DAY, limit=40)
+    muted_word = "reasoning"
+    hit = [i for i in before["items"] if muted_word in i["title"].lower()]
+    assert len(hit) >= 5, "the day's top items for this profile are about reasoning"
+    assert client.put("/api/me/profile", headers=auth, json={"muted": [muted_word]}).is_success
+    after = _served(client, auth, date=DAY, limit=40)
+    assert after["hidden"] >= len(hit)
+    assert not [i for i in after["items"] if muted_word in i["title"].lower()]
+    _same(after, _general(client, auth, date=DAY, limit=40))
+
+
+def test_unsubscribed_topic_labels_disappear_at_once(client: TestClient) -> None:
+    auth, _ = signup(client, "u@example.com")
+    assert (
+        client.post("/api/me/subscriptions", headers=auth, json={"topic": "llm-reasoning"}).status_code == 201
+    )
+    labelled = [i for i in _served(client, auth, date=DAY, limit=200)["items"] if i["topics"]]
+    assert labelled and all(i["topics"] == ["llm-reasoning"] for i in labelled)
+    # the subscription goes, the stored rows still name the topic until the next rescore
+    state = client.app.state  # type: ignore[attr-defined]
+    with state.sessionmaker() as s, s.begin():
+        rid = readers.reader_for_token(s, auth["Authorization"].split()[1]).id  # type: ignore[union-attr]
+        readers.unsubscribe(s, rid, "llm-reasoning")
+    assert not [i for i in _served(client, auth, date=DAY, limit=200)["items"] if i["topics"]]
+
+
+def test_new_reader_falls_back_and_auth_is_checked(client: TestClient) -> None:
+    auth, _ = signup(client, "n@example.com")
+    body = _served(client, auth, date=DAY, limit=5)
+    assert body["profile"] == "default" and len(body["items"]) == 5 and body["hidden"] == 0
+    assert client.get("/api/me/digest").status_code == 401
+    wrong = client.get("/api/me/digest", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/api/me/digest", headers=auth, params={"limit": 0}).status_code == 422
+    assert client.get("/api/me/digest", headers=auth, params={"date": "2026-13-01"}).status_code == 422
+
+
+# --- cards ------------------------------------------------------------------------------------
+
+
+def _card(engine: sa.Engine, item_id: int) -> dict | None:
+    with engine.connect() as c:
+        text = c.execute(sa.select(Item.card).where(Item.id == item_id)).scalar()
+    return None if text is None else json.loads(text)
+
+
+def _feed(s, name: str, url: str, kind: str = "arxiv") -> int:  # type: ignore[no-untyped-def]
+    row = Feed(url=url, name=name, kind=kind, created_at=NOW, error_count=0, disabled=False, tags=[])
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
+    papers = bulk_papers("2026-06-15")[:30]
+    with session_factory(engine)() as s, s.begin():
+        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
+    assert jobs.fill_cards(engine) == 30
+    assert jobs.fill_cards(engine) == 0  # nothing stale any more
+    with engine.connect() as c:
+        ids = dict(c.execute(sa.select(Item.arxiv_id, Item.id)).all())
+    first = ids[papers[0]["id"]]
+    card = _card(engine, first)
+    assert card is not None and card["sources"] == ["arXiv cs.LG"] and card["discussed_in"] == 0
+    assert (
+        card["title"] == " ".join(papers[0]["title"].split()) and card["published"] == "2026-06-15T04:00:00Z"
+    )
+
+    # a cross-list by a second feed: the card must list both feeds
+    with session_factory(engine)() as s, s.begin():
+        cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+        write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
+    assert _card(engine, first) is None and _card(engine, ids[papers[1]["id"]]) is not None
+    # a replacement (v2, new title): stale as well
+    v2 = paper_entry(papers[1], "2026-06-15", version=2, announce_type="replace")
+    v2 = dataclasses.replace(v2, title="A new title for version two")
+    with session_factory(engine)() as s, s.begin():
+        write_entries(s, lg, [v2], NOW)
+    assert _card(engine, ids[papers[1]["id"]]) is None
+    # a blog post linking a paper: its "discussed in" count changes
+    post = ParsedEntry(
+        kind="post",
+        key="https://blog.example.org/p1",
+        title="What we read this week",
+        url="https://blog.example.org/p1",
+        authors=(),
+        summary=f"We liked https://arxiv.org/abs/{papers[2]['id']} a lot.",
+        published=NOW,
+    )
+    with session_factory(engine)() as s, s.begin():
+        blog = _feed(s, "A blog", "http://127.0.0.1:9/blog.xml", kind="blog")
+        new = write_entries(s, blog, [post], NOW).new_item_ids
+        assert links.link_items(s, new) == 1
+    assert _card(engine, ids[papers[2]["id"]]) is None
+    # a stale card is built when read, without writing it
+    with session_factory(engine)() as s:
+        built = cards.build_cards(s, [first])[first]
+    assert json.loads(built)["sources"] == ["arXiv cs.LG", "arXiv cs.CV"] and _card(engine, first) is None
+    assert jobs.fill_cards(engine) == 4  # the three papers and the new post
+    assert _card(engine, first)["sources"] == ["arXiv cs.LG", "arXiv cs.CV"]  # type: ignore[index]
+    assert _card(engine, ids[papers[1]["id"]])["title"] == "A new title for version two"  # type: ignore[index]
+    assert _card(engine, ids[papers[2]["id"]])["discussed_in"] == 1  # type: ignore[index]
+
+
+def test_a_card_is_never_written_over_a_concurrent_invalidation(engine: sa.Engine) -> None:
+    """The filler holds its rows (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write lock)
+    from reading them to writing their cards, so an ingest that changes one meanwhile waits,
+    and its ``card = NULL`` lands after the filler's write, not under it."""
+    papers = bulk_papers("2026-06-15")[:5]
+    with session_factory(engine)() as s, s.begin():
+        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
+    filler = session_factory(engine)()
+    claimed = cards._claim_stale(filler, 10)
+    assert len(claimed) == 5
+    done = threading.Event()
+
+    def cross_list() -> None:
+        with session_factory(engine)() as s, s.begin():
+            cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+            write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
+        done.set()
+
+    writer = threading.Thread(target=cross_list)
+    writer.start()
+    assert not done.wait(1.0), "the ingest must wait for the filler's rows"
+    built = cards.build_cards(filler, claimed)
+    filler.connection().execute(
+        sa.update(Item).where(Item.id == sa.bindparam("i")).values(card=sa.bindparam("c")),
+        [{"i": i, "c": t} for i, t in built.items()],
+    )
+    filler.commit()
+    filler.close()
+    writer.join(30)
+    assert done.is_set()
+    with engine.connect() as c:
+        first = c.execute(sa.select(Item.id).where(Item.arxiv_id == papers[0]["id"])).scalar_one()
+    assert _card(engine, first) is None  # the ingest's invalidation won
+    assert jobs.fill_cards(engine) == 1
+    assert _card(engine, first)["sources"] == ["arXiv cs.LG", "arXiv cs.CV"]  # type: ignore[index]
+
+
+def test_served_json_builds_stale_cards_in_memory(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    load_papers(engine)
+    settings = make_settings(database_url, tmp_path)
+    jobs.update_ranking(engine, settings, INTERESTS)
+    with session_factory(engine)() as s, s.begin():
+        new = readers.create_reader(s, "c@example.com", NOW)
+        readers.update_profile(s, new.reader_id, interests="diffusion models for images")
+    with session_factory(engine)() as s:
+        assert readers.rescore(s, new.reader_id) > 0  # type: ignore[operator]
+    with engine.connect() as c:  # no card was ever filled: all are built while serving
+        assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
+        key = served.reader_for_token_hash(c, readers.hash_token(new.token))
+        assert key is not None and key.id == new.reader_id
+        body = served.reader_digest_json(c, key, settings.tz, "UTC", dt.date(2026, 6, 15), 1, 10)
+        assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
+    assert body is not None
+    parsed = ReaderDigestResponse.model_validate_json(body)
+    assert len(parsed.items) == 10 and parsed.profile == f"reader:{new.reader_id}"
+    assert all(i.why and i.score > 0 for i in parsed.items)
+    assert [i.score for i in parsed.items] == sorted((i.score for i in parsed.items), reverse=True)
+
+
+def test_migration_0008_fills_published_of_existing_scores(tmp_path: Path) -> None:
+    """An existing database keeps its scores: 0008 copies each item's publication time into
+    them (and leaves every card stale, for the worker to fill)."""
+    from aggregator.store.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0007")
+    paper = bulk_papers(DAY)[0]
+    with engine.begin() as c:
+        c.execute(
+            sa.text(
+                "INSERT INTO items (key, kind, arxiv_id, title, authors, summary, categories, published,"
+                " date_from_fetch, content_hash, first_seen_at, updated_at) VALUES (:k, 'paper', :a, :t,"
+                " '[]', '', '[]', '2026-06-15 04:00:00.000000', 0, 'x', '2026-06-15 05:00:00.000000',"
+                " '2026-06-15 05:00:00.000000')"
+            ),
+            {"k": f"arxiv:{paper['id']}", "a": paper["id"], "t": paper["title"]},
+        )
+        c.execute(
+            sa.text("INSERT INTO scores (profile, item_id, score, why) VALUES ('reader:1', 1, 0.5, '[]')")
+        )
+    upgrade(engine)
+    with session_factory(engine)() as s:
+        from aggregator.store.tables import Score
+
+        row = s.execute(sa.select(Score)).scalar_one()
+        assert row.published == dt.datetime(2026, 6, 15, 4, tzinfo=dt.UTC) and row.muted is False
+        assert s.execute(sa.select(Item.card)).scalar_one() is None
+    assert jobs.fill_cards(engine) == 1
+    engine.dispose()
+
+
+# --- the fast lane ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"", {"day": None, "days": 1, "limit": 50}),
+        (b"date=2026-06-15&days=3&limit=7", {"day": dt.date(2026, 6, 15), "days": 3, "limit": 7}),
+        (b"limit=500&days=31", {"day": None, "days": 31, "limit": 500}),
+        (b"limit=007", {"day": None, "days": 1, "limit": 7}),
+    ],
+)
+def test_plain_queries_are_taken(query: bytes, expected: dict) -> None:
+    assert fastlane.plain_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"limit=0",
+        b"limit=501",
+        b"limit=+5",
+        b"limit=5.0",
+        b"limit=",
+        b"days=32",
+        b"date=2026-13-01",
+        b"date=2026-6-1",
+        b"date=0",
+        b"date=3000-01-01",
+        b"date=1899-12-31",
+        b"limit=5&limit=6",
+        b"group=topic",
+        b"x=1",
+        b"limit=%FF",
+        "date=２０２６-06-15".encode(),
+    ],
+)
+def test_unusual_queries_go_to_fastapi(query: bytes) -> None:
+    assert fastlane.plain_query(query) is None
+
+
+def test_fast_lane_and_route_answer_the_same_bytes(client: TestClient) -> None:
+    auth, _ = signup(client, "f@example.com")
+    assert client.put("/api/me/profile", headers=auth, json={"interests": "vision transformers"}).is_success
+    token = auth["Authorization"].split()[1]
+
+    def lane(query: bytes, authorization: bytes) -> bytes | None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": fastlane.PATH,
+            "query_string": query,
+            "headers": [(b"authorization", authorization)],
+            "app": client.app,
+        }
+        return fastlane.DigestFastLane._serve(scope)
+
+    body = lane(f"date={DAY}&limit=10".encode(), f"Bearer {token}".encode())
+    assert body is not None
+    # an unknown parameter makes the lane step aside; FastAPI's route ignores it and answers
+    routed = client.get("/api/me/digest", headers=auth, params={"date": DAY, "limit": 10, "x": 1})
+    assert routed.status_code == 200 and routed.content == body
+    assert client.get("/api/me/digest", headers=auth, params={"date": DAY, "limit": 10}).content == body
+    assert lane(f"date={DAY}".encode(), f"bearer {token}".encode()) is not None  # scheme: any case
+    for authorization in (b"Bearer nope", b"Basic abc", b"Bearer", f"Token {token}".encode()):
+        assert lane(b"", authorization) is None
+    # a reader with no precomputed scores yet is served by the general path
+    other, _ = signup(client, "g@example.com")
+    assert lane(b"", other["Authorization"].encode()) is None
+    assert client.get("/api/me/digest", headers=other).json()["profile"] == "default"
