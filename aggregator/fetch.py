@@ -51,6 +51,12 @@ What a fetch can end with:
     - ``"invalid URL: ..."`` / ``"unsupported URL: ..."``
     - ``"<httpx exception name>: ..."`` -- any other transport error
 
+  * SSRF guard (``guarded=True`` only, see :mod:`aggregator.netguard`)
+
+    - ``"refused: 10.0.0.7 is a private-use address (RFC 1918)"``,
+      ``"refused: only http: and https: URLs may be fetched, not 'file:'"``, ... -- the URL of
+      a hop (the first, or a redirect's) or an address its host resolves to is refused
+
 Only programming errors (misuse of the API, bugs) propagate as exceptions.
 
 Politeness: requests to an arXiv host (``arxiv=True``, or ``arxiv=None`` and the host is
@@ -83,6 +89,7 @@ from typing import Self
 
 import httpx
 
+from .netguard import Blocked, NetGuard
 from .records import FetchResult
 from .settings import Settings
 
@@ -304,34 +311,52 @@ class Fetcher:
     """Conditional GETs of feeds, sharing one HTTP client and the politeness rules.
 
     Use as ``async with Fetcher(settings) as fetcher: result = await fetcher.fetch(url)``;
-    ``transport`` replaces the network (e.g. :class:`httpx.MockTransport` in tests).
+    ``transport`` replaces the network of unguarded fetches (e.g. :class:`httpx.MockTransport`
+    in tests). ``guard`` is the :class:`~aggregator.netguard.NetGuard` of ``guarded=True``
+    fetches (default: from ``settings.feed_allow_hosts``); those always use its own transport.
     """
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        guard: NetGuard | None = None,
+    ) -> None:
         self.settings = settings
         self._transport = transport
+        self._guard = guard
         self._client: httpx.AsyncClient | None = None
+        self._guarded: httpx.AsyncClient | None = None  # made on the first guarded fetch
         self._global: asyncio.Semaphore | None = None
         self._gates: dict[tuple[bool, str], _HostGate] = {}
 
     async def __aenter__(self) -> Self:
         if self._client is not None:
             raise RuntimeError("this Fetcher is already open")
+        self._client = self._new_client(self._transport)
+        self._global = asyncio.Semaphore(self.settings.global_concurrency)
+        self._gates = {}
+        return self
+
+    def _limits(self) -> httpx.Limits:
+        n = self.settings.global_concurrency
+        return httpx.Limits(max_connections=n, max_keepalive_connections=n)
+
+    def _new_client(
+        self, transport: httpx.AsyncBaseTransport | None, *, trust_env: bool = True
+    ) -> httpx.AsyncClient:
         s = self.settings
-        self._client = httpx.AsyncClient(
-            transport=self._transport,
+        return httpx.AsyncClient(
+            transport=transport,
             timeout=httpx.Timeout(
                 connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout, pool=s.connect_timeout
             ),
-            limits=httpx.Limits(
-                max_connections=s.global_concurrency, max_keepalive_connections=s.global_concurrency
-            ),
+            limits=self._limits(),
             headers={"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
             follow_redirects=False,  # followed here, so each hop waits for its host's turn
+            trust_env=trust_env,
         )
-        self._global = asyncio.Semaphore(s.global_concurrency)
-        self._gates = {}
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -339,10 +364,12 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client and its connections. Safe to call twice."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        """Close the HTTP clients and their connections. Safe to call twice."""
+        clients = (self._client, self._guarded)
+        self._client = self._guarded = None
+        for client in clients:
+            if client is not None:
+                await client.aclose()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -353,20 +380,34 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         arxiv: bool | None = None,
+        guarded: bool = False,
     ) -> FetchResult:
         """GET ``url``, conditionally when ``etag``/``last_modified`` are given.
 
         ``arxiv`` forces (True) or disables (False) the arXiv politeness rule; ``None`` decides
-        by host name. Never raises for network, HTTP or limit problems (see the module doc).
+        by host name. ``guarded`` puts every hop and connection through the SSRF guard (for
+        URLs readers gave; see :mod:`aggregator.netguard`). Never raises for network, HTTP,
+        limit or guard problems (see the module doc).
         """
         client, global_slots = self._client, self._global
         if client is None or global_slots is None:
             raise RuntimeError("use the Fetcher as `async with Fetcher(settings) as fetcher:`")
+        guard = None
+        if guarded:
+            guard = self._guard = self._guard or NetGuard.from_settings(self.settings)
+            if self._guarded is None:
+                # no environment proxy: it would resolve the host itself, after the guard
+                self._guarded = self._new_client(guard.transport(limits=self._limits()), trust_env=False)
+            client = self._guarded
         attempt = _Attempt(url=url, final_url=url)
         try:
+            if guard is not None:
+                guard.check_url(url)  # as given: httpx would read "file:///x" as the path "/x"
             return await self._fetch(client, global_slots, attempt, etag, last_modified, arxiv)
         except _Failure as failure:
             message = failure.message
+        except Blocked as err:
+            message = f"refused: {err}"
         except httpx.InvalidURL as err:
             message = f"invalid URL: {err}"
         except httpx.RequestError as err:

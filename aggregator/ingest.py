@@ -202,7 +202,9 @@ def failure_delay(error_count: int, interval_minutes: int, retry_after: float | 
 
 def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime) -> None:
     """Make the feeds table match the feeds file: add new feeds (due now), update names,
-    kinds, intervals and tags, and unschedule feeds no longer listed (their items stay)."""
+    kinds, intervals and tags, and unschedule feeds no longer listed (their items stay).
+    Feeds that live in the database only stay scheduled: OPML-imported ones (tag "opml") and
+    those readers added (``reader_added``, see :mod:`aggregator.reader_feeds`)."""
     urls = [c.url for c in configs]
     existing = {
         f.url: f
@@ -239,7 +241,7 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
         if cfg.kind is not None:
             feed.kind = cfg.kind
     for url, feed in existing.items():
-        if url not in listed and "opml" not in (feed.tags or []):  # OPML-imported feeds live in the DB
+        if url not in listed and "opml" not in (feed.tags or []) and not feed.reader_added:
             feed.scheduled = False
     session.flush()
 

@@ -128,7 +128,11 @@ async def _refresh(
     async def one(fetcher: Fetcher, feed: Feed) -> None:
         try:
             result = await fetcher.fetch(
-                feed.url, etag=feed.etag, last_modified=feed.last_modified, arxiv=_is_arxiv(feed)
+                feed.url,
+                etag=feed.etag,
+                last_modified=feed.last_modified,
+                arxiv=_is_arxiv(feed),
+                guarded=feed.reader_added,  # a reader's URL: the SSRF guard at every fetch
             )
         except Exception as err:  # a bug in one fetch must not stop the others
             log.exception("fetch of %s failed unexpectedly", feed.url)

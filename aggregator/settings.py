@@ -19,15 +19,17 @@ entry when the file cannot be read or does not follow that shape.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FeedKind = Literal["arxiv", "blog"]
 
@@ -100,6 +102,16 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_port: int = Field(9108, ge=0, le=65535, description="port of the worker /metrics; 0 = off")
 
+    # feeds added by readers (POST /api/me/feeds), fetched through aggregator.netguard
+    reader_feeds_max: int = Field(
+        20, ge=0, description="feeds one reader may have added and scheduled at a time; 0 = none"
+    )
+    feed_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts, '*.domain', IPs and CIDRs that reader-added feeds may reach although "
+        "private, loopback, ... (see aggregator.netguard); comma-separated or a JSON list",
+    )
+
     # ranking
     rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")
     why_terms: int = Field(5, ge=1, le=20)
@@ -111,6 +123,21 @@ class Settings(BaseSettings):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"unknown IANA time zone {value!r}") from err
+        return value
+
+    @field_validator("feed_allow_hosts", mode="before")
+    @classmethod
+    def _allow_list(cls, value: object) -> object:
+        """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list; each entry checked."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [v for v in re.split(r"[,\s]+", text) if v]
+        if isinstance(value, list | tuple):
+            from .netguard import parse_allow_list
+
+            entries = [str(v).strip() for v in value if str(v).strip()]
+            parse_allow_list(entries)  # ValueError names the bad entry
+            return entries
         return value
 
     @property

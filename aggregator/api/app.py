@@ -18,7 +18,7 @@ from .. import readers
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
-from . import me, pages, reader_pages, routes
+from . import me, my_feeds, pages, reader_pages, routes
 from . import trends as trends_routes
 from .fastlane import DigestFastLane
 from .limits import BodySizeLimit, RateLimit
@@ -75,6 +75,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
     app.include_router(me.router)
+    app.include_router(my_feeds.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)
     return app

@@ -1,5 +1,6 @@
 """The reader's HTML pages: sign-in and sign-out, their digest at ``/me`` with 👍/👎 buttons,
-the topic-filter catalogue at ``/topics`` and the profile editor at ``/me/profile``.
+the topic-filter catalogue at ``/topics`` and the profile editor at ``/me/profile`` (with the
+feeds the reader added to the shared reading list, see :mod:`aggregator.reader_feeds`).
 
 Plain HTML forms, no JavaScript. Every POST checks the CSRF token of the session (see
 :mod:`aggregator.api.auth`) and answers with a 303 redirect (post/redirect/get), except a form
@@ -11,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import urllib.parse
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from .. import readers
+from .. import reader_feeds, readers
 from . import auth
 from .auth import WebSession, WebSessionDep
 from .deps import SessionDep, SettingsDep
@@ -233,6 +235,9 @@ def _profile_page(
     saved: bool = False,
     new_feed_url: str | None = None,
     status_code: int = 200,
+    feed_notice: str | None = None,
+    feed_error: str | None = None,
+    feed_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     profile = readers.get_profile(session, ws.reader_id)
     return _render(
@@ -247,17 +252,35 @@ def _profile_page(
             "error": error,
             "saved": saved,
             "new_feed_url": new_feed_url,
+            "feeds": reader_feeds.list_feeds(session, ws.reader_id),
+            "feeds_max": request.app.state.settings.reader_feeds_max,
+            "feed_notice": feed_notice,
+            "feed_error": feed_error,
+            "feed_form": feed_form or {"url": "", "name": ""},
         },
         status_code,
     )
 
 
+_FEED_NOTICES = {
+    "added": "Feed added. It is fetched with the other feeds from now on.",
+    "known": "That feed is followed already; nothing was added.",
+    "removed": "Feed removed: it is no longer fetched. Its items stay.",
+}
+
+
 @router.get("/me/profile", response_class=HTMLResponse, name="profile_page")
-def profile_page(request: Request, ws: WebSessionDep, session: SessionDep, saved: bool = False) -> Response:
-    """Edit your interest profile and email settings; get a new feed link."""
+def profile_page(
+    request: Request,
+    ws: WebSessionDep,
+    session: SessionDep,
+    saved: bool = False,
+    feed: Annotated[Literal["added", "known", "removed"] | None, Query()] = None,
+) -> Response:
+    """Edit your interest profile and email settings; get a new feed link; add feeds."""
     if ws is None:
         return _signin_redirect(request)
-    return _profile_page(request, ws, session, saved=saved)
+    return _profile_page(request, ws, session, saved=saved, feed_notice=_FEED_NOTICES.get(feed or ""))
 
 
 @router.post("/me/profile", response_class=HTMLResponse)
@@ -324,3 +347,49 @@ def feed_token_form(
     token = readers.rotate_feed_token(session, ws.reader_id)
     session.commit()
     return _profile_page(request, ws, session, new_feed_url=feed_url(request, token))
+
+
+# --- feeds the reader added ----------------------------------------------------------------------
+
+
+@router.post("/me/feeds", response_class=HTMLResponse)
+async def add_feed_form(
+    request: Request,
+    ws: WebSessionDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: CsrfForm = "",
+    url: Annotated[str, Form(max_length=reader_feeds.MAX_URL)] = "",
+    name: Annotated[str, Form(max_length=reader_feeds.MAX_NAME)] = "",
+) -> Response:
+    """Add a feed to the shared reading list (checked and fetched once, see
+    :func:`aggregator.reader_feeds.add_feed`); a refusal is shown on the profile page."""
+    ws = _require(ws, csrf_token)
+    try:
+        outcome = await reader_feeds.add_feed(session, settings, ws.reader_id, url, name or None)
+    except (reader_feeds.FeedError, reader_feeds.FeedLimit) as err:
+        status = 409 if isinstance(err, reader_feeds.FeedLimit) else 422
+        form = {"url": url, "name": name}
+        return await run_in_threadpool(
+            _profile_page, request, ws, session, feed_error=str(err), feed_form=form, status_code=status
+        )
+    return _see_other(f"/me/profile?feed={'added' if outcome.created else 'known'}#my-feeds")
+
+
+@router.post("/me/feeds/{feed_id}/remove")
+def remove_feed_form(
+    ws: WebSessionDep,
+    session: SessionDep,
+    feed_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    csrf_token: CsrfForm = "",
+) -> Response:
+    """Stop scheduling a feed you added (its items stay)."""
+    ws = _require(ws, csrf_token)
+    try:
+        reader_feeds.remove_feed(session, ws.reader_id, feed_id)
+    except reader_feeds.NotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    except reader_feeds.Forbidden as err:
+        raise HTTPException(status_code=403, detail=str(err)) from err
+    session.commit()
+    return _see_other("/me/profile?feed=removed#my-feeds")

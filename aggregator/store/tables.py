@@ -63,6 +63,11 @@ class Feed(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     lease_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
+    # Feeds readers added (POST /api/me/feeds): fetched through the SSRF guard
+    # (aggregator.netguard) and kept scheduled by sync_feeds. ``added_by`` is NULL for the
+    # operator's feeds (feeds.toml, OPML), and again if the reader account is deleted.
+    added_by: Mapped[int | None] = mapped_column(sa.ForeignKey("readers.id", ondelete="SET NULL"), index=True)
+    reader_added: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Item(Base):
