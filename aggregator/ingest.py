@@ -232,6 +232,8 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
                 .on_conflict_do_nothing(index_elements=["url"])
             )
             continue
+        if feed.name != cfg.name:  # the cards of its items name it in their sources
+            cards.invalidate_feed(session, feed.id)
         feed.name, feed.interval_minutes, feed.tags, feed.scheduled = (
             cfg.name,
             cfg.interval,

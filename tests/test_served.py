@@ -29,8 +29,9 @@ from aggregator.api import fastlane
 from aggregator.api.app import create_app
 from aggregator.api.me import _reader_digest_response
 from aggregator.api.me_schemas import ReaderDigestResponse
-from aggregator.ingest import write_entries
+from aggregator.ingest import sync_feeds, write_entries
 from aggregator.records import ParsedEntry
+from aggregator.settings import FeedConfig
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 
@@ -225,7 +226,13 @@ def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
         built = cards.build_cards(s, [first])[first]
     assert json.loads(built)["sources"] == ["arXiv cs.LG", "arXiv cs.CV"] and _card(engine, first) is None
     assert jobs.fill_cards(engine) == 4  # the three papers and the new post
-    assert _card(engine, first)["sources"] == ["arXiv cs.LG", "arXiv cs.CV"]  # type: ignore[index]
+    # a feed renamed in feeds.toml: every item it announced shows the new name
+    with session_factory(engine)() as s, s.begin():
+        sync_feeds(s, [FeedConfig(name="arXiv: Machine Learning", url="http://127.0.0.1:9/rss/cs.LG")], NOW)
+    with engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).where(Item.card.is_(None))).scalar() == 30
+    assert jobs.fill_cards(engine) == 30
+    assert _card(engine, first)["sources"] == ["arXiv: Machine Learning", "arXiv cs.CV"]  # type: ignore[index]
     assert _card(engine, ids[papers[1]["id"]])["title"] == "A new title for version two"  # type: ignore[index]
     assert _card(engine, ids[papers[2]["id"]])["discussed_in"] == 1  # type: ignore[index]
 
