@@ -68,6 +68,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .records import ReaderProfile, TopicFilter
+from .store.db import dbapi_datetime
 from .store.tables import Feed, Feedback, Item, ItemSource, Profile, Reader, Score, Subscription, Topic
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
@@ -1172,7 +1173,7 @@ def precompute_all(
 
     rows_out: list[tuple[Any, ...]] = []
     ids = window.ids.tolist()
-    stamps = _Stamps(window.published, session.get_bind().dialect.name == "postgresql")
+    stamps = _Stamps(window.published, session.get_bind().dialect.name)
     encoded: dict[tuple[str, ...], str] = {}
 
     def encode(names: list[str]) -> str:  # topic slugs / author lists repeat: encode each once
@@ -1232,17 +1233,17 @@ def precompute_all(
 
 
 class _Stamps(dict[int, Any]):
-    """Window row → ``scores.published`` as the DBAPI takes it, converted on first use: an aware
-    datetime for psycopg's COPY, SQLAlchemy's SQLite text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)
-    for sqlite3. The float64 POSIX seconds of the window round-trip to the exact microsecond."""
+    """Window row → ``scores.published`` as the DBAPI takes it (:func:`dbapi_datetime`),
+    converted on first use. The float64 POSIX seconds of the window round-trip to the exact
+    microsecond."""
 
-    def __init__(self, published: np.ndarray, aware: bool) -> None:
+    def __init__(self, published: np.ndarray, dialect: str) -> None:
         super().__init__()
-        self.published, self.aware = published, aware
+        self.published, self.dialect = published, dialect
 
     def __missing__(self, row: int) -> Any:
         value = dt.datetime.fromtimestamp(float(self.published[row]), dt.UTC)
-        self[row] = out = value if self.aware else value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        self[row] = out = dbapi_datetime(self.dialect, value)
         return out
 
 

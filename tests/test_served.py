@@ -401,3 +401,19 @@ def test_fast_lane_and_route_answer_the_same_bytes(client: TestClient) -> None:
     other, _ = signup(client, "g@example.com")
     assert lane(b"", other["Authorization"].encode()) is None
     assert client.get("/api/me/digest", headers=other).json()["profile"] == "default"
+
+
+def test_the_held_read_connection_recovers_from_a_lost_server_connection(
+    engine: sa.Engine, database_url: str
+) -> None:
+    """PostgreSQL restarts or drops the connection: the next digest read reconnects instead of
+    failing (the request path holds one connection, without the pool's liveness ping)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a server-side disconnect needs PostgreSQL")
+    reads = served.ReadConnection(engine)
+    pid = reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+    with engine.connect() as other:
+        assert other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
+    assert reads.run(lambda c: served.reader_for_token_hash(c, "0" * 64)) is None  # raw-cursor path
+    assert reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar()) != pid
+    reads.close()

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from .. import readers
+from .. import readers, served
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
@@ -50,6 +50,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.reads.close()
             if on_stop is not None:
                 on_stop(app)
 
@@ -70,6 +71,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
+    app.state.reads = served.ReadConnection(engine)  # the served digest's held connection
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(routes.router)
     app.include_router(pages.router)

@@ -103,8 +103,8 @@ class DigestFastLane:
             return None
         state = scope["app"].state
         settings: Settings = state.settings
-        with state.engine.connect() as conn:
-            answer = served.serve_digest(
-                conn, readers.hash_token(token), settings.tz, settings.timezone, **query
-            )
+        token_hash = readers.hash_token(token)
+        answer = state.reads.run(
+            lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
+        )
         return answer.body

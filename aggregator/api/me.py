@@ -139,14 +139,17 @@ async def my_digest(
     if credentials is None:
         raise unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
     token_hash = readers.hash_token(credentials.credentials)
-    with state.engine.connect() as conn:
-        if group is None:
-            found = served.serve_digest(conn, token_hash, settings.tz, settings.timezone, date, days, limit)
-            reader = found.reader
-            if found.body is not None:
-                return Response(found.body, media_type="application/json")
-        else:
-            reader = served.reader_for_token_hash(conn, token_hash)
+    if group is None:
+        found = state.reads.run(
+            lambda conn: served.serve_digest(
+                conn, token_hash, settings.tz, settings.timezone, date, days, limit
+            )
+        )
+        if found.body is not None:
+            return Response(found.body, media_type="application/json")
+        reader = found.reader
+    else:
+        reader = state.reads.run(lambda conn: served.reader_for_token_hash(conn, token_hash))
     if reader is None:
         raise unauthorized("invalid API token", error="invalid_token")
     answer = await run_in_threadpool(_reader_digest_response, state, reader.id, date, days, limit, group)

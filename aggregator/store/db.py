@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.resources
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,11 @@ def insert(engine_or_conn: sa.Engine | sa.Connection, table: Any) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise DatabaseError(f"unsupported database dialect {dialect}")
+
+
+def dbapi_datetime(dialect: str, value: dt.datetime) -> Any:
+    """An aware datetime as the DBAPI driver takes it for a ``UTCDateTime`` column, for the few
+    statements run on a raw cursor: on SQLite the text SQLAlchemy stores
+    (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC); on PostgreSQL the datetime itself (UTC)."""
+    value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds") if dialect == "sqlite" else value
