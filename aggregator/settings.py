@@ -94,7 +94,9 @@ class Settings(BaseSettings):
 
     # API hardening
     rate_limit: str = Field("600/minute;30/second", description="per API token (or IP), `limits` notation")
-    rate_limit_storage: str = Field("memory://", description="memory:// per process, or redis://host:port")
+    rate_limit_storage: str = Field(
+        "local://", description="local:// per process (no timer thread), or redis://host:port, shared"
+    )
     max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted, bytes")
 
     # operations

@@ -41,3 +41,37 @@ def test_oversized_bodies_get_413(tmp_path: Path) -> None:
 
         streamed = client.post("/api/readers", content=chunks(), headers={"content-type": "application/json"})
         assert streamed.status_code == 413
+
+
+def test_local_storage_moving_window_without_threads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``local://`` keeps limits' moving-window semantics with no timer thread: N hits pass in
+    any window of the period, the next waits until the oldest leaves it, idle keys are swept."""
+    import threading
+
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from aggregator.api import limits as mod
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(mod.time, "time", lambda: clock[0])
+    storage = storage_from_string("local://")
+    assert isinstance(storage, mod.LocalStorage)
+    limiter, item = MovingWindowRateLimiter(storage), parse("3/minute")
+    threads = threading.active_count()
+    for t in (0.0, 10.0, 20.0):
+        clock[0] = 1_000_000.0 + t
+        assert limiter.hit(item, "alice")
+    assert not limiter.hit(item, "alice") and limiter.hit(item, "bob")
+    start, count = limiter.get_window_stats(item, "alice")
+    assert count == 0 and start == 1_000_060.0  # the oldest hit (t=0) leaves the window at t=60
+    clock[0] = 1_000_060.5
+    assert limiter.hit(item, "alice") and not limiter.hit(item, "alice")
+    assert threading.active_count() == threads
+    clock[0] += 2 * mod.LocalStorage.SWEEP_SECONDS  # every window idle: the sweep drops the keys
+    assert limiter.hit(item, "carol")
+    assert set(k.split("/")[1] for k in storage._windows) == {"carol"}  # type: ignore[attr-defined]
+    assert storage.incr("n", 10) == 1 and storage.incr("n", 10) == 2 and storage.get("n") == 2
+    clock[0] += 11
+    assert storage.get("n") == 0 and storage.incr("n", 10) == 1
