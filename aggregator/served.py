@@ -3,26 +3,27 @@
 Everything reader-specific was precomputed by the worker (:mod:`aggregator.personal`: score,
 ``why``, matched topic filters, followed authors, muted flag in ``scores``), and every item's
 public fields are stored once as JSON text (:mod:`aggregator.cards`). Serving is therefore
-reads and string joins: two queries of indexed look-ups (the reader with their votes and
-subscriptions, by token hash; the reader's rows of the day — one range of
+reads and string joins: two queries of indexed look-ups sent in one round trip (the reader
+with their votes and subscriptions, by token hash; the reader's rows of the day — one range of
 ``ix_scores_profile_published`` — joined to the cards, with the muted count as a window
-aggregate), a third for the latest day when none is given, the day's item count (cached for
-``TOTAL_TTL`` s), and no object per item or field. Nothing is scored, decoded or validated per item
-here; the response has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse``
+aggregate), the latest day and the day's item count from a per-process cache (``CACHE_TTL``
+s), and no object per item or field. Nothing is scored, decoded or validated per item here;
+the response has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse``
 (tests check that the two paths agree item for item).
 
 A reader without precomputed scores in the window (just signed up, or before the first refit)
-gets ``None``: the caller serves the default profile's order through
+gets no body: the caller serves the default profile's order through
 :func:`aggregator.readers.reader_digest`, which also filters muted items as it reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -54,8 +55,17 @@ _END: sa.BindParameter[dt.datetime] = sa.bindparam("end")
 _TOTAL = sa.select(sa.func.count()).where(_I.published >= _START, _I.published < _END)
 _ONE: sa.ColumnClause[int] = sa.literal_column("1")  # inline literals: no generated parameters
 _ZERO: sa.ColumnClause[int] = sa.literal_column("0")
-#: (score, why, topics, followed, muted, item id, card, n_muted) of a reader's rows of a window,
-#: unmuted first, best first; the muted count is taken over all of the window's rows
+_R = Reader.__table__.c
+_HASH: sa.BindParameter[str] = sa.bindparam("token_hash")
+#: the score key (``ReaderProfile.score_key``) of the token's reader, so that the ranked rows
+#: can be asked for in the same round trip as the reader
+_PROFILE = (
+    sa.select(sa.literal_column("'reader:'") + sa.cast(_R.id, sa.String))
+    .where(_R.token_hash == _HASH)
+    .scalar_subquery()
+)
+#: (score, why, topics, followed, muted, item id, card, n_muted) of a token's reader's rows of a
+#: window, unmuted first, best first; the muted count is taken over all of the window's rows
 _RANKED = (
     sa.select(
         _S.score,
@@ -68,12 +78,10 @@ _RANKED = (
         sa.func.sum(sa.case((_S.muted, _ONE), else_=_ZERO)).over(),
     )
     .select_from(Score.__table__.join(Item.__table__, _I.id == _S.item_id))
-    .where(_S.profile == sa.bindparam("profile"), _S.published >= _START, _S.published < _END)
+    .where(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
     .order_by(_S.muted, _S.score.desc(), _S.published.desc(), _S.item_id.desc())
     .limit(sa.bindparam("limit"))
 )
-_R = Reader.__table__.c
-_HASH: sa.BindParameter[str] = sa.bindparam("token_hash")
 #: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
 #: rows with kind 0 = the reader's id, 1 = a vote (item id, value), 2 = a subscribed slug
 _READER = sa.union_all(
@@ -98,14 +106,7 @@ class _Compiled:
 _compiled: dict[tuple[int, str], _Compiled] = {}
 
 
-def _rows(conn: sa.Connection, stmt: sa.ClauseElement, params: dict[str, Any]) -> list[Any]:
-    """The rows (DBAPI tuples) of ``stmt``, compiled once per dialect by SQLAlchemy and run on
-    the connection's DBAPI cursor: the request path's two statements skip SQLAlchemy's
-    per-execution work (cache key, parameter processing, result wrapping), about a third of
-    their cost. ``params`` must be as the driver takes them (datetimes through
-    :func:`aggregator.store.db.dbapi_datetime`). A driver error is raised as
-    ``sqlalchemy.exc.DBAPIError``, with the connection invalidated when it was lost."""
-    dialect = conn.dialect
+def _compile(dialect: sa.Dialect, stmt: sa.ClauseElement) -> _Compiled:
     key = (id(stmt), dialect.name)
     compiled = _compiled.get(key)
     if compiled is None:
@@ -113,32 +114,52 @@ def _rows(conn: sa.Connection, stmt: sa.ClauseElement, params: dict[str, Any]) -
         names = tuple(c.positiontup or ()) if c.positional else None
         literals = {name: b.value for name, b in c.binds.items() if not b.required}
         compiled = _compiled[key] = _Compiled(str(c), names, literals)
-    if compiled.literals:
-        params = {**compiled.literals, **params}
-    args: Any = params if compiled.names is None else [params[n] for n in compiled.names]
+    return compiled
+
+
+def _fetch(
+    conn: sa.Connection, queries: Sequence[tuple[sa.ClauseElement, dict[str, Any]]]
+) -> list[list[Any]]:
+    """The rows (DBAPI tuples) of each ``(statement, params)``, the statements compiled once per
+    dialect by SQLAlchemy and run on the connection's DBAPI cursor: the request path skips
+    SQLAlchemy's per-execution work (cache key, parameter processing, result wrapping), about a
+    third of the statements' cost. On PostgreSQL they are sent in one psycopg pipeline: one
+    round trip for all. ``params`` must be as the driver takes them (datetimes through
+    :func:`aggregator.store.db.dbapi_datetime`). A driver error is raised as
+    ``sqlalchemy.exc.DBAPIError``, with the connection invalidated when it was lost."""
+    dialect = conn.dialect
     fairy = conn.connection
-    cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
+    raw: Any = fairy.driver_connection
+    cursors: list[Any] = []
+    sql, args = "", None
     try:
-        cursor.execute(compiled.sql, args)
-        return list(cursor.fetchall())
+        with raw.pipeline() if dialect.name == "postgresql" else contextlib.nullcontext():
+            for stmt, params in queries:
+                compiled = _compile(dialect, stmt)
+                if compiled.literals:
+                    params = {**compiled.literals, **params}
+                sql = compiled.sql
+                args = params if compiled.names is None else [params[n] for n in compiled.names]
+                cursors.append(raw.cursor())
+                cursors[-1].execute(sql, args)
+        return [list(c.fetchall()) for c in cursors]
     except dialect.loaded_dbapi.Error as err:
-        lost = dialect.is_disconnect(err, fairy.dbapi_connection, cursor)
+        lost = dialect.is_disconnect(err, fairy.dbapi_connection, cursors[-1] if cursors else None)
         if lost:
             conn.invalidate(err)
         raise sa.exc.DBAPIError.instance(
-            compiled.sql, args, err, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+            sql, args, err, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
         ) from err
     finally:
-        cursor.close()
+        for c in cursors:
+            c.close()
 
 
-def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | None:
-    """The reader whose API token has SHA-256 hex digest ``token_hash``, or None: one query
-    (three indexed look-ups: reader, votes ≠ 0, subscriptions)."""
+def _reader_key(rows: list[Any]) -> ReaderKey | None:
     reader_id: int | None = None
     votes: dict[int, int] = {}
     slugs: set[str] = set()
-    for kind, number, value, slug in _rows(conn, _READER, {"token_hash": token_hash}):
+    for kind, number, value, slug in rows:
         if kind == 0:
             reader_id = number
         elif kind == 1:
@@ -148,24 +169,41 @@ def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | N
     return None if reader_id is None else ReaderKey(reader_id, votes, frozenset(slugs))
 
 
-#: Seconds a window's item count is reused: it changes only when items are ingested, and a
-#: count of a day's ~2,000 items costs as much as the rest of the query.
-TOTAL_TTL = 10.0
-_totals: dict[tuple[sa.Engine, dt.datetime, dt.datetime], tuple[float, int]] = {}
+def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | None:
+    """The reader whose API token has SHA-256 hex digest ``token_hash``, or None: one query
+    (three indexed look-ups: reader, votes ≠ 0, subscriptions)."""
+    return _reader_key(_fetch(conn, [(_READER, {"token_hash": token_hash})])[0])
+
+
+#: Seconds a window's item count and the latest day with items are reused: both change only
+#: when items are ingested, and counting a day's ~2,000 items costs as much as the rest.
+CACHE_TTL = 10.0
+_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+
+def _cached(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]  # type: ignore[no-any-return]
+    value = compute()
+    if len(_cache) > 1000:
+        _cache.clear()
+    _cache[key] = (now + CACHE_TTL, value)
+    return value
 
 
 def window_total(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> int:
-    """Items published in [``start``, ``end``), cached per process for ``TOTAL_TTL`` s."""
-    key = (conn.engine, start, end)
-    now = time.monotonic()
-    hit = _totals.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    total = int(conn.execute(_TOTAL, {"start": start, "end": end}).scalar_one())
-    if len(_totals) > 1000:
-        _totals.clear()
-    _totals[key] = (now + TOTAL_TTL, total)
-    return total
+    """Items published in [``start``, ``end``), cached per process for ``CACHE_TTL`` s."""
+    return _cached(
+        ("total", conn.engine, start, end),
+        lambda: int(conn.execute(_TOTAL, {"start": start, "end": end}).scalar_one()),
+    )
+
+
+def cached_latest_day(conn: sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
+    """:func:`aggregator.digest.latest_day`, cached per process for ``CACHE_TTL`` s."""
+    return _cached(("latest", conn.engine, today, tz.key), lambda: latest_day(conn, today, tz))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -179,35 +217,17 @@ def _topics(stored: str | None, subscribed: frozenset[str]) -> str:
     return stored if len(kept) == len(slugs) else json_text(kept)
 
 
-def reader_digest_json(
+def _body(
     conn: sa.Connection,
     reader: ReaderKey,
-    tz: ZoneInfo,
+    rows: list[Any],
+    day: dt.date,
+    days: int,
+    window: tuple[dt.datetime, dt.datetime],
     timezone: str,
-    day: dt.date | None = None,
-    days: int = 1,
-    limit: int = 50,
-    now: dt.datetime | None = None,
-) -> bytes | None:
-    """The JSON body of ``reader``'s digest of the ``days`` local days (zone ``tz``, named
-    ``timezone`` in the answer) ending ``day`` (default: today, or the latest earlier day with
-    items): their best ``limit`` unmuted items by precomputed score, ties to the newer item.
-    ``total`` counts the window's items; ``hidden`` the reader's scored items of the window
-    left out as muted. Returns None when the reader has no precomputed scores in the window.
-    Reads only (a stale card is built in memory, not written)."""
-    if day is None:
-        day = latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
-    start, end = day_window(day, days, tz)
-    name = conn.dialect.name
-    params = {
-        "start": dbapi_datetime(name, start),
-        "end": dbapi_datetime(name, end),
-        "profile": f"reader:{reader.id}",
-        "limit": limit,
-    }
-    rows = _rows(conn, _RANKED, params)
-    if not rows:
-        return None
+) -> bytes:
+    """The JSON answer of the ranked ``rows`` (see :data:`_RANKED`): each card with the
+    reader's score, why, topics still subscribed, followed authors and vote appended."""
     stale = [item_id for _, _, _, _, muted, item_id, card, _ in rows if card is None and not muted]
     built = build_cards(Session(bind=conn), stale) if stale else {}
     votes, subscribed = reader.votes, reader.subscribed
@@ -223,7 +243,7 @@ def reader_digest_json(
             f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
             f'"feedback":{votes.get(item_id, 0)}}}'
         )
-    total = window_total(conn, start, end)
+    total = window_total(conn, *window)
     head = (
         f'{{"date":"{day.isoformat()}","days":{days},"timezone":{json_text(timezone)},"total":{total},'
         f'"hidden":{int(rows[0][7] or 0)},"profile":"reader:{reader.id}","items":['
@@ -250,12 +270,29 @@ def serve_digest(
     limit: int = 50,
     now: dt.datetime | None = None,
 ) -> Answer:
-    """The reader of ``token_hash`` (SHA-256 hex of the API token) and their digest's JSON body
-    (:func:`reader_digest_json`): two queries, three with ``day`` None."""
-    reader = reader_for_token_hash(conn, token_hash)
-    if reader is None:
-        return Answer(None, None)
-    return Answer(reader, reader_digest_json(conn, reader, tz, timezone, day, days, limit, now))
+    """The reader of ``token_hash`` (SHA-256 hex of the API token) and the JSON body of their
+    digest of the ``days`` local days (zone ``tz``, named ``timezone`` in the answer) ending
+    ``day`` (default: today, or the latest earlier day with items): their best ``limit``
+    unmuted items by precomputed score, ties to the newer item. ``total`` counts the window's
+    items; ``hidden`` the reader's scored items of the window left out as muted. The body is
+    None when the reader has no precomputed scores in the window. Both queries go in one round
+    trip; the latest day and the window's count come from a per-process cache. Reads only (a
+    stale card is built in memory, not written)."""
+    if day is None:
+        day = cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+    start, end = day_window(day, days, tz)
+    name = conn.dialect.name
+    ranked = {
+        "token_hash": token_hash,
+        "start": dbapi_datetime(name, start),
+        "end": dbapi_datetime(name, end),
+        "limit": limit,
+    }
+    who, rows = _fetch(conn, [(_READER, {"token_hash": token_hash}), (_RANKED, ranked)])
+    reader = _reader_key(who)
+    if reader is None or not rows:
+        return Answer(reader, None)
+    return Answer(reader, _body(conn, reader, rows, day, days, (start, end), timezone))
 
 
 class ReadConnection:

@@ -290,7 +290,11 @@ def test_served_json_builds_stale_cards_in_memory(
         assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
         key = served.reader_for_token_hash(c, readers.hash_token(new.token))
         assert key is not None and key.id == new.reader_id
-        body = served.reader_digest_json(c, key, settings.tz, "UTC", dt.date(2026, 6, 15), 1, 10)
+        answer = served.serve_digest(
+            c, readers.hash_token(new.token), settings.tz, "UTC", dt.date(2026, 6, 15), 1, 10
+        )
+        assert answer.reader == key
+        body = answer.body
         assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
     assert body is not None
     parsed = ReaderDigestResponse.model_validate_json(body)
