@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -101,7 +102,11 @@ def api(
     port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve HTTP only (no scheduler), to scale out behind a load balancer."""
+    """Serve HTTP only (no scheduler), to scale out behind a load balancer. Readers' rescores
+    after a vote or profile change are queued for `aggregator worker` (unless
+    AGGREGATOR_SCORE_IN_API=true), so this process never loads the ranking model."""
+    os.environ.setdefault("AGGREGATOR_SCORE_IN_API", "false")  # for the worker processes too
+    get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     engine = _engine(settings)  # migrates once, before any worker starts

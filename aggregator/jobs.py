@@ -263,6 +263,59 @@ def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) 
         return rank.rescore(session, model, interests, missing, why_terms=settings.why_terms)
 
 
+def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) -> int:
+    """Rescore the readers API processes queued (:func:`aggregator.readers.request_rescore`),
+    oldest request first, at most ``limit``: fetch missing seed papers first when asked (from
+    the arXiv API, outside any transaction), then :func:`aggregator.readers.rescore` (which
+    commits) and delete the request, unless a newer one replaced it meanwhile. On PostgreSQL a
+    row is held with ``FOR UPDATE SKIP LOCKED`` while its reader is rescored, so several workers
+    share the queue (at worst a reader is rescored twice, which is harmless). A rescore that
+    cannot run (no model yet) or fails is logged and its request dropped: the next refit
+    rescores every reader anyway. Returns how many readers were rescored."""
+    from . import readers
+    from .store.tables import RescoreRequest
+
+    factory = session_factory(engine)
+    with factory() as session:
+        queued = session.execute(
+            sa.select(RescoreRequest.reader_id, RescoreRequest.seeds)
+            .order_by(RescoreRequest.requested_at)
+            .limit(limit)
+        ).all()
+        missing = {
+            r.reader_id: readers.missing_seed_papers(
+                session, readers.get_profile(session, r.reader_id).seed_papers
+            )
+            for r in queued
+            if r.seeds
+        }
+    wanted = sorted({s for seeds in missing.values() for s in seeds})
+    if wanted:
+        report = fetch_papers(engine, settings, wanted)
+        if report.error:
+            log.warning("fetching seed papers %s failed: %s", wanted, report.error)
+    done = 0
+    postgres = engine.dialect.name == "postgresql"
+    for reader_id, _ in queued:
+        with factory() as session:
+            query = sa.select(RescoreRequest).where(RescoreRequest.reader_id == reader_id)
+            request = session.scalar(query.with_for_update(skip_locked=True) if postgres else query)
+            if request is None:  # another worker has it, or did it
+                continue
+            seen = request.requested_at
+            n = readers.rescore(session, reader_id, around=request.around)
+            if n is None:
+                log.warning("queued rescore of reader %s not done (no model yet, or it failed)", reader_id)
+            session.execute(
+                sa.delete(RescoreRequest).where(
+                    RescoreRequest.reader_id == reader_id, RescoreRequest.requested_at == seen
+                )
+            )
+            session.commit()
+            done += n is not None
+    return done
+
+
 def fill_cards(engine: sa.Engine, limit: int | None = 20_000) -> int:
     """Build the missing (stale) item cards, newest first, at most ``limit`` per call
     (:func:`aggregator.cards.fill_missing`); cheap when none is missing (one partial-index

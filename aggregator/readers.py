@@ -38,7 +38,7 @@ from .arxiv import split_arxiv_id
 from .digest import DEFAULT_PROFILE, Digest, DigestEntry, build_digest, day_window, latest_day
 from .records import ReaderProfile, TopicFilter
 from .store.db import insert
-from .store.tables import Feedback, Item, Profile, Reader, Score, Subscription, Topic
+from .store.tables import Feedback, Item, Profile, Reader, RescoreRequest, Score, Subscription, Topic
 
 log = logging.getLogger(__name__)
 
@@ -897,6 +897,38 @@ def rescore(
         log.exception("rescoring reader %s failed", reader_id)
         session.rollback()
         return None
+
+
+def request_rescore(
+    session: Session,
+    reader_id: int,
+    around: dt.datetime | None = None,
+    seeds: bool = False,
+    now: dt.datetime | None = None,
+) -> dt.datetime:
+    """Queue the reader for a worker's rescore (``rescore_requests``), replacing a queued
+    request (``seeds`` is kept if either asked for it). Runs in the caller's transaction;
+    returns the request time (UTC). Used by API processes that do not score themselves."""
+    when = now or utcnow()
+    conn = session.connection()
+    table = RescoreRequest.__table__
+    stmt = insert(conn, table).values(reader_id=reader_id, requested_at=when, around=around, seeds=seeds)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["reader_id"],
+        set_={
+            "requested_at": stmt.excluded.requested_at,
+            "around": stmt.excluded.around,
+            "seeds": sa.or_(table.c.seeds, stmt.excluded.seeds),
+        },
+    )
+    conn.execute(stmt)
+    return when
+
+
+def rescore_pending(session: Session, reader_id: int) -> bool:
+    """Whether a rescore of the reader is still queued for the workers."""
+    found = session.scalar(sa.select(RescoreRequest.reader_id).where(RescoreRequest.reader_id == reader_id))
+    return found is not None
 
 
 # --- the reader's digest --------------------------------------------------------------------------

@@ -91,6 +91,18 @@ def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | No
         return jobs.score_unscored(engine, settings, interests)
 
 
+def rescore_job(engine: sa.Engine, settings: Settings) -> None:
+    """Rescore the readers that API processes queued after a vote, a subscription or a profile
+    change (:func:`aggregator.jobs.rescore_requested`); one cheap query when none is queued."""
+    try:
+        n = jobs.rescore_requested(engine, settings)
+    except Exception:  # the next pass retries
+        log.exception("queued rescores failed")
+        return
+    if n:
+        log.info("rescored %d readers on request", n)
+
+
 def email_job(engine: sa.Engine, settings: Settings) -> None:
     """Send the weekly emails that are due (:func:`aggregator.mail.send.send_due`). Rows are
     claimed one by one in the database, so several workers may run this at once."""
@@ -133,6 +145,16 @@ def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = Fals
         seconds=settings.scheduler_tick,
         id="refresh-due-feeds",
         next_run_time=dt.datetime.now(dt.UTC),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        rescore_job,
+        "interval",
+        args=(engine, settings),
+        seconds=settings.rescore_poll,
+        id="rescore-requested-readers",
         coalesce=True,
         max_instances=1,
         misfire_grace_time=None,

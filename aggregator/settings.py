@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     max_backoff: float = Field(24 * 3600.0, gt=0, description="seconds; cap of the failure backoff")
     scheduler_tick: float = Field(60.0, gt=0, description="seconds between two 'refresh due feeds' passes")
 
+    # Rescoring a reader after a vote, a subscription or a profile change needs the TF-IDF
+    # model and the window's item matrix (scikit-learn, hundreds of MB on a large database).
+    # `aggregator run` has them anyway and rescores in the request; `aggregator api` turns
+    # this off: it queues the reader (table rescore_requests) and a worker rescores.
+    score_in_api: bool = Field(True, description="rescore readers inside the API process")
+    rescore_poll: float = Field(1.0, gt=0, description="seconds between two looks at the rescore queue")
+    rescore_wait: float = Field(
+        5.0, ge=0, description="seconds an API request waits for a worker's rescore before answering"
+    )
+
     # readers: signs the session cookie of the HTML pages. When unset, a random key is generated
     # once and kept in the database (table app_secrets), so restarts and every instance agree.
     secret_key: SecretStr | None = None

@@ -87,6 +87,7 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
             f"http://127.0.0.1:{api_port}/api/digest?date=2026-06-15", timeout=10
         ) as r:
             digest = json.load(r)
+        _reader_rescored_by_the_workers(f"http://127.0.0.1:{api_port}", procs[-1].pid)
     finally:
         for p in procs:
             p.terminate()
@@ -115,3 +116,31 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
         )
     assert digest["total"] > 100 and digest["items"][0]["score"] > 0 and digest["items"][0]["why"]
     engine.dispose()
+
+
+def _call(base: str, method: str, path: str, token: str | None = None, body: object = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r) if r.status != 204 else {}
+
+
+def _reader_rescored_by_the_workers(base: str, api_pid: int) -> None:
+    """`aggregator api` never scores: a new reader's profile, then a 👍, are rescored by the
+    workers (the vote's answer waits for it), and the API process never loads scikit-learn."""
+    token = _call(base, "POST", "/api/readers", body={"email": "w@example.com"})["token"]
+    _call(base, "PUT", "/api/me/profile", token, {"interests": "diffusion models for image generation"})
+    digest = _call(base, "GET", "/api/me/digest?date=2026-06-15&limit=100", token)
+    far = digest["items"][-1]
+    answer = _call(base, "POST", "/api/me/feedback", token, {"item_id": far["id"], "value": 1})
+    assert answer["rescored"] is None  # done by a worker, which the answer waited for
+    after = _call(base, "GET", "/api/me/digest?date=2026-06-15&limit=100", token)
+    assert after["profile"].startswith("reader:")  # rescored around the voted item's day
+    liked = next(i for i in after["items"] if i["id"] == far["id"])
+    assert liked["feedback"] == 1
+    assert [i["id"] for i in after["items"]].index(far["id"]) < len(digest["items"]) - 1  # it moved up
+    maps = Path(f"/proc/{api_pid}/maps").read_text()
+    assert "pydantic_core" in maps and "sklearn" not in maps  # the scan works; scikit-learn never loaded

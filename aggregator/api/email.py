@@ -28,6 +28,7 @@ from ..mail import tokens
 from ..mail.compose import compose_week, current_week, week_monday
 from ..mail.render import environment, render_week
 from ..store.tables import Item, Reader
+from . import rescoring
 from .auth import ReaderDep, secret_key
 from .deps import SessionDep, SettingsDep, unprocessable
 
@@ -78,7 +79,7 @@ def email_feedback(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResp
     title = item.title
     readers.set_feedback(session, reader.id, item.id, claim.value)
     session.commit()
-    readers.rescore(session, reader.id)  # never raises; the vote is committed already
+    rescoring.after_change(request.app.state, session, reader.id, wait=False)  # never raises
     word = "👍 More like this" if claim.value > 0 else "👎 Less like this"
     return _page(
         200, "Thanks!", f"Recorded: {word}. Your next digest takes it into account.", item_title=title

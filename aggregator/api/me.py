@@ -28,6 +28,7 @@ from ..digest import item_sources
 from ..records import TopicFilter
 from ..settings import Settings
 from ..store.tables import Item, Reader
+from . import rescoring
 from .auth import BearerCredentials, OptionalReaderDep, ReaderDep, unauthorized
 from .deps import SessionDep, SettingsDep, unprocessable
 from .me_schemas import (
@@ -281,23 +282,6 @@ def _profile_out(p: readers.ProfileData, pending: list[str] | None = None) -> Pr
     )
 
 
-def refresh_reader(app_state: Any, reader_id: int, fetch_seeds: list[str]) -> None:
-    """Background task after a profile change: fetch missing seed papers from the arXiv API
-    (``settings.arxiv_api_url``, id_list; the fetcher's timeouts and 3 s arXiv delay apply),
-    then rescore the reader. Errors are logged, never raised."""
-    try:
-        if fetch_seeds:
-            from .. import jobs
-
-            report = jobs.fetch_papers(app_state.engine, app_state.settings, fetch_seeds)
-            if report.error:
-                log.warning("fetching seed papers %s failed: %s", fetch_seeds, report.error)
-        with app_state.sessionmaker() as session:
-            readers.rescore(session, reader_id)
-    except Exception:
-        log.exception("refreshing reader %s after a profile change failed", reader_id)
-
-
 @router.get("/api/me/profile", response_model=ProfileOut, tags=["me"], responses=_AUTH)
 def get_profile(reader: ReaderDep, session: SessionDep) -> ProfileOut:
     """Your interest profile."""
@@ -317,7 +301,7 @@ def put_profile(
         p = readers.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
         session.commit()
     pending = readers.missing_seed_papers(session, p.seed_papers)
-    tasks.add_task(refresh_reader, request.app.state, reader.id, pending)
+    tasks.add_task(rescoring.after_profile_change, request.app.state, reader.id, pending)
     return _profile_out(p, pending)
 
 
@@ -347,13 +331,14 @@ def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> Se
     tags=["me"],
     responses={**_AUTH, 404: {"description": "no such item"}, **_BAD},
 )
-def post_feedback(body: FeedbackIn, reader: ReaderDep, session: SessionDep) -> FeedbackOut:
+def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session: SessionDep) -> FeedbackOut:
     """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
-    are recomputed before the answer, so the next digest already reflects it."""
+    are recomputed before the answer (by this process, or by a worker, waited for up to
+    ``AGGREGATOR_RESCORE_WAIT`` s), so the next digest already reflects it."""
     with http_errors():
         published = readers.set_feedback(session, reader.id, body.item_id, body.value)
         session.commit()
-    n = readers.rescore(session, reader.id, around=published)
+    n = rescoring.after_change(request.app.state, session, reader.id, around=published)
     return FeedbackOut(item_id=body.item_id, value=body.value, rescored=n)
 
 
@@ -491,12 +476,12 @@ def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]
     tags=["me"],
     responses={**_AUTH, 404: {"description": "no such topic filter"}, **_BAD},
 )
-def subscribe(body: SubscriptionIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
+def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session: SessionDep) -> TopicOut:
     """Follow a topic filter (again is harmless)."""
     with http_errors():
         t = readers.subscribe(session, reader.id, body.topic)
         session.commit()
-    readers.rescore(session, reader.id)
+    rescoring.after_change(request.app.state, session, reader.id)
     return _topic_out(t, reader.id, _subscribed(session, reader.id))
 
 
@@ -507,12 +492,12 @@ def subscribe(body: SubscriptionIn, reader: ReaderDep, session: SessionDep) -> T
     response_class=Response,
     responses={**_AUTH, 404: {"description": "you do not follow that topic filter"}},
 )
-def unsubscribe(topic: str, reader: ReaderDep, session: SessionDep) -> Response:
+def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: SessionDep) -> Response:
     """Stop following a topic filter."""
     with http_errors():
         readers.unsubscribe(session, reader.id, topic)
         session.commit()
-    readers.rescore(session, reader.id)
+    rescoring.after_change(request.app.state, session, reader.id)
     return Response(status_code=204)
 
 

@@ -19,10 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import reader_feeds, readers
-from . import auth
+from . import auth, rescoring
 from .auth import WebSession, WebSessionDep
 from .deps import SessionDep, SettingsDep
-from .me import feed_url, refresh_reader
+from .me import feed_url
 from .pages import templates
 from .routes import DateQuery, DaysQuery, LimitQuery
 
@@ -150,6 +150,7 @@ def reader_digest_page(
 
 @router.post("/me/feedback")
 def feedback_form(
+    request: Request,
     ws: WebSessionDep,
     session: SessionDep,
     item_id: Annotated[int, Form()],
@@ -164,7 +165,7 @@ def feedback_form(
     except readers.NotFound as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     session.commit()
-    readers.rescore(session, ws.reader_id, around=published)
+    rescoring.after_change(request.app.state, session, ws.reader_id, around=published)
     return _see_other(_safe_next(next).split("#")[0] + f"#item-{item_id}")
 
 
@@ -184,6 +185,7 @@ def topics_page(request: Request, ws: WebSessionDep, session: SessionDep) -> Res
 
 @router.post("/topics/subscribe")
 def subscribe_form(
+    request: Request,
     ws: WebSessionDep,
     session: SessionDep,
     topic: Annotated[str, Form()],
@@ -196,12 +198,13 @@ def subscribe_form(
     except readers.NotFound as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     session.commit()
-    readers.rescore(session, ws.reader_id)
+    rescoring.after_change(request.app.state, session, ws.reader_id)
     return _see_other(_safe_next(next, "/topics"))
 
 
 @router.post("/topics/unsubscribe")
 def unsubscribe_form(
+    request: Request,
     ws: WebSessionDep,
     session: SessionDep,
     topic: Annotated[str, Form()],
@@ -212,7 +215,7 @@ def unsubscribe_form(
     with contextlib.suppress(readers.NotFound):  # not subscribed: the page shows the state anyway
         readers.unsubscribe(session, ws.reader_id, topic)
     session.commit()
-    readers.rescore(session, ws.reader_id)
+    rescoring.after_change(request.app.state, session, ws.reader_id)
     return _see_other(_safe_next(next, "/topics"))
 
 
@@ -333,7 +336,10 @@ def profile_form(
         return _profile_page(request, ws, session, error=str(err), status_code=422)
     session.commit()
     tasks.add_task(
-        refresh_reader, request.app.state, ws.reader_id, readers.missing_seed_papers(session, p.seed_papers)
+        rescoring.after_profile_change,
+        request.app.state,
+        ws.reader_id,
+        readers.missing_seed_papers(session, p.seed_papers),
     )
     return _see_other("/me/profile?saved=true")
 

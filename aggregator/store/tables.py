@@ -231,6 +231,19 @@ class Subscription(Base):
     created_at: Mapped[dt.datetime]
 
 
+class RescoreRequest(Base):
+    """A reader whose scores must be recomputed, queued by an API process that does not score
+    (``aggregator api``) and taken by a worker. One row per reader: a newer request replaces the
+    older; the worker deletes the row it saw once the rescore is committed."""
+
+    __tablename__ = "rescore_requests"
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    requested_at: Mapped[dt.datetime]
+    around: Mapped[dt.datetime | None]  # a vote on an older item: rescore the days around it
+    seeds: Mapped[bool] = mapped_column(default=False, server_default=sa.false())  # fetch seed papers first
+
+
 class Feedback(Base):
     """A reader's 👍 (+1) or 👎 (-1) on an item; 0 removes the row."""
 

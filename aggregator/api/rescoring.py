@@ -1,0 +1,79 @@
+"""Bringing a reader's precomputed scores up to date after they change what their ranking
+depends on: a vote, a subscription, their interest profile.
+
+Rescoring needs the TF-IDF model and the window's item matrix: scikit-learn and, on a large
+database, hundreds of MB and tens of seconds to build in a process that has not built them
+(measured: the first vote in a fresh API process on 1 million items took 38 s and grew it from
+118 MB to 770 MB). So only processes that score anyway do it in the request
+(``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
+``rescore_requests`` (:func:`aggregator.readers.request_rescore`) and a worker, which holds the
+model and the window, rescores within ``settings.rescore_poll`` seconds
+(:func:`aggregator.jobs.rescore_requested`). A request that shows the result next (a vote, a
+subscription) waits up to ``settings.rescore_wait`` seconds for that, so the page it redirects
+to already shows the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .. import readers
+
+log = logging.getLogger(__name__)
+
+
+def after_change(
+    state: Any, session: Session, reader_id: int, around: dt.datetime | None = None, wait: bool = True
+) -> int | None:
+    """Rescore the reader after a committed change: here (returns the rows written, or None
+    when there is no model yet), or through the workers (returns None; with ``wait``, once the
+    worker is done or ``rescore_wait`` seconds have passed). ``around``: a vote on an item
+    published then. Never raises for a failed rescore (the change is committed already)."""
+    settings = state.settings
+    if settings.score_in_api:
+        return readers.rescore(session, reader_id, around=around)
+    readers.request_rescore(session, reader_id, around=around)
+    session.commit()
+    if wait:
+        wait_for_workers(session, reader_id, settings.rescore_wait)
+    return None
+
+
+def wait_for_workers(session: Session, reader_id: int, seconds: float, poll: float = 0.05) -> bool:
+    """Wait until no rescore of the reader is queued, at most ``seconds``; True when done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not readers.rescore_pending(session, reader_id):
+            return True
+        session.rollback()  # the next look sees the worker's commit
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+
+
+def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
+    """After a profile change (a background task: it may fetch papers): fetch the seed papers
+    not stored yet from the arXiv API (``settings.arxiv_api_url``, id_list; the fetcher's
+    timeouts and 3 s arXiv delay apply), then rescore; or queue both for the workers. Errors
+    are logged, never raised."""
+    try:
+        with state.sessionmaker() as session:
+            if not state.settings.score_in_api:
+                readers.request_rescore(session, reader_id, seeds=bool(seeds))
+                session.commit()
+                return
+        if seeds:
+            from .. import jobs
+
+            report = jobs.fetch_papers(state.engine, state.settings, seeds)
+            if report.error:
+                log.warning("fetching seed papers %s failed: %s", seeds, report.error)
+        with state.sessionmaker() as session:
+            readers.rescore(session, reader_id)
+    except Exception:
+        log.exception("refreshing reader %s after a profile change failed", reader_id)
