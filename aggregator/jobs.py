@@ -316,6 +316,36 @@ def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) ->
     return done
 
 
+def similar_requested(engine: sa.Engine, limit: int = 20) -> int:
+    """Compute the "more like this" neighbours API processes asked for
+    (:func:`aggregator.similar.request`), oldest request first, at most ``limit``, with the
+    newest model (:func:`aggregator.similar.compute`), one transaction each. Several workers
+    may compute the same item at once; both store the same answer. Returns how many."""
+    from . import rank, similar
+    from .store.tables import SimilarItems
+
+    with session_factory(engine)() as session:
+        asked = session.execute(
+            sa.select(SimilarItems.item_id, SimilarItems.requested_at)
+            .where(SimilarItems.requested_at.is_not(None))
+            .order_by(SimilarItems.requested_at)
+            .limit(limit)
+        ).all()
+        if not asked:
+            return 0
+        model = rank.load_model(session)
+        if model is None:
+            return 0
+        for item_id, seen in asked:
+            try:
+                neighbours = similar.compute(session, model, item_id)
+            except LookupError:  # deleted meanwhile: its row went with it
+                continue
+            similar.save(session, item_id, model.model_id, neighbours, seen=seen)
+            session.commit()
+    return len(asked)
+
+
 def fill_cards(engine: sa.Engine, limit: int | None = 20_000) -> int:
     """Build the missing (stale) item cards, newest first, at most ``limit`` per call
     (:func:`aggregator.cards.fill_missing`); cheap when none is missing (one partial-index

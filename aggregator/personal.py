@@ -876,7 +876,8 @@ def _sources_of(session: Session, ids: Sequence[int]) -> dict[int, tuple[str, ..
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _load_items(session: Session, model: TfidfModel, ids: Sequence[int]) -> ItemWindow:
+def load_items(session: Session, model: TfidfModel, ids: Sequence[int]) -> ItemWindow:
+    """A window of the given items (read and transformed now; not cached), in id order."""
     rows: list[Any] = []
     for start in range(0, len(ids), 5000):
         chunk = list(ids[start : start + 5000])
@@ -999,7 +1000,7 @@ def item_window(session: Session, model: TfidfModel, since: dt.datetime) -> Item
     else:
         reused_ids = set(cached.ids[reuse_rows].tolist()) if cached is not None and len(reuse_rows) else set()
         fresh_ids = [i for i in ids.tolist() if i not in reused_ids]
-        fresh = _load_items(session, model, fresh_ids)
+        fresh = load_items(session, model, fresh_ids)
         if reused_ids and cached is not None:
             old = cached.subset(reuse_rows)
             sources = _sources_of(session, old.ids.tolist())
@@ -1053,7 +1054,7 @@ def _reader_matrices(
     ids = inside
     missing = [i for i in wanted if i not in pos]
     if missing:
-        extra = _load_items(session, model, missing)
+        extra = load_items(session, model, missing)
         parts.append(extra.matrix)
         ids = inside + extra.ids.tolist()
     rated = sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
@@ -1153,7 +1154,7 @@ def precompute_all(
         wanted = {int(i) for i in item_ids}
         outside = sorted(i for i in wanted if i not in window.position)
         if outside:  # older items named explicitly: score them too, in a window of their own
-            window = _concat(window, _load_items(session, model, outside))
+            window = _concat(window, load_items(session, model, outside))
         pos = window.position
         restrict = np.ones(len(window), dtype=bool)
         restrict[[pos[i] for i in wanted if i in pos]] = False  # True: not scored

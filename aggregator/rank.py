@@ -170,11 +170,27 @@ def score_matrix(matrix: sp.csr_matrix, profile: sp.csr_matrix) -> np.ndarray:
 # --- storage ----------------------------------------------------------------------------------
 
 
+_models: dict[tuple[str, int, int, int], TfidfModel] = {}
+
+
 def load_model(session: Session) -> TfidfModel | None:
-    row = session.execute(
-        sa.select(RankModel.id, RankModel.payload).order_by(RankModel.id.desc()).limit(1)
+    """The newest fitted model, or None. Deserialising one (a vocabulary of ~200k terms) takes
+    0.1-0.2 s, so the last one is kept per process, keyed by database, model id and shape (ids
+    restart when a database is recreated); checking costs one small query."""
+    head = session.execute(
+        sa.select(RankModel.id, RankModel.n_docs, RankModel.n_terms).order_by(RankModel.id.desc()).limit(1)
     ).first()
-    return None if row is None else TfidfModel.from_bytes(row.payload, row.id)
+    if head is None:
+        return None
+    key = (session.get_bind().engine.url.render_as_string(hide_password=True), *head)
+    model = _models.get(key)
+    if model is None:
+        payload = session.scalar(sa.select(RankModel.payload).where(RankModel.id == head.id))
+        assert payload is not None
+        model = TfidfModel.from_bytes(payload, head.id)
+        _models.clear()
+        _models[key] = model
+    return model
 
 
 def save_model(session: Session, model: TfidfModel, now: dt.datetime) -> TfidfModel:

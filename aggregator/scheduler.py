@@ -91,16 +91,19 @@ def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | No
         return jobs.score_unscored(engine, settings, interests)
 
 
-def rescore_job(engine: sa.Engine, settings: Settings) -> None:
-    """Rescore the readers that API processes queued after a vote, a subscription or a profile
-    change (:func:`aggregator.jobs.rescore_requested`); one cheap query when none is queued."""
+def requests_job(engine: sa.Engine, settings: Settings) -> None:
+    """Do what API processes that do not score asked for: rescore the readers queued after a
+    vote, a subscription or a profile change (:func:`aggregator.jobs.rescore_requested`), and
+    compute "more like this" neighbours (:func:`aggregator.jobs.similar_requested`). Two cheap
+    queries when nothing is asked."""
     try:
         n = jobs.rescore_requested(engine, settings)
+        m = jobs.similar_requested(engine)
     except Exception:  # the next pass retries
-        log.exception("queued rescores failed")
+        log.exception("requests from the API failed")
         return
-    if n:
-        log.info("rescored %d readers on request", n)
+    if n or m:
+        log.info("on request: %d readers rescored, %d items' neighbours computed", n, m)
 
 
 def email_job(engine: sa.Engine, settings: Settings) -> None:
@@ -150,11 +153,11 @@ def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = Fals
         misfire_grace_time=None,
     )
     scheduler.add_job(
-        rescore_job,
+        requests_job,
         "interval",
         args=(engine, settings),
         seconds=settings.rescore_poll,
-        id="rescore-requested-readers",
+        id="requests-from-the-api",
         coalesce=True,
         max_instances=1,
         misfire_grace_time=None,

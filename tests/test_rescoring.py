@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator import jobs, readers
+from aggregator import jobs, rank, readers, similar
 from aggregator.api.app import create_app
 from aggregator.store.db import session_factory
-from aggregator.store.tables import RescoreRequest, Score
+from aggregator.store.tables import Item, RescoreRequest, Score
 
 
 def _queue(engine: sa.Engine) -> dict[int, tuple[dt.datetime, dt.datetime | None, bool]]:
@@ -91,7 +92,7 @@ def test_a_request_made_during_the_rescore_is_kept(
 
 @pytest.fixture
 def api_and_worker(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """An API that does not score, and a worker thread taking the queue every 0.2 s."""
+    """An API that does not score, and a worker thread taking the requests every 0.2 s."""
     load_papers(engine)
     settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=20.0)
     jobs.update_ranking(engine, settings, INTERESTS)
@@ -100,6 +101,7 @@ def api_and_worker(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iter
     def worker() -> None:
         while not stop.wait(0.2):
             jobs.rescore_requested(engine, settings)
+            jobs.similar_requested(engine)
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
@@ -134,3 +136,72 @@ def test_votes_and_subscriptions_are_rescored_by_the_worker(
     # a profile change is queued (with the seed papers to fetch) and not waited for
     put = client.put("/api/me/profile", headers=auth, json={"interests": "speech recognition"})
     assert put.status_code == 200
+
+
+def test_more_like_this_is_computed_by_the_worker(api_and_worker: TestClient, engine: sa.Engine) -> None:
+    client = api_and_worker
+    target = client.get("/api/digest", params={"date": DAY, "limit": 1}).json()["items"][0]
+    resp = client.get(f"/api/items/{target['id']}/similar", params={"limit": 8})
+    assert resp.status_code == 200  # waited for the worker
+    items = resp.json()["items"]
+    with session_factory(engine)() as s:
+        model = rank.load_model(s)
+        assert model is not None
+        expected = similar.compute(s, model, target["id"], k=8)
+        row = similar.stored(s, target["id"])
+    assert [i["id"] for i in items] == [n.item_id for n in expected] and len(items) == 8
+    assert [i["score"] for i in items] == [n.score for n in expected] and items[0]["why"]
+    assert row is not None and row.model_id == model.model_id and not row.requested
+    assert set(items[0]) >= {"title", "url", "authors", "sources", "published", "score", "why"}
+    # a new model: the old answer is served at once while a worker refreshes it
+    with session_factory(engine)() as s, s.begin():
+        newer = rank.refit(s, NOW, 30)
+    assert newer is not None and newer.model_id != model.model_id
+    again = client.get(f"/api/items/{target['id']}/similar", params={"limit": 8})
+    assert [i["id"] for i in again.json()["items"]] == [i["id"] for i in items]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with session_factory(engine)() as s:
+            row = similar.stored(s, target["id"])
+        if row is not None and row.model_id == newer.model_id:
+            break
+        time.sleep(0.1)
+    assert row is not None and row.model_id == newer.model_id and not row.requested
+
+
+def test_more_like_this_answers_503_while_no_worker_has_it(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    load_papers(engine)
+    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=0.2)
+    jobs.update_ranking(engine, settings, INTERESTS)
+    with TestClient(create_app(settings, engine)) as client:
+        target = client.get("/api/digest", params={"date": DAY, "limit": 1}).json()["items"][0]
+        resp = client.get(f"/api/items/{target['id']}/similar")
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "2"
+        assert jobs.similar_requested(engine) == 1  # a worker comes by
+        assert client.get(f"/api/items/{target['id']}/similar").status_code == 200
+
+
+def test_an_item_older_than_the_window_is_compared_with_its_own_days(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """The ranking's window follows the newest item; "more like this" of an older paper looks
+    at the papers published around it instead of finding nothing."""
+    load_papers(engine, ("2026-06-12", "2026-06-15"))
+    load_papers(engine, ("2026-06-26",), feed="arXiv cs.CV")  # the window: 27 May .. 26 Jun
+    settings = make_settings(database_url, tmp_path)
+    jobs.update_ranking(engine, settings, INTERESTS)
+    with session_factory(engine)() as s:
+        model = rank.load_model(s)
+        assert model is not None
+        s.execute(sa.update(Item).where(Item.published > NOW).values(published=NOW + dt.timedelta(days=60)))
+        old = s.scalar(sa.select(Item.id).where(Item.published < NOW).order_by(Item.id).limit(1))
+        assert old is not None
+        found = similar.compute(s, model, old, k=20)
+        published = dict(
+            s.execute(sa.select(Item.id, Item.published).where(Item.id.in_([n.item_id for n in found]))).all()
+        )
+    assert len(found) == 20 and all(
+        abs(p - NOW) <= dt.timedelta(days=similar.AROUND_DAYS) for p in published.values()
+    )

@@ -129,8 +129,8 @@ def _call(base: str, method: str, path: str, token: str | None = None, body: obj
 
 
 def _reader_rescored_by_the_workers(base: str, api_pid: int) -> None:
-    """`aggregator api` never scores: a new reader's profile, then a 👍, are rescored by the
-    workers (the vote's answer waits for it), and the API process never loads scikit-learn."""
+    """`aggregator api` never scores: a new reader's 👍 is rescored by the workers (the vote's
+    answer waits for it), so is "more like this", and the API process never loads scikit-learn."""
     token = _call(base, "POST", "/api/readers", body={"email": "w@example.com"})["token"]
     _call(base, "PUT", "/api/me/profile", token, {"interests": "diffusion models for image generation"})
     digest = _call(base, "GET", "/api/me/digest?date=2026-06-15&limit=100", token)
@@ -142,5 +142,7 @@ def _reader_rescored_by_the_workers(base: str, api_pid: int) -> None:
     liked = next(i for i in after["items"] if i["id"] == far["id"])
     assert liked["feedback"] == 1
     assert [i["id"] for i in after["items"]].index(far["id"]) < len(digest["items"]) - 1  # it moved up
+    similar = _call(base, "GET", f"/api/items/{far['id']}/similar?limit=3")["items"]  # a worker computed it
+    assert len(similar) == 3 and similar[0]["why"]
     maps = Path(f"/proc/{api_pid}/maps").read_text()
     assert "pydantic_core" in maps and "sklearn" not in maps  # the scan works; scikit-learn never loaded

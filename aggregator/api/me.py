@@ -10,9 +10,10 @@ Thin wrappers over :mod:`aggregator.readers`: each maps its exceptions to HTTP (
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
-import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from .. import opml, readers, served
-from ..digest import item_sources
+from .. import cards, opml, readers, served, similar
 from ..records import TopicFilter
 from ..settings import Settings
 from ..store.tables import Item, Reader
@@ -503,85 +503,80 @@ def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: Sessio
 
 # --- more like this ----------------------------------------------------------------------------
 
-#: "More like this" compares with at most this many of the newest items.
-SIMILAR_POOL = 5000
-_pool_lock = threading.Lock()
-_pool_cache: dict[tuple[int | None, int, int], tuple[list[int], Any]] = {}
 
+def _neighbours(state: Any, session: Session, item_id: int) -> similar.Stored | None:
+    """The stored neighbours of ``item_id`` if they come from the newest model; else computed
+    here (a scoring process) or asked of the workers: then stale ones are served meanwhile, and
+    when there are none the request waits up to ``rescore_wait`` s for a worker."""
+    current = similar.current_model_id(session)
+    if current is None:
+        return similar.Stored(None, [], False)
+    found = similar.stored(session, item_id)
+    if found is not None and found.model_id == current:
+        return found
+    if state.settings.score_in_api:
+        from .. import rank
 
-def _pool(session: Session, model: Any) -> tuple[list[int], Any]:
-    """Ids and TF-IDF matrix (n × n_terms) of the newest ``SIMILAR_POOL`` items, cached per
-    model and item count (a new item or a refit makes a new entry)."""
-    from .. import rank
-
-    n, top = session.execute(sa.select(sa.func.count(Item.id), sa.func.max(Item.id))).one()
-    key = (model.model_id, int(n or 0), int(top or 0))
-    with _pool_lock:
-        if key in _pool_cache:
-            return _pool_cache[key]
-    rows = session.execute(
-        sa.select(Item.id, Item.title, Item.summary, Item.authors)
-        .order_by(Item.published.desc(), Item.id.desc())
-        .limit(SIMILAR_POOL)
-    ).all()
-    matrix = model.transform([rank.item_text(r.title, r.summary, r.authors) for r in rows])
-    value = ([r.id for r in rows], matrix)
-    with _pool_lock:
-        _pool_cache.clear()
-        _pool_cache[key] = value
-    return value
+        model = rank.load_model(session)
+        assert model is not None
+        neighbours = similar.compute(session, model, item_id)
+        similar.save(session, item_id, model.model_id, neighbours)
+        session.commit()
+        return similar.Stored(model.model_id, neighbours, False)
+    if found is None or not found.requested:
+        similar.request(session, item_id)
+        session.commit()
+    if found is not None and found.model_id is not None:
+        return found  # from an older model: served while a worker refreshes it
+    deadline = time.monotonic() + state.settings.rescore_wait
+    while found is None or found.model_id is None:
+        if time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+        session.rollback()
+        found = similar.stored(session, item_id)
+    return found
 
 
 @router.get(
     "/api/items/{item_id}/similar",
     response_model=SimilarResponse,
     tags=["items"],
-    responses={404: {"description": "no such item"}, **_BAD},
+    responses={
+        404: {"description": "no such item"},
+        503: {"description": "being computed by a worker; see the Retry-After header (seconds)"},
+        **_BAD,
+    },
 )
 def similar_items(
     item_id: ItemId,
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    limit: Annotated[int, Query(ge=1, le=similar.NEIGHBOURS)] = 10,
 ) -> SimilarResponse:
     """More like this: the items whose TF-IDF vectors are closest (cosine similarity) to this
-    one's, among the newest ``SIMILAR_POOL`` items. Empty until a ranking model is fitted."""
-    from .. import rank  # scikit-learn only on this route, never on the digest path
-
-    item = session.get(Item, item_id)
-    if item is None:
+    one's among the last 30 days' items (the ranking's window), with the terms that make them
+    close. Empty until a ranking model is fitted. Computed once per item and model, by this
+    process or by a worker (:mod:`aggregator.similar`); a 503 with ``Retry-After`` means a
+    worker is still at it."""
+    if session.get(Item, item_id) is None:
         raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
-    model = rank.load_model(session)
-    if model is None:
-        return SimilarResponse(item_id=item_id, items=[])
-    ids, matrix = _pool(session, model)
-    vec = model.transform([rank.item_text(item.title, item.summary, item.authors)])
-    scores = rank.score_matrix(matrix, vec)
-    order = [i for i in scores.argsort()[::-1] if ids[i] != item_id and scores[i] > 0][:limit]
-    if not order:
-        return SimilarResponse(item_id=item_id, items=[])
-    chosen = {ids[i]: i for i in order}
-    rows = {r.id: r for r in session.scalars(sa.select(Item).where(Item.id.in_(list(chosen))))}
-    names = item_sources(session, list(chosen))
-    out = []
-    for other_id, i in chosen.items():
-        r = rows[other_id]
-        out.append(
-            SimilarItem(
-                id=r.id,
-                title=r.title,
-                url=r.url,
-                authors=r.authors,
-                source=(names.get(r.id) or ["unknown"])[0],
-                sources=names.get(r.id, []),
-                kind=r.kind,
-                categories=r.categories,
-                published=r.published,
-                score=round(float(scores[i]), 4),
-                why=rank.explain(matrix[i], vec, model, settings.why_terms),  # type: ignore[arg-type]
-                arxiv_id=r.arxiv_id,
-            )
+    found = _neighbours(request.app.state, session, item_id)
+    if found is None or found.model_id is None and found.requested:
+        raise HTTPException(
+            status_code=503,
+            detail="the similar items are being computed; try again in a moment",
+            headers={"Retry-After": "2"},
         )
+    chosen = found.neighbours[:limit]
+    ids = [n.item_id for n in chosen]
+    stored = dict(session.execute(sa.select(Item.id, Item.card).where(Item.id.in_(ids))).all())
+    built = cards.build_cards(session, [i for i in ids if stored.get(i) is None])
+    out = []
+    for n in chosen:
+        card = stored.get(n.item_id) or built.get(n.item_id)
+        if card is not None:  # the item was deleted meanwhile otherwise
+            out.append(SimilarItem(**json.loads(card), score=n.score, why=n.why))  # type: ignore[arg-type]
     return SimilarResponse(item_id=item_id, items=out)
 
 

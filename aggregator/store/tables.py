@@ -244,6 +244,28 @@ class RescoreRequest(Base):
     seeds: Mapped[bool] = mapped_column(default=False, server_default=sa.false())  # fetch seed papers first
 
 
+class SimilarItems(Base):
+    """An item's stored "more like this" neighbours (aggregator.similar): ``[[item id, score,
+    why], ...]`` best first, from model ``model_id``; ``requested_at`` set while an API process
+    waits for a worker to (re)compute them."""
+
+    __tablename__ = "similar_items"
+    __table_args__ = (
+        sa.Index(
+            "ix_similar_items_requested",
+            "requested_at",
+            sqlite_where=sa.text("requested_at IS NOT NULL"),
+            postgresql_where=sa.text("requested_at IS NOT NULL"),
+        ),
+    )
+
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[int | None]
+    neighbours: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    computed_at: Mapped[dt.datetime | None]
+    requested_at: Mapped[dt.datetime | None]
+
+
 class Feedback(Base):
     """A reader's 👍 (+1) or 👎 (-1) on an item; 0 removes the row."""
 

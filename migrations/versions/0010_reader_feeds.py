@@ -30,9 +30,7 @@ def upgrade() -> None:
         op.create_foreign_key(
             "feeds_added_by_fkey", "feeds", "readers", ["added_by"], ["id"], ondelete="SET NULL"
         )
-    op.add_column(
-        "feeds", sa.Column("reader_added", sa.Boolean(), nullable=False, server_default=sa.false())
-    )
+    op.add_column("feeds", sa.Column("reader_added", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_index("ix_feeds_added_by", "feeds", ["added_by"])
 
 
