@@ -133,7 +133,9 @@ def _observe_lag(event: JobSubmissionEvent) -> None:
 
 
 def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = False) -> BaseScheduler:
-    """Start the scheduler; the first pass runs at once, then every ``scheduler_tick`` s.
+    """Start the scheduler: "refresh due feeds" at once and then every ``scheduler_tick`` s;
+    what API processes asked for every ``rescore_poll`` s; the weekly email every
+    ``email_interval_minutes``.
 
     ``blocking`` runs it in the calling thread (``aggregator worker``) and returns only when it
     is shut down; otherwise it runs in a background thread (``aggregator run``)."""
@@ -141,36 +143,23 @@ def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = Fals
         BlockingScheduler(timezone=dt.UTC) if blocking else BackgroundScheduler(timezone=dt.UTC)
     )
     scheduler.add_listener(_observe_lag, EVENT_JOB_SUBMITTED)
-    scheduler.add_job(
-        refresh_job,
-        "interval",
-        args=(engine, settings),
-        seconds=settings.scheduler_tick,
-        id="refresh-due-feeds",
-        next_run_time=dt.datetime.now(dt.UTC),
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
+    jobs_every = (  # (job, id, seconds between runs, first run)
+        (refresh_job, "refresh-due-feeds", settings.scheduler_tick, dt.datetime.now(dt.UTC)),
+        (requests_job, "requests-from-the-api", settings.rescore_poll, None),
+        (email_job, "send-weekly-email", settings.email_interval_minutes * 60, None),
     )
-    scheduler.add_job(
-        requests_job,
-        "interval",
-        args=(engine, settings),
-        seconds=settings.rescore_poll,
-        id="requests-from-the-api",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-    )
-    scheduler.add_job(
-        email_job,
-        "interval",
-        args=(engine, settings),
-        minutes=settings.email_interval_minutes,
-        id="send-weekly-email",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-    )
+    for job, job_id, seconds, first in jobs_every:
+        extra = {} if first is None else {"next_run_time": first}
+        scheduler.add_job(
+            job,
+            "interval",
+            args=(engine, settings),
+            seconds=seconds,
+            id=job_id,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            **extra,
+        )
     scheduler.start()
     return scheduler

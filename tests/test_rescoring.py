@@ -19,6 +19,7 @@ from test_readers import NOW, load_papers
 
 from aggregator import jobs, rank, readers, similar
 from aggregator.api.app import create_app
+from aggregator.settings import Settings
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Item, RescoreRequest, Score
 
@@ -29,12 +30,18 @@ def _queue(engine: sa.Engine) -> dict[int, tuple[dt.datetime, dt.datetime | None
     return {r.reader_id: (r.requested_at, r.around, r.seeds) for r in rows}
 
 
-def test_requests_replace_each_other_and_the_worker_empties_the_queue(
-    engine: sa.Engine, database_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def settings(engine: sa.Engine, database_url: str, tmp_path: Path) -> Settings:
+    """Settings of an API that does not score, on the real papers of 2026-06-15, ranked."""
     load_papers(engine)
     settings = make_settings(database_url, tmp_path, score_in_api=False)
     jobs.update_ranking(engine, settings, INTERESTS)
+    return settings
+
+
+def test_requests_replace_each_other_and_the_worker_empties_the_queue(
+    engine: sa.Engine, settings: Settings
+) -> None:
     with session_factory(engine)() as s, s.begin():
         a = readers.create_reader(s, "a@example.com", NOW).reader_id
         b = readers.create_reader(s, "b@example.com", NOW).reader_id
@@ -55,12 +62,7 @@ def test_requests_replace_each_other_and_the_worker_empties_the_queue(
     assert jobs.rescore_requested(engine, settings) == 0  # an empty queue is one query
 
 
-def test_a_request_made_during_the_rescore_is_kept(
-    engine: sa.Engine, database_url: str, tmp_path: Path
-) -> None:
-    load_papers(engine)
-    settings = make_settings(database_url, tmp_path, score_in_api=False)
-    jobs.update_ranking(engine, settings, INTERESTS)
+def test_a_request_made_during_the_rescore_is_kept(engine: sa.Engine, settings: Settings) -> None:
     with session_factory(engine)() as s, s.begin():
         a = readers.create_reader(s, "a@example.com", NOW).reader_id
         readers.request_rescore(s, a, now=NOW)
