@@ -930,17 +930,26 @@ def _concat(a: ItemWindow, b: ItemWindow) -> ItemWindow:
 def window_bounds(
     session: Session, now: dt.datetime | None, window_days: int
 ) -> tuple[dt.datetime, dt.datetime] | None:
-    """(since, newest): the window is the ``window_days`` days before the newest item
-    published at or before ``now`` (any item when ``now`` is None). None when no items."""
-    query = sa.select(sa.func.max(Item.published))
-    if now is not None:
-        query = query.where(Item.published <= now)
-    newest = session.scalar(query)
+    """(since, newest): the window holds every item published from ``window_days`` days before
+    the newest *paper* published at or before ``now`` (any time when ``now`` is None) on;
+    ``newest`` is the newest such item of any kind. Papers set the start because arXiv
+    announces every weekday, so the newest paper is today's in normal operation, while a blog's
+    dates can be anything (on replayed or imported data, posts from months after the papers
+    would otherwise push every paper out of the window). Without papers the newest item sets
+    it. None when there are no items."""
+
+    def newest_of(*where: Any) -> dt.datetime | None:
+        query = sa.select(sa.func.max(Item.published)).where(*where)
+        if now is not None:
+            query = query.where(Item.published <= now)
+        value = session.scalar(query)
+        return None if value is None else value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    newest = newest_of()
     if newest is None:
         return None
-    if newest.tzinfo is None:
-        newest = newest.replace(tzinfo=dt.UTC)
-    return newest - dt.timedelta(days=window_days), newest
+    anchor = newest_of(Item.kind == "paper") or newest
+    return anchor - dt.timedelta(days=window_days), newest
 
 
 def _window_stamp(session: Session, since: dt.datetime) -> tuple[Any, ...]:
@@ -1124,7 +1133,7 @@ def precompute_all(
     ``top_k`` in ``scores`` (``profile = score_key``; ``why``, ``topics``, ``authors``,
     ``model_id``). ``item_ids``: score only these items (e.g. the newly fetched ones) — the
     window is still used for the background and pseudo-relevance feedback; default: every item
-    published in the ``window_days`` days before the newest item (at or before ``now``).
+    published from ``window_days`` days before the newest paper on (see :func:`window_bounds`).
 
     All readers' query parts are built in one pass (:func:`_reader_matrices`); then, per
     ``_READER_CHUNK`` readers, two products (n_items × n_terms CSR) @ (n_terms × chunk dense)

@@ -1,5 +1,5 @@
 """More like this: the items closest to an item by cosine similarity of their TF-IDF vectors,
-among the personal ranking's window (the ``personal.WINDOW_DAYS`` days before the newest item),
+among the personal ranking's window (the ``personal.WINDOW_DAYS`` days before the newest paper, on),
 with the terms that make them close (``why``).
 
 Computing needs the model and the window's item matrix, which live in the worker (and in

@@ -15,7 +15,7 @@ from conftest import bulk_papers, paper_entry
 from aggregator import personal, rank
 from aggregator.ingest import sync_feeds, write_entries
 from aggregator.personal import ItemFields
-from aggregator.records import ReaderProfile, TopicFilter
+from aggregator.records import ParsedEntry, ReaderProfile, TopicFilter
 from aggregator.settings import FeedConfig
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
@@ -437,3 +437,27 @@ def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_
     with session_factory(engine)() as s:
         n = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile.like("reader:%")))
         assert n == 3 * personal.TOP_K
+
+
+def test_the_window_starts_from_the_newest_paper(engine: sa.Engine) -> None:
+    """Blog posts dated months after the newest paper (replayed or imported data) do not push
+    the papers out of the ranking's window; they are in it too."""
+    _load(engine)
+    post = ParsedEntry(
+        kind="post",
+        key="https://blog.example.org/later",
+        title="A post from much later",
+        url="https://blog.example.org/later",
+        authors=(),
+        summary="",
+        published=NOW + dt.timedelta(days=90),
+    )
+    with session_factory(engine)() as s, s.begin():
+        write_entries(s, s.scalar(sa.select(Feed.id)), [post], NOW)
+    with session_factory(engine)() as s:
+        newest_paper = s.scalar(sa.select(sa.func.max(Item.published)).where(Item.kind == "paper"))
+        since, newest = personal.window_bounds(s, None, 30)  # type: ignore[misc]
+        assert newest == post.published
+        assert since == newest_paper.replace(tzinfo=dt.UTC) - dt.timedelta(days=30)  # type: ignore[union-attr]
+        before = personal.window_bounds(s, NOW + dt.timedelta(days=1), 30)
+        assert before is not None and before[1] < post.published
