@@ -30,9 +30,11 @@ The score of item *d* for a reader is::
   sources (union). Excluded items get no ``scores`` row (an old one is deleted).
 
 Rows written: each call keeps the reader's best ``top_k`` (default 200) of the scored items
-and deletes the reader's other rows among those items. **A reader's digest must therefore
-inner-join ``scores`` on ``profile = score_key``**: an item without a row is excluded or below
-the reader's top-K. ``why`` is filled for the best ``why_top`` rows (the rest get ``[]``).
+plus the best ``day_top`` (50) of the newest day's (so the digest people read most, the newest
+day's, is never short), and deletes the reader's other rows among those items. **A reader's
+digest must therefore inner-join ``scores`` on ``profile = score_key``**: an item without a row
+is excluded or below the reader's top-K. ``why`` is filled for the best ``why_top`` (20) rows
+and the newest day's best (the rest get ``[]``): explaining is the costliest part.
 
 Speed: the window's item matrix (n_items × n_terms, CSR float32), ids, publication times,
 authors, categories and sources are cached per process and model (:func:`item_window`); its
@@ -87,6 +89,7 @@ MAX_TOPIC_BOOSTS = 3
 RECENCY_HALF_LIFE_DAYS = 7.0
 RECENCY_FLOOR = 0.75
 TOP_K = 200
+DAY_TOP = 50  # the newest day's best are always kept (and explained): its digest is never short
 WHY_TOP = 20
 WHY_TERMS = 5
 WINDOW_DAYS = 30
@@ -761,6 +764,14 @@ def _vocabulary(
     return window._memoised(("vocabulary", len(terms)), make)  # type: ignore[no-any-return]
 
 
+def _quoted_terms(window: ItemWindow, terms: np.ndarray) -> list[str]:
+    """Each term as a JSON string, memoised on the window like :func:`_vocabulary`."""
+    import json
+
+    names = _vocabulary(window, terms)[0]
+    return window._memoised(("quoted", len(terms)), lambda: [json.dumps(t) for t in names])  # type: ignore[no-any-return]
+
+
 def _explain(
     window: ItemWindow,
     rows: np.ndarray,
@@ -768,14 +779,26 @@ def _explain(
     owners: np.ndarray,
     terms: np.ndarray,
     k: int,
-) -> list[list[dict[str, object]]]:
-    """``why`` of item ``rows[i]`` for query row ``owners[i]``: one sparse elementwise product
-    for all pairs, one stable sort, then the unigram → bigram folding of
-    :func:`aggregator.rank.explain` on at most 4·k terms per pair."""
+) -> list[list[tuple[int, float]]]:
+    """``why`` of item ``rows[i]`` for query row ``owners[i]``: the elementwise products of all
+    pairs at once (each item entry looks its query's weight up with one ``searchsorted`` over
+    the queries' (row, column) keys, instead of copying a query row per pair), one stable sort,
+    then the unigram → bigram folding of :func:`aggregator.rank.explain` on at most 4·k terms
+    per pair (skipped when none of them is a bigram). Returns (column, weight) pairs, best
+    first, per pair."""
     if len(rows) == 0:
         return []
     names, is_bi, parts = _vocabulary(window, terms)
-    contrib = sp.csr_matrix(window.matrix[rows].multiply(queries[owners]), dtype=np.float32)
+    items = window.matrix[rows]
+    q = sp.csr_matrix(queries, dtype=np.float32)
+    q.sum_duplicates()  # canonical: sorted columns within each row, so the keys below ascend
+    n_terms = q.shape[1]
+    qkeys = np.repeat(np.arange(q.shape[0], dtype=np.int64), np.diff(q.indptr)) * n_terms + q.indices
+    ikeys = np.repeat(np.asarray(owners, dtype=np.int64), np.diff(items.indptr)) * n_terms + items.indices
+    at = np.minimum(np.searchsorted(qkeys, ikeys), max(len(qkeys) - 1, 0))
+    hit = qkeys[at] == ikeys if len(qkeys) else np.zeros(len(ikeys), dtype=bool)
+    values = np.where(hit, items.data * q.data[at] if len(qkeys) else 0, 0).astype(np.float32)
+    contrib = sp.csr_matrix((values, items.indices, items.indptr), shape=items.shape)
     contrib.sum_duplicates()
     contrib.eliminate_zeros()
     lengths = np.diff(contrib.indptr)
@@ -785,28 +808,92 @@ def _explain(
     order = np.argsort(pair + (1.0 - contrib.data.astype(np.float64)) * 0.5, kind="stable")
     rank_in_pair = np.arange(len(order)) - np.repeat(contrib.indptr[:-1], lengths)
     take = order[rank_in_pair < 4 * k]
-    cols = contrib.indices[take].tolist()
-    weights = contrib.data[take].tolist()
-    bigram = is_bi[contrib.indices[take]].tolist()
-    starts = [0, *np.cumsum(np.minimum(lengths, 4 * k)).tolist()]
-    out: list[list[dict[str, object]]] = []
-    for i in range(len(rows)):
-        lo, hi = starts[i], starts[i + 1]
-        seg = list(zip(cols[lo:hi], weights[lo:hi], bigram[lo:hi], strict=True))
-        merged: dict[int, float] = {}
-        host: dict[int, int] = {}  # word column → the best contributing bigram containing it
-        for c, w, b in seg:
-            if b:
-                merged[c] = w
-                for u in parts[c]:
-                    host.setdefault(u, c)
-        for c, w, b in seg:
-            if not b:
-                h = host.get(c, c)
-                merged[h] = merged.get(h, 0.0) + w
-        best = sorted(merged.items(), key=lambda tw: -tw[1])[:k]
-        out.append([{"term": names[t], "weight": round(w, 4)} for t, w in best])
+    counts = np.minimum(lengths, 4 * k)
+    cols = contrib.indices[take].astype(np.int64)
+    return _fold(
+        np.repeat(np.arange(len(rows)), counts),
+        cols,
+        contrib.data[take].astype(np.float64),
+        is_bi[cols],
+        _part_columns(window, terms),
+        len(rows),
+        k,
+    )
+
+
+def _part_columns(window: ItemWindow, terms: np.ndarray) -> np.ndarray:
+    """n_terms × 2 int64: a bigram column's word columns (−1 when not a term; both −1 for a
+    unigram). Memoised on the window like :func:`_vocabulary`."""
+
+    def make() -> np.ndarray:
+        out = np.full((len(terms), 2), -1, dtype=np.int64)
+        for c, words in _vocabulary(window, terms)[2].items():
+            out[c, : len(words[:2])] = words[:2]
+        return out
+
+    return window._memoised(("parts", len(terms)), make)  # type: ignore[no-any-return]
+
+
+def _fold(
+    pair: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    is_bi: np.ndarray,
+    parts: np.ndarray,
+    n_pairs: int,
+    k: int,
+) -> list[list[tuple[int, float]]]:
+    """The unigram → bigram folding of :func:`aggregator.rank.explain` for many (item, query)
+    pairs at once, vectorised: entries ``(pair, column, weight, is bigram)`` sorted by pair,
+    then weight descending; ``parts``: :func:`_part_columns`. A unigram entry is added to the
+    best bigram entry of its pair that contains the word (its host), else it stands alone; per
+    pair the ``k`` best of bigrams and lone unigrams are returned, ties in the order bigrams
+    first, then entry order (as the Python loop it replaced, which cost 40 µs a pair and was
+    the costliest step of precomputing)."""
+    n_terms = int(parts.shape[0])
+    entry = np.arange(len(cols))
+    bi = np.flatnonzero(is_bi)
+    host_keys = np.concatenate(
+        [pair[bi] * n_terms + parts[cols[bi], 0], pair[bi] * n_terms + parts[cols[bi], 1]]
+    )
+    host_entry = np.concatenate([bi, bi])
+    valid = np.concatenate([parts[cols[bi], 0], parts[cols[bi], 1]]) >= 0
+    host_keys, host_entry = host_keys[valid], host_entry[valid]
+    order = np.lexsort((host_entry, host_keys))  # the best (first) bigram per (pair, word)
+    host_keys, host_entry = host_keys[order], host_entry[order]
+    first = np.ones(len(host_keys), dtype=bool)
+    first[1:] = host_keys[1:] != host_keys[:-1]
+    host_keys, host_entry = host_keys[first], host_entry[first]
+    uni = np.flatnonzero(~is_bi)
+    keys = pair[uni] * n_terms + cols[uni]
+    at = np.minimum(np.searchsorted(host_keys, keys), max(len(host_keys) - 1, 0))
+    hosted = (host_keys[at] == keys) if len(host_keys) else np.zeros(len(uni), dtype=bool)
+    target = entry.copy()
+    target[uni[hosted]] = host_entry[at[hosted]]
+    merged = np.bincount(target, weights=weights, minlength=len(cols))
+    alone = is_bi.copy()
+    alone[uni[~hosted]] = True
+    cand = np.flatnonzero(alone)
+    cand = cand[np.lexsort((cand, ~is_bi[cand], -merged[cand], pair[cand]))]
+    p = pair[cand]
+    starts = (
+        np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]])) if len(p) else np.zeros(0, dtype=np.int64)
+    )
+    rank = np.arange(len(cand)) - np.repeat(starts, np.diff(np.append(starts, len(cand))))
+    keep = cand[rank < k]
+    out: list[list[tuple[int, float]]] = [[] for _ in range(n_pairs)]
+    for i, c, w in zip(pair[keep].tolist(), cols[keep].tolist(), merged[keep].tolist(), strict=True):
+        out[i].append((c, w))
     return out
+
+
+def _why_dicts(best: list[tuple[int, float]], names: list[str]) -> list[dict[str, object]]:
+    return [{"term": names[t], "weight": round(w, 4)} for t, w in best]
+
+
+def _why_json(best: list[tuple[int, float]], quoted: list[str]) -> str:
+    """The JSON text of :func:`_why_dicts` (``quoted``: each term as a JSON string)."""
+    return "[" + ",".join(f'{{"term":{quoted[t]},"weight":{round(w, 4)!r}}}' for t, w in best) + "]"
 
 
 def explain_rows(
@@ -817,7 +904,11 @@ def explain_rows(
     arrays directly for speed. ``query``: n_terms dense (or 1 × n_terms CSR)."""
     q = sp.csr_matrix(np.asarray(query, dtype=np.float32).reshape(1, -1) if not sp.issparse(query) else query)
     rows_ = np.asarray(rows, dtype=np.int64)
-    return _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
+    names = _vocabulary(window, terms)[0]
+    return [
+        _why_dicts(b, names)
+        for b in _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
+    ]
 
 
 def _top_k(score: np.ndarray, top_k: int | None) -> list[np.ndarray]:
@@ -833,6 +924,30 @@ def _top_k(score: np.ndarray, top_k: int | None) -> list[np.ndarray]:
     best = np.take_along_axis(part, order, axis=1)
     n_finite = np.isfinite(vals).sum(axis=1)
     return [best[j, : n_finite[j]] for j in range(score.shape[0])]
+
+
+def _kept_rows(
+    score: np.ndarray,
+    top_k: int | None,
+    why_top: int | None,
+    day_rows: np.ndarray,
+    day_top: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per reader (row of ``score``, n_readers × n_items): the rows to store, best first — the
+    best ``top_k`` of the window and the best ``day_top`` of ``day_rows`` (the newest day's
+    items, so that day's digest is never short) — and which of them get a ``why`` (bool per
+    kept row: the window's best ``why_top``, all when None, and the day's best)."""
+    best = _top_k(score, top_k)
+    day_best = _top_k(score[:, day_rows], day_top) if len(day_rows) and day_top else None
+    kept, explained = [], []
+    for j, rows in enumerate(best):
+        day = day_rows[day_best[j]] if day_best is not None else _EMPTY
+        rows = np.union1d(rows, day)
+        rows = rows[np.argsort(-score[j, rows], kind="stable")]
+        why = np.ones(len(rows), dtype=bool) if why_top is None else np.isin(rows, best[j][:why_top])
+        kept.append(rows)
+        explained.append(why | np.isin(rows, day))
+    return kept, explained
 
 
 def top_rows(ranked: Ranked, top_k: int | None) -> np.ndarray:
@@ -1126,6 +1241,7 @@ def precompute_all(
     window_days: int = WINDOW_DAYS,
     top_k: int | None = TOP_K,
     why_top: int | None = WHY_TOP,
+    day_top: int = DAY_TOP,
     why_terms: int = WHY_TERMS,
     write: bool = True,
 ) -> int:
@@ -1139,8 +1255,9 @@ def precompute_all(
     ``_READER_CHUNK`` readers, two products (n_items × n_terms CSR) @ (n_terms × chunk dense)
     give a dense chunk × n_items block (Rocchio, then PRF: :func:`_query_matrix`), boosts and
     filters are applied per reader with vector operations, and one ``argpartition`` over the
-    block picks each reader's top-K. ``why`` is computed for each reader's best ``why_top``
-    rows (None: all; others get ``[]``) with one sparse elementwise product per chunk. Before
+    block picks each reader's top-K, plus the best ``day_top`` of the newest day (the 24 h up
+    to the newest paper). ``why`` is computed for each reader's best ``why_top`` rows (None:
+    all; others get ``[]``) and those newest-day rows, all pairs of a chunk at once. Before
     writing, the readers' rows for the scored items are deleted in one statement per 500
     readers (so excluded and dropped items disappear); rows are written with one executemany
     (SQLite) or COPY (PostgreSQL). ``write=False`` scores without touching the database
@@ -1168,6 +1285,9 @@ def precompute_all(
         restrict = np.ones(len(window), dtype=bool)
         restrict[[pos[i] for i in wanted if i in pos]] = False  # True: not scored
     rec = recency(window.published, (now or newest).timestamp())
+    # the newest day (the 24 h up to the newest paper, which set the window's start)
+    anchor = (since + dt.timedelta(days=window_days)).timestamp()
+    day_rows = np.flatnonzero((window.published > anchor - 86400) & (window.published <= anchor))
     timings.window = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -1201,27 +1321,31 @@ def precompute_all(
         _adjust_rows(window, chunk, score, rec)
         if restrict is not None:
             score[:, restrict] = -np.inf
-        best = _top_k(score, top_k)
+        kept, explained = _kept_rows(score, top_k, why_top, day_rows, day_top)
         t3 = time.perf_counter()
         timings.score += t3 - t2
-        n_why = [len(b) if why_top is None else min(why_top, len(b)) for b in best]
-        why_rows = np.concatenate([b[:m] for b, m in zip(best, n_why, strict=True)]) if best else _EMPTY
-        owners = np.repeat(np.arange(len(chunk)), n_why)
-        whys = [json.dumps(w) for w in _explain(window, why_rows, queries, owners, model.terms, why_terms)]
-        w = 0
-        for j, (prof, rows) in enumerate(zip(chunk, best, strict=True)):
+        why_rows = np.concatenate([r[m] for r, m in zip(kept, explained, strict=True)]) if kept else _EMPTY
+        owners = np.repeat(np.arange(len(chunk)), [int(m.sum()) for m in explained])
+        quoted = _quoted_terms(window, model.terms)
+        whys = iter(
+            [
+                _why_json(b, quoted)
+                for b in _explain(window, why_rows, queries, owners, model.terms, why_terms)
+            ]
+        )
+        for j, (prof, rows) in enumerate(zip(chunk, kept, strict=True)):
             key = prof.score_key
             vals = score[j, rows].tolist()
             authors, topics = _matched(window, prof, rows)
             mute = _mute_mask(window, prof.muted)
             muted = [False] * len(rows) if mute is None else mute[rows].tolist()
-            for i, r in enumerate(rows.tolist()):
+            for i, (r, has_why) in enumerate(zip(rows.tolist(), explained[j].tolist(), strict=True)):
                 rows_out.append(
                     (
                         key,
                         ids[r],
                         vals[i],
-                        whys[w + i] if i < n_why[j] else _NO_LIST,
+                        next(whys) if has_why else _NO_LIST,
                         model.model_id,
                         _NO_LIST if topics[i] is None else encode(topics[i]),
                         _NO_LIST if authors[i] is None else encode(authors[i]),
@@ -1229,7 +1353,6 @@ def precompute_all(
                         stamps[r],
                     )
                 )
-            w += n_why[j]
         timings.why += time.perf_counter() - t3
     if write:
         t4 = time.perf_counter()
@@ -1323,6 +1446,7 @@ def precompute(
     window_days: int = WINDOW_DAYS,
     top_k: int | None = TOP_K,
     why_top: int | None = None,
+    day_top: int = DAY_TOP,
 ) -> int:
     """Score one reader (see :func:`precompute_all`; here ``why`` is filled for every row
     written). Used after a reader changes their profile or gives feedback. Returns rows
@@ -1336,6 +1460,7 @@ def precompute(
         window_days=window_days,
         top_k=top_k,
         why_top=why_top,
+        day_top=day_top,
     )
 
 

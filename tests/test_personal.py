@@ -288,10 +288,19 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
         assert others == {("reader:2", ids[0]): 0.5, ("default", ids[0]): 0.25}
     # top-K bounds the rows, and a second run replaces (not adds to) the reader's rows
     with session_factory(engine)() as s, s.begin():
-        assert personal.precompute(s, model, prof, now=NOW, top_k=50) == 50
+        assert personal.precompute(s, model, prof, now=NOW, top_k=50, day_top=0) == 50
     with session_factory(engine)() as s:
         count = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile == "reader:1"))
         assert count == 50
+    # ... and the newest day's best 50 are kept besides, explained: that digest is never short
+    with session_factory(engine)() as s, s.begin():
+        n = personal.precompute(s, model, prof, now=NOW, top_k=10, day_top=50, why_top=5)
+    newest = dt.datetime.fromisoformat(DAYS[-1] + "T04:00:00+00:00")
+    with session_factory(engine)() as s:
+        rows = s.execute(sa.select(Score.published, Score.why).where(Score.profile == "reader:1")).all()
+    newest_day = [r for r in rows if r.published == newest]
+    assert 50 <= len(newest_day) <= n <= 60 and all(r.why for r in newest_day)
+    assert sum(1 for r in rows if r.why and r.published != newest) <= 5  # the best 5 (why_top)
 
 
 def test_precompute_all_and_new_items(engine: sa.Engine) -> None:
@@ -305,7 +314,7 @@ def test_precompute_all_and_new_items(engine: sa.Engine) -> None:
     with session_factory(engine)() as s, s.begin():
         profiles = personal.load_profiles(s)
         assert [p.reader_id for p in profiles] == [1, 2, 3]
-        n = personal.precompute_all(s, model, profiles, now=NOW, top_k=30)
+        n = personal.precompute_all(s, model, profiles, now=NOW, top_k=30, day_top=0)
         assert n == 90
         new_ids = list(s.scalars(sa.select(Item.id).order_by(Item.id.desc()).limit(10)))
         assert personal.precompute_all(s, model, profiles[:1], new_ids, now=NOW, top_k=None) == 10
@@ -422,7 +431,10 @@ def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_
     with session_factory(engine)() as s:
         per = dict(s.execute(sa.select(Score.profile, sa.func.count()).group_by(Score.profile)).all())
         assert per["default"] == scored
-        assert per["reader:1"] == per["reader:2"] == per["reader:3"] == personal.TOP_K
+        # each reader's top 200 of the window, and the newest day's best 50 besides
+        assert all(
+            personal.TOP_K <= per[f"reader:{r}"] <= personal.TOP_K + personal.DAY_TOP for r in (1, 2, 3)
+        )
         model_id = s.scalar(sa.select(sa.func.max(Score.model_id)))
         speech, robots, fan = rows("reader:1"), rows("reader:2"), rows("reader:3")
         assert all(r.Score.model_id == model_id for r in speech + robots + fan)
@@ -431,12 +443,13 @@ def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_
         assert sum("robot" in (r.title + r.summary).lower() for r in robots[:5]) >= 4
         assert liked in [r.Score.item_id for r in fan[:3]]
         assert all(r.Score.why for r in robots[: personal.WHY_TOP])
-        assert not any(r.Score.why for r in robots[personal.WHY_TOP :])
+        newest = max(r.Score.published for r in robots)  # explained too: the newest day's best
+        assert not any(r.Score.why for r in robots[personal.WHY_TOP :] if r.Score.published != newest)
     # a second run (same model, whole window) replaces the readers' rows instead of adding to them
     jobs.update_ranking(engine, settings, interests, refit=False)
     with session_factory(engine)() as s:
         n = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile.like("reader:%")))
-        assert n == 3 * personal.TOP_K
+        assert n == sum(per[f"reader:{r}"] for r in (1, 2, 3))
 
 
 def test_the_window_starts_from_the_newest_paper(engine: sa.Engine) -> None:
