@@ -128,7 +128,8 @@ def test_rising_flat_once_and_collapse(loaded: tuple[sa.Engine, list[list[int]]]
     rising = by_term.get("zorblax routing")
     assert rising is not None, [t.term for t in report.terms]
     assert rising.window_count == 15 and rising.baseline_count == 1
-    assert rising.g2 > trends.G2_CRITICAL and rising.lift > 5
+    assert rising.q_value is not None and rising.q_value <= trends.FDR and rising.lift > 5
+    assert rising.p_value is not None and rising.p_value < 1e-3 and rising.g2 > 10
     assert rising.label == "ZorbLax routing" or rising.label == "zorblax routing"
     assert "zorblax" in rising.variants  # the part collapsed into the phrase
     assert "zorblax" not in by_term and "zorblax routings" not in by_term  # plural = singular

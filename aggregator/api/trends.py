@@ -67,6 +67,14 @@ class TrendTermOut(BaseModel):
     series: list[DailyCount] = Field(description="daily counts from the baseline start to the end")
     examples: list[TrendExample] = Field(description="items of the window behind the trend")
     variants: list[str] = Field(description="near-duplicate terms collapsed into this one")
+    p_value: float | None = Field(
+        None, description="one-sided exact p-value of the rise (None in results stored before it existed)"
+    )
+    q_value: float | None = Field(
+        None,
+        description="Benjamini-Hochberg adjusted p-value among the report's tested terms; listed terms "
+        f"have q_value <= the false discovery rate ({trends.FDR:g})",
+    )
 
 
 class TrendsResponse(BaseModel):
@@ -79,6 +87,7 @@ class TrendsResponse(BaseModel):
     computed_at: dt.datetime
     terms: list[TrendTermOut] = Field(description="rising terms, best first")
     new_terms: list[TrendTermOut] = Field(description="brand-new rising terms, best first")
+    tested: int = Field(0, description="terms tested for a rise (the false-discovery-rate family)")
 
 
 def _params(window: str, baseline: str, category: str | None) -> tuple[int, int, str]:
@@ -140,8 +149,9 @@ def get_trends(
     limit: LimitQuery = 20,
     end: EndQuery = None,
 ) -> TrendsResponse:
-    """Rising terms of a scope (Dunning G² of the window's shares against the baseline's),
-    with daily counts and the items behind each. Served from stored results."""
+    """Rising terms of a scope (an exact test of the window's shares against the baseline's,
+    chosen at a false discovery rate of ``trends.FDR``, 10 %, ranked by Dunning's G²), with
+    daily counts and the items behind each. Served from stored results."""
     w, b, scope = _params(window, baseline, category)
     payload = _payload(session, scope, w, b, end) or _empty(scope, w, b)
     payload["terms"] = payload["terms"][:limit]

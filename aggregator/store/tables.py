@@ -346,6 +346,9 @@ class TrendResult(Base):
     is_latest: Mapped[bool] = mapped_column(default=False)
     computed_at: Mapped[dt.datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    #: Digest of what the result was computed from (``aggregator.trends.refresh_results`` skips
+    #: a scope whose inputs did not change); NULL when unknown (the next refresh recomputes it).
+    inputs: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
 
 class ItemLink(Base):
