@@ -11,6 +11,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 from apscheduler.schedulers.base import BaseScheduler
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -316,7 +317,7 @@ def trends(
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="last day of the window (UTC)")
     ] = None,
 ) -> None:
-    """Print the rising terms (Dunning G² of the window against the baseline)."""
+    """Print the rising terms: G² ranks them; q is the false-discovery-rate adjusted p-value."""
     from . import trends as trends_mod
     from .api.trends import parse_days
 
@@ -340,29 +341,34 @@ def trends(
         raise _fail("nothing counted yet: run `aggregator fetch` or `aggregator backfill` first", code=1)
     table = Table(
         title=f"rising in {report.scope}: {report.window_start}..{report.end} ({report.window_docs} items) "
-        f"vs {report.baseline_days} days before ({report.baseline_docs} items)"
+        f"vs the {report.baseline_days} days before ({report.baseline_docs} items)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for col in ("#", "term", "G²", "window", "baseline", "window %", "baseline %", "lift", "first seen", ""):
+    columns = ("#", "term", "G²", "q", "items", "before", "lift", "first seen")
+    for col in columns:
+        term = col == "term"
         table.add_column(
-            col,
-            justify="left" if col in ("term", "") else "right",
-            min_width=26 if col == "term" else None,
-            no_wrap=col != "term",
+            col, justify="left" if term else "right", no_wrap=not term, min_width=24 if term else None
         )
     for i, t in enumerate(report.terms[:limit], 1):
         table.add_row(
             str(i),
-            t.label,
+            t.label + (" [green](new)[/]" if t.is_new else ""),
             f"{t.g2:.1f}",
+            "-" if t.q_value is None else f"{t.q_value:.2g}",
             str(t.window_count),
             str(t.baseline_count),
-            f"{100 * t.window_share:.2f}",
-            f"{100 * t.baseline_share:.2f}",
-            f"{t.lift:.1f}",
+            f"×{t.lift:.1f}",
             str(t.first_seen or "-"),
-            "[green]new[/]" if t.is_new else "",
         )
     console.print(table)
+    if not report.terms:
+        console.print(
+            f"no term rises significantly (false-discovery rate {trends_mod.FDR:.0%} over "
+            f"{report.tested:,} terms tested)"
+        )
 
 
 @db_app.command("upgrade")

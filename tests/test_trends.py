@@ -220,3 +220,34 @@ def test_g2_matches_the_textbook_formula() -> None:
     g2 = 2 * sum(o * math.log(o / e) for o, e in zip(obs, exp, strict=True))
     got = trends.log_likelihood_g2(np.array([a]), np.array([b]), n1, n2)[0]
     assert got == pytest.approx(g2)
+
+
+def test_cli_table(
+    loaded: tuple[sa.Engine, list[list[int]]], database_url: str, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """`aggregator trends` prints the injected rise with its counts and q-value, in 80 columns,
+    and says so plainly when nothing rises."""
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+    from aggregator.settings import get_settings
+
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("")
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    monkeypatch.setenv("COLUMNS", "80")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        out = runner.invoke(app, ["trends", "--window", "5d", "--baseline", "14d", "--end", str(END)])
+        assert out.exit_code == 0, out.output
+        line = next(x for x in out.output.splitlines() if "routing" in x)
+        assert (
+            "15" in line.split() and "1" in line.split() and "2026-06-" in line
+        )  # items, before, first seen
+        assert max(len(x) for x in out.output.splitlines()) <= 80
+        quiet = runner.invoke(app, ["trends", "--window", "5d", "--baseline", "14d", "--end", "2026-06-10"])
+        assert quiet.exit_code == 0 and "no term rises significantly" in quiet.output
+    finally:
+        get_settings.cache_clear()
