@@ -31,6 +31,7 @@ from aggregator import trends
 from aggregator.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import DayTotal, Feed, Term, TermCount
+from aggregator.trends import terms
 
 _JOINER = re.compile(r"(?<=[a-z0-9])[-‐‑–/](?=[a-z0-9])")
 _SPLIT = re.compile(r"[.,;:!?()\[\]{}\"“”‘’<>|=+*&$%#@\\~^`_]+|\s[-–—']+\s|'\s|\s'")
@@ -256,7 +257,7 @@ def test_labels_and_names_match_a_direct_count(engine: sa.Engine) -> None:
                 if scope not in scopes:
                     continue
                 for raw in re.findall(r"[A-Za-z0-9]+", trends.item_text(r.title, r.summary or "")):
-                    token = trends._normal(raw.casefold())
+                    token = terms._normal(raw.casefold())
                     if token:
                         seen[token] = seen.get(token, 0) + 1
                         upper[token] = upper.get(token, 0) + (raw.isupper() and not raw.isdigit())
