@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
@@ -60,6 +60,13 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     return engine
 
 
+#: uvicorn's HTTP parser and event loop. httptools parses about twice as fast as h11. The
+#: standard asyncio loop, not uvloop: under load uvloop served some connections much later
+#: than others (GET /api/me/digest on 1M items, 1 worker, 64 clients: p99 1.09 s against 91 ms
+#: with asyncio; 10 clients: 19-21 ms against 11-14 ms, at the same requests per second).
+SERVER_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "asyncio"}
+
+
 def _serve(
     settings: Settings, engine: sa.Engine, host: str | None, port: int | None, scheduler: bool
 ) -> None:
@@ -81,7 +88,9 @@ def _serve(
     api = create_app(settings, engine, on_start=on_start, on_stop=on_stop)
     host, port = host or settings.host, port or settings.port
     console.print(f"aggregator {'run' if scheduler else 'api'}: digest at http://{host}:{port}/")
-    uvicorn.run(api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG")
+    uvicorn.run(
+        api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG", **SERVER_OPTIONS
+    )
 
 
 @app.command()
@@ -127,6 +136,7 @@ def api(
         port=port,
         log_config=None,
         access_log=False,
+        **SERVER_OPTIONS,
     )
 
 

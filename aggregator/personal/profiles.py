@@ -1,0 +1,94 @@
+"""Readers' profiles from the tables, as typed records for the ranker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..records import ReaderProfile, TopicFilter
+from ..store.tables import Feedback, Profile, Reader, Subscription, Topic
+
+if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
+    pass
+
+# --- profiles from the tables ------------------------------------------------------------------
+
+
+def _strs(values: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in (values or ()) if str(v).strip())
+
+
+def load_profiles(session: Session, reader_ids: Sequence[int] | None = None) -> list[ReaderProfile]:
+    """:class:`ReaderProfile` of the given readers (all readers when None), in reader id
+    order, from ``readers``, ``profiles``, ``subscriptions``/``topics`` and ``feedback``
+    (value > 0 → liked, < 0 → disliked). A reader without a profile row gets an empty one;
+    unknown ids are skipped. Four queries in all."""
+    query = sa.select(Reader.id).order_by(Reader.id)
+    if reader_ids is not None:
+        query = query.where(Reader.id.in_(list(reader_ids)))
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    prof = {p.reader_id: p for p in session.scalars(sa.select(Profile).where(Profile.reader_id.in_(ids)))}
+    topics: dict[int, list[TopicFilter]] = {}
+    for reader_id, t in session.execute(
+        sa.select(Subscription.reader_id, Topic)
+        .join(Topic, Topic.id == Subscription.topic_id)
+        .where(Subscription.reader_id.in_(ids))
+        .order_by(Subscription.reader_id, Topic.slug)
+    ):
+        topics.setdefault(reader_id, []).append(topic_filter(t))
+    liked: dict[int, list[int]] = {}
+    disliked: dict[int, list[int]] = {}
+    for reader_id, item_id, value in session.execute(
+        sa.select(Feedback.reader_id, Feedback.item_id, Feedback.value)
+        .where(Feedback.reader_id.in_(ids), Feedback.value != 0)
+        .order_by(Feedback.reader_id, Feedback.item_id)
+    ):
+        (liked if value > 0 else disliked).setdefault(reader_id, []).append(item_id)
+    out = []
+    for rid in ids:
+        p = prof.get(rid)
+        out.append(
+            ReaderProfile(
+                reader_id=rid,
+                interests=(p.interests or "") if p else "",
+                keywords=_strs(p.keywords) if p else (),
+                muted=_strs(p.muted) if p else (),
+                followed_authors=_strs(p.followed_authors) if p else (),
+                include_categories=_strs(p.include_categories) if p else (),
+                exclude_categories=_strs(p.exclude_categories) if p else (),
+                include_sources=_strs(p.include_sources) if p else (),
+                exclude_sources=_strs(p.exclude_sources) if p else (),
+                seed_papers=_strs(p.seed_papers) if p else (),
+                liked_item_ids=tuple(liked.get(rid, ())),
+                disliked_item_ids=tuple(disliked.get(rid, ())),
+                topics=tuple(topics.get(rid, ())),
+            )
+        )
+    return out
+
+
+def load_profile(session: Session, reader_id: int) -> ReaderProfile:
+    """The :class:`ReaderProfile` of one reader. Raises ``LookupError`` for an unknown reader."""
+    found = load_profiles(session, [reader_id])
+    if not found:
+        raise LookupError(f"no reader with id {reader_id}")
+    return found[0]
+
+
+def topic_filter(topic: Topic) -> TopicFilter:
+    """The typed record of a ``topics`` row."""
+    return TopicFilter(
+        slug=topic.slug,
+        name=topic.name,
+        phrases=_strs(topic.phrases),
+        categories=_strs(topic.categories),
+        authors=_strs(topic.authors),
+        sources=_strs(topic.sources),
+        negative=_strs(topic.negative),
+        match="all" if topic.match == "all" else "any",
+    )
