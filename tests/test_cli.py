@@ -119,3 +119,40 @@ def test_run_serves_the_digest_while_the_scheduler_fetches(cli_env: dict[str, st
         proc.wait(timeout=20)
         log.close()
     assert proc.returncode in (0, -15)
+
+
+def test_the_multi_worker_listener_gets_tcp_nodelay_connections() -> None:
+    """`aggregator api --workers N` hands uvicorn's workers a listener marked as TCP, so asyncio
+    turns Nagle's algorithm off on each accepted connection (uvicorn binds it with proto 0, and
+    then every keep-alive response waited for the client's delayed ACK)."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from aggregator.cli import tcp_listener
+
+    def accepted_nodelay(sock: socket.socket) -> int:
+        async def main() -> int:
+            seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+            async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                peer = writer.get_extra_info("socket")
+                seen.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                writer.close()
+
+            server = await asyncio.start_server(on_connect, sock=sock)
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+            server.close()
+            await server.wait_closed()
+            return value
+
+        return asyncio.run(main())
+
+    config = uvicorn.Config("aggregator.api.app:app_from_env", factory=True, host="127.0.0.1", port=0)
+    assert accepted_nodelay(config.bind_socket()) == 0  # uvicorn's own socket: the bug
+    fixed = tcp_listener(config)
+    assert fixed.proto == socket.IPPROTO_TCP and fixed.get_inheritable()
+    assert accepted_nodelay(fixed) != 0
