@@ -68,6 +68,7 @@ from aggregator.ingest import write_entries  # noqa: E402
 from aggregator.records import ParsedEntry  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import DayTotal, Feed, Term, TermCount  # noqa: E402
+from aggregator.trends import counts  # noqa: E402
 
 BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 END = dt.date(2026, 6, 28)
@@ -123,13 +124,14 @@ def print_table(report: trends.TrendReport, limit: int = 20) -> None:
 
 
 class Parts:
-    """Wall time spent in some functions of ``trends`` while installed (for the breakdown)."""
+    """Wall time spent in some functions called by ``trends.counts.update_counts`` while
+    installed (for the breakdown)."""
 
     NAMES = ("extract_terms", "_term_ids")
 
     def __init__(self) -> None:
         self.spent = dict.fromkeys(self.NAMES, 0.0)
-        self.saved = {name: getattr(trends, name) for name in self.NAMES}
+        self.saved = {name: getattr(counts, name) for name in self.NAMES}
 
     def __enter__(self) -> Parts:
         for name, fn in self.saved.items():
@@ -141,12 +143,12 @@ class Parts:
                 finally:
                     self.spent[_name] += time.perf_counter() - t0
 
-            setattr(trends, name, timed)
+            setattr(counts, name, timed)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, fn in self.saved.items():
-            setattr(trends, name, fn)
+            setattr(counts, name, fn)
 
 
 def fresh_copy(url: str, run: int) -> str:

@@ -52,7 +52,7 @@ reader (:func:`precompute` after feedback) takes a dense-free path on the query'
 
 Modules: :mod:`.topics` (topic-filter and muted-phrase matching), :mod:`.window` (the item
 window and its cache), :mod:`.scoring` (the formula above, pure), :mod:`.explain` (``why``),
-:mod:`.precompute` (batched scoring and writing ``scores``), :mod:`.profiles` (profiles from the
+:mod:`.scores` (precomputing: batched scoring and writing ``scores``), :mod:`.profiles` (profiles from the
 tables); this package re-exports their public names.
 
 Imports: this package loads numpy/scipy only; scikit-learn is imported by :mod:`aggregator.rank`
@@ -63,8 +63,8 @@ light for the API).
 from __future__ import annotations
 
 from .explain import explain_rows
-from .precompute import LAST_TIMINGS, PrecomputeTimings, _compile_all, precompute, precompute_all
 from .profiles import load_profile, load_profiles, topic_filter
+from .scores import LAST_TIMINGS, PrecomputeTimings, _compile_all, precompute, precompute_all
 from .scoring import (
     ALPHA,
     AUTHOR_BOOST,

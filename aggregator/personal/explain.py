@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,11 +35,42 @@ def _vocabulary(
 
 
 def _quoted_terms(window: ItemWindow, terms: np.ndarray) -> list[str]:
-    """Each term as a JSON string, memoised on the window like :func:`_vocabulary`."""
+    """Per term, the start of its ``why`` entry in JSON (``{"term":"…","weight":``), memoised
+    on the window like :func:`_vocabulary`."""
     import json
 
     names = _vocabulary(window, terms)[0]
-    return window._memoised(("quoted", len(terms)), lambda: [json.dumps(t) for t in names])  # type: ignore[no-any-return]
+    return window._memoised(  # type: ignore[no-any-return]
+        ("quoted", len(terms)), lambda: ['{"term":' + json.dumps(t) + ',"weight":' for t in names]
+    )
+
+
+#: Largest n_queries × n_terms explained with a dense copy of the queries (float32: 64 MB).
+_DENSE_QUERIES = 16_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """The ``why`` terms of many (item, query) pairs, flat: pair ``i``'s entries, best first,
+    are ``cols[bounds[i]:bounds[i + 1]]`` with their ``weights`` (contributions to the cosine
+    similarity)."""
+
+    bounds: list[int]
+    cols: list[int]
+    weights: list[float]
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def pair(self, i: int) -> list[tuple[int, float]]:
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        return list(zip(self.cols[lo:hi], self.weights[lo:hi], strict=True))
+
+    def json(self, prefixes: list[str]) -> list[str]:
+        """Each pair's ``why`` as JSON text (``prefixes``: :func:`_quoted_terms`)."""
+        pieces = [prefixes[c] + repr(round(w, 4)) + "}" for c, w in zip(self.cols, self.weights, strict=True)]
+        b = self.bounds
+        return ["[" + ",".join(pieces[b[i] : b[i + 1]]) + "]" for i in range(len(b) - 1)]
 
 
 def _explain(
@@ -48,25 +80,28 @@ def _explain(
     owners: np.ndarray,
     terms: np.ndarray,
     k: int,
-) -> list[list[tuple[int, float]]]:
+) -> Folded:
     """``why`` of item ``rows[i]`` for query row ``owners[i]``: the elementwise products of all
-    pairs at once (each item entry looks its query's weight up with one ``searchsorted`` over
-    the queries' (row, column) keys, instead of copying a query row per pair), one stable sort,
-    then the unigram → bigram folding of :func:`aggregator.rank.explain` on at most 4·k terms
-    per pair (skipped when none of them is a bigram). Returns (column, weight) pairs, best
-    first, per pair."""
+    pairs at once (each item entry looks its query's weight up in a dense copy of the queries,
+    or with one ``searchsorted`` over their (row, column) keys when that copy would be large),
+    one stable sort, then the unigram → bigram folding of :func:`aggregator.rank.explain` on at
+    most 4·k terms per pair (:func:`_fold`)."""
     if len(rows) == 0:
-        return []
+        return Folded([0], [], [])
     names, is_bi, parts = _vocabulary(window, terms)
     items = window.matrix[rows]
     q = sp.csr_matrix(queries, dtype=np.float32)
     q.sum_duplicates()  # canonical: sorted columns within each row, so the keys below ascend
     n_terms = q.shape[1]
-    qkeys = np.repeat(np.arange(q.shape[0], dtype=np.int64), np.diff(q.indptr)) * n_terms + q.indices
-    ikeys = np.repeat(np.asarray(owners, dtype=np.int64), np.diff(items.indptr)) * n_terms + items.indices
-    at = np.minimum(np.searchsorted(qkeys, ikeys), max(len(qkeys) - 1, 0))
-    hit = qkeys[at] == ikeys if len(qkeys) else np.zeros(len(ikeys), dtype=bool)
-    values = np.where(hit, items.data * q.data[at] if len(qkeys) else 0, 0).astype(np.float32)
+    entry_owner = np.repeat(np.asarray(owners, dtype=np.int64), np.diff(items.indptr))
+    if q.shape[0] * n_terms <= _DENSE_QUERIES:  # the queries as a dense block: a direct gather
+        values = (items.data * q.toarray()[entry_owner, items.indices]).astype(np.float32)
+    else:  # each entry's (query, column) key found among the queries' nonzeros
+        qkeys = np.repeat(np.arange(q.shape[0], dtype=np.int64), np.diff(q.indptr)) * n_terms + q.indices
+        ikeys = entry_owner * n_terms + items.indices
+        at = np.minimum(np.searchsorted(qkeys, ikeys), max(len(qkeys) - 1, 0))
+        hit = qkeys[at] == ikeys if len(qkeys) else np.zeros(len(ikeys), dtype=bool)
+        values = np.where(hit, items.data * q.data[at] if len(qkeys) else 0, 0).astype(np.float32)
     contrib = sp.csr_matrix((values, items.indices, items.indptr), shape=items.shape)
     contrib.sum_duplicates()
     contrib.eliminate_zeros()
@@ -111,7 +146,7 @@ def _fold(
     parts: np.ndarray,
     n_pairs: int,
     k: int,
-) -> list[list[tuple[int, float]]]:
+) -> Folded:
     """The unigram → bigram folding of :func:`aggregator.rank.explain` for many (item, query)
     pairs at once, vectorised: entries ``(pair, column, weight, is bigram)`` sorted by pair,
     then weight descending; ``parts``: :func:`_part_columns`. A unigram entry is added to the
@@ -150,19 +185,12 @@ def _fold(
     )
     rank = np.arange(len(cand)) - np.repeat(starts, np.diff(np.append(starts, len(cand))))
     keep = cand[rank < k]
-    out: list[list[tuple[int, float]]] = [[] for _ in range(n_pairs)]
-    for i, c, w in zip(pair[keep].tolist(), cols[keep].tolist(), merged[keep].tolist(), strict=True):
-        out[i].append((c, w))
-    return out
+    bounds = np.searchsorted(pair[keep], np.arange(n_pairs + 1)).tolist()
+    return Folded(bounds, cols[keep].tolist(), merged[keep].tolist())
 
 
 def _why_dicts(best: list[tuple[int, float]], names: list[str]) -> list[dict[str, object]]:
     return [{"term": names[t], "weight": round(w, 4)} for t, w in best]
-
-
-def _why_json(best: list[tuple[int, float]], quoted: list[str]) -> str:
-    """The JSON text of :func:`_why_dicts` (``quoted``: each term as a JSON string)."""
-    return "[" + ",".join(f'{{"term":{quoted[t]},"weight":{round(w, 4)!r}}}' for t, w in best) + "]"
 
 
 def explain_rows(
@@ -174,7 +202,5 @@ def explain_rows(
     q = sp.csr_matrix(np.asarray(query, dtype=np.float32).reshape(1, -1) if not sp.issparse(query) else query)
     rows_ = np.asarray(rows, dtype=np.int64)
     names = _vocabulary(window, terms)[0]
-    return [
-        _why_dicts(b, names)
-        for b in _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
-    ]
+    folded = _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
+    return [_why_dicts(folded.pair(i), names) for i in range(len(folded))]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..records import ReaderProfile
 from ..store.db import dbapi_datetime
 from ..store.tables import Item, Score
-from .explain import _explain, _quoted_terms, _why_json
+from .explain import _explain, _quoted_terms
 from .scoring import (
     _READER_CHUNK,
     ALPHA,
@@ -223,13 +223,8 @@ def precompute_all(
         timings.score += t3 - t2
         why_rows = np.concatenate([r[m] for r, m in zip(kept, explained, strict=True)]) if kept else _EMPTY
         owners = np.repeat(np.arange(len(chunk)), [int(m.sum()) for m in explained])
-        quoted = _quoted_terms(window, model.terms)
-        whys = iter(
-            [
-                _why_json(b, quoted)
-                for b in _explain(window, why_rows, queries, owners, model.terms, why_terms)
-            ]
-        )
+        prefixes = _quoted_terms(window, model.terms)
+        whys = iter(_explain(window, why_rows, queries, owners, model.terms, why_terms).json(prefixes))
         for j, (prof, rows) in enumerate(zip(chunk, kept, strict=True)):
             key = prof.score_key
             vals = score[j, rows].tolist()
