@@ -215,5 +215,7 @@ def trends_page(
             "limit": limit,
             "terms": (payload or {}).get("terms", [])[:limit],
             "new_terms": (payload or {}).get("new_terms", [])[:10],
+            "end": end,
+            "fdr": trends.FDR,
         },
     )
