@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import re
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -528,14 +527,14 @@ def _neighbours(state: Any, session: Session, item_id: int) -> similar.Stored | 
         session.commit()
     if found is not None and found.model_id is not None:
         return found  # from an older model: served while a worker refreshes it
-    deadline = time.monotonic() + state.settings.rescore_wait
-    while found is None or found.model_id is None:
-        if time.monotonic() >= deadline:
-            return found
-        time.sleep(0.05)
-        session.rollback()
-        found = similar.stored(session, item_id)
-    return found
+    looked = [found]
+
+    def computed() -> bool:
+        looked[0] = similar.stored(session, item_id)
+        return looked[0] is not None and looked[0].model_id is not None
+
+    rescoring.wait_until(session, computed, state.settings.rescore_wait)
+    return looked[0]
 
 
 @router.get(

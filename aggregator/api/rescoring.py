@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -44,16 +45,23 @@ def after_change(
     return None
 
 
-def wait_for_workers(session: Session, reader_id: int, seconds: float, poll: float = 0.05) -> bool:
-    """Wait until no rescore of the reader is queued, at most ``seconds``; True when done."""
+def wait_until(session: Session, ready: Callable[[], bool], seconds: float, poll: float = 0.05) -> bool:
+    """Call ``ready()`` until it returns True, at most ``seconds`` (looking every ``poll`` s);
+    the session's transaction ends between looks, so each sees what workers committed. True
+    when ready."""
     deadline = time.monotonic() + seconds
     while True:
-        if not readers.rescore_pending(session, reader_id):
+        if ready():
             return True
-        session.rollback()  # the next look sees the worker's commit
+        session.rollback()
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
+
+
+def wait_for_workers(session: Session, reader_id: int, seconds: float) -> bool:
+    """Wait until no rescore of the reader is queued, at most ``seconds``; True when done."""
+    return wait_until(session, lambda: not readers.rescore_pending(session, reader_id), seconds)
 
 
 def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
