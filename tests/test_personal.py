@@ -292,6 +292,10 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
     with session_factory(engine)() as s:
         count = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile == "reader:1"))
         assert count == 50
+        # rewritten in place, all by that one run: the rows it did not write are gone
+        runs = set(s.scalars(sa.select(Score.run).where(Score.profile == "reader:1")))
+        assert len(runs) == 1 and None not in runs
+        assert s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.run.is_(None))) == 2
     # ... and the newest day's best 50 are kept besides, explained: that digest is never short
     with session_factory(engine)() as s, s.begin():
         n = personal.precompute(s, model, prof, now=NOW, top_k=10, day_top=50, why_top=5)

@@ -150,6 +150,9 @@ class Score(Base):
     muted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: the item's publication time (immutable, copied): a reader's rows of a day are one range
     published: Mapped[dt.datetime]
+    #: the precompute run that last wrote the row (``time.time_ns()`` at the write): a run
+    #: upserts its rows in place, then deletes the readers' rows it did not write
+    run: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 class BackfillCursor(Base):
