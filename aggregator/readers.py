@@ -567,16 +567,21 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
 )
 
 
+def non_blank_strings(values: Any) -> tuple[str, ...]:
+    """The non-blank strings of a JSON list column (None → empty)."""
+    return tuple(str(v) for v in (values or ()) if str(v).strip())
+
+
 def topic_filter(row: Topic) -> TopicFilter:
-    """The record of a ``topics`` row."""
+    """The typed record of a ``topics`` row (blank phrases, names and the like dropped)."""
     return TopicFilter(
         slug=row.slug,
         name=row.name,
-        phrases=tuple(row.phrases or ()),
-        categories=tuple(row.categories or ()),
-        authors=tuple(row.authors or ()),
-        sources=tuple(row.sources or ()),
-        negative=tuple(row.negative or ()),
+        phrases=non_blank_strings(row.phrases),
+        categories=non_blank_strings(row.categories),
+        authors=non_blank_strings(row.authors),
+        sources=non_blank_strings(row.sources),
+        negative=non_blank_strings(row.negative),
         match="all" if row.match == "all" else "any",
     )
 

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..readers import non_blank_strings, topic_filter
 from ..records import ReaderProfile, TopicFilter
 from ..store.tables import Feedback, Profile, Reader, Subscription, Topic
 
-if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
-    pass
-
 # --- profiles from the tables ------------------------------------------------------------------
-
-
-def _strs(values: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in (values or ()) if str(v).strip())
 
 
 def load_profiles(session: Session, reader_ids: Sequence[int] | None = None) -> list[ReaderProfile]:
@@ -56,14 +49,14 @@ def load_profiles(session: Session, reader_ids: Sequence[int] | None = None) -> 
             ReaderProfile(
                 reader_id=rid,
                 interests=(p.interests or "") if p else "",
-                keywords=_strs(p.keywords) if p else (),
-                muted=_strs(p.muted) if p else (),
-                followed_authors=_strs(p.followed_authors) if p else (),
-                include_categories=_strs(p.include_categories) if p else (),
-                exclude_categories=_strs(p.exclude_categories) if p else (),
-                include_sources=_strs(p.include_sources) if p else (),
-                exclude_sources=_strs(p.exclude_sources) if p else (),
-                seed_papers=_strs(p.seed_papers) if p else (),
+                keywords=non_blank_strings(p.keywords) if p else (),
+                muted=non_blank_strings(p.muted) if p else (),
+                followed_authors=non_blank_strings(p.followed_authors) if p else (),
+                include_categories=non_blank_strings(p.include_categories) if p else (),
+                exclude_categories=non_blank_strings(p.exclude_categories) if p else (),
+                include_sources=non_blank_strings(p.include_sources) if p else (),
+                exclude_sources=non_blank_strings(p.exclude_sources) if p else (),
+                seed_papers=non_blank_strings(p.seed_papers) if p else (),
                 liked_item_ids=tuple(liked.get(rid, ())),
                 disliked_item_ids=tuple(disliked.get(rid, ())),
                 topics=tuple(topics.get(rid, ())),
@@ -78,17 +71,3 @@ def load_profile(session: Session, reader_id: int) -> ReaderProfile:
     if not found:
         raise LookupError(f"no reader with id {reader_id}")
     return found[0]
-
-
-def topic_filter(topic: Topic) -> TopicFilter:
-    """The typed record of a ``topics`` row."""
-    return TopicFilter(
-        slug=topic.slug,
-        name=topic.name,
-        phrases=_strs(topic.phrases),
-        categories=_strs(topic.categories),
-        authors=_strs(topic.authors),
-        sources=_strs(topic.sources),
-        negative=_strs(topic.negative),
-        match="all" if topic.match == "all" else "any",
-    )
