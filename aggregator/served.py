@@ -4,12 +4,13 @@ Everything reader-specific was precomputed by the worker (:mod:`aggregator.perso
 ``why``, matched topic filters, followed authors, muted flag in ``scores``), and every item's
 public fields are stored once as JSON text (:mod:`aggregator.cards`). Serving is therefore
 reads and string joins: two queries of indexed look-ups sent in one round trip (the reader
-with their votes and subscriptions, by token hash; the reader's rows of the day — one range of
-``ix_scores_profile_published`` — joined to the cards, with the muted count as a window
-aggregate), the latest day and the day's item count from a per-process cache (``CACHE_TTL``
-s), and no object per item or field. Nothing is scored, decoded or validated per item here;
-the response has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse``
-(tests check that the two paths agree item for item).
+with their votes and subscriptions, by token hash; the reader's unmuted rows of the day — one
+range of ``ix_scores_profile_published`` — with the muted count), the cards from a
+per-process cache (a third query reads those not read in the last ``CARD_TTL`` s), the latest
+day and the day's item count from a per-process cache (``CACHE_TTL`` s), and no object per
+item or field. Nothing is scored, decoded or validated per item here; the response has exactly
+the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that the two
+paths agree item for item).
 
 A reader without precomputed scores in the window (just signed up, or before the first refit)
 gets no body: the caller serves the default profile's order through
@@ -64,22 +65,24 @@ _PROFILE = (
     .where(_R.token_hash == _HASH)
     .scalar_subquery()
 )
-#: (score, why, topics, followed, muted, item id, card, n_muted) of a token's reader's rows of a
-#: window, unmuted first, best first; the muted count is taken over all of the window's rows
+_M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not correlated)
+_IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
+#: (score, why, topics, followed, item id, n_muted) of a token's reader's unmuted rows of a
+#: window, best first; ``n_muted`` (the same on every row: a scalar subquery, run once) counts
+#: the window's muted rows. The cards are not joined: they come from :func:`_cards`.
 _RANKED = (
     sa.select(
         _S.score,
         sa.cast(_S.why, sa.Text),
         sa.cast(_S.topics, sa.Text),
         sa.cast(_S.authors, sa.Text),
-        _S.muted,
-        _I.id,
-        _I.card,
-        sa.func.sum(sa.case((_S.muted, _ONE), else_=_ZERO)).over(),
+        _S.item_id,
+        sa.select(sa.func.count())
+        .where(_M.profile == _PROFILE, _M.published >= _START, _M.published < _END, _M.muted)
+        .scalar_subquery(),
     )
-    .select_from(Score.__table__.join(Item.__table__, _I.id == _S.item_id))
-    .where(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
-    .order_by(_S.muted, _S.score.desc(), _S.published.desc(), _S.item_id.desc())
+    .where(_IN_WINDOW, sa.not_(_S.muted))
+    .order_by(_S.score.desc(), _S.published.desc(), _S.item_id.desc())
     .limit(sa.bindparam("limit"))
 )
 #: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
@@ -178,11 +181,12 @@ def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | N
 #: Seconds a window's item count and the latest day with items are reused: both change only
 #: when items are ingested, and counting a day's ~2,000 items costs as much as the rest.
 CACHE_TTL = 10.0
+_clock = time.monotonic  # the caches' clock (seconds); tests move it on
 _cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
 
 def _cached(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-    now = time.monotonic()
+    now = _clock()
     hit = _cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]  # type: ignore[no-any-return]
@@ -204,6 +208,59 @@ def window_total(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> i
 def cached_latest_day(conn: sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
     """:func:`aggregator.digest.latest_day`, cached per process for ``CACHE_TTL`` s."""
     return _cached(("latest", conn.engine, today, tz.key), lambda: latest_day(conn, today, tz))
+
+
+#: (item id, card) of the items whose ids are bound as ``ids``: a JSON array text on SQLite,
+#: a list (an array parameter) on PostgreSQL
+_CARDS = {
+    "sqlite": sa.text("SELECT id, card FROM items WHERE id IN (SELECT value FROM json_each(:ids))"),
+    "postgresql": sa.text("SELECT id, card FROM items WHERE id = ANY(:ids)"),
+}
+#: Seconds this process reuses a stored card before reading it again. A card changes only when
+#: its item does (a new version, one more announcing feed, a new paper ↔ post link, a renamed
+#: feed), so a change shows in the served digest within this many seconds; the newest days'
+#: cards are shared by every reader, so nearly every request finds all of its cards here.
+CARD_TTL = CACHE_TTL
+#: Cards kept per process at most (about 0.4 KB each on real arXiv data); the cache is emptied
+#: when it would grow past this
+CARD_CACHE_SIZE = 20_000
+#: per engine: item id → (expiry on the monotonic clock, the card's UTF-8 bytes without its
+#: closing brace, ready for the reader's fields to be appended)
+_card_cache: dict[sa.Engine, dict[int, tuple[float, bytes]]] = {}
+
+
+def _opened(card: str) -> bytes:
+    return card[:-1].encode()
+
+
+def _cards(conn: sa.Connection, ids: list[int]) -> dict[int, bytes | None]:
+    """The stored card of each of ``ids`` that exists, as UTF-8 bytes without the closing
+    brace (None while the card is stale): from the per-process cache when read in the last
+    ``CARD_TTL`` s, else in one query."""
+    now = _clock()
+    cache = _card_cache.setdefault(conn.engine, {})
+    out: dict[int, bytes | None] = {}
+    missing = []
+    for item_id in ids:
+        hit = cache.get(item_id)
+        if hit is not None and hit[0] > now:
+            out[item_id] = hit[1]
+        else:
+            missing.append(item_id)
+    if missing:
+        name = conn.dialect.name
+        param = json_text(missing) if name == "sqlite" else missing
+        rows = _fetch(conn, [(_CARDS[name], {"ids": param})])[0]
+        if len(cache) + len(rows) > CARD_CACHE_SIZE:
+            cache.clear()
+        expires = now + CARD_TTL
+        for item_id, card in rows:
+            if card is None:
+                out[item_id] = None
+            else:
+                out[item_id] = opened = _opened(card)
+                cache[item_id] = (expires, opened)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -228,27 +285,30 @@ def _body(
 ) -> bytes:
     """The JSON answer of the ranked ``rows`` (see :data:`_RANKED`): each card with the
     reader's score, why, topics still subscribed, followed authors and vote appended."""
-    stale = [item_id for _, _, _, _, muted, item_id, card, _ in rows if card is None and not muted]
-    built = build_cards(Session(bind=conn), stale) if stale else {}
+    cards = _cards(conn, [row[4] for row in rows])
+    stale = [item_id for item_id, card in cards.items() if card is None]
+    if stale:
+        cards.update((i, _opened(card)) for i, card in build_cards(Session(bind=conn), stale).items())
     votes, subscribed = reader.votes, reader.subscribed
     parts = []
-    for score, why, topics, followed, muted, item_id, card, _ in rows:
-        if muted:
-            continue
-        card = card or built.get(item_id)
+    for score, why, topics, followed, item_id, _ in rows:
+        card = cards.get(item_id)
         if card is None:  # the item was deleted meanwhile
             continue
+        parts.append(card)  # bytes: a card is often not ASCII, the reader's fields nearly always are
         parts.append(
-            f'{card[:-1]},"score":{round(score, 4)!r},"why":{why or "[]"},'
+            f',"score":{round(score, 4)!r},"why":{why or "[]"},'
             f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
-            f'"feedback":{votes.get(item_id, 0)}}}'
+            f'"feedback":{votes.get(item_id, 0)}}},'.encode()
         )
+    if parts:
+        parts[-1] = parts[-1][:-1]  # no comma after the last item
     total = window_total(conn, *window)
     head = (
         f'{{"date":"{day.isoformat()}","days":{days},"timezone":{json_text(timezone)},"total":{total},'
-        f'"hidden":{int(rows[0][7] or 0)},"profile":"reader:{reader.id}","items":['
+        f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
     )
-    return (head + ",".join(parts) + '],"groups":null}').encode()
+    return head.encode() + b"".join(parts) + b'],"groups":null}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +335,10 @@ def serve_digest(
     ``day`` (default: today, or the latest earlier day with items): their best ``limit``
     unmuted items by precomputed score, ties to the newer item. ``total`` counts the window's
     items; ``hidden`` the reader's scored items of the window left out as muted. The body is
-    None when the reader has no precomputed scores in the window. Both queries go in one round
-    trip; the latest day and the window's count come from a per-process cache. Reads only (a
-    stale card is built in memory, not written)."""
+    None when the reader has no unmuted precomputed scores in the window. Both queries go in
+    one round trip; the cards (up to ``CARD_TTL`` s old), the latest day and the window's count
+    come from per-process caches. Reads only (a stale card is built in memory, not written).
+    Raises ``sqlalchemy.exc.DBAPIError`` on a database error."""
     if day is None:
         day = cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
     start, end = day_window(day, days, tz)

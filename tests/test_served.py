@@ -5,7 +5,8 @@
 :func:`aggregator.readers.reader_digest`. These tests check that the two agree field for field
 (votes, muted items, topic labels, several days, small limits), that the served body matches
 the documented schema, and that cards go stale whenever what they show changes (an update, a
-cross-list, a new paper ↔ post link) and are rebuilt by the worker, never served stale.
+cross-list, a new paper ↔ post link) and are rebuilt by the worker; an API process serves a
+changed card within ``served.CARD_TTL`` seconds.
 """
 
 from __future__ import annotations
@@ -421,3 +422,28 @@ def test_the_held_read_connection_recovers_from_a_lost_server_connection(
     assert reads.run(lambda c: served.reader_for_token_hash(c, "0" * 64)) is None  # raw-cursor path
     assert reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar()) != pid
     reads.close()
+
+
+def test_a_changed_card_is_served_within_card_ttl(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cards are cached per API process for ``served.CARD_TTL`` s: a renamed feed shows at once
+    on the general path, and on the served digest once the cached card expires."""
+    auth, _ = signup(client, "t@example.com")
+    put = client.put("/api/me/profile", headers=auth, json={"interests": "reasoning in language models"})
+    assert put.status_code == 200
+    before = _served(client, auth, date=DAY)
+    assert before["profile"].startswith("reader:")  # precomputed: served by aggregator.served
+    assert before["items"] and all(i["sources"] == ["arXiv cs.LG"] for i in before["items"])
+    state = client.app.state  # type: ignore[attr-defined]
+    with state.sessionmaker() as s, s.begin():
+        url = s.scalar(sa.select(Feed.url).where(Feed.name == "arXiv cs.LG"))
+        sync_feeds(s, [FeedConfig(name="arXiv: Machine Learning", url=url)], NOW)
+    general = _general(client, auth, date=DAY)
+    assert all("arXiv cs.LG" not in i["sources"] for i in general["items"])
+    assert _served(client, auth, date=DAY) == before  # the cached cards, for up to CARD_TTL s
+    start = served._clock()
+    monkeypatch.setattr(served, "_clock", lambda: start + served.CARD_TTL + 0.001)
+    after = _served(client, auth, date=DAY)
+    _same(after, general)
+    assert all(i["sources"] == ["arXiv: Machine Learning"] for i in after["items"])
