@@ -229,8 +229,9 @@ def rss_mb(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
+    """The worker processes under ``pid`` (multiprocessing's resource tracker left out)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
+    return [int(p) for p in out if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
 def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], duration: str) -> None:
