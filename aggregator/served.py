@@ -120,6 +120,15 @@ def _compile(dialect: sa.Dialect, stmt: sa.ClauseElement) -> _Compiled:
     return compiled
 
 
+def driver_statement(dialect: sa.Dialect, stmt: sa.ClauseElement, params: dict[str, Any]) -> tuple[str, Any]:
+    """``stmt`` as the driver runs it: its SQL (compiled once per dialect) and its arguments
+    (a dict, or a list for a positional paramstyle), literals included."""
+    compiled = _compile(dialect, stmt)
+    if compiled.literals:
+        params = {**compiled.literals, **params}
+    return compiled.sql, params if compiled.names is None else [params[n] for n in compiled.names]
+
+
 def _fetch(
     conn: sa.Connection, queries: Sequence[tuple[sa.ClauseElement, dict[str, Any]]]
 ) -> list[list[Any]]:
@@ -138,11 +147,7 @@ def _fetch(
     try:
         with raw.pipeline() if dialect.name == "postgresql" else contextlib.nullcontext():
             for stmt, params in queries:
-                compiled = _compile(dialect, stmt)
-                if compiled.literals:
-                    params = {**compiled.literals, **params}
-                sql = compiled.sql
-                args = params if compiled.names is None else [params[n] for n in compiled.names]
+                sql, args = driver_statement(dialect, stmt, params)
                 cursors.append(raw.cursor())
                 cursors[-1].execute(sql, args)
         return [list(c.fetchall()) for c in cursors]
@@ -341,19 +346,41 @@ def serve_digest(
     Raises ``sqlalchemy.exc.DBAPIError`` on a database error."""
     if day is None:
         day = cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
-    start, end = day_window(day, days, tz)
-    name = conn.dialect.name
+    window = day_window(day, days, tz)
+    who, rows = _fetch(conn, digest_queries(conn.dialect.name, token_hash, window, limit))
+    return answer(conn, who, rows, day, days, window, timezone)
+
+
+def digest_queries(
+    dialect: str, token_hash: str, window: tuple[dt.datetime, dt.datetime], limit: int
+) -> list[tuple[sa.ClauseElement, dict[str, Any]]]:
+    """The two statements of :func:`serve_digest` with their parameters as the driver takes
+    them: the reader (:data:`_READER`) and their ranked rows of ``window`` (:data:`_RANKED`)."""
+    start, end = window
     ranked = {
         "token_hash": token_hash,
-        "start": dbapi_datetime(name, start),
-        "end": dbapi_datetime(name, end),
+        "start": dbapi_datetime(dialect, start),
+        "end": dbapi_datetime(dialect, end),
         "limit": limit,
     }
-    who, rows = _fetch(conn, [(_READER, {"token_hash": token_hash}), (_RANKED, ranked)])
+    return [(_READER, {"token_hash": token_hash}), (_RANKED, ranked)]
+
+
+def answer(
+    conn: sa.Connection,
+    who: list[Any],
+    rows: list[Any],
+    day: dt.date,
+    days: int,
+    window: tuple[dt.datetime, dt.datetime],
+    timezone: str,
+) -> Answer:
+    """The :class:`Answer` of the rows of :func:`digest_queries` (``conn`` is read only on a
+    cache miss: cards, the window's count)."""
     reader = _reader_key(who)
     if reader is None or not rows:
         return Answer(reader, None)
-    return Answer(reader, _body(conn, reader, rows, day, days, (start, end), timezone))
+    return Answer(reader, _body(conn, reader, rows, day, days, window, timezone))
 
 
 class ReadConnection:

@@ -11,6 +11,7 @@ changed card within ``served.CARD_TTL`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -25,7 +26,7 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator import cards, jobs, links, readers, served
+from aggregator import cards, jobs, links, readers, served, served_pg
 from aggregator.api import fastlane
 from aggregator.api.app import create_app
 from aggregator.api.me import _reader_digest_response
@@ -391,7 +392,7 @@ def test_fast_lane_and_route_answer_the_same_bytes(client: TestClient) -> None:
             "headers": [(b"authorization", authorization)],
             "app": client.app,
         }
-        return fastlane.DigestFastLane._serve(scope)
+        return client.portal.call(fastlane.DigestFastLane._serve, scope)  # type: ignore[union-attr]
 
     body = lane(f"date={DAY}&limit=10".encode(), f"Bearer {token}".encode())
     assert body is not None
@@ -422,6 +423,47 @@ def test_the_held_read_connection_recovers_from_a_lost_server_connection(
     assert reads.run(lambda c: served.reader_for_token_hash(c, "0" * 64)) is None  # raw-cursor path
     assert reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar()) != pid
     reads.close()
+
+
+def test_the_async_reads_recover_from_a_lost_connection_and_serve_in_arrival_order(
+    engine: sa.Engine, database_url: str
+) -> None:
+    """PostgreSQL's async read connections (:mod:`aggregator.served_pg`): a dropped connection
+    is replaced and the request retried; with one connection, concurrent requests get it in the
+    order they asked (none is overtaken by a later one)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the async reads are PostgreSQL's")
+    pid_query = [(sa.text("SELECT pg_backend_pid()"), {})]
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        reads = served_pg.AsyncReads(engine, served.ReadConnection(engine), size=1)
+        try:
+            first = (await reads.fetch(pid_query))[0][0][0]
+            with engine.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": first})
+            second = (await reads.fetch(pid_query))[0][0][0]
+            # the only slot is held; a request waits for it; a newcomer is scheduled just before
+            # the slot is freed: the waiter must get it first
+            held = await reads._acquire()
+            order: list[str] = []
+
+            async def want(name: str) -> None:
+                slot = await reads._acquire()
+                order.append(name)
+                reads._release(slot)
+
+            waiter = asyncio.create_task(want("waiter"))
+            await asyncio.sleep(0)  # now waiting
+            newcomer = asyncio.create_task(want("newcomer"))  # ready to run, not run yet
+            reads._release(held)
+            await asyncio.gather(waiter, newcomer)
+            return first, second, order
+        finally:
+            await reads.close()
+            reads.sync.close()
+
+    first, second, order = asyncio.run(scenario())
+    assert second != first and order == ["waiter", "newcomer"]
 
 
 def test_a_changed_card_is_served_within_card_ttl(

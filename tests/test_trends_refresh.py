@@ -17,6 +17,7 @@ from aggregator.ingest import write_entries
 from aggregator.parse import parse_feed
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, ItemLink, TrendResult
+from aggregator.trends import results
 
 T = [dt.datetime(2026, 6, 20, hour, tzinfo=dt.UTC) for hour in range(5)]
 
@@ -89,3 +90,26 @@ def test_a_result_stored_without_inputs_is_recomputed(loaded: tuple[sa.Engine, l
         session.execute(sa.update(TrendResult).where(TrendResult.scope == "cs.CV").values(inputs=None))
     again = _refresh(engine, T[1])
     assert again["cs.CV"].computed_at == T[1] and again["all"].computed_at == T[0]
+
+
+def test_reports_computed_on_demand_are_kept_newest_first_and_bounded(
+    loaded: tuple[sa.Engine, list[list[int]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking for many end days stores each report once, and only the newest
+    ``ON_DEMAND_KEEP`` of them: the refresh-kept latest results are never deleted."""
+    engine, _ = loaded
+    _refresh(engine, T[0])
+    monkeypatch.setattr(results, "ON_DEMAND_KEEP", 3)
+    ends = [END - dt.timedelta(days=d) for d in range(1, 6)]
+    for n, end in enumerate(ends):
+        with session_factory(engine)() as session:
+            report = trends.get_report(session, scope="cs.CL", end=end)
+            assert report is not None and report.end == end
+        with session_factory(engine)() as session:
+            on_demand = session.scalars(
+                sa.select(TrendResult.end_day).where(TrendResult.is_latest.is_(False))
+            ).all()
+            assert sorted(on_demand) == sorted(ends[max(0, n - 2) : n + 1])
+    with session_factory(engine)() as session:
+        latest = session.scalars(sa.select(TrendResult.scope).where(TrendResult.is_latest.is_(True))).all()
+    assert set(latest) == set(_refresh(engine, T[1]))  # every refreshed scope kept its result

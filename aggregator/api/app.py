@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from .. import readers, served
+from .. import readers, served, served_pg
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
@@ -50,6 +50,8 @@ def create_app(
         try:
             yield
         finally:
+            if app.state.async_reads is not None:
+                await app.state.async_reads.close()
             app.state.reads.close()
             if on_stop is not None:
                 on_stop(app)
@@ -72,6 +74,9 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
     app.state.reads = served.ReadConnection(engine)  # the served digest's held connection
+    app.state.async_reads = (  # and on PostgreSQL its queries' async connections
+        served_pg.AsyncReads(engine, app.state.reads) if engine.dialect.name == "postgresql" else None
+    )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(routes.router)
     app.include_router(pages.router)

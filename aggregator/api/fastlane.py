@@ -79,7 +79,7 @@ class DigestFastLane:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
-            body = self._serve(scope)
+            body = await self._serve(scope)
             if body is not None:
                 await send(
                     {
@@ -96,7 +96,7 @@ class DigestFastLane:
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _serve(scope: Scope) -> bytes | None:
+    async def _serve(scope: Scope) -> bytes | None:
         query = plain_query(scope.get("query_string", b""))
         token = bearer_token(scope)
         if query is None or token is None:
@@ -104,6 +104,9 @@ class DigestFastLane:
         state = scope["app"].state
         settings: Settings = state.settings
         token_hash = readers.hash_token(token)
+        if state.async_reads is not None:  # PostgreSQL: the event loop works while one waits
+            found = await state.async_reads.serve_digest(token_hash, settings.tz, settings.timezone, **query)
+            return found.body
         answer = state.reads.run(
             lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
         )

@@ -204,8 +204,32 @@ def get_report(
         session, end=day, window_days=window_days, baseline_days=baseline_days, scope=scope
     )
     store_report(session, report, latest=end is None)
+    _prune_on_demand(session)
     session.commit()
     return report
+
+
+#: Reports computed on demand (an end day, window or baseline the refresh does not keep) that
+#: are kept, newest first; older ones are deleted, so that asking for many end days cannot
+#: grow ``trend_results`` without bound.
+ON_DEMAND_KEEP = 500
+
+
+def _prune_on_demand(session: Session, keep: int | None = None) -> int:
+    """Delete the stored non-latest reports beyond the ``keep`` (default
+    :data:`ON_DEMAND_KEEP`) most recently computed; returns how many were deleted."""
+    keep = ON_DEMAND_KEEP if keep is None else keep
+    key = (TrendResult.scope, TrendResult.window_days, TrendResult.baseline_days, TrendResult.end_day)
+    old = (
+        sa.select(*key)
+        .where(TrendResult.is_latest.is_(False))
+        .order_by(TrendResult.computed_at.desc())
+        .offset(keep)
+    )
+    doomed = session.execute(old).all()
+    for row in doomed:
+        session.execute(sa.delete(TrendResult).where(*(c == v for c, v in zip(key, row, strict=True))))
+    return len(doomed)
 
 
 def top_rising(
