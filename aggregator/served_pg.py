@@ -8,10 +8,10 @@ loop parses and answers other requests while one waits. Everything after the row
 (the body, the card and count caches, a rare cache miss) is :func:`aggregator.served.answer`
 on the held synchronous connection, as before.
 
-A few connections are held open in autocommit mode (``CONNECTIONS``), each used by one request
-at a time; psycopg prepares the repeated statements on each. A lost connection is dropped and
-the request retried once on a new one. SQLite does not use this module: its reads are CPU in
-the process, with nothing to overlap.
+A few connections are held open in autocommit mode (``AGGREGATOR_READ_CONNECTIONS``,
+default ``CONNECTIONS``), each used by one request at a time; psycopg prepares the repeated
+statements on each. A lost connection is dropped and the request retried once on a new one.
+SQLite does not use this module: its reads are CPU in the process, with nothing to overlap.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from . import served
 from .digest import day_window
 
-#: Connections held per API worker: requests beyond this many wait for one to be free.
+#: Connections held per API worker by default (``AGGREGATOR_READ_CONNECTIONS``): requests
+#: beyond this many wait for one to be free.
 CONNECTIONS = 4
 
 

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     rescore_wait: float = Field(
         5.0, ge=0, description="seconds an API request waits for a worker's rescore before answering"
     )
+    # PostgreSQL only: connections per API process on which the served digest's queries are
+    # awaited (aggregator.served_pg), so the event loop serves others while one waits for the
+    # database; 0 reads synchronously through one held connection.
+    read_connections: int = Field(4, ge=0, le=32, description="async read connections per API process")
 
     # readers: signs the session cookie of the HTML pages. When unset, a random key is generated
     # once and kept in the database (table app_secrets), so restarts and every instance agree.

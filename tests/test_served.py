@@ -489,3 +489,21 @@ def test_a_changed_card_is_served_within_card_ttl(
     after = _served(client, auth, date=DAY)
     _same(after, general)
     assert all(i["sources"] == ["arXiv: Machine Learning"] for i in after["items"])
+
+
+def test_synchronous_reads_answer_the_same_bytes(
+    client: TestClient, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """``AGGREGATOR_READ_CONNECTIONS=0`` (reads through the one held synchronous connection)
+    and the default (on PostgreSQL, async connections) serve the same digest."""
+    auth, _ = signup(client, "r@example.com")
+    assert client.put("/api/me/profile", headers=auth, json={"interests": "speech recognition"}).is_success
+    default = client.get("/api/me/digest", headers=auth, params={"date": DAY})
+    assert default.status_code == 200
+    is_pg = database_url.startswith("postgresql")
+    assert (client.app.state.async_reads is not None) is is_pg  # type: ignore[attr-defined]
+    settings = make_settings(database_url, tmp_path).model_copy(update={"read_connections": 0})
+    with TestClient(create_app(settings, engine)) as sync_client:
+        assert sync_client.app.state.async_reads is None  # type: ignore[attr-defined]
+        again = sync_client.get("/api/me/digest", headers=auth, params={"date": DAY})
+    assert again.status_code == 200 and again.content == default.content

@@ -75,7 +75,9 @@ def create_app(
     app.state.sessionmaker = session_factory(engine)
     app.state.reads = served.ReadConnection(engine)  # the served digest's held connection
     app.state.async_reads = (  # and on PostgreSQL its queries' async connections
-        served_pg.AsyncReads(engine, app.state.reads) if engine.dialect.name == "postgresql" else None
+        served_pg.AsyncReads(engine, app.state.reads, settings.read_connections)
+        if engine.dialect.name == "postgresql" and settings.read_connections > 0
+        else None
     )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(routes.router)
