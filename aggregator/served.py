@@ -79,24 +79,74 @@ _RANKED = (
         _S.item_id,
         sa.select(sa.func.count())
         .where(_M.profile == _PROFILE, _M.published >= _START, _M.published < _END, _M.muted)
-        .scalar_subquery(),
+        .scalar_subquery()
+        .label("n_muted"),
     )
     .where(_IN_WINDOW, sa.not_(_S.muted))
     .order_by(_S.score.desc(), _S.published.desc(), _S.item_id.desc())
     .limit(sa.bindparam("limit"))
 )
+_NULL = sa.null()
+
+
+def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
+    """The three parts of :data:`_READER`; ``padded``: with the columns of :data:`_ALL`."""
+
+    def columns(kind: Any, number: Any, value: Any, slug: Any) -> tuple[Any, ...]:
+        if not padded:
+            return (kind, number, value, slug)
+        no_score = sa.cast(_NULL, sa.Float)  # typed: PostgreSQL would read a bare NULL as text
+        return (kind, _ZERO.label("position"), no_score, _NULL, _NULL, _NULL, number, value, slug)
+
+    return [
+        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL)).where(_R.token_hash == _HASH),
+        sa.select(*columns(_ONE, Feedback.item_id, Feedback.value, _NULL))
+        .join(Reader, Reader.id == Feedback.reader_id)
+        .where(_R.token_hash == _HASH, Feedback.value != _ZERO),
+        sa.select(*columns(sa.literal_column("2"), _NULL, _ZERO, Topic.slug))
+        .join(Subscription, Subscription.topic_id == Topic.id)
+        .join(Reader, Reader.id == Subscription.reader_id)
+        .where(_R.token_hash == _HASH),
+    ]
+
+
 #: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
 #: rows with kind 0 = the reader's id, 1 = a vote (item id, value), 2 = a subscribed slug
-_READER = sa.union_all(
-    sa.select(_ZERO, _R.id, _ZERO, sa.null()).where(_R.token_hash == _HASH),
-    sa.select(_ONE, Feedback.item_id, Feedback.value, sa.null())
-    .join(Reader, Reader.id == Feedback.reader_id)
-    .where(_R.token_hash == _HASH, Feedback.value != _ZERO),
-    sa.select(sa.literal_column("2"), sa.null(), _ZERO, Topic.slug)
-    .join(Subscription, Subscription.topic_id == Topic.id)
-    .join(Reader, Reader.id == Subscription.reader_id)
-    .where(_R.token_hash == _HASH),
+_READER = sa.union_all(*_reader_selects(padded=False))
+_BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())
+_RANKED_AT = _RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
+    "ranked"
 )
+#: :data:`_READER` and :data:`_RANKED` as one statement, for a database with a round trip
+#: (on PostgreSQL one statement costs the client about 0.1 ms less than two in a pipeline):
+#: (kind, position, score, why, topics, followed, number, value, slug) rows, kind 0–2 as in
+#: ``_READER`` and 3 = a ranked row (number = item id, value = the muted count), ordered by
+#: kind and rank
+_ALL = sa.union_all(
+    *_reader_selects(padded=True),
+    sa.select(
+        sa.literal_column("3"),
+        _RANKED_AT.c.position,
+        _RANKED_AT.c.score,
+        _RANKED_AT.c.why,
+        _RANKED_AT.c.topics,
+        _RANKED_AT.c.authors,
+        _RANKED_AT.c.item_id,
+        _RANKED_AT.c.n_muted,
+        _NULL,
+    ),
+).order_by(sa.literal_column("1"), sa.literal_column("2"))
+
+
+def split_all(found: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The rows of :data:`_ALL` as those of :data:`_READER` and of :data:`_RANKED`."""
+    who, rows = [], []
+    for kind, _, score, why, topics, followed, number, value, slug in found:
+        if kind == 3:
+            rows.append((score, why, topics, followed, number, value))
+        else:
+            who.append((kind, number, value, slug))
+    return who, rows
 
 
 @dataclass(frozen=True, slots=True)
