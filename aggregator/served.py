@@ -67,6 +67,7 @@ _PROFILE = (
 )
 _M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not correlated)
 _IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
+_BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())  # ties: the newer item
 #: (score, why, topics, followed, item id, n_muted) of a token's reader's unmuted rows of a
 #: window, best first; ``n_muted`` (the same on every row: a scalar subquery, run once) counts
 #: the window's muted rows. The cards are not joined: they come from :func:`_cards`.
@@ -83,14 +84,14 @@ _RANKED = (
         .label("n_muted"),
     )
     .where(_IN_WINDOW, sa.not_(_S.muted))
-    .order_by(_S.score.desc(), _S.published.desc(), _S.item_id.desc())
+    .order_by(*_BEST_FIRST)
     .limit(sa.bindparam("limit"))
 )
 _NULL = sa.null()
 
 
 def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
-    """The three parts of :data:`_READER`; ``padded``: with the columns of :data:`_ALL`."""
+    """The three parts of :data:`_READER`; ``padded``: with the columns of :data:`READER_AND_RANKED`."""
 
     def columns(kind: Any, number: Any, value: Any, slug: Any) -> tuple[Any, ...]:
         if not padded:
@@ -113,7 +114,6 @@ def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
 #: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
 #: rows with kind 0 = the reader's id, 1 = a vote (item id, value), 2 = a subscribed slug
 _READER = sa.union_all(*_reader_selects(padded=False))
-_BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())
 _RANKED_AT = _RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
     "ranked"
 )
@@ -122,7 +122,7 @@ _RANKED_AT = _RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST)
 #: (kind, position, score, why, topics, followed, number, value, slug) rows, kind 0–2 as in
 #: ``_READER`` and 3 = a ranked row (number = item id, value = the muted count), ordered by
 #: kind and rank
-_ALL = sa.union_all(
+READER_AND_RANKED = sa.union_all(
     *_reader_selects(padded=True),
     sa.select(
         sa.literal_column("3"),
@@ -139,7 +139,7 @@ _ALL = sa.union_all(
 
 
 def split_all(found: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The rows of :data:`_ALL` as those of :data:`_READER` and of :data:`_RANKED`."""
+    """The rows of :data:`READER_AND_RANKED` as those of :data:`_READER` and of :data:`_RANKED`."""
     who, rows = [], []
     for kind, _, score, why, topics, followed, number, value, slug in found:
         if kind == 3:
@@ -318,6 +318,12 @@ def _cards(conn: sa.Connection, ids: list[int]) -> dict[int, bytes | None]:
     return out
 
 
+def default_day(conn: sa.Connection, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
+    """The digest's day when none is asked for: today in ``tz`` (``now``: default the current
+    UTC time), or the latest earlier day with items (cached, see :func:`cached_latest_day`)."""
+    return cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+
+
 @functools.lru_cache(maxsize=4096)
 def _topics(stored: str | None, subscribed: frozenset[str]) -> str:
     """The stored topic slugs (JSON text) still subscribed to, as JSON text (memoised: the
@@ -395,10 +401,24 @@ def serve_digest(
     come from per-process caches. Reads only (a stale card is built in memory, not written).
     Raises ``sqlalchemy.exc.DBAPIError`` on a database error."""
     if day is None:
-        day = cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+        day = default_day(conn, tz, now)
     window = day_window(day, days, tz)
     who, rows = _fetch(conn, digest_queries(conn.dialect.name, token_hash, window, limit))
     return answer(conn, who, rows, day, days, window, timezone)
+
+
+def ranked_params(
+    dialect: str, token_hash: str, window: tuple[dt.datetime, dt.datetime], limit: int
+) -> dict[str, Any]:
+    """The parameters of :data:`_RANKED` (and :data:`READER_AND_RANKED`) as the driver takes
+    them."""
+    start, end = window
+    return {
+        "token_hash": token_hash,
+        "start": dbapi_datetime(dialect, start),
+        "end": dbapi_datetime(dialect, end),
+        "limit": limit,
+    }
 
 
 def digest_queries(
@@ -406,14 +426,10 @@ def digest_queries(
 ) -> list[tuple[sa.ClauseElement, dict[str, Any]]]:
     """The two statements of :func:`serve_digest` with their parameters as the driver takes
     them: the reader (:data:`_READER`) and their ranked rows of ``window`` (:data:`_RANKED`)."""
-    start, end = window
-    ranked = {
-        "token_hash": token_hash,
-        "start": dbapi_datetime(dialect, start),
-        "end": dbapi_datetime(dialect, end),
-        "limit": limit,
-    }
-    return [(_READER, {"token_hash": token_hash}), (_RANKED, ranked)]
+    return [
+        (_READER, {"token_hash": token_hash}),
+        (_RANKED, ranked_params(dialect, token_hash, window, limit)),
+    ]
 
 
 def answer(

@@ -3,7 +3,7 @@
 On PostgreSQL a digest request waits for the database server for about a fifth of its time.
 Run synchronously (:func:`aggregator.served.serve_digest`), that wait blocks the event loop:
 one API worker measured 76 % busy while the machine was 40 % idle. Here the digest's two
-queries, made one statement (:data:`aggregator.served._ALL`: a single statement costs the
+queries, made one statement (:data:`aggregator.served.READER_AND_RANKED`: a single statement costs the
 client about 0.1 ms less than two in a pipeline), are awaited on a ``psycopg.AsyncConnection``,
 so the event loop parses and answers other requests while one waits. Everything after the rows
 arrive (the body, the card and count caches, a rare cache miss) is
@@ -82,46 +82,29 @@ class AsyncReads:
         self._opened.append(conn)
         return conn
 
-    async def fetch(self, queries: list[tuple[sa.ClauseElement, dict[str, Any]]]) -> list[list[Any]]:
-        """The rows of each ``(statement, params)``, sent in one round trip (a pipeline when
-        there are several). Raises ``psycopg.Error`` when the retry on a new connection
-        fails too."""
+    async def fetch(self, stmt: sa.ClauseElement, params: dict[str, Any]) -> list[Any]:
+        """The rows of ``stmt`` with ``params`` (as the driver takes them). Raises
+        ``psycopg.Error`` when the retry on a new connection fails too."""
         import psycopg
 
+        sql, args = served.driver_statement(self.engine.dialect, stmt, params)
         slot = await self._acquire()
         try:
             for attempt in (1, 2):
                 conn = slot if slot is not None and not slot.closed else await self._connect()
                 slot = conn
                 try:
-                    return await self._pipeline(conn, queries)
+                    async with conn.cursor() as cur:
+                        await cur.execute(sql, args)
+                        return list(await cur.fetchall())
                 except psycopg.OperationalError:
                     if attempt == 2 or not conn.closed and not conn.broken:
                         raise
+                    self._opened.remove(conn)
                     slot = None  # lost: the retry opens a new connection
             raise AssertionError("unreachable")
         finally:
             self._release(slot)
-
-    async def _pipeline(
-        self, conn: Any, queries: list[tuple[sa.ClauseElement, dict[str, Any]]]
-    ) -> list[list[Any]]:
-        dialect = self.engine.dialect
-        statements = [served.driver_statement(dialect, stmt, params) for stmt, params in queries]
-        if len(statements) == 1:  # a pipeline's bookkeeping costs more than it saves here
-            async with conn.cursor() as cur:
-                await cur.execute(*statements[0])
-                return [list(await cur.fetchall())]
-        cursors = []
-        try:
-            async with conn.pipeline():
-                for sql, args in statements:
-                    cursors.append(conn.cursor())
-                    await cursors[-1].execute(sql, args)
-            return [list(await c.fetchall()) for c in cursors]
-        finally:
-            for c in cursors:
-                await c.close()
 
     async def serve_digest(
         self,
@@ -133,14 +116,13 @@ class AsyncReads:
         limit: int = 50,
     ) -> served.Answer:
         """:func:`aggregator.served.serve_digest`, its two queries made one
-        (:data:`aggregator.served._ALL`) and awaited on an async connection. Raises
+        (:data:`aggregator.served.READER_AND_RANKED`) and awaited on an async connection. Raises
         ``psycopg.Error`` or ``sqlalchemy.exc.DBAPIError`` on database errors."""
         if day is None:
-            today = dt.datetime.now(dt.UTC).astimezone(tz).date()
-            day = self.sync.run(lambda conn: served.cached_latest_day(conn, today, tz))
+            day = self.sync.run(lambda conn: served.default_day(conn, tz))
         window = day_window(day, days, tz)
-        _, (_, params) = served.digest_queries("postgresql", token_hash, window, limit)
-        who, rows = served.split_all((await self.fetch([(served._ALL, params)]))[0])
+        params = served.ranked_params("postgresql", token_hash, window, limit)
+        who, rows = served.split_all(await self.fetch(served.READER_AND_RANKED, params))
         return self.sync.run(lambda conn: served.answer(conn, who, rows, day, days, window, timezone))
 
     async def close(self) -> None:

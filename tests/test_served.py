@@ -433,15 +433,15 @@ def test_the_async_reads_recover_from_a_lost_connection_and_serve_in_arrival_ord
     order they asked (none is overtaken by a later one)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the async reads are PostgreSQL's")
-    pid_query = [(sa.text("SELECT pg_backend_pid()"), {})]
+    pid_query = sa.text("SELECT pg_backend_pid()")
 
     async def scenario() -> tuple[int, int, list[str]]:
         reads = served_pg.AsyncReads(engine, served.ReadConnection(engine), size=1)
         try:
-            first = (await reads.fetch(pid_query))[0][0][0]
+            first = (await reads.fetch(pid_query, {}))[0][0]
             with engine.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": first})
-            second = (await reads.fetch(pid_query))[0][0][0]
+            second = (await reads.fetch(pid_query, {}))[0][0]
             # the only slot is held; a request waits for it; a newcomer is scheduled just before
             # the slot is freed: the waiter must get it first
             held = await reads._acquire()
