@@ -309,7 +309,7 @@ def _write(
     CONFLICT`` on PostgreSQL. Then the readers' rows of the scored items that this run did not
     write (items no longer kept, excluded or dropped) are deleted, one statement per 500
     readers. Most of a reader's kept items stay kept from run to run, so most rows are updated
-    where they are instead of deleted and inserted again: on SQLite that is 0.8–1.4 s instead
+    where they are instead of deleted and inserted again: on SQLite that is 0.8–1.5 s instead
     of 2.2 s for 238k rows (``bench/rank_speed.py``). The upsert also keeps a concurrent rescore of
     the same reader from failing."""
     conn = session.connection()
