@@ -10,10 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AGGREGATOR_FEEDS_FILE=/app/feeds.toml
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY aggregator ./aggregator
 COPY migrations ./migrations
-RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 aggregator \
+RUN pip install --no-cache-dir -c requirements.lock . && useradd --create-home --uid 1000 aggregator \
     && mkdir -p /data && chown aggregator /data
 COPY feeds.toml ./feeds.toml
 

@@ -130,16 +130,13 @@ def api(
 
 
 def _serve_workers(workers: int, host: str, port: int) -> None:
-    """``uvicorn.run(..., workers=N)``, with the listening socket marked as TCP. uvicorn binds
-    it with ``proto`` 0; accepted connections inherit that, and asyncio sets TCP_NODELAY only
-    on sockets whose ``proto`` is ``IPPROTO_TCP``, so Nagle's algorithm met the client's
-    delayed ACK on every keep-alive request: 44 ms at p50 and 226 requests/s for the digest
-    with 2 workers, against 4 ms and 2,350/s with the flag (uvicorn issue #3149)."""
-
+    """``uvicorn.run(..., workers=N)``: N worker processes sharing one listening socket. uvicorn
+    (0.55 and later) binds it with ``proto=IPPROTO_TCP``, so asyncio sets TCP_NODELAY on every
+    accepted connection; without it Nagle's algorithm met the client's delayed ACK on every
+    keep-alive response (uvicorn issue #3149)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
+    uvicorn.run(
         "aggregator.api.app:app_from_env",
         factory=True,
         workers=workers,
@@ -149,18 +146,6 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
         access_log=False,
         **SERVER_OPTIONS,
     )
-    Multiprocess(config, sockets=[tcp_listener(config)]).run()
-
-
-def tcp_listener(config: Any) -> Any:
-    """uvicorn's bound, inheritable listening socket, re-made with ``proto=IPPROTO_TCP`` (same
-    file descriptor) so that asyncio sets TCP_NODELAY on the connections it accepts."""
-    import socket
-
-    bound = config.bind_socket()
-    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    sock.set_inheritable(True)
-    return sock
 
 
 @app.command()
