@@ -1,22 +1,42 @@
-"""The ``aggregator`` command line (Typer). Each command calls the same functions as the scheduler."""
+"""The ``aggregator`` command line (Typer). Each command calls the same functions as the scheduler.
+
+A mistake a user can make (a bad option value, setting or feeds file, a port in use) ends the
+command with one line ``error: ...`` on stderr and exit code 2 (1 for a failure met while
+working), never a traceback. Text from feeds and readers is printed escaped, never read as
+Rich markup.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
 from apscheduler.schedulers.base import BaseScheduler
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
-from . import jobs
+from . import arxiv, jobs
 from .observability import configure_logging
 from .settings import ConfigError, FeedsFile, Settings, get_settings, load_feeds_file
 from .store.db import DatabaseError, make_engine, session_factory, upgrade
@@ -39,16 +59,166 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print ``error: message`` as one line on stderr (``message`` is plain text, never markup)
+    and return the :class:`typer.Exit` to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
-def _setup() -> tuple[Settings, FeedsFile]:
+#: Settings whose value is not repeated in an error message.
+_SECRET_SETTING = re.compile(r"password|secret|key|url", re.IGNORECASE)
+
+
+def settings_problem(err: ValidationError) -> str:
+    """One line saying which ``AGGREGATOR_*`` settings are invalid and why, e.g.
+    ``invalid setting AGGREGATOR_PORT=99999: not a port number (1-65535)``. Values of settings
+    that may hold a secret (passwords, keys, URLs) are not repeated."""
+    parts = []
+    for e in err.errors():
+        name = ".".join(str(x) for x in e["loc"])
+        env = f"AGGREGATOR_{name.upper()}"
+        value = e.get("input")
+        if name in ("port", "smtp_port"):
+            message = "not a port number (1-65535)"
+        else:
+            message = str(e["msg"]).removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+        shown = isinstance(value, str | int | float) and not _SECRET_SETTING.search(name)
+        parts.append(f"{env}={value}: {message}" if shown else f"{env}: {message}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def _settings() -> Settings:
     try:
-        settings = get_settings()
+        return get_settings()
+    except ValidationError as err:
+        raise _fail(settings_problem(err)) from None
+
+
+def _setup() -> tuple[Settings, FeedsFile]:
+    settings = _settings()
+    try:
         return settings, load_feeds_file(settings.feeds_file)
     except (ConfigError, ValueError) as err:
         raise _fail(str(err)) from err
+
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_DAY_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def parse_day(text: str) -> dt.date:
+    """A calendar day written ``YYYY-MM-DD`` (``2026-06-05``; ``2026-6-5`` too).
+
+    Raises :class:`ValueError` with a one-line message that tells a wrong form
+    (``'06/05/2026' is not of the form YYYY-MM-DD``) from a day that does not exist
+    (``2026-06-31 is not a date: June has 30 days``, ``2026-02-29 is not a date: February 2026
+    has 28 days``, ``2026-13-01 is not a date: there is no month 13``)."""
+    match = _DAY_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not of the form YYYY-MM-DD")
+    year, month, day = (int(g) for g in match.groups())
+    if year < dt.MINYEAR:
+        raise ValueError(f"{text} is not a date: there is no year 0")
+    if not 1 <= month <= 12:
+        raise ValueError(f"{text} is not a date: there is no month {month}")
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        which = _MONTHS[month - 1] + (f" {year}" if month == 2 else "")
+        raise ValueError(
+            f"{text} is not a date: " + ("days start at 1" if day == 0 else f"{which} has {last} days")
+        ) from None
+
+
+def _day_option(option: str) -> Callable[[Any], dt.date]:
+    """Typer ``parser`` of a ``YYYY-MM-DD`` option (every date option uses one): a bad value
+    ends the command with :func:`parse_day`'s message, e.g.
+    ``error: --since 2026-06-31 is not a date: June has 30 days``."""
+
+    def parse(value: Any) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return parse_day(str(value))
+        except ValueError as err:
+            raise _fail(f"{option} {err}") from None
+
+    return parse
+
+
+def _port_option(value: Any) -> int:
+    """Typer ``parser`` of ``--port``: an integer 1-65535, else
+    ``error: --port 99999 is not a port number (1-65535)``."""
+    if isinstance(value, int):
+        port = value
+    else:
+        try:
+            port = int(str(value).strip())
+        except ValueError:
+            port = 0
+    if not 1 <= port <= 65535:
+        raise _fail(f"--port {value} is not a port number (1-65535)")
+    return port
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ListenError(OSError):
+    """The address cannot be listened on; the message says which and why, in one line."""
+
+
+def bind_listeners(host: str, port: int) -> list[socket.socket]:
+    """TCP sockets bound to ``port`` on every address ``host`` resolves to (``""`` is every
+    interface), made as :meth:`asyncio.loop.create_server` makes them (``SO_REUSEADDR``,
+    ``IPV6_V6ONLY``, protocol ``IPPROTO_TCP``), not listening yet.
+
+    Raises :class:`ListenError` (``cannot listen on 127.0.0.1:8000: address already in use``;
+    also for an unknown host, an address not on this machine, or a port needing privileges).
+    """
+    where = _address(host, port)
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise ListenError(f"cannot listen on {where}: {(err.strerror or str(err)).lower()}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+    except OSError as err:
+        for sock in sockets:
+            sock.close()
+        reason = (err.strerror or str(err)).lower()
+        raise ListenError(f"cannot listen on {where}: {reason}") from None
+    return sockets
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    try:
+        return bind_listeners(host, port)
+    except ListenError as err:
+        raise _fail(str(err)) from None
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -68,8 +238,15 @@ SERVER_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "asyncio"}
 
 
 def _serve(
-    settings: Settings, engine: sa.Engine, host: str | None, port: int | None, scheduler: bool
+    settings: Settings,
+    engine: sa.Engine,
+    host: str,
+    port: int,
+    sockets: list[socket.socket],
+    scheduler: bool,
 ) -> None:
+    """Serve the API in this process on ``sockets`` (bound by :func:`bind_listeners`, closed
+    at the end), with the scheduler when ``scheduler``."""
     import uvicorn
 
     from .api.app import create_app
@@ -86,30 +263,52 @@ def _serve(
             holder["scheduler"].shutdown(wait=False)
 
     api = create_app(settings, engine, on_start=on_start, on_stop=on_stop)
-    host, port = host or settings.host, port or settings.port
-    console.print(f"aggregator {'run' if scheduler else 'api'}: digest at http://{host}:{port}/")
-    uvicorn.run(
+    console.print(
+        f"aggregator {'run' if scheduler else 'api'}: digest at http://{escape(_address(host, port))}/"
+    )
+    config = uvicorn.Config(
         api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG", **SERVER_OPTIONS
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if not server.started:  # uvicorn logged why (e.g. the application's startup failed)
+        raise typer.Exit(3)
+
+
+_HOST_HELP = "listen address (default AGGREGATOR_HOST)"
+_PORT_HELP = "listen port, 1-65535 (default AGGREGATOR_PORT)"
 
 
 @app.command()
 def run(
-    host: Annotated[str | None, typer.Option(help="listen address (default AGGREGATOR_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help=_HOST_HELP)] = None,
+    port: Annotated[int | None, typer.Option(parser=_port_option, metavar="PORT", help=_PORT_HELP)] = None,
 ) -> None:
     """Serve the digest over HTTP and fetch feeds on a schedule, in one process."""
     settings, feeds_file = _setup()
-    configure_logging(settings.log_level, settings.log_format)
-    engine = _engine(settings)
-    console.print(f"{len(feeds_file.feeds)} feeds from {settings.feeds_file}")
-    _serve(settings, engine, host, port, scheduler=True)
+    host, port = host or settings.host, port or settings.port
+    sockets = _listen(host, port)  # before anything is announced or started
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+        engine = _engine(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    console.print(f"{len(feeds_file.feeds)} feeds from {escape(str(settings.feeds_file))}")
+    _serve(settings, engine, host, port, sockets, scheduler=True)
 
 
 @app.command()
 def api(
-    host: Annotated[str | None, typer.Option(help="listen address (default AGGREGATOR_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="listen port (default AGGREGATOR_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help=_HOST_HELP)] = None,
+    port: Annotated[int | None, typer.Option(parser=_port_option, metavar="PORT", help=_PORT_HELP)] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve HTTP only (no scheduler), to scale out behind a load balancer. Readers' rescores
@@ -117,26 +316,35 @@ def api(
     AGGREGATOR_SCORE_IN_API=true), so this process never loads the ranking model."""
     os.environ.setdefault("AGGREGATOR_SCORE_IN_API", "false")  # for the worker processes too
     get_settings.cache_clear()
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    engine = _engine(settings)  # migrates once, before any worker starts
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    sockets = _listen(host, port)  # before anything is announced or started
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+        engine = _engine(settings)  # migrates once, before any worker starts
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     if workers == 1:
-        _serve(settings, engine, host, port, scheduler=False)
+        _serve(settings, engine, host, port, sockets, scheduler=False)
         return
     engine.dispose()
-    host, port = host or settings.host, port or settings.port
-    console.print(f"aggregator api: {workers} workers at http://{host}:{port}/")
-    _serve_workers(workers, host, port)
+    console.print(f"aggregator api: {workers} workers at http://{escape(_address(host, port))}/")
+    _serve_workers(workers, host, port, sockets)
 
 
-def _serve_workers(workers: int, host: str, port: int) -> None:
-    """``uvicorn.run(..., workers=N)``: N worker processes sharing one listening socket. uvicorn
-    (0.55 and later) binds it with ``proto=IPPROTO_TCP``, so asyncio sets TCP_NODELAY on every
-    accepted connection; without it Nagle's algorithm met the client's delayed ACK on every
-    keep-alive response (uvicorn issue #3149)."""
+def _serve_workers(workers: int, host: str, port: int, sockets: list[socket.socket]) -> None:
+    """N uvicorn worker processes sharing the listening ``sockets`` bound by
+    :func:`bind_listeners` (what ``uvicorn.run(..., workers=N)`` does, with our sockets, so
+    that no other process can take the port between the check and the start). The sockets
+    are made with ``IPPROTO_TCP``, so asyncio sets TCP_NODELAY on every accepted connection;
+    without it Nagle's algorithm met the client's delayed ACK on every keep-alive response
+    (uvicorn issue #3149)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "aggregator.api.app:app_from_env",
         factory=True,
         workers=workers,
@@ -146,6 +354,9 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
         access_log=False,
         **SERVER_OPTIONS,
     )
+    for sock in sockets:
+        sock.set_inheritable(True)
+    Multiprocess(config, sockets=sockets).run()
 
 
 @app.command()
@@ -157,11 +368,17 @@ def worker() -> None:
     from .scheduler import start_scheduler
 
     settings, feeds_file = _setup()
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
+        except OSError as err:
+            raise _fail(
+                f"cannot listen on 127.0.0.1:{settings.metrics_port} (AGGREGATOR_METRICS_PORT): "
+                f"{(err.strerror or str(err)).lower()}"
+            ) from None
     configure_logging(settings.log_level, settings.log_format)
     engine = _engine(settings)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    console.print(f"aggregator worker: {len(feeds_file.feeds)} feeds from {settings.feeds_file}")
+    console.print(f"aggregator worker: {len(feeds_file.feeds)} feeds from {escape(str(settings.feeds_file))}")
     start_scheduler(engine, settings, blocking=True)
 
 
@@ -186,7 +403,7 @@ def fetch(
             progress.update(task, total=n)
 
         def done(outcome: jobs.FeedOutcome) -> None:
-            progress.update(task, advance=1, description=f"{outcome.name[:40]:<40} {outcome.state}")
+            progress.update(task, advance=1, description=escape(f"{outcome.name[:40]:<40} {outcome.state}"))
 
         report = jobs.refresh_feeds(
             engine, settings, feeds_file, include_all=all_feeds, progress=done, on_claimed=claimed
@@ -198,12 +415,12 @@ def fetch(
     for o in report.outcomes:
         style = {"failed": "red", "new": "green"}.get(o.state, "")
         table.add_row(
-            o.name,
+            escape(o.name),
             f"[{style}]{o.state}[/]" if style else o.state,
             str(o.status or "-"),
             str(o.new_items),
             str(o.updated_items),
-            (o.error or "")[:80],
+            escape((o.error or "")[:80]),
         )
     console.print(table)
     console.print(
@@ -222,35 +439,57 @@ def fetch(
 @app.command()
 def backfill(
     since: Annotated[
-        dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="pull papers announced on or after this day")
+        dt.date,
+        typer.Option(
+            parser=_day_option("--since"),
+            metavar="YYYY-MM-DD",
+            help="pull papers announced on or after this day",
+        ),
     ],
     category: Annotated[
-        list[str] | None, typer.Option("--category", help="arXiv category (default: those in the feeds file)")
+        list[str] | None,
+        typer.Option("--category", help="arXiv category such as cs.LG (default: those in the feeds file)"),
     ] = None,
     max_pages: Annotated[
         int | None, typer.Option(help="stop after this many API pages (resume later)")
     ] = None,
     restart: Annotated[bool, typer.Option(help="start again even if this backfill finished before")] = False,
 ) -> None:
-    """Pull earlier papers of the configured arXiv categories, and missing seed papers, from the arXiv API."""
+    """Pull earlier papers of the configured arXiv categories, and missing seed papers, from the arXiv API.
+
+    Progress shows the papers and pages seen, without a total: the API's count is every paper of
+    the categories, not those since the day."""
     settings, feeds_file = _setup()
+    try:
+        cats = list(dict.fromkeys(arxiv.check_category(c) for c in category or ()))
+    except arxiv.UnknownCategory as err:
+        raise _fail(str(err)) from None
+    if not cats:
+        try:
+            cats = [arxiv.check_category(c) for c in feeds_file.arxiv_categories]
+        except arxiv.UnknownCategory as err:
+            raise _fail(f"{err} (from {settings.feeds_file}; choose with --category)") from None
     engine = _engine(settings)
-    cats = category or list(feeds_file.arxiv_categories)
     with Progress(
+        SpinnerColumn(finished_text="✓"),
         TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[papers]:,} papers · {task.fields[pages]:,} pages"),
         TimeElapsedColumn(),
         console=err_console,
     ) as progress:
-        task = progress.add_task(f"backfill {' '.join(cats)} since {since.date()}", total=None)
+        task = progress.add_task(
+            escape(f"backfill {' '.join(cats)} since {since}"), total=None, papers=0, pages=0
+        )
 
         def step(rep: jobs.BackfillReport) -> None:
-            progress.update(task, completed=rep.seen, total=rep.total)
+            progress.update(task, papers=rep.seen, pages=rep.pages)
 
         report = jobs.backfill(
-            engine, settings, cats, since.date(), progress=step, max_pages=max_pages, restart=restart
+            engine, settings, cats, since, progress=step, max_pages=max_pages, restart=restart
         )
+        progress.update(task, papers=report.seen, pages=report.pages)
+        if report.done:
+            progress.update(task, total=1, completed=1)
     console.print(
         f"backfill: {report.pages} pages, {report.seen} papers seen, {report.new_items} new"
         + (" · finished" if report.done else " · not finished (run again to resume)")
@@ -259,9 +498,8 @@ def backfill(
     if feeds_file.interests.seed_papers:
         seeds = jobs.fetch_papers(engine, settings, feeds_file.interests.seed_papers)
         new_ids += seeds.new_item_ids
-        console.print(
-            f"seed papers: {seeds.new_items} fetched" + (f" (error: {seeds.error})" if seeds.error else "")
-        )
+        error = escape(f" (error: {seeds.error})") if seeds.error else ""
+        console.print(f"seed papers: {seeds.new_items} fetched{error}")
     if new_ids:
         n = jobs.update_ranking(engine, settings, feeds_file.interests, new_ids, refit=True)
         console.print(f"ranking: refitted TF-IDF and scored {n} items")
@@ -275,18 +513,20 @@ def backfill(
 @app.command()
 def digest(
     date: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="local date (default: latest)")
+        dt.date | None,
+        typer.Option(parser=_day_option("--date"), metavar="YYYY-MM-DD", help="local date (default: latest)"),
     ] = None,
     days: Annotated[int, typer.Option(min=1, max=31)] = 1,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
 ) -> None:
-    """Print the ranked digest in the terminal."""
+    """Print the ranked digest in the terminal: under each title the arXiv id (papers) or a
+    short URL (posts) to open it by; the title links to it where the terminal supports links."""
     from .digest import build_digest
 
     settings, _ = _setup()
     engine = _engine(settings)
     with session_factory(engine)() as session:
-        d = build_digest(session, settings.tz, date.date() if date else None, days, limit)
+        d = build_digest(session, settings.tz, date, days, limit)
     table = Table(
         title=f"digest {d.date} ({d.total} items{'' if days == 1 else f', {days} days'})", show_lines=False
     )
@@ -302,11 +542,25 @@ def digest(
         table.add_row(
             str(i),
             f"{e.score:.3f}",
-            f"[link={e.url}]{e.title}[/link]",
-            e.source,
-            ", ".join(str(w["term"]) for w in e.why[:3]),
+            Text.assemble(
+                (e.title, Style(link=e.url) if e.url else ""), "\n", (item_locator(e.arxiv_id, e.url), "dim")
+            ),
+            escape(e.source),
+            escape(", ".join(str(w["term"]) for w in e.why[:3])),
         )
     console.print(table)
+
+
+def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:
+    """How to open an item from a terminal, as plain text: ``arXiv:2606.01234`` for a paper,
+    else its URL without scheme, ``www.`` and trailing slash, cut to ``width`` characters with
+    ``…`` (``lilianweng.github.io/posts/2024-…``), or ``-`` without either."""
+    if arxiv_id:
+        return f"arXiv:{arxiv_id}"
+    if not url:
+        return "-"
+    short = re.sub(r"\A[a-z][a-z0-9+.-]*://(www\.)?", "", url.strip(), flags=re.IGNORECASE).rstrip("/")
+    return short if len(short) <= width else short[: width - 1] + "…"
 
 
 @app.command("eval")
@@ -332,7 +586,8 @@ def trends(
     category: Annotated[str, typer.Option(help="scope: all, cs.LG, cs.CV, cs.CL or blogs")] = "all",
     limit: Annotated[int, typer.Option(min=1, max=50)] = 20,
     end: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="last day of the window (UTC)")
+        dt.date | None,
+        typer.Option(parser=_day_option("--end"), metavar="YYYY-MM-DD", help="last day of the window (UTC)"),
     ] = None,
 ) -> None:
     """Print the rising terms: G² ranks them; q is the false-discovery-rate adjusted p-value."""
@@ -353,12 +608,13 @@ def trends(
             scope=scope,
             window_days=window_days,
             baseline_days=baseline_days,
-            end=end.date() if end else None,
+            end=end,
         )
     if report is None:
         raise _fail("nothing counted yet: run `aggregator fetch` or `aggregator backfill` first", code=1)
     table = Table(
-        title=f"rising in {report.scope}: {report.window_start}..{report.end} ({report.window_docs} items) "
+        title=f"rising in {escape(report.scope)}: {report.window_start}..{report.end} "
+        f"({report.window_docs} items) "
         f"vs the {report.baseline_days} days before ({report.baseline_docs} items)",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -373,7 +629,7 @@ def trends(
     for i, t in enumerate(report.terms[:limit], 1):
         table.add_row(
             str(i),
-            t.label + (" [green](new)[/]" if t.is_new else ""),
+            escape(t.label) + (" [green](new)[/]" if t.is_new else ""),
             f"{t.g2:.1f}",
             "-" if t.q_value is None else f"{t.q_value:.2g}",
             str(t.window_count),
@@ -392,11 +648,10 @@ def trends(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Run the Alembic migrations up to head."""
-    settings = get_settings()
+    settings = _settings()
     _engine(settings)
-    console.print(
-        f"database at head: {make_engine(settings.database_url).url.render_as_string(hide_password=True)}"
-    )
+    url = make_engine(settings.database_url).url.render_as_string(hide_password=True)
+    console.print(f"database at head: {escape(url)}", soft_wrap=True)
 
 
 @users_app.command("add")
@@ -404,7 +659,7 @@ def users_add(email: Annotated[str, typer.Argument(help="the reader's email addr
     """Create a reader and print their API token and feed token (shown only this once)."""
     from . import readers
 
-    settings = get_settings()
+    settings = _settings()
     engine = _engine(settings)
     try:
         with session_factory(engine)() as session, session.begin():
@@ -412,7 +667,7 @@ def users_add(email: Annotated[str, typer.Argument(help="the reader's email addr
             new = readers.create_reader(session, email)
     except (readers.ReaderError, readers.Conflict) as err:
         raise _fail(str(err)) from err
-    console.print(f"reader {new.reader_id} created: {new.email}", soft_wrap=True)
+    console.print(f"reader {new.reader_id} created: {escape(new.email)}", soft_wrap=True)
     console.print(
         "API token (shown only now; sign in at /signin or send 'Authorization: Bearer TOKEN'):",
         soft_wrap=True,
@@ -429,7 +684,7 @@ def users_list() -> None:
     """List the readers (never their tokens: only digests are stored)."""
     from . import readers
 
-    settings = get_settings()
+    settings = _settings()
     engine = _engine(settings)
     with session_factory(engine)() as session:
         rows = readers.list_readers(session)
@@ -437,7 +692,9 @@ def users_list() -> None:
     for col in ("id", "email", "created", "topic subscriptions"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.id), r.email, r.created_at.strftime("%Y-%m-%d %H:%M UTC"), str(r.subscriptions))
+        table.add_row(
+            str(r.id), escape(r.email), r.created_at.strftime("%Y-%m-%d %H:%M UTC"), str(r.subscriptions)
+        )
     console.print(table)
 
 
@@ -446,10 +703,12 @@ def feeds_import(
     path: Annotated[Path, typer.Argument(help="an OPML file (e.g. exported from a feed reader)")],
 ) -> None:
     """Add the feeds of an OPML file to the database as scheduled feeds. They live in the
-    database, not in feeds.toml (which stays the configuration of the feeds it lists)."""
+    database, not in feeds.toml (which stays the configuration of the feeds it lists). A feed
+    the database knows but no longer fetches (e.g. removed from feeds.toml) is scheduled again.
+    Prints one line per feed: ``+ added``, ``↻ re-scheduled`` or ``= already followed``."""
     from . import opml
 
-    settings = get_settings()
+    settings = _settings()
     try:
         feeds = opml.parse_opml(path.read_bytes())
     except OSError as err:
@@ -460,10 +719,20 @@ def feeds_import(
     with session_factory(engine)() as session, session.begin():
         report = opml.import_feeds(session, feeds, dt.datetime.now(dt.UTC))
     console.print(
-        f"{path}: {len(feeds)} feeds, {len(report.added)} added, {len(report.existing)} already followed"
+        escape(
+            f"{path}: {len(feeds)} feeds, {len(report.added)} added, {len(report.existing)} already "
+            f"followed, {len(report.rescheduled)} re-scheduled"
+        ),
+        soft_wrap=True,
     )
-    for url in report.added:
-        console.print(f"  + {url}")
+    marks = {
+        "added": "[green]+ added[/]",
+        "rescheduled": "[yellow]↻ re-scheduled[/]",
+        "existing": "= already followed",
+    }
+    for f in report.feeds:
+        url = f"  {escape(f.url)}" if f.state == "added" else ""
+        console.print(f"  {marks[f.state]}  {escape(f.name)}{url}", soft_wrap=True, highlight=False)
 
 
 @email_app.command("send-weekly")
@@ -474,7 +743,7 @@ def email_send_weekly(
     once per reader and ISO week, also with several instances or after a crash."""
     from .mail import send
 
-    settings = get_settings()
+    settings = _settings()
     engine = _engine(settings)
     report = send.send_due(engine, settings, limit=limit)
     console.print(
@@ -502,7 +771,7 @@ def email_preview(
     from .mail.tokens import EmailLinks, LinkSigner, signing_key
     from .store.tables import Reader
 
-    settings = get_settings()
+    settings = _settings()
     engine = _engine(settings)
     with session_factory(engine)() as session:
         row = session.scalar(sa.select(Reader).where(sa.func.lower(Reader.email) == reader.strip().lower()))
@@ -524,7 +793,7 @@ def email_status() -> None:
     """Weekly emails sent, pending and failed per ISO week, and the open ones with their last error."""
     from .mail import send
 
-    settings = get_settings()
+    settings = _settings()
     engine = _engine(settings)
     with session_factory(engine)() as session:
         status = send.email_status(session)
@@ -544,7 +813,12 @@ def email_status() -> None:
             if r.state == "failed" and r.next_attempt_at is None:
                 nxt = "gave up"
             rows.add_row(
-                r.iso_week, r.email or str(r.reader_id), r.state, str(r.attempts), nxt, r.last_error or ""
+                r.iso_week,
+                escape(r.email or str(r.reader_id)),
+                r.state,
+                str(r.attempts),
+                nxt,
+                escape(r.last_error or ""),
             )
         console.print(rows)
 

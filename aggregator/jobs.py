@@ -419,6 +419,13 @@ def _api_feed(session: Session, settings: Settings) -> Feed:
 
 @dataclass(slots=True)
 class BackfillReport:
+    """What :func:`backfill` (or :func:`fetch_papers`) did so far: API ``pages`` read, papers
+    ``seen`` (those on or after the day asked for), ``new_items`` stored (their ids in
+    ``new_item_ids``), ``done`` when nothing is left, ``error`` when it stopped on one.
+    ``total`` is the API's ``opensearch:totalResults``: every paper of the categories, whatever
+    its date, so not the number a backfill will see (the pages stop at the first paper older
+    than the day); no progress bar should count towards it."""
+
     pages: int = 0
     new_items: int = 0
     seen: int = 0

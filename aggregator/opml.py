@@ -4,7 +4,8 @@ feeds table as one, and import feeds into the database.
 Imported feeds live in the ``feeds`` table only (tagged ``"opml"``, scheduled like the others);
 ``feeds.toml`` stays the configuration of the feeds it lists, and syncing it leaves imported
 feeds alone. To stop following an imported feed, disable it in the database (or list it in
-``feeds.toml`` and remove it from there later).
+``feeds.toml`` and remove it from there later). Importing a feed the database knows but no longer
+follows schedules it again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import format_datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -71,28 +73,76 @@ def parse_opml(data: bytes | str) -> list[FeedConfig]:
     return feeds
 
 
+ImportState = Literal["added", "rescheduled", "existing"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedFeed:
+    """One feed of an import: its URL, its name (the stored one for a feed the database knew)
+    and what the import did: ``"added"`` (a new row), ``"rescheduled"`` (a known feed that was
+    unscheduled or disabled, scheduled again) or ``"existing"`` (followed already, untouched)."""
+
+    url: str
+    name: str
+    state: ImportState
+
+
 @dataclass(slots=True)
 class ImportReport:
-    added: list[str] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
+    """What :func:`import_feeds` did, one :class:`ImportedFeed` per feed in the document's order;
+    ``added``, ``rescheduled`` and ``existing`` are the URLs in each state."""
+
+    feeds: list[ImportedFeed] = field(default_factory=list)
+
+    def _urls(self, state: ImportState) -> list[str]:
+        return [f.url for f in self.feeds if f.state == state]
+
+    @property
+    def added(self) -> list[str]:
+        return self._urls("added")
+
+    @property
+    def rescheduled(self) -> list[str]:
+        return self._urls("rescheduled")
+
+    @property
+    def existing(self) -> list[str]:
+        return self._urls("existing")
 
 
 def import_feeds(session: Session, feeds: Sequence[FeedConfig], now: dt.datetime) -> ImportReport:
-    """Add feeds whose URL is not in the ``feeds`` table yet, scheduled and due now, tagged
-    :data:`OPML_TAG`. A URL already there is left as it is (reported in ``existing``).
-    The caller commits."""
+    """Follow the feeds of an import. A URL not in the ``feeds`` table yet is added, scheduled
+    and due now, tagged :data:`OPML_TAG`. A known feed that is not followed any more (unscheduled,
+    e.g. removed from ``feeds.toml`` or by the reader who added it, or disabled after an HTTP 410)
+    is scheduled again the same way: due now, enabled, error count and last error cleared, tagged
+    :data:`OPML_TAG` (so the next ``feeds.toml`` sync keeps it), and now the operator's feed
+    (``reader_added`` false: a reader's limit no longer counts it); its name and items stay. A
+    feed already scheduled and enabled is left as it is. The caller commits."""
     report = ImportReport()
     urls = [f.url for f in feeds]
-    have = set(session.scalars(sa.select(Feed.url).where(Feed.url.in_(urls)))) if urls else set()
+    have = {f.url: f for f in session.scalars(sa.select(Feed).where(Feed.url.in_(urls)))} if urls else {}
+    done: set[str] = set()
     for cfg in feeds:
-        if cfg.url in have:
-            report.existing.append(cfg.url)
+        if cfg.url in done:
             continue
-        have.add(cfg.url)
+        done.add(cfg.url)
+        known = have.get(cfg.url)
+        if known is not None and known.scheduled and not known.disabled:
+            report.feeds.append(ImportedFeed(cfg.url, known.name, "existing"))
+            continue
+        if known is not None:
+            known.scheduled, known.disabled, known.next_check_at = True, False, now
+            known.error_count, known.last_error, known.lease_until = 0, None, None
+            known.reader_added, known.added_by = False, None
+            if OPML_TAG not in (known.tags or []):
+                known.tags = [OPML_TAG, *(known.tags or [])]
+            report.feeds.append(ImportedFeed(cfg.url, known.name, "rescheduled"))
+            continue
+        name = cfg.name[:300]
         session.add(
             Feed(
                 url=cfg.url,
-                name=cfg.name[:300],
+                name=name,
                 kind=cfg.kind,
                 interval_minutes=cfg.interval,
                 tags=[OPML_TAG, *cfg.tags],
@@ -103,7 +153,7 @@ def import_feeds(session: Session, feeds: Sequence[FeedConfig], now: dt.datetime
                 disabled=False,
             )
         )
-        report.added.append(cfg.url)
+        report.feeds.append(ImportedFeed(cfg.url, name, "added"))
     session.flush()
     return report
 

@@ -31,6 +31,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .arxiv import UnknownCategory, check_category
+
 FeedKind = Literal["arxiv", "blog"]
 
 #: arXiv categories the default config follows, used when a feeds file names none.
@@ -201,11 +203,19 @@ class FeedsFile:
         """arXiv categories named by the arXiv feeds (``.../rss/cs.LG+cs.CV`` gives both)."""
         cats: list[str] = []
         for feed in self.feeds:
-            is_arxiv = feed.kind == "arxiv" or "arxiv.org" in feed.url
-            if is_arxiv and ("/rss/" in feed.url or "/atom/" in feed.url):
-                tail = feed.url.rstrip("/").rsplit("/", 1)[-1]
-                cats.extend(c for c in tail.split("+") if c and c not in cats)
+            cats.extend(c for c in listing_categories(feed.url, feed.kind) if c not in cats)
         return tuple(cats) or DEFAULT_ARXIV_CATEGORIES
+
+
+def listing_categories(url: str, kind: str | None) -> tuple[str, ...]:
+    """The arXiv categories (or archives) an arXiv listing feed names: ``("cs.LG", "cs.CV")``
+    for ``https://rss.arxiv.org/rss/cs.LG+cs.CV`` (or ``/atom/``); ``()`` for a feed that is not
+    an arXiv listing (``kind`` other than ``"arxiv"`` and no ``arxiv.org`` in the URL)."""
+    is_arxiv = kind == "arxiv" or "arxiv.org" in url
+    if not is_arxiv or ("/rss/" not in url and "/atom/" not in url):
+        return ()
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return tuple(dict.fromkeys(c for c in tail.split("+") if c))
 
 
 def _str_list(value: object, where: str) -> tuple[str, ...]:
@@ -217,7 +227,9 @@ def _str_list(value: object, where: str) -> tuple[str, ...]:
 
 
 def parse_feeds_toml(text: str, source: str = "feeds.toml") -> FeedsFile:
-    """Parse feeds-file TOML text. Raises :class:`ConfigError` naming ``source``."""
+    """Parse feeds-file TOML text. Raises :class:`ConfigError` naming ``source``, also when an
+    arXiv listing URL names a category (or archive) that is not in arXiv's taxonomy
+    (:func:`aggregator.arxiv.check_category`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -245,6 +257,11 @@ def parse_feeds_toml(text: str, source: str = "feeds.toml") -> FeedsFile:
         kind = raw.get("kind")
         if kind not in (None, "arxiv", "blog"):
             raise ConfigError(f"{where} ({name}): kind must be 'arxiv' or 'blog', not {kind!r}")
+        for cat in listing_categories(url, kind):
+            try:
+                check_category(cat, archives=True)
+            except UnknownCategory as err:
+                raise ConfigError(f"{where} ({name}): {err} (in {url})") from err
         interval = raw.get("interval", 60)
         if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
             raise ConfigError(f"{where} ({name}): interval must be a positive number of minutes")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.parse
 
 import pytest
+from conftest import DATA
 
 from aggregator.arxiv import (
+    ARXIV_ARCHIVES,
+    ARXIV_CATEGORIES,
     ARXIV_REQUEST_INTERVAL,
+    UnknownCategory,
     api_query_url,
+    check_category,
     is_arxiv_url,
     split_announcement,
     split_arxiv_id,
@@ -177,3 +184,59 @@ def test_split_author_list() -> None:
         "Tianliang Yan (University of Birmingham, School of Physics and Astronomy, Birmingham, UK), "
         "Yubao Liu (Center for Gravitational Experiment, Wuhan, China)"
     ) == ["Tianliang Yan", "Yubao Liu"]
+
+
+def _categories_in_the_data() -> set[str]:
+    """Every arXiv category of the real papers under ../shared/data: the RSS captures, the API
+    answers (2016-2026), the OAI-PMH page, the Kaggle snapshot and the bulk daily files (whose
+    ``categories`` also hold ACM and MSC classes, left out by the pattern)."""
+    cats: set[str] = set()
+    for path in [*(DATA / "arxiv-rss").iterdir(), *(DATA / "arxiv-api").iterdir()]:
+        text = path.read_text(errors="replace")
+        cats.update(re.findall(r"<category[^>]*?term=\"([^\"]+)\"", text))
+        cats.update(re.findall(r"<category>([^<]+)</category>", text))
+    oai = (DATA / "bulk" / "arxiv-oai-pmh-arXivRaw-ListRecords-2014-01-16-page96-scirate.xml").read_text()
+    for field in re.findall(r"<categories>([^<]+)</categories>", oai):
+        cats.update(field.split())
+    kaggle = DATA / "bulk" / "kaggle-arxiv-metadata-oai-snapshot-head200-wanng-ide.jsonl"
+    for line in kaggle.open(encoding="utf-8"):
+        cats.update(json.loads(line)["categories"].split())
+    for path in (DATA / "bulk" / "daily-arxiv-ai-enhanced").glob("*.jsonl"):
+        for line in path.open(encoding="utf-8"):
+            cats.update(json.loads(line).get("categories") or ())
+    return {c for c in cats if re.fullmatch(r"[a-z-]+(\.[A-Za-z-]+)?", c)}
+
+
+def test_taxonomy_matches_the_categories_of_the_real_papers() -> None:
+    seen = _categories_in_the_data()
+    assert len(ARXIV_CATEGORIES) == 155
+    assert seen - ARXIV_CATEGORIES == {"astro-ph"}  # retired in 2009, still on old papers
+    assert seen >= ARXIV_CATEGORIES  # every category of the taxonomy occurs in the data
+    # rss.arxiv.org's own list of valid archives, from its error answer for "astroph"
+    error = (DATA / "arxiv-rss" / "astroph-2024-11-28-rss2-ERROR-bad-archive-aioarxiv.xml").read_text()
+    listed = re.search(r"Valid archive names are: ([^.]+)\.", error).group(1)  # type: ignore[union-attr]
+    assert set(listed.split(", ")) == ARXIV_ARCHIVES | {"test"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cs.XX", "unknown arXiv category cs.XX; did you mean cs.AI?"),
+        ("cs.lg", "unknown arXiv category cs.lg; did you mean cs.LG?"),
+        ("stat-ML", "unknown arXiv category stat-ML; did you mean stat.ML?"),
+        ("quant_ph", "unknown arXiv category quant_ph; did you mean quant-ph?"),
+        ("zzzzzzzz", "unknown arXiv category zzzzzzzz; see https://arxiv.org/category_taxonomy"),
+        ("cs", "cs is an arXiv archive, not a category; name its categories, e.g. cs.AI, cs.AR, cs.CC"),
+    ],
+)
+def test_check_category_refuses_and_suggests(text: str, message: str) -> None:
+    with pytest.raises(UnknownCategory) as info:
+        check_category(text)
+    assert str(info.value) == message
+
+
+def test_check_category_accepts() -> None:
+    assert check_category(" cs.LG ") == "cs.LG"
+    assert check_category("cond-mat.str-el") == "cond-mat.str-el"
+    assert check_category("hep-th") == "hep-th"
+    assert check_category("astro-ph", archives=True) == "astro-ph"

@@ -91,6 +91,59 @@ def test_import_export_and_sync_keep_imported_feeds(engine: sa.Engine) -> None:
     assert [f.url for f in opml.parse_opml(doc)] == [o.get("xmlUrl") for o in outlines]  # round trip
 
 
+def test_import_reschedules_feeds_no_longer_followed(engine: sa.Engine) -> None:
+    """A feed removed from feeds.toml (unscheduled) and one disabled after an HTTP 410 are
+    scheduled again, due now, and stay so through the next feeds.toml sync; a feed a reader
+    added and removed becomes the operator's. Their names stay."""
+    lil, bair, robo = (
+        "https://lilianweng.github.io/index.xml",
+        "https://bair.berkeley.edu/blog/feed.xml",
+        "https://rss.arxiv.org/rss/cs.RO",
+    )
+    earlier = NOW - dt.timedelta(days=3)
+    with session_factory(engine)() as s, s.begin():
+        sync_feeds(s, [FeedConfig("Lil'Log (toml)", lil), FeedConfig("BAIR", bair)], earlier)
+        sync_feeds(s, [FeedConfig("BAIR", bair)], earlier)  # Lil'Log left the file
+        gone = s.scalar(sa.select(Feed).where(Feed.url == bair))
+        assert gone is not None
+        gone.disabled, gone.error_count, gone.last_error, gone.next_check_at = True, 1, "HTTP 410", None
+        reader = Reader(email="r@example.com", token_hash="x", feed_token_hash="y", created_at=earlier)
+        s.add(reader)
+        s.flush()
+        s.add(
+            Feed(
+                url=robo,
+                name="robots",
+                interval_minutes=60,
+                tags=[],
+                scheduled=False,
+                created_at=earlier,
+                error_count=0,
+                disabled=False,
+                reader_added=True,
+                added_by=reader.id,
+            )
+        )
+    with session_factory(engine)() as s, s.begin():
+        report = opml.import_feeds(s, opml.parse_opml(OPML), NOW)
+        assert [(f.name, f.state) for f in report.feeds] == [
+            ("Lil'Log (toml)", "rescheduled"),
+            ("BAIR", "rescheduled"),
+            ("robots", "rescheduled"),
+        ]
+        assert report.rescheduled == [lil, bair, robo] and report.added == report.existing == []
+    with session_factory(engine)() as s, s.begin():
+        sync_feeds(s, [FeedConfig("BAIR", bair)], NOW)  # the file's next sync
+        feeds = {f.url: f for f in s.scalars(sa.select(Feed))}
+        for url in (lil, bair, robo):
+            f = feeds[url]
+            assert f.scheduled and not f.disabled and f.error_count == 0 and f.last_error is None
+            assert f.next_check_at is not None and f.next_check_at.replace(tzinfo=dt.UTC) == NOW
+        assert feeds[lil].tags == ["opml"] and feeds[lil].name == "Lil'Log (toml)"
+        assert not feeds[robo].reader_added and feeds[robo].added_by is None
+        assert opml.import_feeds(s, opml.parse_opml(OPML), NOW).existing == [lil, bair, robo]
+
+
 def test_feeds_opml_endpoint(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'o.db'}"
     feeds = tmp_path / "feeds.toml"

@@ -53,6 +53,15 @@ def test_replay_feeds_file_loads() -> None:
         ("feeds = 3", "must be an array of tables"),
         ("[interests]\nkeywords = 'llm'\n", "interests.keywords must be a list of strings"),
         ("[[feeds]\n", "not valid TOML"),
+        (
+            "[[feeds]]\nname = 'x'\nurl = 'https://rss.arxiv.org/rss/cs.LG+cs.XX'\n",
+            "feeds[0] (x): unknown arXiv category cs.XX; did you mean cs.AI? "
+            "(in https://rss.arxiv.org/rss/cs.LG+cs.XX)",
+        ),
+        (
+            "[[feeds]]\nname = 'x'\nurl = 'http://127.0.0.1:8765/rss/stat.ml'\nkind = 'arxiv'\n",
+            "unknown arXiv category stat.ml; did you mean stat.ML?",
+        ),
     ],
 )
 def test_bad_feeds_files_are_explained(text: str, message: str) -> None:
@@ -74,3 +83,12 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGGREGATOR_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ValueError, match="unknown IANA time zone"):
         Settings()
+
+
+def test_arxiv_listing_categories_and_archives_are_accepted() -> None:
+    text = (
+        "[[feeds]]\nname = 'a'\nurl = 'https://rss.arxiv.org/rss/cs.LG+stat.ML+hep-th'\n"
+        "[[feeds]]\nname = 'b'\nurl = 'https://rss.arxiv.org/atom/math'\n"  # a whole archive
+        "[[feeds]]\nname = 'c'\nurl = 'https://blog.example/rss/feed.xml'\n"  # not arXiv: unchecked
+    )
+    assert parse_feeds_toml(text).arxiv_categories == ("cs.LG", "stat.ML", "hep-th", "math")
