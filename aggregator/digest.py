@@ -57,14 +57,36 @@ def day_window(day: dt.date, days: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.d
 
 
 def latest_day(session: Session | sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
-    """``today`` if it has items, else the latest earlier local date that has some (or today)."""
+    """The digest's default day: the newest local date (zone ``tz``), not after ``today``, on
+    which papers (``kind = 'paper'``) were announced. Without any paper: the newest date of
+    an item that carries its own date, then ``today``. Items dated by their fetch time
+    (``date_from_fetch``, e.g. an undated "FAQ" page) never decide it.
+
+    At most two look-ups, each a backward walk of ``ix_items_published`` from the end of
+    ``today`` that stops at the first matching row (papers are nearly every row, so that is
+    at once; the second runs only when there is no paper at all)."""
     _, end = day_window(today, 1, tz)
-    latest = session.scalar(sa.select(sa.func.max(Item.published)).where(Item.published < end))
+    newest = (
+        sa.select(Item.published)
+        .where(Item.published < end, Item.date_from_fetch.is_(False))
+        .order_by(Item.published.desc())
+        .limit(1)
+    )
+    latest = session.scalar(newest.where(Item.kind == "paper"))
+    if latest is None:
+        latest = session.scalar(newest)
     if latest is None:
         return today
     if latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)
     return latest.astimezone(tz).date()
+
+
+def default_day(session: Session | sa.Connection, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
+    """The day every digest shows when none is asked for (the pages, ``/api/digest``, the
+    reader's digest, the Atom feed, the served digest): :func:`latest_day` of today in ``tz``
+    (``now``: default the current time)."""
+    return latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
 
 
 def build_digest(
@@ -79,15 +101,15 @@ def build_digest(
     scored_only: bool = False,
     hide_muted: bool = False,
 ) -> Digest:
-    """The ranked digest: items of the ``days`` local days ending ``day`` (default: today, or
-    the latest day with items), ordered by the precomputed score of ``profile``, ties broken
+    """The ranked digest: items of the ``days`` local days ending ``day`` (default:
+    :func:`default_day`), ordered by the precomputed score of ``profile``, ties broken
     by recency. ``scored_only`` keeps only items that have a score row (a reader's scores
     hold their top items of the window, see :mod:`aggregator.personal`), which lets the query
     walk the ``(profile, item)`` rows instead of every item of the window; ``hide_muted``
     leaves out rows the reader's muted phrases or authors matched. Reads only: one
     count, one ranked page of columns (no ORM objects), then sources and links of that page."""
     if day is None:
-        day = latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+        day = default_day(session, tz, now)
     start, end = day_window(day, days, tz)
     in_window = sa.and_(Item.published >= start, Item.published < end)
     total = session.scalar(sa.select(sa.func.count()).select_from(Item).where(in_window)) or 0

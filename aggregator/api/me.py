@@ -249,15 +249,17 @@ def my_digest_atom(
     session: SessionDep,
     settings: SettingsDep,
     token: Annotated[str | None, Query(description="your feed token (not the API token)")] = None,
+    date: DateQuery = None,
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
 ) -> Response:
-    """Your ranked digest as an Atom feed, for a feed reader. Authenticated by the feed token
-    in the URL; rotate it with ``POST /api/me/feed-token`` if the URL leaks."""
+    """Your ranked digest as an Atom feed, for a feed reader (the ``days`` days ending at
+    ``date``, default the newest day with papers). Authenticated by the feed token in the URL;
+    rotate it with ``POST /api/me/feed-token`` if the URL leaks."""
     reader = readers.reader_for_feed_token(session, token)
     if reader is None:
         raise unauthorized("missing or invalid feed token (?token=)", error="invalid_token")
-    d = readers.reader_digest(session, settings.tz, reader.id, None, days, limit)
+    d = readers.reader_digest(session, settings.tz, reader.id, date, days, limit)
     return Response(atom_feed(request, reader, d, settings), media_type="application/atom+xml; charset=utf-8")
 
 

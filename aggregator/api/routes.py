@@ -38,7 +38,7 @@ def iso_date_only(value: object) -> object:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 IsoDate = Annotated[dt.date, BeforeValidator(iso_date_only)]
 DateQuery = Annotated[
-    IsoDate | None, Query(description="local date YYYY-MM-DD; default: today or the latest day with items")
+    IsoDate | None, Query(description="local date YYYY-MM-DD; default: the newest day with papers")
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=31, description="widen to the N days ending at `date`")]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="at most this many items")]
