@@ -1,5 +1,7 @@
 """A newcomer's first hour (issue 11), on real data: which day the digest shows by default (the
-newest day with papers; Lil'Log's undated "FAQ" page, dated by its fetch, never decides it)."""
+newest day with papers; Lil'Log's undated "FAQ" page, dated by its fetch, never decides it),
+and an unranked digest when no interests are set (ordered by the blog posts discussing each
+paper, then newest first; no 0.000 scores)."""
 
 from __future__ import annotations
 
@@ -112,3 +114,54 @@ def _csrf(client: TestClient, path: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
     assert found is not None
     return found.group(1)
+
+
+# --- an unranked digest ------------------------------------------------------------------------------
+
+
+def test_without_interests_the_digest_is_unranked_by_discussion_then_recency(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """No [interests]: the refit writes score 0 for every item (as the scheduler does). The
+    digest is then ordered by the posts discussing each paper (HF daily papers posts link real
+    papers of 2026-04-26), then newest first, and shows no scores."""
+    load_papers(engine, days=("2026-04-26",))
+    _ingest_blog(engine, HF_DAILY, "HF daily papers", fetched=dt.datetime(2026, 4, 30, tzinfo=dt.UTC))
+    settings = _settings(database_url, tmp_path)
+    assert jobs.update_ranking(engine, settings, Interests()) > 0  # every item scored 0
+    day, days = dt.date(2026, 4, 28), 7
+    with session_factory(engine)() as s:
+        digest = build_digest(s, UTC, day, days, limit=500)
+        assert not digest.ranked and digest.total == len(digest.items)
+        ids = [e.id for e in digest.items]
+        discussed = links.discussed_in(s, ids)
+        assert len([i for i in ids if discussed.get(i)]) == 3  # the three papers HF daily links
+        published = dict(s.execute(sa.select(Item.id, Item.published).where(Item.id.in_(ids))).all())
+        kinds = dict(s.execute(sa.select(Item.id, Item.kind).where(Item.id.in_(ids))).all())
+    expected = sorted(ids, key=lambda i: (-discussed.get(i, 0), -published[i].timestamp(), -i))
+    assert ids == expected
+    assert all(discussed.get(i) for i in ids[:3]) and not any(discussed.get(i) for i in ids[3:])
+    # after the discussed papers, the newest first: the posts of 27 and 28 April before the papers
+    rest = [kinds[i] for i in ids[3:]]
+    assert rest[:5] == ["post"] * 5 and "paper" in rest
+    assert [published[i] for i in ids[3:]] == sorted((published[i] for i in ids[3:]), reverse=True)
+
+    with TestClient(create_app(settings, engine)) as client:
+        body = client.get("/api/digest", params={"date": day.isoformat(), "days": days, "limit": 500}).json()
+        assert body["ranked"] is False
+        assert [i["id"] for i in body["items"]] == ids
+        assert all(i["score"] is None for i in body["items"])
+        assert [i["discussed_in"] for i in body["items"][:3]] == [1, 1, 1]
+        page = client.get("/", params={"date": day.isoformat(), "days": days}).text
+        assert "Unranked: no interests are set." in page
+        assert "Set <code>[interests]</code> in feeds.toml" in page
+        assert '<a href="/me/profile">sign in and set your profile</a>' in page
+        assert 'class="score"' not in page and "0.000" not in page
+        # with interests the same window is ranked: scores shown, best first
+        jobs.update_ranking(engine, settings, Interests(text="large language models and agents"))
+        ranked = client.get("/api/digest", params={"date": day.isoformat(), "days": days}).json()
+        assert ranked["ranked"] is True and ranked["items"][0]["score"] > 0
+        scores = [i["score"] for i in ranked["items"]]
+        assert scores == sorted(scores, reverse=True)
+        page = client.get("/", params={"date": day.isoformat(), "days": days}).text
+        assert "Unranked" not in page and 'class="score"' in page

@@ -108,8 +108,8 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: readers.ReaderEntry) -> ReaderItem:
-    base = digest_item(e.entry).model_dump()
+def _reader_item(e: readers.ReaderEntry, ranked: bool = True) -> ReaderItem:
+    base = digest_item(e.entry, ranked).model_dump()
     return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
 
 
@@ -162,7 +162,7 @@ def _reader_digest_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         d = readers.reader_digest(session, settings.tz, reader_id, day, days, limit)
-    items = {e.entry.id: _reader_item(e) for e in d.items}
+    items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
     groups = None
     if group == "topic":
         groups = [

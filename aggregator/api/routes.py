@@ -44,8 +44,12 @@ DaysQuery = Annotated[int, Query(ge=1, le=31, description="widen to the N days e
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="at most this many items")]
 
 
-def digest_item(entry: DigestEntry) -> DigestItem:
-    return DigestItem.model_validate(entry, from_attributes=True)
+def digest_item(entry: DigestEntry, ranked: bool = True) -> DigestItem:
+    """The JSON item of a digest entry; ``score`` null when the digest is unranked."""
+    item = DigestItem.model_validate(entry, from_attributes=True)
+    if not ranked:
+        item.score = None
+    return item
 
 
 @router.get("/api/digest", response_model=DigestResponse, tags=["digest"])
@@ -56,14 +60,18 @@ def get_digest(
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
 ) -> DigestResponse:
-    """The ranked daily digest for the configured interests, best first."""
+    """The ranked daily digest for the configured interests, best first. Without ``date``:
+    the newest day with papers (items dated by their fetch time never decide it). When no
+    interests are set, ``ranked`` is false, every ``score`` null, and the items are ordered by
+    the blog posts discussing them (``discussed_in``), then newest first."""
     digest = build_digest(session, settings.tz, date, days, limit)
     return DigestResponse(
         date=digest.date,
         days=days,
         timezone=settings.timezone,
         total=digest.total,
-        items=[digest_item(e) for e in digest.items],
+        ranked=digest.ranked,
+        items=[digest_item(e, digest.ranked) for e in digest.items],
     )
 
 

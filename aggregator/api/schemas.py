@@ -22,7 +22,10 @@ class DigestItem(BaseModel):
     kind: str = Field(description="'paper' (arXiv) or 'post' (blog)")
     categories: list[str]
     published: dt.datetime = Field(description="announcement (papers) or publication (posts) time, UTC")
-    score: float = Field(description="cosine similarity to the interest profile, 0..1")
+    score: float | None = Field(
+        description="cosine similarity to the interest profile, 0..1; null in an unranked digest "
+        "(no interests set)"
+    )
     why: list[WhyTerm] = Field(description="the terms that contributed most to the score")
     arxiv_id: str | None = None
     discussed_in: int = Field(default=0, description="blog posts that link this paper")
@@ -33,6 +36,11 @@ class DigestResponse(BaseModel):
     days: int
     timezone: str
     total: int = Field(description="items in the window, of which `items` are the best `limit`")
+    ranked: bool = Field(
+        True,
+        description="false when no interests are set (no [interests] in feeds.toml): the items are "
+        "then ordered by `discussed_in`, then newest first, and every `score` is null",
+    )
     items: list[DigestItem]
 
 
