@@ -1,26 +1,28 @@
 """A newcomer's first hour (issue 11), on real data: which day the digest shows by default (the
 newest day with papers; Lil'Log's undated "FAQ" page, dated by its fetch, never decides it),
-and an unranked digest when no interests are set (ordered by the blog posts discussing each
-paper, then newest first; no 0.000 scores)."""
+an unranked digest when no interests are set (ordered by the blog posts discussing each
+paper, then newest first; no 0.000 scores), the feed status at ``/api/feeds`` and ``/feeds``,
+and the failing-feeds notice of the digest pages."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from conftest import DATA
+from conftest import DATA, Replay
 from fastapi.testclient import TestClient
 from test_readers import load_papers
 
-from aggregator import jobs, links, readers, served
+from aggregator import feed_status, jobs, links, readers, served
 from aggregator.api.app import create_app
 from aggregator.digest import build_digest, default_day, latest_day
 from aggregator.ingest import write_entries
 from aggregator.parse import parse_feed
-from aggregator.settings import Interests, Settings
+from aggregator.settings import Interests, Settings, load_feeds_file
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 
@@ -165,3 +167,150 @@ def test_without_interests_the_digest_is_unranked_by_discussion_then_recency(
         assert scores == sorted(scores, reverse=True)
         page = client.get("/", params={"date": day.isoformat(), "days": days}).text
         assert "Unranked" not in page and 'class="score"' in page
+
+
+# --- feed status and the failing-feeds notice --------------------------------------------------------
+
+
+LILLOG_PATH = "/static/blogs/lilianweng-lillog-2026-07-04-rss2-hugo.xml"
+BAIR_PATH = "/static/blogs/bair-blog-2026-04-rss2-distill.xml"
+
+
+def _feed_toml(name: str, url: str, kind: str | None = None) -> str:
+    return f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n' + (f'kind = "{kind}"\n' if kind else "") + "\n"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed when the block ends: connections are refused
+
+
+def test_feed_status_page_and_api_share_one_query(replay: Replay, tmp_path: Path) -> None:
+    port = _closed_port()
+    feeds_toml = (
+        _feed_toml("Lil'Log", replay.url(LILLOG_PATH))
+        + _feed_toml("arXiv cs.LG (unreachable)", f"http://127.0.0.1:{port}/rss/cs.LG", kind="arxiv")
+        + _feed_toml(
+            "Gone blog", replay.url("/_fault/status-404/static/blogs/bair-blog-2026-04-rss2-distill.xml")
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'feeds.db'}"
+    settings = _settings(url, tmp_path, feeds_toml, feed_allow_hosts=["127.0.0.1"])
+    app = create_app(settings)
+    with TestClient(app) as client:
+        token = client.post("/api/readers", json={"email": "adder@example.com"}).json()["token"]
+        reader_feed = replay.url("/static/blogs/thegradient-2026-04-27-rss2-distill.xml")
+        added = client.post(
+            "/api/me/feeds",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"url": reader_feed, "name": "A reader's pick"},
+        )
+        assert added.status_code in (200, 201), added.text
+        engine = app.state.engine
+        report = jobs.refresh_feeds(engine, settings, load_feeds_file(settings.feeds_file), include_all=True)
+        assert {o.name: o.state for o in report.outcomes} == {
+            "Lil'Log": "new",
+            "arXiv cs.LG (unreachable)": "failed",
+            "Gone blog": "failed",
+            "A reader's pick": "new",
+        }
+        api = client.get("/api/feeds").json()
+        with session_factory(engine)() as s:
+            states = feed_status.feed_states(s)
+        assert [f["id"] for f in api] == [f.id for f in states]
+        for row, state in zip(api, states, strict=True):
+            assert row["name"] == state.name and row["items"] == state.items
+            assert row["last_error"] == state.last_error and row["error_count"] == state.error_count
+            assert row["reader_added"] == state.reader_added
+        by_name = {f["name"]: f for f in api}
+        assert by_name["A reader's pick"]["reader_added"] and not by_name["Lil'Log"]["reader_added"]
+        assert by_name["Lil'Log"]["items"] == 53 and by_name["Lil'Log"]["last_status"] == 200
+        refused = by_name["arXiv cs.LG (unreachable)"]
+        assert refused["error_count"] == 1 and "refused" in refused["last_error"].lower()
+
+        page = client.get("/feeds")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        html = page.text
+        for name in ("Lil&#39;Log", "arXiv cs.LG (unreachable)", "Gone blog", "A reader&#39;s pick"):
+            assert name in html
+        assert "OK, 53 items; next check in 60 min" in html
+        assert "Failed once; last error: cannot connect:" in html and "next try in 60 min" in html
+        assert "Failed once; last error: HTTP 404 Not Found; next try in 60 min" in html
+        assert "HTTP 200 OK" in html and "no answer" in html  # last status, in words
+        assert f"http://127.0.0.1:{port}/rss/cs.LG" in html  # the operator's URLs are shown
+        assert reader_feed not in html and "added by a reader" in html  # a reader's URL is not
+        # failing feeds first
+        assert html.index("arXiv cs.LG (unreachable)") < html.index("Lil&#39;Log")
+        # 2 of 4 failed: not most of them, so no notice on the digest
+        assert 'id="failing-feeds"' not in client.get("/").text
+        # every page's header links the feed status
+        for path in ("/", "/feeds", "/topics", "/signin", "/trends"):
+            assert '<a href="/feeds">Feeds</a>' in client.get(path).text, path
+
+
+def test_failing_feeds_notice_on_the_digest_pages(replay: Replay, tmp_path: Path) -> None:
+    """Three of four feeds unreachable (a closed loopback port) in a real fetch pass, the
+    fourth (Lil'Log, replayed) fine: both digest pages say so at the top and link the feed
+    status."""
+    port = _closed_port()
+    unreachable = "".join(
+        _feed_toml(name, f"http://127.0.0.1:{port}/{name.replace(' ', '-')}")
+        for name in ("arXiv cs.LG", "arXiv cs.CL", "OpenAI")
+    )
+    feeds_toml = unreachable + _feed_toml("Lil'Log", replay.url(LILLOG_PATH))
+    url = f"sqlite:///{tmp_path / 'fail.db'}"
+    settings = _settings(url, tmp_path, feeds_toml)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        engine = app.state.engine
+        report = jobs.refresh_feeds(engine, settings, load_feeds_file(settings.feeds_file), include_all=True)
+        assert report.count("failed") == 3 and report.count("new") == 1
+        with session_factory(engine)() as s:
+            assert feed_status.failing_feeds(s) == feed_status.FailingFeeds(failed=3, total=4)
+        page = client.get("/").text
+        assert "3 of 4 feeds failed on their last fetch" in page
+        assert '— <a href="/feeds">see feed status</a>' in page
+        assert page.index('id="failing-feeds"') < page.index("<article")  # at the top, above the items
+        token = client.post("/api/readers", json={"email": "me@example.com"}).json()["token"]
+        client.post("/signin", data={"token": token, "csrf_token": _csrf(client, "/signin")})
+        me = client.get("/me")
+        assert me.status_code == 200 and "3 of 4 feeds failed on their last fetch" in me.text
+        assert '<a href="/feeds">see feed status</a>' in me.text
+
+
+def test_feed_status_words() -> None:
+    now = FETCHED
+    base = feed_status.FeedState(
+        id=1,
+        name="x",
+        url="http://x",
+        kind="blog",
+        title=None,
+        interval_minutes=60,
+        scheduled=True,
+        disabled=False,
+        reader_added=False,
+        last_status=None,
+        last_fetch_at=now - dt.timedelta(minutes=5),
+        last_success_at=None,
+        error_count=3,
+        last_error="cannot connect: connection refused",
+        parse_problems=None,
+        next_check_at=now + dt.timedelta(hours=2),
+        items=0,
+    )
+    assert (
+        feed_status.describe(base, now)
+        == "failed 3 times in a row; last error: cannot connect: connection refused; next try in 2 h"
+    )
+    ok = base.__class__(**{**_fields(base), "error_count": 0, "last_error": None, "items": 41})
+    assert feed_status.describe(ok, now) == "OK, 41 items; next check in 2 h"
+    new = base.__class__(**{**_fields(ok), "last_fetch_at": None, "next_check_at": now})
+    assert feed_status.describe(new, now) == "not fetched yet; first check at the next pass"
+    assert feed_status.ago(now - dt.timedelta(days=3), now) == "3 days ago"
+    assert feed_status.until(now + dt.timedelta(seconds=20), now) == "in less than a minute"
+
+
+def _fields(state: feed_status.FeedState) -> dict:
+    return {name: getattr(state, name) for name in state.__slots__}  # type: ignore[attr-defined]
