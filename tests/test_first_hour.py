@@ -2,7 +2,7 @@
 newest day with papers; Lil'Log's undated "FAQ" page, dated by its fetch, never decides it),
 an unranked digest when no interests are set (ordered by the blog posts discussing each
 paper, then newest first; no 0.000 scores), the feed status at ``/api/feeds`` and ``/feeds``,
-and the failing-feeds notice of the digest pages."""
+the failing-feeds notice of the digest pages, and /docs without a CDN."""
 
 from __future__ import annotations
 
@@ -314,3 +314,18 @@ def test_feed_status_words() -> None:
 
 def _fields(state: feed_status.FeedState) -> dict:
     return {name: getattr(state, name) for name in state.__slots__}  # type: ignore[attr-defined]
+
+
+# --- /docs offline ---------------------------------------------------------------------------------
+
+
+def test_docs_are_served_without_a_cdn(tmp_path: Path) -> None:
+    with TestClient(create_app(_settings(f"sqlite:///{tmp_path / 'docs.db'}", tmp_path))) as client:
+        for path in ("/docs", "/redoc"):
+            html = client.get(path).text
+            assert "cdn.jsdelivr.net" not in html and "fonts.googleapis.com" not in html
+            assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+            assert assets and all(a.startswith("/static-offline-docs/") for a in assets), assets
+            for asset in assets:
+                resp = client.get(asset)
+                assert resp.status_code == 200 and len(resp.content) > 1000, asset

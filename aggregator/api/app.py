@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -56,7 +57,9 @@ def create_app(
             if on_stop is not None:
                 on_stop(app)
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from this package, served at
+    # /static-offline-docs, not from a CDN: they work without network access
+    app = FastAPIOffline(
         title="aggregator",
         version="0.1.0",
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
