@@ -2,7 +2,8 @@
 newest day with papers; Lil'Log's undated "FAQ" page, dated by its fetch, never decides it),
 an unranked digest when no interests are set (ordered by the blog posts discussing each
 paper, then newest first; no 0.000 scores), the feed status at ``/api/feeds`` and ``/feeds``,
-the failing-feeds notice of the digest pages, and /docs without a CDN."""
+the failing-feeds notice of the digest pages, and HTML error pages for the pages while the
+API keeps FastAPI's JSON errors."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from conftest import DATA, Replay
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from test_readers import load_papers
 
 from aggregator import feed_status, jobs, links, readers, served
 from aggregator.api.app import create_app
+from aggregator.api.routes import DateQuery, ItemId
 from aggregator.digest import build_digest, default_day, latest_day
 from aggregator.ingest import write_entries
 from aggregator.parse import parse_feed
@@ -316,16 +320,95 @@ def _fields(state: feed_status.FeedState) -> dict:
     return {name: getattr(state, name) for name in state.__slots__}  # type: ignore[attr-defined]
 
 
-# --- /docs offline ---------------------------------------------------------------------------------
+# --- error pages -----------------------------------------------------------------------------------
 
 
-def test_docs_are_served_without_a_cdn(tmp_path: Path) -> None:
-    with TestClient(create_app(_settings(f"sqlite:///{tmp_path / 'docs.db'}", tmp_path))) as client:
-        for path in ("/docs", "/redoc"):
-            html = client.get(path).text
-            assert "cdn.jsdelivr.net" not in html and "fonts.googleapis.com" not in html
-            assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
-            assert assets and all(a.startswith("/static-offline-docs/") for a in assets), assets
-            for asset in assets:
-                resp = client.get(asset)
-                assert resp.status_code == 200 and len(resp.content) > 1000, asset
+@pytest.fixture
+def app_client(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = _settings(f"sqlite:///{tmp_path / 'errors.db'}", tmp_path)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/?date=garbage", "date: a date must be written YYYY-MM-DD (you sent “garbage”)"),
+        ("/?date=yesterday", "date: a date must be written YYYY-MM-DD (you sent “yesterday”)"),
+        ("/?days=0", "days: Input should be greater than or equal to 1 (you sent “0”)"),
+        ("/trends?window=7days", "window: String should match pattern"),
+        ("/trends?window=99d", "window must be between 1d and 28d, not 99d"),
+        ("/email/feedback", "t: Field required"),
+        ("/me/profile?feed=nonsense", "feed: Input should be"),
+    ],
+)
+def test_pages_answer_bad_input_with_an_html_page(app_client: TestClient, path: str, says: str) -> None:
+    resp = app_client.get(path)
+    assert resp.status_code == 422 and resp.headers["content-type"].startswith("text/html")
+    assert "Some of the input was not valid" in resp.text and says in resp.text
+    assert '<a href="/" rel="home">' in resp.text and "<script" not in resp.text
+
+
+def test_html_errors_keep_status_and_headers(app_client: TestClient) -> None:
+    missing = app_client.get("/no-such-page")
+    assert missing.status_code == 404 and "There is no page at /no-such-page." in missing.text
+    denied = app_client.post("/me/feedback", data={"item_id": 1, "value": 1, "csrf_token": "x"})
+    assert denied.status_code == 401 and "text/html" in denied.headers["content-type"]
+    assert "sign in first" in denied.text and 'href="/signin?next=/me/feedback"' in denied.text
+    wrong = app_client.put("/feeds")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET" and "<html" in wrong.text
+    hostile = app_client.get("/", params={"date": "<script>alert(1)</script>"})
+    assert (
+        hostile.status_code == 422
+        and "<script>alert" not in hostile.text
+        and "&lt;script&gt;" in hostile.text
+    )
+
+
+def test_api_errors_keep_fastapis_json_exactly(app_client: TestClient) -> None:
+    """/api routes (and JSON routes outside /api) answer exactly what a plain FastAPI app with
+    the same parameters answers."""
+    plain = FastAPI()
+
+    @plain.get("/api/digest")
+    def digest(date: DateQuery = None) -> dict:  # the same query parameter as ours
+        return {}
+
+    @plain.get("/api/items/{item_id}")
+    def item(item_id: ItemId) -> dict:
+        return {}
+
+    with TestClient(plain) as reference:
+        for path in ("/api/digest?date=garbage", "/api/digest?date=2026-02-30", "/api/items/abc"):
+            ours, theirs = app_client.get(path), reference.get(path)
+            assert ours.status_code == theirs.status_code == 422, path
+            assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
+            assert ours.json() == theirs.json(), path
+        ours, theirs = app_client.get("/api/nope"), reference.get("/api/nope")
+        assert (
+            (ours.status_code, ours.json())
+            == (theirs.status_code, theirs.json())
+            == (404, {"detail": "Not Found"})
+        )
+    assert app_client.get("/api/items/999").json() == {"detail": "no item with id 999"}
+    not_allowed = app_client.delete("/api/digest")
+    assert not_allowed.status_code == 405 and not_allowed.json() == {"detail": "Method Not Allowed"}
+    assert not_allowed.headers["allow"] == "GET"
+    health = app_client.post("/healthz")
+    assert health.status_code == 405 and health.json() == {"detail": "Method Not Allowed"}
+    unauthorized = app_client.get("/api/me/digest")
+    assert unauthorized.status_code == 401 and unauthorized.json()["detail"].startswith("missing API token")
+    assert unauthorized.headers["www-authenticate"] == "Bearer"
+    bad_atom = app_client.get("/api/me/digest.atom", params={"token": "x", "date": "garbage"})
+    assert bad_atom.status_code == 422 and bad_atom.json()["detail"][0]["loc"] == ["query", "date"]
+
+
+def test_docs_are_served_without_a_cdn(app_client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        html = app_client.get(path).text
+        assert "cdn.jsdelivr.net" not in html and "fonts.googleapis.com" not in html
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets and all(a.startswith("/static-offline-docs/") for a in assets), assets
+        for asset in assets:
+            resp = app_client.get(asset)
+            assert resp.status_code == 200 and len(resp.content) > 1000, asset

@@ -8,18 +8,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from .. import readers, served, served_pg
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
-from . import me, my_feeds, pages, reader_pages, routes
+from . import errors, me, my_feeds, pages, reader_pages, routes
 from . import trends as trends_routes
 from .fastlane import DigestFastLane
 from .limits import BodySizeLimit, RateLimit
@@ -82,7 +80,8 @@ def create_app(
         if engine.dialect.name == "postgresql" and settings.read_connections > 0
         else None
     )
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # pages: HTML; API: JSON
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.include_router(routes.router)
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
@@ -91,23 +90,6 @@ def create_app(
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)
     return app
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's HTTP error answer, except that a 405 lists in ``Allow`` every method the path
-    supports (Starlette names only those of the first route that matched the path)."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code != 405:
-        return await http_exception_handler(request, exc)
-    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "\x00"}
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return JSONResponse(
-        {"detail": exc.detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))}
-    )
 
 
 def app_from_env() -> FastAPI:

@@ -16,13 +16,14 @@ from fastapi.templating import Jinja2Templates
 from ..digest import build_digest
 from ..feed_status import FeedState, ago, describe, failing_feeds, feed_states, state_of, until
 from .deps import SessionDep, SettingsDep
+from .errors import HTML_422
 from .routes import DateQuery, DaysQuery, LimitQuery
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
 
-@router.get("/", response_class=HTMLResponse, tags=["pages"])
+@router.get("/", response_class=HTMLResponse, tags=["pages"], responses=HTML_422)
 def digest_page(
     request: Request,
     session: SessionDep,
