@@ -58,6 +58,7 @@ def create_app(
     # /docs (Swagger UI) and /redoc load their scripts and styles from this package, served at
     # /static-offline-docs, not from a CDN: they work without network access
     app = FastAPIOffline(
+        redoc_url=None,  # see _offline_redoc
         title="aggregator",
         version="0.1.0",
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
@@ -68,6 +69,7 @@ def create_app(
             429: {"description": "rate limit exceeded; see the Retry-After header (seconds)"},
         },
     )
+    _offline_redoc(app)
     app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
     app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -90,6 +92,31 @@ def create_app(
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)
     return app
+
+
+#: Where fastapi-offline serves the Swagger UI and ReDoc assets it ships.
+DOCS_STATIC = "/static-offline-docs"
+#: ReDoc's sidebar shows a logo from cdn.redoc.ly whatever its options: this page's images
+#: may come only from here (or data: URLs), so the browser never asks the CDN.
+REDOC_CSP = "img-src 'self' data:"
+
+
+def _offline_redoc(app: FastAPI) -> None:
+    """``GET /redoc``: ReDoc from fastapi-offline's copy, no Google fonts, no CDN logo."""
+    from fastapi.openapi.docs import get_redoc_html
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_html() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = REDOC_CSP
+        return page
 
 
 def app_from_env() -> FastAPI:
