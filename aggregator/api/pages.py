@@ -119,8 +119,8 @@ def feed_rows(feeds: list[FeedState], now: dt.datetime, tz: ZoneInfo) -> list[di
 @router.get("/feeds", response_class=HTMLResponse, tags=["pages"], name="feeds_page")
 def feeds_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """Each feed's fetch state in plain words (the data of ``GET /api/feeds``): name, kind,
-    last status, last fetch, last error, failures in a row and next check. Feeds readers added
-    are shown by name only."""
+    last status, last fetch, last error, failures in a row and next check, failing feeds
+    first, with a hint when most failed. Feeds readers added are shown by name only."""
     now = dt.datetime.now(dt.UTC)
     rows = feed_rows(feed_states(session), now, settings.tz)
     counts: dict[str, int] = {}
@@ -135,5 +135,6 @@ def feeds_page(request: Request, session: SessionDep, settings: SettingsDep) -> 
             "labels": _STATE_LABELS,
             "followed": sum(n for s, n in counts.items() if s not in ("unfollowed", "stopped")),
             "timezone": settings.timezone,
+            "failing": failing_feeds(session),
         },
     )
