@@ -163,6 +163,7 @@ def test_without_interests_the_digest_is_unranked_by_discussion_then_recency(
         assert "Set <code>[interests]</code> in feeds.toml" in page
         assert '<a href="/me/profile">sign in and set your profile</a>' in page
         assert 'class="score"' not in page and "0.000" not in page
+        assert 'class="rank"' not in page  # no numbers as if ranked
         # with interests the same window is ranked: scores shown, best first
         jobs.update_ranking(engine, settings, Interests(text="large language models and agents"))
         ranked = client.get("/api/digest", params={"date": day.isoformat(), "days": days}).json()
