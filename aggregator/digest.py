@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .links import discussed_in
-from .store.tables import Feed, Item, ItemSource, Score
+from .store.tables import Feed, Item, ItemLink, ItemSource, Score
 
 DEFAULT_PROFILE = "default"
 
@@ -47,6 +47,10 @@ class Digest:
     end: dt.datetime
     total: int
     items: list[DigestEntry]
+    #: False when the profile's scores do not rank this window (no interests set): the items
+    #: are then ordered by attention from blog posts (``discussed_in``), then newest first,
+    #: and their ``score`` (0) means nothing
+    ranked: bool = True
 
 
 def day_window(day: dt.date, days: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -57,14 +61,49 @@ def day_window(day: dt.date, days: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.d
 
 
 def latest_day(session: Session | sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
-    """``today`` if it has items, else the latest earlier local date that has some (or today)."""
+    """The digest's default day: the newest local date (zone ``tz``), not after ``today``, on
+    which papers (``kind = 'paper'``) were announced. Without any paper: the newest date of
+    an item that carries its own date, then ``today``. Items dated by their fetch time
+    (``date_from_fetch``, e.g. an undated "FAQ" page) never decide it.
+
+    At most two look-ups, each a backward walk of ``ix_items_published`` from the end of
+    ``today`` that stops at the first matching row (papers are nearly every row, so that is
+    at once; the second runs only when there is no paper at all)."""
     _, end = day_window(today, 1, tz)
-    latest = session.scalar(sa.select(sa.func.max(Item.published)).where(Item.published < end))
+    newest = (
+        sa.select(Item.published)
+        .where(Item.published < end, Item.date_from_fetch.is_(False))
+        .order_by(Item.published.desc())
+        .limit(1)
+    )
+    latest = session.scalar(newest.where(Item.kind == "paper"))
+    if latest is None:
+        latest = session.scalar(newest)
     if latest is None:
         return today
     if latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)
     return latest.astimezone(tz).date()
+
+
+def default_day(session: Session | sa.Connection, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
+    """The day every digest shows when none is asked for (the pages, ``/api/digest``, the
+    reader's digest, the Atom feed, the served digest): :func:`latest_day` of today in ``tz``
+    (``now``: default the current time)."""
+    return latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+
+
+def is_ranked(session: Session, profile: str, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether ``profile`` ranks the items of [``start``, ``end``): some item there has a
+    positive score. Without interests (no ``[interests]`` in feeds.toml) the default profile's
+    scores are all 0 or absent, and a digest ordered by them would be fetch order. One range
+    of ``ix_scores_profile_published``, stopping at the first positive score."""
+    found = session.scalar(
+        sa.select(Score.item_id)
+        .where(Score.profile == profile, Score.published >= start, Score.published < end, Score.score > 0)
+        .limit(1)
+    )
+    return found is not None
 
 
 def build_digest(
@@ -79,15 +118,18 @@ def build_digest(
     scored_only: bool = False,
     hide_muted: bool = False,
 ) -> Digest:
-    """The ranked digest: items of the ``days`` local days ending ``day`` (default: today, or
-    the latest day with items), ordered by the precomputed score of ``profile``, ties broken
-    by recency. ``scored_only`` keeps only items that have a score row (a reader's scores
-    hold their top items of the window, see :mod:`aggregator.personal`), which lets the query
-    walk the ``(profile, item)`` rows instead of every item of the window; ``hide_muted``
-    leaves out rows the reader's muted phrases or authors matched. Reads only: one
-    count, one ranked page of columns (no ORM objects), then sources and links of that page."""
+    """The ranked digest: items of the ``days`` local days ending ``day`` (default:
+    :func:`default_day`), ordered by the precomputed score of ``profile``, ties broken by
+    recency. When nothing in the window has a positive score (:func:`is_ranked`: no interests
+    are set), the digest is unranked (``ranked`` False) and ordered by the number of blog
+    posts that discuss each item, then newest first. ``scored_only`` keeps only items that
+    have a score row (a reader's scores hold their top items of the window, see
+    :mod:`aggregator.personal`), which lets the query walk the ``(profile, item)`` rows
+    instead of every item of the window; ``hide_muted`` leaves out rows the reader's muted
+    phrases or authors matched. Reads only: one count, one look for a positive score, one
+    ranked page of columns (no ORM objects), then sources and links of that page."""
     if day is None:
-        day = latest_day(session, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+        day = default_day(session, tz, now)
     start, end = day_window(day, days, tz)
     in_window = sa.and_(Item.published >= start, Item.published < end)
     total = session.scalar(sa.select(sa.func.count()).select_from(Item).where(in_window)) or 0
@@ -106,6 +148,7 @@ def build_digest(
         Score.authors.label("followed"),
     )
     on_profile = sa.and_(Score.item_id == Item.id, Score.profile == profile)
+    ranked = scored_only or is_ranked(session, profile, start, end)
     if scored_only:  # the reader's rows of the window: one range of ix_scores_profile_published
         query = sa.select(Score.score.label("score"), *columns).join(Item, on_profile)
         query = query.where(Score.published >= start, Score.published < end)
@@ -113,7 +156,11 @@ def build_digest(
     else:
         score = sa.func.coalesce(Score.score, 0.0)
         query = sa.select(score.label("score"), *columns).outerjoin(Score, on_profile)
-        order = (score.desc(), Item.published.desc(), Item.id.desc())
+        if ranked:
+            order = (score.desc(), Item.published.desc(), Item.id.desc())
+        else:  # posts linking each item: one look-up of ix_item_links_paper per item of the window
+            posts = sa.select(sa.func.count()).where(ItemLink.paper_id == Item.id).scalar_subquery()
+            order = (posts.desc(), Item.published.desc(), Item.id.desc())
     if hide_muted:
         query = query.where(Score.muted.is_(False))
     rows = session.execute(query.where(in_window).order_by(*order).limit(limit).offset(offset)).all()
@@ -141,7 +188,7 @@ def build_digest(
         )
         for r in rows
     ]
-    return Digest(day, days, start, end, total, entries)
+    return Digest(day, days, start, end, total, entries, ranked)
 
 
 def item_sources(session: Session, item_ids: list[int]) -> dict[int, list[str]]:

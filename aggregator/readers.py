@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .arxiv import split_arxiv_id
-from .digest import DEFAULT_PROFILE, Digest, DigestEntry, build_digest, day_window, latest_day
+from .digest import DEFAULT_PROFILE, Digest, DigestEntry, build_digest, day_window, default_day
 from .records import ReaderProfile, TopicFilter
 from .store.db import insert
 from .store.tables import Feedback, Item, Profile, Reader, RescoreRequest, Score, Subscription, Topic
@@ -1009,7 +1009,7 @@ def reader_digest(
     profile = build_profile(session, reader_id)
     key = profile.score_key
     if day is None:
-        day = latest_day(session, dt.datetime.now(dt.UTC).astimezone(tz).date(), tz)
+        day = default_day(session, tz)
     start, end = day_window(day, days, tz)
     in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
     has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1))

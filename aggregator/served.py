@@ -6,7 +6,7 @@ public fields are stored once as JSON text (:mod:`aggregator.cards`). Serving is
 reads and string joins: two queries of indexed look-ups sent in one round trip (the reader
 with their votes and subscriptions, by token hash; the reader's unmuted rows of the day — one
 range of ``ix_scores_profile_published`` — with the muted count), the cards from a
-per-process cache (a third query reads those not read in the last ``CARD_TTL`` s), the latest
+per-process cache (a third query reads those not read in the last ``CARD_TTL`` s), the default
 day and the day's item count from a per-process cache (``CACHE_TTL`` s), and no object per
 item or field. Nothing is scored, decoded or validated per item here; the response has exactly
 the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that the two
@@ -32,8 +32,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from . import digest
 from .cards import build_cards, json_text
-from .digest import day_window, latest_day
+from .digest import day_window
 from .store.db import dbapi_datetime
 from .store.tables import Feedback, Item, Reader, Score, Subscription, Topic
 
@@ -233,7 +234,7 @@ def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | N
     return _reader_key(_fetch(conn, [(_READER, {"token_hash": token_hash})])[0])
 
 
-#: Seconds a window's item count and the latest day with items are reused: both change only
+#: Seconds a window's item count and the default day are reused: both change only
 #: when items are ingested, and counting a day's ~2,000 items costs as much as the rest.
 CACHE_TTL = 10.0
 _clock = time.monotonic  # the caches' clock (seconds); tests move it on
@@ -258,11 +259,6 @@ def window_total(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> i
         ("total", conn.engine, start, end),
         lambda: int(conn.execute(_TOTAL, {"start": start, "end": end}).scalar_one()),
     )
-
-
-def cached_latest_day(conn: sa.Connection, today: dt.date, tz: ZoneInfo) -> dt.date:
-    """:func:`aggregator.digest.latest_day`, cached per process for ``CACHE_TTL`` s."""
-    return _cached(("latest", conn.engine, today, tz.key), lambda: latest_day(conn, today, tz))
 
 
 #: (item id, card) of the items whose ids are bound as ``ids``: a JSON array text on SQLite,
@@ -319,9 +315,11 @@ def _cards(conn: sa.Connection, ids: list[int]) -> dict[int, bytes | None]:
 
 
 def default_day(conn: sa.Connection, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
-    """The digest's day when none is asked for: today in ``tz`` (``now``: default the current
-    UTC time), or the latest earlier day with items (cached, see :func:`cached_latest_day`)."""
-    return cached_latest_day(conn, (now or dt.datetime.now(dt.UTC)).astimezone(tz).date(), tz)
+    """The digest's day when none is asked for: :func:`aggregator.digest.default_day` (the
+    newest day with papers, see :func:`aggregator.digest.latest_day`), cached per process for
+    ``CACHE_TTL`` s per local date (``now``: default the current UTC time)."""
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(tz).date()
+    return _cached(("latest", conn.engine, today, tz.key), lambda: digest.latest_day(conn, today, tz))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -393,11 +391,11 @@ def serve_digest(
 ) -> Answer:
     """The reader of ``token_hash`` (SHA-256 hex of the API token) and the JSON body of their
     digest of the ``days`` local days (zone ``tz``, named ``timezone`` in the answer) ending
-    ``day`` (default: today, or the latest earlier day with items): their best ``limit``
+    ``day`` (default: :func:`default_day`): their best ``limit``
     unmuted items by precomputed score, ties to the newer item. ``total`` counts the window's
     items; ``hidden`` the reader's scored items of the window left out as muted. The body is
     None when the reader has no unmuted precomputed scores in the window. Both queries go in
-    one round trip; the cards (up to ``CARD_TTL`` s old), the latest day and the window's count
+    one round trip; the cards (up to ``CARD_TTL`` s old), the default day and the window's count
     come from per-process caches. Reads only (a stale card is built in memory, not written).
     Raises ``sqlalchemy.exc.DBAPIError`` on a database error."""
     if day is None:

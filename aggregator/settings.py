@@ -130,6 +130,9 @@ class Settings(BaseSettings):
         "private, loopback, ... (see aggregator.netguard); comma-separated or a JSON list",
     )
 
+    # the personal Atom feed (GET /api/me/digest.atom): the last N days, each day's best first
+    atom_days: int = Field(7, ge=1, le=31, description="days the personal Atom feed covers")
+
     # ranking
     rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")
     why_terms: int = Field(5, ge=1, le=20)

@@ -1,14 +1,19 @@
 """The reader pages in a real browser: headless Chromium (Debian's, driven by Playwright)
 against the app served by uvicorn on loopback, with the feeds of 2026-06-15 replayed by
 feedreplay. Sign in, read the digest, 👍 an item and see the ranking change, subscribe to a
-topic filter and see its label on the digest. A screenshot of /me is saved to /tmp.
+topic filter and see its label on the digest. A screenshot of /me is saved to /tmp. And a
+newcomer without network access: every feed fails, the digest says so and links the feed
+status, /docs renders from loopback only, and a bad parameter gets an HTML error page.
 
 Skipped only when /usr/bin/chromium is missing outside CI; in CI (``CI=true``) they must run.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
+import re
 import socket
 import threading
 import time
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import Replay
+from conftest import SHARED, Replay
 
 from aggregator import jobs, readers
 from aggregator.api.app import create_app
@@ -75,8 +80,6 @@ class Site:
 def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The replayed feeds of 2026-06-15 fetched into a temporary SQLite database and ranked,
     served by a real uvicorn on a free loopback port (in a thread)."""
-    import uvicorn
-
     tmp = tmp_path_factory.mktemp("browser")
     replay_server.set_day(DAY)
     url = f"sqlite:///{tmp / 'browser.db'}"
@@ -93,6 +96,16 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     report = jobs.refresh_feeds(engine, settings, feeds_file, include_all=True)
     assert report.new_items > 1000
     jobs.update_ranking(engine, settings, feeds_file.interests)
+    with _serve(settings, engine) as base:
+        yield Site(base, engine)
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
+    """The app served by a real uvicorn on a free loopback port (in a thread); yields its base URL."""
+    import uvicorn
+
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -105,10 +118,11 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
         time.sleep(0.05)
-    yield Site(f"http://127.0.0.1:{port}", engine)
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +232,98 @@ def test_profile_page_saves_through_the_form(page: object, site: Site) -> None:
     page.fill("#seed_papers", "not a paper")  # type: ignore[attr-defined]
     page.click("button:has-text('Save')")  # type: ignore[attr-defined]
     assert "not an arXiv id" in page.inner_text(".error")  # type: ignore[attr-defined]
+
+
+# --- a newcomer without network access ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The 25 replayed feeds of feeds.replay.toml pointed at a closed loopback port (as if the
+    machine had no network), after one real fetch pass: every feed failed."""
+    tmp = tmp_path_factory.mktemp("offline")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+    feeds = tmp / "feeds.toml"
+    feeds.write_text((SHARED / "feeds.replay.toml").read_text().replace("http://127.0.0.1:8765", closed))
+    url = f"sqlite:///{tmp / 'offline.db'}"
+    settings = Settings(database_url=url, feeds_file=feeds, arxiv_delay=0.1, connect_timeout=3)  # type: ignore[call-arg]
+    engine = make_engine(url)
+    upgrade(engine)
+    # in a thread of its own: the refresh runs asyncio.run, and Playwright's loop may hold this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        report = pool.submit(
+            jobs.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
+        ).result()
+    assert len(report.outcomes) == report.count("failed") == 25
+    with _serve(settings, engine) as base:
+        yield Site(base, engine)
+    engine.dispose()
+
+
+def test_offline_newcomer_sees_why_the_digest_is_empty(page: object, offline_site: Site) -> None:
+    base = offline_site.base
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))  # type: ignore[attr-defined]
+    page.goto(f"{base}/")  # type: ignore[attr-defined]
+    banner = page.locator("#failing-feeds")  # type: ignore[attr-defined]
+    assert banner.is_visible()
+    assert "25 of 25 feeds failed on their last fetch — see feed status" in banner.inner_text()
+    page.screenshot(path="/tmp/aggregator-offline-digest.png")  # type: ignore[attr-defined]
+    banner.locator("a", has_text="see feed status").click()
+    page.wait_for_url(f"{base}/feeds")  # type: ignore[attr-defined]
+    cards = page.locator("article.feed")  # type: ignore[attr-defined]
+    assert cards.count() == 25
+    for i in range(25):
+        card = cards.nth(i)
+        assert card.get_attribute("data-state") == "failed"
+        sentence = card.locator(".sentence").inner_text()
+        assert re.fullmatch(
+            r"Failed once; last error: cannot connect: .*; next try in [0-9]+ (min|h)", sentence
+        ), sentence
+        assert "connection refused" in sentence.lower()
+        assert "Errors in a row 1" in card.locator(".facts").inner_text()
+    assert page.locator("header a", has_text="Feeds").get_attribute("href") == "/feeds"  # type: ignore[attr-defined]
+    assert "probably cannot reach the feeds" in page.inner_text("main .banner")  # type: ignore[attr-defined]
+    page.screenshot(path="/tmp/aggregator-feeds-offline.png", full_page=False)  # type: ignore[attr-defined]
+    assert requested and all(u.startswith(base) for u in requested), requested
+
+
+def test_docs_render_from_loopback_only(page: object, offline_site: Site) -> None:
+    """Swagger UI at /docs renders with every request to this server. ReDoc at /redoc renders
+    too; the logo its sidebar asks cdn.redoc.ly for is refused by the page's
+    Content-Security-Policy inside the browser, so that request never leaves either."""
+    base = offline_site.base
+    requested: list[str] = []
+    blocked: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))  # type: ignore[attr-defined]
+    page.on("requestfailed", lambda r: blocked.append(r.url) if r.failure == "csp" else None)  # type: ignore[attr-defined]
+    page.goto(f"{base}/docs")  # type: ignore[attr-defined]
+    page.wait_for_selector(".swagger-ui .info .title")  # type: ignore[attr-defined]
+    assert page.inner_text(".swagger-ui .info .title").startswith("aggregator")  # type: ignore[attr-defined]
+    page.wait_for_selector(".opblock-summary-path")  # type: ignore[attr-defined]
+    paths = page.locator(".opblock-summary-path").all_inner_texts()  # type: ignore[attr-defined]
+    assert "/api/digest" in paths and len(paths) > 20
+    local = (base + "/", "data:", "blob:")
+    assert requested and all(u.startswith(local) for u in requested), requested
+    page.goto(f"{base}/redoc")  # type: ignore[attr-defined]
+    page.wait_for_selector("h1:has-text('aggregator')")  # type: ignore[attr-defined]
+    page.wait_for_selector("text='/api/digest'")  # type: ignore[attr-defined]
+    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+    leaving = [u for u in requested if not u.startswith(local) and u not in blocked]
+    assert not leaving, leaving
+
+
+def test_bad_parameter_gets_an_html_error_page(page: object, offline_site: Site) -> None:
+    base = offline_site.base
+    response = page.goto(f"{base}/?date=garbage")  # type: ignore[attr-defined]
+    assert response is not None and response.status == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert page.inner_text("h2") == "Some of the input was not valid"  # type: ignore[attr-defined]
+    problems = page.inner_text("ul.problems")  # type: ignore[attr-defined]
+    assert "date: a date must be written YYYY-MM-DD (you sent “garbage”)" in problems
+    page.screenshot(path="/tmp/aggregator-error.png")  # type: ignore[attr-defined]
+    page.click("a[rel=home]")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{base}/")  # type: ignore[attr-defined]
+    assert page.locator("#failing-feeds").is_visible()  # type: ignore[attr-defined]

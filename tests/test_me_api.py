@@ -6,10 +6,12 @@ topic filters, the Atom feed, "more like this", and the OpenAPI schema."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import feedparser
 import pytest
 import sqlalchemy as sa
 from conftest import Replay, bulk_papers, paper_entry
@@ -251,6 +253,80 @@ def test_atom_feed_is_valid_escaped_and_per_reader(client: TestClient, engine: s
     new = client.post("/api/me/feed-token", headers=a).json()
     assert client.get("/api/me/digest.atom", params={"token": body["feed_token"]}).status_code == 401
     assert client.get(new["feed_url"].replace("http://testserver", "")).status_code == 200
+
+
+ATOM_DAYS = tuple(f"2026-06-{d:02d}" for d in range(9, 17))  # real papers of 9 to 16 June
+
+
+def _atom(client: TestClient, **params: object) -> feedparser.FeedParserDict:
+    resp = client.get("/api/me/digest.atom", params=params)
+    assert resp.status_code == 200, resp.text
+    feed = feedparser.parse(resp.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    return feed
+
+
+def _days(feed: feedparser.FeedParserDict) -> list[str]:
+    return [e.published[:10] for e in feed.entries]
+
+
+def test_atom_feed_covers_the_last_days_best_first_with_abstracts_authors_and_pdfs(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    load_papers(engine, days=ATOM_DAYS)
+    settings = make_settings(database_url, tmp_path)
+    assert settings.atom_days == 7
+    jobs.update_ranking(engine, settings, INTERESTS)
+    with session_factory(engine)() as s:
+        papers = {
+            r.id: r
+            for r in s.execute(sa.select(Item.id, Item.arxiv_id, Item.summary, Item.authors, Item.published))
+        }
+    stored = {p.published.date().isoformat() for p in papers.values()}  # the weekend scrapes repeat Friday's
+
+    def days_with_papers(first: str, last: str) -> list[str]:
+        return sorted((d for d in stored if first <= d <= last), reverse=True)
+
+    with TestClient(create_app(settings, engine)) as client:
+        token = signup(client, "atom@example.com")[1]["feed_token"]
+        feed = _atom(client, token=token, limit=5)  # the 7 days ending at the newest day with papers
+        days = _days(feed)
+        assert sorted(set(days), reverse=True) == days_with_papers("2026-06-10", "2026-06-16")
+        assert len(set(days)) >= 5
+        assert days == sorted(days, reverse=True)  # newest day first
+        assert all(days.count(d) == 5 for d in set(days))  # each day's best 5
+        for day in set(days):  # best first within a day
+            scores = [
+                float(re.findall(r"score ([0-9.]+)", e.summary)[0])
+                for e in feed.entries
+                if e.published[:10] == day
+            ]
+            assert scores == sorted(scores, reverse=True) and scores[0] > 0
+        for entry in feed.entries:
+            paper = papers[int(entry.id.rsplit("/", 1)[-1])]  # entry ids are the items' API URLs
+            assert entry.summary.startswith(paper.summary[:300])  # the abstract
+            assert [a["name"] for a in entry.authors] == paper.authors[:50]  # every author
+            links = {(link["rel"], link.get("type")): link["href"] for link in entry.links}
+            assert links[("alternate", "text/html")] == f"https://arxiv.org/abs/{paper.arxiv_id}"
+            assert links[("related", "application/pdf")] == f"https://arxiv.org/pdf/{paper.arxiv_id}"
+        assert "2026-06-10 to 2026-06-16" in feed.feed.title
+
+        # date= is honoured: the 7 days ending there (papers from the 9th on)
+        ending = _atom(client, token=token, limit=3, date="2026-06-12")
+        assert sorted(set(_days(ending)), reverse=True) == days_with_papers("2026-06-06", "2026-06-12")
+        assert set(_days(ending)) == {"2026-06-09", "2026-06-10", "2026-06-11", "2026-06-12"}
+        assert len(ending.entries) == 12 and "2026-06-06 to 2026-06-12" in ending.feed.title
+        two = _atom(client, token=token, limit=2, date="2026-06-12", days=2)
+        assert _days(two) == ["2026-06-12"] * 2 + ["2026-06-11"] * 2
+        # ... or rejected, never ignored
+        for bad in ({"date": "garbage"}, {"date": "2026-13-01"}, {"date": "12/06/2026"}, {"days": 0}):
+            resp = client.get("/api/me/digest.atom", params={"token": token, **bad})
+            assert resp.status_code == 422 and resp.json()["detail"][0]["msg"], bad
+    # AGGREGATOR_ATOM_DAYS sets the default span
+    with TestClient(create_app(make_settings(database_url, tmp_path, atom_days=3), engine)) as client:
+        three = _atom(client, token=token, limit=1)
+        assert _days(three) == days_with_papers("2026-06-14", "2026-06-16")
+        assert "2026-06-14 to 2026-06-16" in three.feed.title
 
 
 def test_more_like_this(client: TestClient) -> None:

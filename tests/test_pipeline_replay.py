@@ -201,7 +201,6 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
         "/api/digest?limit=100000",
         "/api/digest?days=abc",
         "/api/items/abc",
-        "/?date=yesterday",
     ],
 )
 def test_bad_parameters_get_422_with_a_message(path: str, tmp_path: Path) -> None:

@@ -8,17 +8,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from .. import readers, served, served_pg
 from ..settings import Settings, get_settings
 from ..store.db import make_engine, session_factory, upgrade
 from . import email as email_routes
-from . import me, my_feeds, pages, reader_pages, routes
+from . import errors, me, my_feeds, pages, reader_pages, routes
 from . import trends as trends_routes
 from .fastlane import DigestFastLane
 from .limits import BodySizeLimit, RateLimit
@@ -56,7 +55,10 @@ def create_app(
             if on_stop is not None:
                 on_stop(app)
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from this package, served at
+    # /static-offline-docs, not from a CDN: they work without network access
+    app = FastAPIOffline(
+        redoc_url=None,  # see _offline_redoc
         title="aggregator",
         version="0.1.0",
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
@@ -67,6 +69,7 @@ def create_app(
             429: {"description": "rate limit exceeded; see the Retry-After header (seconds)"},
         },
     )
+    _offline_redoc(app)
     app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
     app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -79,7 +82,8 @@ def create_app(
         if engine.dialect.name == "postgresql" and settings.read_connections > 0
         else None
     )
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # pages: HTML; API: JSON
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.include_router(routes.router)
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
@@ -90,21 +94,29 @@ def create_app(
     return app
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's HTTP error answer, except that a 405 lists in ``Allow`` every method the path
-    supports (Starlette names only those of the first route that matched the path)."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code != 405:
-        return await http_exception_handler(request, exc)
-    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "\x00"}
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return JSONResponse(
-        {"detail": exc.detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))}
-    )
+#: Where fastapi-offline serves the Swagger UI and ReDoc assets it ships.
+DOCS_STATIC = "/static-offline-docs"
+#: ReDoc's sidebar shows a logo from cdn.redoc.ly whatever its options: this page's images
+#: may come only from here (or data: URLs), so the browser never asks the CDN.
+REDOC_CSP = "img-src 'self' data:"
+
+
+def _offline_redoc(app: FastAPI) -> None:
+    """``GET /redoc``: ReDoc from fastapi-offline's copy, no Google fonts, no CDN logo."""
+    from fastapi.openapi.docs import get_redoc_html
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_html() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = REDOC_CSP
+        return page
 
 
 def app_from_env() -> FastAPI:

@@ -31,6 +31,7 @@ from ..store.tables import Item, Reader
 from . import rescoring
 from .auth import ReaderDep, secret_key
 from .deps import SessionDep, SettingsDep, unprocessable
+from .errors import HTML_422
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -65,7 +66,7 @@ def _token_error(err: tokens.TokenError) -> HTMLResponse:
     return _page(400, "Link not valid", f"{err}. Nothing was changed.")
 
 
-@router.get("/email/feedback", response_class=HTMLResponse, tags=["email"], include_in_schema=True)
+@router.get("/email/feedback", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
 def email_feedback(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
     """Record the 👍 or 👎 of an email link and show a confirmation page."""
     try:
@@ -93,7 +94,7 @@ def _unsubscribe_reader(request: Request, t: str) -> tuple[int | None, HTMLRespo
         return None, _token_error(err)
 
 
-@router.get("/email/unsubscribe", response_class=HTMLResponse, tags=["email"])
+@router.get("/email/unsubscribe", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
 def email_unsubscribe_form(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
     """A confirmation form; nothing changes until it is posted (link scanners only GET)."""
     reader_id, error = _unsubscribe_reader(request, t)
@@ -113,7 +114,7 @@ def email_unsubscribe_form(t: _TOKEN, request: Request, session: SessionDep) -> 
     )
 
 
-@router.post("/email/unsubscribe", response_class=HTMLResponse, tags=["email"])
+@router.post("/email/unsubscribe", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
 def email_unsubscribe(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
     """Turn the weekly email off (RFC 8058 one-click, or the confirmation form). Idempotent."""
     reader_id, error = _unsubscribe_reader(request, t)

@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from .. import cards, opml, readers, served, similar
+from ..digest import default_day
 from ..records import TopicFilter
 from ..settings import Settings
 from ..store.tables import Item, Reader
@@ -50,7 +51,7 @@ from .me_schemas import (
     TopicIn,
     TopicOut,
 )
-from .routes import DateQuery, DaysQuery, ItemId, LimitQuery, digest_item
+from .routes import DateQuery, DaysQuery, IsoDate, ItemId, LimitQuery, digest_item
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -108,8 +109,8 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: readers.ReaderEntry) -> ReaderItem:
-    base = digest_item(e.entry).model_dump()
+def _reader_item(e: readers.ReaderEntry, ranked: bool = True) -> ReaderItem:
+    base = digest_item(e.entry, ranked).model_dump()
     return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
 
 
@@ -162,7 +163,7 @@ def _reader_digest_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         d = readers.reader_digest(session, settings.tz, reader_id, day, days, limit)
-    items = {e.entry.id: _reader_item(e) for e in d.items}
+    items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
     groups = None
     if group == "topic":
         groups = [
@@ -190,9 +191,24 @@ def _x(text: str | None) -> str:
     return _XML_BAD.sub("", text or "")
 
 
-def atom_feed(request: Request, reader: Reader, d: readers.ReaderDigest, settings: Settings) -> bytes:
-    """Atom 1.0 (RFC 4287) of a reader's digest, UTF-8 bytes. Entry ids are the items' API URLs
-    (stable); ``updated`` is the announcement/publication time; the summary is plain text."""
+#: authors named per Atom entry (a few papers have hundreds; the rest are summed up as "et al.")
+ATOM_AUTHORS = 50
+
+
+def arxiv_links(arxiv_id: str) -> tuple[str, str]:
+    """The abstract page and the PDF of an arXiv paper."""
+    return f"https://arxiv.org/abs/{arxiv_id}", f"https://arxiv.org/pdf/{arxiv_id}"
+
+
+def atom_feed(
+    request: Request, reader: Reader, days: list[readers.ReaderDigest], start: dt.date, end: dt.date
+) -> bytes:
+    """Atom 1.0 (RFC 4287) of a reader's digests of the local days ``start``..``end``, UTF-8
+    bytes: ``days`` newest day first, each day's items best first. Entry ids are the items'
+    API URLs (stable); ``published``/``updated`` the announcement/publication time; one
+    ``author`` per author (at most :data:`ATOM_AUTHORS`); the summary (plain text) is the
+    abstract, then the source and what matched. A paper links its abstract page
+    (``rel="alternate"``) and its PDF (``rel="related" type="application/pdf"``)."""
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
         el = ET.SubElement(parent, tag, attrs)
@@ -200,32 +216,47 @@ def atom_feed(request: Request, reader: Reader, d: readers.ReaderDigest, setting
             el.text = _x(text)
         return el
 
+    entries = [(d, e) for d in days for e in d.items]
     feed = ET.Element("feed", xmlns=ATOM_NS)
     sub(feed, "id", f"urn:aggregator:reader:{reader.id}:digest")
-    sub(feed, "title", f"aggregator digest for {reader.email} · {d.digest.date.isoformat()}")
-    newest = max((e.entry.published for e in d.items), default=dt.datetime.now(dt.UTC))
+    span = end.isoformat() if start == end else f"{start.isoformat()} to {end.isoformat()}"
+    sub(feed, "title", f"aggregator digest for {reader.email} · {span}")
+    newest = max((e.entry.published for _, e in entries), default=dt.datetime.now(dt.UTC))
     sub(feed, "updated", newest.astimezone(dt.UTC).isoformat())
     sub(sub(feed, "author"), "name", "aggregator")
     sub(feed, "link", rel="alternate", href=str(request.url_for("reader_digest_page")))
     sub(feed, "generator", "aggregator")
-    for e in d.items:
+    for d, e in entries:
         item = e.entry
         api_url = str(request.url_for("get_item", item_id=str(item.id)))
+        when = item.published.astimezone(dt.UTC).isoformat()
         entry = sub(feed, "entry")
         sub(entry, "id", api_url)
         sub(entry, "title", item.title)
-        sub(entry, "link", rel="alternate", href=_x(item.url or api_url))
-        sub(entry, "updated", item.published.astimezone(dt.UTC).isoformat())
-        for name in item.authors[:20] or [item.source]:
+        if item.arxiv_id:
+            abstract, pdf = arxiv_links(item.arxiv_id)
+            sub(entry, "link", rel="alternate", href=_x(abstract))
+            sub(entry, "link", rel="related", type="application/pdf", href=_x(pdf), title="PDF")
+        else:
+            sub(entry, "link", rel="alternate", href=_x(item.url or api_url))
+        sub(entry, "published", when)
+        sub(entry, "updated", when)
+        for name in item.authors[:ATOM_AUTHORS] or [item.source]:
             sub(sub(entry, "author"), "name", name)
         for slug in e.topics:
             sub(entry, "category", term=slug)
+        for category in item.categories[:8]:
+            sub(entry, "category", term=category)
+        lines = [item.summary[:4000]] if item.summary else []
+        if len(item.authors) > ATOM_AUTHORS:
+            lines.append(f"Authors: {', '.join(item.authors[:ATOM_AUTHORS])} et al. ({len(item.authors)})")
+        about = [f"From {item.source}"]
+        if d.digest.ranked:
+            about.append(f"score {item.score:.3f}")
         why = ", ".join(str(w["term"]) for w in item.why)
-        lines = [f"Score {item.score:.3f} · {item.source}"]
         if why:
-            lines.append(f"Why: {why}")
-        if item.summary:
-            lines.append(item.summary[:4000])
+            about.append(f"matched: {why}")
+        lines.append(" · ".join(about))
         sub(entry, "summary", "\n\n".join(lines), type="text")
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
@@ -249,16 +280,32 @@ def my_digest_atom(
     session: SessionDep,
     settings: SettingsDep,
     token: Annotated[str | None, Query(description="your feed token (not the API token)")] = None,
-    days: DaysQuery = 1,
-    limit: LimitQuery = 50,
+    date: Annotated[
+        IsoDate | None,
+        Query(description="last local day of the feed, YYYY-MM-DD; default: the newest day with papers"),
+    ] = None,
+    days: Annotated[
+        int | None,
+        Query(ge=1, le=31, description="days covered, ending at `date` (default: AGGREGATOR_ATOM_DAYS)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many items per day")] = 25,
 ) -> Response:
-    """Your ranked digest as an Atom feed, for a feed reader. Authenticated by the feed token
-    in the URL; rotate it with ``POST /api/me/feed-token`` if the URL leaks."""
+    """Your digest of the last ``days`` days (``AGGREGATOR_ATOM_DAYS``, 7, unless given) ending
+    at ``date`` as an Atom feed, for a feed reader: newest day first, each day's best
+    ``limit`` items first, each with its abstract, authors, and for papers the abstract page
+    and the PDF. Authenticated by the feed token in the URL; rotate it with
+    ``POST /api/me/feed-token`` if the URL leaks. A malformed ``date`` is a 422."""
     reader = readers.reader_for_feed_token(session, token)
     if reader is None:
         raise unauthorized("missing or invalid feed token (?token=)", error="invalid_token")
-    d = readers.reader_digest(session, settings.tz, reader.id, None, days, limit)
-    return Response(atom_feed(request, reader, d, settings), media_type="application/atom+xml; charset=utf-8")
+    end = date or default_day(session, settings.tz)
+    n = days or settings.atom_days
+    digests = [
+        readers.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
+        for i in range(n)
+    ]
+    body = atom_feed(request, reader, digests, end - dt.timedelta(days=n - 1), end)
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 @router.post("/api/me/feed-token", response_model=FeedTokenOut, tags=["me"], responses=_AUTH)

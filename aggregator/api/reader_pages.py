@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import reader_feeds, readers
+from ..feed_status import failing_feeds
 from . import auth, rescoring
 from .auth import WebSession, WebSessionDep
 from .deps import SessionDep, SettingsDep
@@ -123,7 +124,8 @@ def reader_digest_page(
     limit: LimitQuery = 50,
     group: Annotated[str | None, Query(pattern="^topic$")] = None,
 ) -> Response:
-    """Your ranked digest with 👍/👎 buttons and your topic labels."""
+    """Your ranked digest with 👍/👎 buttons and your topic labels (a notice at the top when
+    most feeds failed on their last fetch)."""
     if ws is None:
         return _signin_redirect(request)
     d = readers.reader_digest(session, settings.tz, ws.reader_id, date, days, limit)
@@ -144,6 +146,7 @@ def reader_digest_page(
             "limit": limit,
             "here": here,
             "group": group,
+            "failing": failing_feeds(session),
         },
     )
 

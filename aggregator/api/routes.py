@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator
 
 from ..digest import DigestEntry, build_digest, item_sources
+from ..feed_status import feed_states
 from ..store.tables import Feed, Item, ItemSource, Score
 from .deps import SessionDep, SettingsDep
 from .schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
@@ -38,14 +39,18 @@ def iso_date_only(value: object) -> object:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 IsoDate = Annotated[dt.date, BeforeValidator(iso_date_only)]
 DateQuery = Annotated[
-    IsoDate | None, Query(description="local date YYYY-MM-DD; default: today or the latest day with items")
+    IsoDate | None, Query(description="local date YYYY-MM-DD; default: the newest day with papers")
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=31, description="widen to the N days ending at `date`")]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="at most this many items")]
 
 
-def digest_item(entry: DigestEntry) -> DigestItem:
-    return DigestItem.model_validate(entry, from_attributes=True)
+def digest_item(entry: DigestEntry, ranked: bool = True) -> DigestItem:
+    """The JSON item of a digest entry; ``score`` null when the digest is unranked."""
+    item = DigestItem.model_validate(entry, from_attributes=True)
+    if not ranked:
+        item.score = None
+    return item
 
 
 @router.get("/api/digest", response_model=DigestResponse, tags=["digest"])
@@ -56,14 +61,18 @@ def get_digest(
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
 ) -> DigestResponse:
-    """The ranked daily digest for the configured interests, best first."""
+    """The ranked daily digest for the configured interests, best first. Without ``date``:
+    the newest day with papers (items dated by their fetch time never decide it). When no
+    interests are set, ``ranked`` is false, every ``score`` null, and the items are ordered by
+    the blog posts discussing them (``discussed_in``), then newest first."""
     digest = build_digest(session, settings.tz, date, days, limit)
     return DigestResponse(
         date=digest.date,
         days=days,
         timezone=settings.timezone,
         total=digest.total,
-        items=[digest_item(e) for e in digest.items],
+        ranked=digest.ranked,
+        items=[digest_item(e, digest.ranked) for e in digest.items],
     )
 
 
@@ -120,24 +129,9 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
 
 @router.get("/api/feeds", response_model=list[FeedStatus], tags=["feeds"])
 def get_feeds(session: SessionDep) -> list[FeedStatus]:
-    """Every feed with its fetch state: last status, last fetch, last error and next check."""
-    counts = dict(
-        session.execute(
-            sa.select(ItemSource.feed_id, sa.func.count(sa.distinct(ItemSource.item_id))).group_by(
-                ItemSource.feed_id
-            )
-        ).all()
-    )
-    feeds = session.scalars(sa.select(Feed).order_by(Feed.id))
-    return [
-        FeedStatus.model_validate(
-            {
-                **{c: getattr(f, c) for c in FeedStatus.model_fields if c != "items"},
-                "items": counts.get(f.id, 0),
-            }
-        )
-        for f in feeds
-    ]
+    """Every feed with its fetch state: last status, last fetch, last error and next check
+    (the ``/feeds`` page shows the same, in words)."""
+    return [FeedStatus.model_validate(f, from_attributes=True) for f in feed_states(session)]
 
 
 @router.get("/healthz", response_model=Health, tags=["health"], responses={503: {"model": Health}})

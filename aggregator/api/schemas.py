@@ -22,7 +22,10 @@ class DigestItem(BaseModel):
     kind: str = Field(description="'paper' (arXiv) or 'post' (blog)")
     categories: list[str]
     published: dt.datetime = Field(description="announcement (papers) or publication (posts) time, UTC")
-    score: float = Field(description="cosine similarity to the interest profile, 0..1")
+    score: float | None = Field(
+        description="cosine similarity to the interest profile, 0..1; null in an unranked digest "
+        "(no interests set)"
+    )
     why: list[WhyTerm] = Field(description="the terms that contributed most to the score")
     arxiv_id: str | None = None
     discussed_in: int = Field(default=0, description="blog posts that link this paper")
@@ -33,6 +36,11 @@ class DigestResponse(BaseModel):
     days: int
     timezone: str
     total: int = Field(description="items in the window, of which `items` are the best `limit`")
+    ranked: bool = Field(
+        True,
+        description="false when no interests are set (no [interests] in feeds.toml): the items are "
+        "then ordered by `discussed_in`, then newest first, and every `score` is null",
+    )
     items: list[DigestItem]
 
 
@@ -57,22 +65,25 @@ class ItemDetail(DigestItem):
 
 
 class FeedStatus(BaseModel):
+    """One feed's fetch state (see :class:`aggregator.feed_status.FeedState`)."""
+
     id: int
     name: str
     url: str
-    kind: str | None
-    title: str | None
+    kind: str | None = Field(description="'arxiv' or 'blog'; null until detected from the document")
+    title: str | None = Field(description="the title the feed gives itself")
     interval_minutes: int
-    scheduled: bool
-    disabled: bool
-    last_status: int | None
+    scheduled: bool = Field(description="followed: fetched by the scheduler")
+    disabled: bool = Field(description="stopped after the feed answered 410 Gone")
+    reader_added: bool = Field(False, description="added by a reader (POST /api/me/feeds)")
+    last_status: int | None = Field(description="HTTP status of the latest fetch; null before any answer")
     last_fetch_at: dt.datetime | None
     last_success_at: dt.datetime | None
-    error_count: int
-    last_error: str | None
+    error_count: int = Field(description="failures in a row (0 after a success)")
+    last_error: str | None = Field(description="why the latest fetch failed; null when it did not")
     parse_problems: str | None
     next_check_at: dt.datetime | None
-    items: int
+    items: int = Field(description="distinct items the feed announced")
 
 
 class Health(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from .. import trends
 from .deps import SessionDep, unprocessable
+from .errors import HTML_422
 from .routes import IsoDate
 
 router = APIRouter()
@@ -183,7 +184,7 @@ def sparkline(
     }
 
 
-@router.get("/trends", response_class=HTMLResponse, tags=["pages"])
+@router.get("/trends", response_class=HTMLResponse, tags=["pages"], responses=HTML_422)
 def trends_page(
     request: Request,
     session: SessionDep,
