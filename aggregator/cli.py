@@ -527,28 +527,35 @@ def digest(
     engine = _engine(settings)
     with session_factory(engine)() as session:
         d = build_digest(session, settings.tz, date, days, limit)
+    order = "" if d.ranked else ", unranked: no interests set, most discussed then newest first"
     table = Table(
-        title=f"digest {d.date} ({d.total} items{'' if days == 1 else f', {days} days'})", show_lines=False
+        title=f"digest {d.date} ({d.total} items{'' if days == 1 else f', {days} days'}{order})",
+        show_lines=False,
     )
-    for col, kw in (
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
         ("#", {"justify": "right"}),
-        ("score", {"justify": "right"}),
+        *((("score", {"justify": "right"}),) if d.ranked else ()),
         ("title", {"ratio": 3}),
         ("source", {}),
-        ("why", {"ratio": 1}),
-    ):
-        table.add_column(col, **kw)  # type: ignore[arg-type]
+        *((("why", {"ratio": 1}),) if d.ranked else ()),
+    )
+    for col, kw in columns:
+        table.add_column(col, **kw)
     for i, e in enumerate(d.items, 1):
-        table.add_row(
+        row: list[Any] = [
             str(i),
-            f"{e.score:.3f}",
+            *([f"{e.score:.3f}"] if d.ranked else []),
             Text.assemble(
                 (e.title, Style(link=e.url) if e.url else ""), "\n", (item_locator(e.arxiv_id, e.url), "dim")
             ),
             escape(e.source),
-            escape(", ".join(str(w["term"]) for w in e.why[:3])),
-        )
+        ]
+        if d.ranked:
+            row.append(escape(", ".join(str(w["term"]) for w in e.why[:3])))
+        table.add_row(*row)
     console.print(table)
+    if not d.ranked:
+        console.print("set [interests] in the feeds file to rank the digest for you", markup=False)
 
 
 def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:

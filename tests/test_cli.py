@@ -368,3 +368,22 @@ def test_opml_import_reschedules_a_known_unscheduled_feed(
     assert urllib.parse.urlsplit(lil_url).path in fetched and "│ Lil'Log" in again.stdout
     assert urllib.parse.urlsplit(colah).path in fetched
     assert "/rss/cs.CL" not in fetched  # not due: fetched an hour ago
+
+
+def test_digest_without_interests_says_unranked(
+    replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No [interests]: the terminal digest shows no column of 0.000 scores and says why."""
+    feeds = replay.feeds_toml(tmp_path, only=["arXiv cs.CL", "Lil'Log"])
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'plain.db'}")
+    get_settings.cache_clear()
+    try:
+        assert runner.invoke(app, ["fetch", "--all"]).exit_code == 0
+        out = runner.invoke(app, ["digest", "--date", "2026-06-15", "--limit", "5"], env={"COLUMNS": "160"})
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert "unranked: no interests set" in out.output
+    assert "set [interests] in the feeds file" in out.output
+    assert "0.000" not in out.output and "arXiv:2606." in out.output
