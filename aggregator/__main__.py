@@ -1,3 +1,3 @@
-from .cli import main
+from aggregator.cli.app import main
 
 main()

@@ -30,10 +30,10 @@ import feedparser  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from conftest import start_feedreplay  # noqa: E402
 
-from aggregator.fetch import Fetcher  # noqa: E402
-from aggregator.ingest import apply_fetch, sync_feeds  # noqa: E402
-from aggregator.parse import parse_feed  # noqa: E402
-from aggregator.settings import FeedConfig, Settings  # noqa: E402
+from aggregator.config import FeedConfig, Settings  # noqa: E402
+from aggregator.feeds.fetch import Fetcher  # noqa: E402
+from aggregator.feeds.ingest import apply_fetch, sync_feeds  # noqa: E402
+from aggregator.feeds.parse import parse_feed  # noqa: E402
 from aggregator.store.db import make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import Feed, Item  # noqa: E402
 

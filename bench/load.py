@@ -149,8 +149,9 @@ def populate(engine: sa.Engine, n_items: int, n_readers: int, tokens_file: Path)
 def make_readers(
     engine: sa.Engine, n_readers: int, papers: list[dict], tokens_file: Path, rng: random.Random
 ) -> None:
-    from aggregator import personal, rank, readers
-
+    from aggregator.accounts import readers
+    from aggregator.ranking import personal
+    from aggregator.ranking import tfidf as rank
     t0 = time.perf_counter()
     tokens = []
     with session_factory(engine)() as s:

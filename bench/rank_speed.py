@@ -1,4 +1,4 @@
-"""Speed of per-reader ranking (aggregator.personal) on real arXiv papers.
+"""Speed of per-reader ranking (aggregator.ranking.personal) on real arXiv papers.
 
 Usage: python bench/rank_speed.py [--readers 1000] [--db /tmp/rank_speed.db]
 
@@ -33,11 +33,11 @@ import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from aggregator import evaluate, personal, rank  # noqa: E402
-from aggregator.ingest import sync_feeds, write_entries  # noqa: E402
-from aggregator.records import ParsedEntry, ReaderProfile, TopicFilter  # noqa: E402
-from aggregator.settings import FeedConfig  # noqa: E402
+from aggregator.config import FeedConfig  # noqa: E402
+from aggregator.feeds.ingest import sync_feeds, write_entries  # noqa: E402
 from aggregator.store.db import make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import Feed, Item  # noqa: E402
+from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter  # noqa: E402
 
 SHIFT = dt.timedelta(days=136)
 TOPICS = (

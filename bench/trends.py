@@ -64,11 +64,11 @@ from conftest import bulk_papers, paper_entry  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from aggregator import trends  # noqa: E402
-from aggregator.ingest import write_entries  # noqa: E402
-from aggregator.records import ParsedEntry  # noqa: E402
+from aggregator.feeds.ingest import write_entries  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import DayTotal, Feed, Term, TermCount  # noqa: E402
 from aggregator.trends import counts  # noqa: E402
+from aggregator.types import ParsedEntry  # noqa: E402
 
 BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 END = dt.date(2026, 6, 28)
@@ -259,7 +259,7 @@ def api_latency(url: str, n_requests: int) -> None:
     import uvicorn
 
     from aggregator.api.app import create_app
-    from aggregator.settings import Settings
+    from aggregator.config import Settings
 
     engine = make_engine(url)
     app = create_app(Settings(database_url=url, rate_limit="1000000/second"), engine)  # no limiter

@@ -14,7 +14,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        from aggregator.settings import get_settings
+        from aggregator.config import get_settings
 
         engine = make_engine(get_settings().database_url)
     with engine.begin() as connection:

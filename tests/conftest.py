@@ -165,7 +165,7 @@ def paper_entry(paper: dict, day: str, version: int = 1, announce_type: str = "n
     """A ParsedEntry for a real bulk paper, as the arXiv RSS parser would produce it."""
     import datetime as dt
 
-    from aggregator.records import ParsedEntry
+    from aggregator.types import ParsedEntry
 
     return ParsedEntry(
         kind="paper",

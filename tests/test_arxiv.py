@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 from conftest import DATA
 
-from aggregator.arxiv import (
+from aggregator.feeds.arxiv import (
     ARXIV_ARCHIVES,
     ARXIV_CATEGORIES,
     ARXIV_REQUEST_INTERVAL,

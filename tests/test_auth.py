@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import load_papers
 
-from aggregator import jobs
 from aggregator.api.app import create_app
 from aggregator.api.auth import CSRF_COOKIE, SESSION_COOKIE
 from aggregator.store.db import session_factory
 from aggregator.store.tables import AppSecret, Feedback, Score, Subscription
+from aggregator.worker import tasks as jobs
 
 ME_ROUTES = [
     ("GET", "/api/me/digest", None),

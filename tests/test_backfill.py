@@ -10,10 +10,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from conftest import Replay
 
-from aggregator import jobs
-from aggregator.settings import Settings
+from aggregator.config import Settings
 from aggregator.store.db import make_engine, session_factory
 from aggregator.store.tables import BackfillCursor, Item, ItemSource
+from aggregator.worker import tasks as jobs
 
 
 def _settings(replay: Replay, database_url: str, tmp_path: Path, **kw: object) -> Settings:

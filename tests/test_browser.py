@@ -25,10 +25,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import SHARED, Replay
 
-from aggregator import jobs, readers
+from aggregator.accounts import readers
 from aggregator.api.app import create_app
-from aggregator.settings import Settings, load_feeds_file
+from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
+from aggregator.worker import tasks as jobs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

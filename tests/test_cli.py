@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from conftest import Replay
 from typer.testing import CliRunner, Result
 
-from aggregator.cli import app
-from aggregator.settings import get_settings
+from aggregator.cli.app import app
+from aggregator.config import get_settings
 from aggregator.store.db import make_engine
 from aggregator.store.tables import Feed, Item
 
@@ -203,7 +203,7 @@ def test_a_date_that_does_not_exist_is_said_so(
 
 
 def test_parse_day() -> None:
-    from aggregator.cli import parse_day
+    from aggregator.cli.app import parse_day
 
     assert parse_day("2028-02-29") == dt.date(2028, 2, 29)  # a leap year
     assert parse_day(" 2026-6-5 ") == dt.date(2026, 6, 5)

@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import Replay
 
-from aggregator import jobs
-from aggregator.settings import Settings, load_feeds_file
+from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.worker import tasks as jobs
 
 FULL = "/static/arxiv-rss/all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 

@@ -25,13 +25,15 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from test_readers import load_papers
 
-from aggregator import jobs, readers, trends
+from aggregator import trends
+from aggregator.accounts import readers
 from aggregator.api.app import create_app
+from aggregator.config import Interests, Settings
 from aggregator.mail import compose, send, tokens
 from aggregator.mail.render import date_range
-from aggregator.settings import Interests, Settings
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Feedback, Item, Reader, Score
+from aggregator.worker import tasks as jobs
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 #: Monday of ISO week 2026-W25, 09:00 UTC: readers scheduled Monday 08:00 UTC are due.
@@ -411,8 +413,8 @@ def test_weekly_email_over_smtp_then_links_change_data(
 def test_preview_api_and_cli(engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from aggregator.cli import app as cli
-    from aggregator.settings import get_settings
+    from aggregator.cli.app import app as cli
+    from aggregator.config import get_settings
 
     settings = mail_settings(database_url, tmp_path, 25)
     with TestClient(create_app(settings, engine)) as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aggregator import evaluate
+from aggregator.ranking import evaluate
 
 
 def test_average_precision() -> None:

@@ -1,4 +1,4 @@
-"""aggregator.fetch against the real feedreplay server (every FAULTS mode), plus a few
+"""aggregator.feeds.fetch against the real feedreplay server (every FAULTS mode), plus a few
 httpx.MockTransport cases a real server cannot produce. No pytest-asyncio: asyncio.run."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from aggregator.fetch import ACCEPT, Fetcher, is_arxiv_host, parse_retry_after
-from aggregator.records import FetchResult
-from aggregator.settings import Settings
+from aggregator.config import Settings
+from aggregator.feeds.fetch import ACCEPT, Fetcher, is_arxiv_host, parse_retry_after
+from aggregator.types import FetchResult
 
 if TYPE_CHECKING:
     from conftest import Replay

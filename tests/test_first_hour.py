@@ -20,15 +20,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from test_readers import load_papers
 
-from aggregator import feed_status, jobs, links, readers, served
+from aggregator.accounts import readers
 from aggregator.api.app import create_app
-from aggregator.api.routes import DateQuery, ItemId
-from aggregator.digest import build_digest, default_day, latest_day
-from aggregator.ingest import write_entries
-from aggregator.parse import parse_feed
-from aggregator.settings import Interests, Settings, load_feeds_file
+from aggregator.api.routes.digest import DateQuery, ItemId
+from aggregator.config import Interests, Settings, load_feeds_file
+from aggregator.digest import served
+from aggregator.digest.public import build_digest, default_day, latest_day
+from aggregator.feeds import paper_links as links
+from aggregator.feeds import status as feed_status
+from aggregator.feeds.ingest import write_entries
+from aggregator.feeds.parse import parse_feed
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
+from aggregator.worker import tasks as jobs
 
 UTC = ZoneInfo("UTC")
 BLOGS = DATA / "blogs"

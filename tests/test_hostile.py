@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from conftest import Replay, start_feedreplay
 from fastapi.testclient import TestClient
 
-from aggregator import jobs
 from aggregator.api.app import create_app
-from aggregator.settings import Settings, load_feeds_file
+from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed, Item
+from aggregator.worker import tasks as jobs
 
 LAUGHS = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
 DOCS: dict[str, bytes] = {
@@ -167,7 +167,7 @@ def test_wrong_charset_is_recorded_and_text_kept(ingested: tuple) -> None:
 
 def test_a_100000_item_feed_is_capped_not_fatal(ingested: tuple) -> None:
     _, engine, info = ingested
-    from aggregator.parse import MAX_ENTRIES
+    from aggregator.feeds.parse import MAX_ENTRIES
 
     assert info["report"].outcomes and len(_items(engine, "huge-list.xml")) == MAX_ENTRIES
     with session_factory(engine)() as s:
@@ -177,7 +177,7 @@ def test_a_100000_item_feed_is_capped_not_fatal(ingested: tuple) -> None:
 
 def test_pages_json_atom_and_email_show_nothing_hostile(ingested: tuple) -> None:
     settings, engine, _ = ingested
-    from aggregator import readers
+    from aggregator.accounts import readers
     from aggregator.mail.compose import week_label
 
     with session_factory(engine)() as s:

@@ -10,11 +10,18 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 
-from aggregator.ingest import apply_fetch, claim_due_feeds, decide, failure_delay, sync_feeds, write_entries
-from aggregator.records import FetchResult, ParsedEntry, ParsedFeed
-from aggregator.settings import FeedConfig
+from aggregator.config import FeedConfig
+from aggregator.feeds.ingest import (
+    apply_fetch,
+    claim_due_feeds,
+    decide,
+    failure_delay,
+    sync_feeds,
+    write_entries,
+)
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.types import FetchResult, ParsedEntry, ParsedFeed
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 DAY = "2026-06-15"
@@ -106,7 +113,7 @@ def test_decide_is_pure_and_dedupes_within_a_document() -> None:
     e1, e2 = _post("https://blog.example/a", "one"), _post("https://blog.example/b", "two")
     plan = decide([e1, e2, e1], {})
     assert [e.key for e, _ in plan.insert] == [e1.key, e2.key]
-    from aggregator.ingest import Stored, content_hash
+    from aggregator.feeds.ingest import Stored, content_hash
 
     plan = decide(
         [e1, dataclasses.replace(e2, summary="changed")],
@@ -194,7 +201,7 @@ def test_a_paper_committed_meanwhile_by_another_feed_is_not_counted_new(
 ) -> None:
     """Two feeds ingesting the same cross-listed paper at once: the one whose INSERT finds the
     row already there must not report it as new (RETURNING says what was inserted)."""
-    import aggregator.ingest as ingest
+    import aggregator.feeds.ingest as ingest
 
     paper = bulk_papers(DAY)[0]
     ids = _feeds(engine, "cs.LG", "cs.CL")

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from aggregator.api.app import create_app
-from aggregator.settings import Settings
+from aggregator.config import Settings
 
 
 def _client(tmp_path: Path, **kw: object) -> TestClient:

@@ -8,12 +8,12 @@ import datetime as dt
 import sqlalchemy as sa
 from conftest import DATA
 
-from aggregator import links
-from aggregator.ingest import write_entries
-from aggregator.parse import parse_feed
-from aggregator.records import ParsedEntry
+from aggregator.feeds import paper_links as links
+from aggregator.feeds.ingest import write_entries
+from aggregator.feeds.parse import parse_feed
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item, ItemLink
+from aggregator.types import ParsedEntry
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 

@@ -18,13 +18,13 @@ from conftest import Replay, bulk_papers, paper_entry
 from fastapi.testclient import TestClient
 from test_readers import NOW, load_papers
 
-from aggregator import jobs
 from aggregator.api.app import create_app
-from aggregator.ingest import write_entries
-from aggregator.records import ParsedEntry
-from aggregator.settings import Interests, Settings
+from aggregator.config import Interests, Settings
+from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
+from aggregator.types import ParsedEntry
+from aggregator.worker import tasks as jobs
 
 DAY = "2026-06-15"
 INTERESTS = Interests(text="large language models", keywords=("reasoning",))

@@ -1,6 +1,6 @@
-"""aggregator.netguard, the SSRF guard of reader-added feeds: each refused address class, the URL
+"""aggregator.feeds.ssrf, the SSRF guard of reader-added feeds: each refused address class, the URL
 rules (schemes, user@host, numeric IP spellings), the allow-list, and guarded fetches through
-aggregator.fetch against real loopback servers -- redirects to refused addresses, and DNS
+aggregator.feeds.fetch against real loopback servers -- redirects to refused addresses, and DNS
 rebinding (the connection goes to the address that was checked, never to a second lookup).
 No pytest-asyncio: asyncio.run. No timing."""
 
@@ -23,10 +23,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from aggregator.fetch import Fetcher
-from aggregator.netguard import Blocked, NetGuard, parse_allow_list, refusal_reason
-from aggregator.records import FetchResult
-from aggregator.settings import Settings
+from aggregator.config import Settings
+from aggregator.feeds.fetch import Fetcher
+from aggregator.feeds.ssrf import Blocked, NetGuard, parse_allow_list, refusal_reason
+from aggregator.types import FetchResult
 
 if TYPE_CHECKING:
     from conftest import Replay

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from aggregator import opml
 from aggregator.api.app import create_app
-from aggregator.cli import app as cli_app
-from aggregator.ingest import sync_feeds
-from aggregator.settings import FeedConfig, Settings, get_settings
+from aggregator.cli.app import app as cli_app
+from aggregator.config import FeedConfig, Settings, get_settings
+from aggregator.feeds import opml
+from aggregator.feeds.ingest import sync_feeds
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Reader
 
@@ -190,7 +190,7 @@ def test_cli_feeds_import(cli_env: str, tmp_path: Path) -> None:
 
 
 def test_cli_users_add_and_list(cli_env: str) -> None:
-    from aggregator import readers
+    from aggregator.accounts import readers
     from aggregator.store.db import make_engine
 
     runner = CliRunner()

@@ -12,8 +12,8 @@ from types import ModuleType
 import pytest
 from conftest import DATA, FEEDREPLAY
 
-from aggregator.parse import html_to_text, normalise_link, parse_feed
-from aggregator.records import ParsedFeed
+from aggregator.feeds.parse import html_to_text, normalise_link, parse_feed
+from aggregator.types import ParsedFeed
 
 UTC = dt.UTC
 FETCHED = dt.datetime(2026, 8, 30, 12, 0, tzinfo=UTC)

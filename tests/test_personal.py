@@ -12,13 +12,14 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 
-from aggregator import personal, rank
-from aggregator.ingest import sync_feeds, write_entries
-from aggregator.personal import ItemFields
-from aggregator.records import ParsedEntry, ReaderProfile, TopicFilter
-from aggregator.settings import FeedConfig
+from aggregator.config import FeedConfig
+from aggregator.feeds.ingest import sync_feeds, write_entries
+from aggregator.ranking import personal
+from aggregator.ranking import tfidf as rank
+from aggregator.ranking.personal import ItemFields
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
+from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter
 
 DAYS = ["2026-06-15", "2026-06-16", "2026-06-17"]
 UTC = dt.UTC
@@ -405,8 +406,8 @@ def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine) -> 
 
 def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_url: str, tmp_path) -> None:
     """The scheduler's job (refit, default profile, then every reader via precompute_all)."""
-    from aggregator import jobs
-    from aggregator.settings import Interests, Settings
+    from aggregator.config import Interests, Settings
+    from aggregator.worker import tasks as jobs
 
     _load(engine)
     with session_factory(engine)() as s, s.begin():

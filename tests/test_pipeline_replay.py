@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from conftest import Replay
 from fastapi.testclient import TestClient
 
-from aggregator import jobs
 from aggregator.api.app import create_app
-from aggregator.settings import Settings, load_feeds_file
+from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory
 from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.worker import tasks as jobs
 
 ARXIV = ("cs.LG", "cs.CV", "cs.CL")
 INTERESTS = """

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 
-from aggregator import rank
-from aggregator.digest import build_digest, day_window
-from aggregator.ingest import sync_feeds, write_entries
-from aggregator.settings import FeedConfig, Interests
+from aggregator.config import FeedConfig, Interests
+from aggregator.digest.public import build_digest, day_window
+from aggregator.feeds.ingest import sync_feeds, write_entries
+from aggregator.ranking import tfidf as rank
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Score
 
@@ -98,8 +98,8 @@ def test_day_window_in_a_time_zone() -> None:
 def test_score_unscored_fills_in_items_committed_around_a_refit(engine: sa.Engine) -> None:
     """Items another worker committed while a refit was reading get scored on the next tick;
     only recent items are looked at."""
-    from aggregator import jobs
-    from aggregator.settings import Settings
+    from aggregator.config import Settings
+    from aggregator.worker import tasks as jobs
 
     now = dt.datetime.now(UTC)
     day = "2026-06-15"

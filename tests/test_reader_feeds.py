@@ -20,12 +20,12 @@ from conftest import Replay
 from fastapi.testclient import TestClient
 from test_netguard import Loopback
 
-from aggregator import jobs
 from aggregator.api.app import create_app
-from aggregator.ingest import sync_feeds
-from aggregator.settings import FeedConfig, Settings, load_feeds_file
+from aggregator.config import FeedConfig, Settings, load_feeds_file
+from aggregator.feeds.ingest import sync_feeds
 from aggregator.store.db import alembic_config, session_factory, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource, Reader
+from aggregator.worker import tasks as jobs
 
 GOOGLE = "/static/blogs/ainewsdirect-google-ai-blog-2025-07-29-atom.xml"
 BAIR = "/static/blogs/bair-blog-2026-04-rss2-distill.xml"

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 
-from aggregator import readers
-from aggregator.ingest import write_entries
-from aggregator.records import TopicFilter
+from aggregator.accounts import readers
+from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Reader, Score, Subscription, Topic
+from aggregator.types import TopicFilter
 
 UTC = ZoneInfo("UTC")
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)

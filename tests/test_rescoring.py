@@ -17,11 +17,14 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator import jobs, rank, readers, similar
+from aggregator.accounts import readers
 from aggregator.api.app import create_app
-from aggregator.settings import Settings
+from aggregator.config import Settings
+from aggregator.ranking import similar
+from aggregator.ranking import tfidf as rank
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Item, RescoreRequest, Score
+from aggregator.worker import tasks as jobs
 
 
 def _queue(engine: sa.Engine) -> dict[int, tuple[dt.datetime, dt.datetime | None, bool]]:

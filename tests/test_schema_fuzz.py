@@ -17,12 +17,13 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from aggregator import jobs, readers
+from aggregator.accounts import readers
 from aggregator.api.app import create_app
-from aggregator.ingest import sync_feeds, write_entries
-from aggregator.settings import FeedConfig, Settings
+from aggregator.config import FeedConfig, Settings
+from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed
+from aggregator.worker import tasks as jobs
 
 
 def _app(tmp: Path):  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ def _app(tmp: Path):  # type: ignore[no-untyped-def]
         sync_feeds(s, [FeedConfig("arXiv cs.LG", "http://127.0.0.1:9/cs.LG", "arxiv")], now)
         feed_id = s.scalar(sa.select(Feed.id))
         write_entries(s, feed_id, [paper_entry(p, "2026-06-15") for p in bulk_papers("2026-06-15")[:80]], now)
-    from aggregator.settings import Interests
+    from aggregator.config import Interests
 
     jobs.update_ranking(engine, settings, Interests(text="reasoning in large language models"))
     with session_factory(engine)() as s, s.begin():

@@ -1,8 +1,8 @@
 """The served digest and item cards, on real arXiv papers (SQLite and PostgreSQL).
 
 ``GET /api/me/digest`` is served from stored cards and precomputed scores
-(:mod:`aggregator.served`); the pages and the Atom feed read the same digest through
-:func:`aggregator.readers.reader_digest`. These tests check that the two agree field for field
+(:mod:`aggregator.digest.served`); the pages and the Atom feed read the same digest through
+:func:`aggregator.accounts.readers.reader_digest`. These tests check that the two agree field for field
 (votes, muted items, topic labels, several days, small limits), that the served body matches
 the documented schema, and that cards go stale whenever what they show changes (an update, a
 cross-list, a new paper ↔ post link) and are rebuilt by the worker; an API process serves a
@@ -26,16 +26,20 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator import cards, jobs, links, readers, served, served_pg
+from aggregator.accounts import readers
 from aggregator.api import fastlane
 from aggregator.api.app import create_app
-from aggregator.api.me import _reader_digest_response
 from aggregator.api.me_schemas import ReaderDigestResponse
-from aggregator.ingest import sync_feeds, write_entries
-from aggregator.records import ParsedEntry
-from aggregator.settings import FeedConfig
+from aggregator.api.routes.me import _reader_digest_response
+from aggregator.config import FeedConfig
+from aggregator.digest import cards, served
+from aggregator.digest import served_async as served_pg
+from aggregator.feeds import paper_links as links
+from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
+from aggregator.types import ParsedEntry
+from aggregator.worker import tasks as jobs
 
 
 @pytest.fixture
@@ -428,7 +432,7 @@ def test_the_held_read_connection_recovers_from_a_lost_server_connection(
 def test_the_async_reads_recover_from_a_lost_connection_and_serve_in_arrival_order(
     engine: sa.Engine, database_url: str
 ) -> None:
-    """PostgreSQL's async read connections (:mod:`aggregator.served_pg`): a dropped connection
+    """PostgreSQL's async read connections (:mod:`aggregator.digest.served_async`): a dropped connection
     is replaced and the request retried; with one connection, concurrent requests get it in the
     order they asked (none is overtaken by a later one)."""
     if not database_url.startswith("postgresql"):
@@ -475,7 +479,7 @@ def test_a_changed_card_is_served_within_card_ttl(
     put = client.put("/api/me/profile", headers=auth, json={"interests": "reasoning in language models"})
     assert put.status_code == 200
     before = _served(client, auth, date=DAY)
-    assert before["profile"].startswith("reader:")  # precomputed: served by aggregator.served
+    assert before["profile"].startswith("reader:")  # precomputed: served by aggregator.digest.served
     assert before["items"] and all(i["sources"] == ["arXiv cs.LG"] for i in before["items"])
     state = client.app.state  # type: ignore[attr-defined]
     with state.sessionmaker() as s, s.begin():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SHARED
 
-from aggregator.settings import ConfigError, Settings, load_feeds_file, parse_feeds_toml
+from aggregator.config import ConfigError, Settings, load_feeds_file, parse_feeds_toml
 
 
 def test_shipped_feeds_file_lists_arxiv_and_the_blogs() -> None:

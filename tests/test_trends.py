@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from aggregator import trends
 from aggregator.api.app import create_app
-from aggregator.ingest import write_entries
-from aggregator.settings import Settings
+from aggregator.config import Settings
+from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import DayTotal, Feed, Term, TermCount, TrendCounted
 
@@ -229,8 +229,8 @@ def test_cli_table(
     and says so plainly when nothing rises."""
     from typer.testing import CliRunner
 
-    from aggregator.cli import app
-    from aggregator.settings import get_settings
+    from aggregator.cli.app import app
+    from aggregator.config import get_settings
 
     feeds = tmp_path / "feeds.toml"
     feeds.write_text("")

@@ -28,7 +28,7 @@ from conftest import DATA, bulk_papers, paper_entry
 from scipy.stats import binom, hypergeom
 
 from aggregator import trends
-from aggregator.ingest import write_entries
+from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import DayTotal, Feed, Term, TermCount
 from aggregator.trends import terms

@@ -13,8 +13,8 @@ from conftest import DATA
 from test_trends import END, _load
 
 from aggregator import trends
-from aggregator.ingest import write_entries
-from aggregator.parse import parse_feed
+from aggregator.feeds.ingest import write_entries
+from aggregator.feeds.parse import parse_feed
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, ItemLink, TrendResult
 from aggregator.trends import results

@@ -13,14 +13,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import readers, served, served_pg
-from ..settings import Settings, get_settings
-from ..store.db import make_engine, session_factory, upgrade
-from . import email as email_routes
-from . import errors, me, my_feeds, pages, reader_pages, routes
-from . import trends as trends_routes
-from .fastlane import DigestFastLane
-from .limits import BodySizeLimit, RateLimit
+from aggregator.accounts import readers
+from aggregator.api import errors
+from aggregator.api.fastlane import DigestFastLane
+from aggregator.api.limits import BodySizeLimit, RateLimit
+from aggregator.api.pages import account as reader_pages
+from aggregator.api.pages import public as pages
+from aggregator.api.routes import digest as routes
+from aggregator.api.routes import email_links as email_routes
+from aggregator.api.routes import feeds as my_feeds
+from aggregator.api.routes import me
+from aggregator.api.routes import trends as trends_routes
+from aggregator.config import Settings, get_settings
+from aggregator.digest import served
+from aggregator.digest import served_async as served_pg
+from aggregator.store.db import make_engine, session_factory, upgrade
 
 
 def create_app(

@@ -27,10 +27,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from .. import readers
-from ..store.db import insert
-from ..store.tables import AppSecret, Reader
-from .deps import SessionDep
+from aggregator.accounts import readers
+from aggregator.api.deps import SessionDep
+from aggregator.store.db import insert
+from aggregator.store.tables import AppSecret, Reader
 
 SESSION_COOKIE = "aggregator_session"
 CSRF_COOKIE = "aggregator_csrf"

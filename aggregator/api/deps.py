@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
-from ..settings import Settings
+from aggregator.config import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -107,7 +107,7 @@ def error_page(
 ) -> Response:
     """``templates/error.html`` with ``status``: a title, ``message``, the ``problems`` (one
     line each), links back to the digest and to the page without its parameters."""
-    from .pages import templates
+    from aggregator.api.pages.public import templates
 
     try:
         phrase = HTTPStatus(status).phrase

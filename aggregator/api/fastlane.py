@@ -2,14 +2,14 @@
 
 FastAPI's per-request machinery (routing through every route, dependency solving, query
 validation by pydantic) costs about as much as serving the digest itself from stored JSON
-(:mod:`aggregator.served`). This middleware sits inside the body-size and rate limits and
+(:mod:`aggregator.digest.served`). This middleware sits inside the body-size and rate limits and
 answers the *plain* requests itself: ``GET /api/me/digest`` with only ``date`` (``YYYY-MM-DD``,
 1900–2999), ``days`` (1–31) and ``limit`` (1–500) given at most once each as plain decimal
 numbers, a ``Authorization: Bearer`` header of a known reader who has precomputed scores in
 the window. Everything else — a missing or unknown token, an odd or invalid parameter,
 ``group=topic``, a reader without scores — goes on to the FastAPI route unchanged, which stays
 the documented, validating and general path (and gives the 401s and 422s). Both paths call
-:func:`aggregator.served.serve_digest`, so they answer the same bytes.
+:func:`aggregator.digest.served.serve_digest`, so they answer the same bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .. import readers, served
-from ..settings import Settings
+from aggregator.accounts import readers
+from aggregator.config import Settings
+from aggregator.digest import served
 
 PATH = "/api/me/digest"
 _NUMBER = re.compile(r"[0-9]{1,3}")
@@ -71,7 +72,7 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 class DigestFastLane:
-    """Answer plain ``GET /api/me/digest`` requests from :mod:`aggregator.served` (see the
+    """Answer plain ``GET /api/me/digest`` requests from :mod:`aggregator.digest.served` (see the
     module docstring); pass every other request to ``app``."""
 
     def __init__(self, app: Any) -> None:

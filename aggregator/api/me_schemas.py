@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schemas import DigestItem
+from aggregator.api.schemas import DigestItem
 
 _List = list[str]
 

@@ -6,9 +6,9 @@ database, hundreds of MB and tens of seconds to build in a process that has not 
 (measured: the first vote in a fresh API process on 1 million items took 38 s and grew it from
 118 MB to 770 MB). So only processes that score anyway do it in the request
 (``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
-``rescore_requests`` (:func:`aggregator.readers.request_rescore`) and a worker, which holds the
+``rescore_requests`` (:func:`aggregator.accounts.readers.request_rescore`) and a worker, which holds the
 model and the window, rescores within ``settings.rescore_poll`` seconds
-(:func:`aggregator.jobs.rescore_requested`). A request that shows the result next (a vote, a
+(:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a vote, a
 subscription) waits up to ``settings.rescore_wait`` seconds for that, so the page it redirects
 to already shows the change.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .. import readers
+from aggregator.accounts import readers
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
                 session.commit()
                 return
         if seeds:
-            from .. import jobs
-
+            from aggregator.worker import tasks as jobs
             report = jobs.fetch_papers(state.engine, state.settings, seeds)
             if report.error:
                 log.warning("fetching seed papers %s failed: %s", seeds, report.error)

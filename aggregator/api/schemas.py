@@ -65,7 +65,7 @@ class ItemDetail(DigestItem):
 
 
 class FeedStatus(BaseModel):
-    """One feed's fetch state (see :class:`aggregator.feed_status.FeedState`)."""
+    """One feed's fetch state (see :class:`aggregator.feeds.status.FeedState`)."""
 
     id: int
     name: str

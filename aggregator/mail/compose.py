@@ -7,7 +7,7 @@ The email of week W is sent at the reader's chosen weekday and local time in W (
 day (:func:`content_days`), so consecutive emails neither overlap nor leave a gap. Items are
 read from the reader's precomputed scores (``scores.profile = "reader:<id>"``, falling back to
 the default profile when the reader has none in the week) through
-:func:`aggregator.readers.reader_digest`; nothing is scored here.
+:func:`aggregator.accounts.readers.reader_digest`; nothing is scored here.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .. import readers
-from ..parse import trim_text
-from ..store.tables import Reader
+from aggregator.accounts import readers
+from aggregator.feeds.parse import trim_text
+from aggregator.store.tables import Reader
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def rising_terms(session: Session, last_day: dt.date, limit: int = RISING_TERMS)
     :func:`aggregator.trends.top_rising`; empty when trends are unavailable or fail (the
     block is then left out of the email)."""
     try:
-        from .. import trends
+        from aggregator import trends
     except ImportError:  # pragma: no cover - trends not installed
         return []
     try:
@@ -235,7 +235,7 @@ def compose_week(
     earlier group; "Other picks" holds the best items matching none of them. ``rising``
     gives the "rising this week" terms when already known (a sender caches them per week),
     else they are read with :func:`rising_terms` unless ``with_rising`` is false. Reads only.
-    Raises :class:`aggregator.readers.NotFound` for an unknown reader and ``ValueError`` for a
+    Raises :class:`aggregator.accounts.readers.NotFound` for an unknown reader and ``ValueError`` for a
     malformed week."""
     reader = session.get(Reader, reader_id)
     if reader is None:

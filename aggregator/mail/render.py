@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import jinja2
 
-from .compose import WeekEmail, parse_hhmm
-from .tokens import FEEDBACK_MAX_AGE, EmailLinks
+from aggregator.mail.compose import WeekEmail, parse_hhmm
+from aggregator.mail.tokens import FEEDBACK_MAX_AGE, EmailLinks
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 #: Headers are written unfolded up to RFC 5322's 998-character line limit, so that the long

@@ -63,13 +63,13 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..settings import Settings
-from ..store.db import insert, session_factory
-from ..store.tables import EmailSend, Reader
-from .compose import RisingTerm, compose_week, current_week, rising_terms, scheduled_at
-from .compose import content_days as _content_days
-from .render import build_message, new_message_id, render_week
-from .tokens import EmailLinks, LinkSigner, signing_key
+from aggregator.config import Settings
+from aggregator.mail.compose import RisingTerm, compose_week, current_week, rising_terms, scheduled_at
+from aggregator.mail.compose import content_days as _content_days
+from aggregator.mail.render import build_message, new_message_id, render_week
+from aggregator.mail.tokens import EmailLinks, LinkSigner, signing_key
+from aggregator.store.db import insert, session_factory
+from aggregator.store.tables import EmailSend, Reader
 
 log = logging.getLogger(__name__)
 

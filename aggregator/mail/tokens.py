@@ -22,7 +22,7 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from ..settings import Settings
+from aggregator.config import Settings
 
 FEEDBACK_SALT = "email-feedback"
 UNSUBSCRIBE_SALT = "email-unsubscribe"
@@ -56,7 +56,7 @@ def signing_key(session: Session, settings: Settings) -> str:
     first use; commits ``session`` then)."""
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
         return settings.secret_key.get_secret_value()
-    from ..api.auth import load_or_create_secret
+    from aggregator.api.auth import load_or_create_secret
 
     return load_or_create_secret(session)
 

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from .db import insert
-from .tables import JobLock
+from aggregator.store.db import insert
+from aggregator.store.tables import JobLock
 
 #: Identifies this process in ``job_locks.holder``.
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -64,7 +64,7 @@ class Feed(Base):
     lease_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
     # Feeds readers added (POST /api/me/feeds): fetched through the SSRF guard
-    # (aggregator.netguard) and kept scheduled by sync_feeds. ``added_by`` is NULL for the
+    # (aggregator.feeds.ssrf) and kept scheduled by sync_feeds. ``added_by`` is NULL for the
     # operator's feeds (feeds.toml, OPML), and again if the reader account is deleted.
     added_by: Mapped[int | None] = mapped_column(sa.ForeignKey("readers.id", ondelete="SET NULL"), index=True)
     reader_added: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
@@ -102,7 +102,7 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     first_seen_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
-    #: The item's public digest JSON (aggregator.cards); NULL when it must be (re)built.
+    #: The item's public digest JSON (aggregator.digest.cards); NULL when it must be (re)built.
     card: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
 
@@ -248,7 +248,7 @@ class RescoreRequest(Base):
 
 
 class SimilarItems(Base):
-    """An item's stored "more like this" neighbours (aggregator.similar): ``[[item id, score,
+    """An item's stored "more like this" neighbours (aggregator.ranking.similar): ``[[item id, score,
     why], ...]`` best first, from model ``model_id``; ``requested_at`` set while an API process
     waits for a worker to (re)compute them."""
 

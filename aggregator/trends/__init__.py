@@ -71,7 +71,7 @@ items once for the scopes it recomputes. The API only reads them (:func:`stored_
 
 from __future__ import annotations
 
-from .counts import (
+from aggregator.trends.counts import (
     CATEGORIES,
     EMPTY_COUNTS,
     FIRST_COLUMNS,
@@ -84,7 +84,7 @@ from .counts import (
     unpack_counts,
     update_counts,
 )
-from .detect import (
+from aggregator.trends.detect import (
     DEFAULT_BASELINE_DAYS,
     DEFAULT_WINDOW_DAYS,
     FDR,
@@ -98,9 +98,16 @@ from .detect import (
     min_support,
     rising_p_values,
 )
-from .report import DayCount, TrendItem, TrendReport, TrendTerm
-from .results import get_report, refresh_results, store_report, stored_payload, stored_report, top_rising
-from .terms import (
+from aggregator.trends.report import DayCount, TrendItem, TrendReport, TrendTerm
+from aggregator.trends.results import (
+    get_report,
+    refresh_results,
+    store_report,
+    stored_payload,
+    stored_report,
+    top_rising,
+)
+from aggregator.trends.terms import (
     DOMAIN_STOP_WORDS,
     ENGLISH_STOP_WORDS,
     MAX_N,
@@ -113,7 +120,7 @@ from .terms import (
     singular,
     terms_of_runs,
 )
-from .window import MAX_EXAMPLES, _WindowItems
+from aggregator.trends.window import MAX_EXAMPLES, _WindowItems
 
 __all__ = [
     "CATEGORIES",

@@ -13,9 +13,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..store.db import insert
-from ..store.tables import DayTotal, Item, Term, TermCount, TrendCounted
-from .terms import extract_terms, item_text
+from aggregator.store.db import insert
+from aggregator.store.tables import DayTotal, Item, Term, TermCount, TrendCounted
+from aggregator.trends.terms import extract_terms, item_text
 
 #: The scopes trend results are kept for, in display order.
 SCOPES: tuple[str, ...] = ("all", "cs.LG", "cs.CV", "cs.CL", "blogs")

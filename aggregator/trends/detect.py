@@ -14,10 +14,10 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..store.tables import DayTotal, TermCount
-from .counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
-from .report import DayCount, TrendReport, TrendTerm, _Cand
-from .window import MAX_EXAMPLES, _WindowItems
+from aggregator.store.tables import DayTotal, TermCount
+from aggregator.trends.counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
+from aggregator.trends.report import DayCount, TrendReport, TrendTerm, _Cand
+from aggregator.trends.window import MAX_EXAMPLES, _WindowItems
 
 DEFAULT_WINDOW_DAYS = 7
 DEFAULT_BASELINE_DAYS = 56

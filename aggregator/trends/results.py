@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..store.tables import DayTotal, Item, ItemLink, TrendResult
-from .counts import SCOPES
-from .detect import (
+from aggregator.store.tables import DayTotal, Item, ItemLink, TrendResult
+from aggregator.trends.counts import SCOPES
+from aggregator.trends.detect import (
     DEFAULT_BASELINE_DAYS,
     DEFAULT_WINDOW_DAYS,
     FDR,
@@ -22,8 +22,8 @@ from .detect import (
     compute_report,
     latest_day,
 )
-from .report import TrendReport, TrendTerm
-from .window import _WindowItems
+from aggregator.trends.report import TrendReport, TrendTerm
+from aggregator.trends.window import _WindowItems
 
 # --- stored results ----------------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..store.tables import Item, ItemLink
-from .counts import _batched, item_scopes
-from .report import TrendItem, _Cand
-from .terms import _BREAK, _NORMAL, _NUMBER_UNIT, _RAW_TOKEN, _tokens, item_text
+from aggregator.store.tables import Item, ItemLink
+from aggregator.trends.counts import _batched, item_scopes
+from aggregator.trends.report import TrendItem, _Cand
+from aggregator.trends.terms import _BREAK, _NORMAL, _NUMBER_UNIT, _RAW_TOKEN, _tokens, item_text
 
 MAX_EXAMPLES = 6
 

@@ -1,0 +1,332 @@
+"""Ingest: decide what a parsed document adds or changes (pure), then write it (one transaction).
+
+After lemon24/reader: :func:`decide` compares parsed entries with what is stored and returns
+intents; :func:`apply_fetch` writes them, together with the feed's new fetch state, in a single
+transaction, so a crash mid-ingest leaves neither half an item batch nor an ETag that would
+hide the lost items behind a 304.
+
+Bulk writes use SQLAlchemy Core ``INSERT ... ON CONFLICT``: fetching the same document twice,
+or two workers ingesting it at once, adds nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aggregator.config import FeedConfig
+from aggregator.digest import cards
+from aggregator.store.db import insert
+from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
+
+_CHUNK = 500  # keys per IN (...) lookup; well under SQLite's 32766 bound-parameter limit
+
+
+def content_hash(entry: ParsedEntry) -> str:
+    """SHA-1 hex digest of the fields a reader sees; a change means the item was updated."""
+    h = hashlib.sha1()
+    for part in (
+        entry.title,
+        entry.url or "",
+        "\x1f".join(entry.authors),
+        entry.summary,
+        str(entry.version or 0),
+        " ".join(entry.categories),
+    ):
+        h.update(part.encode("utf-8", "replace"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What ingest needs to know of an item already in the database."""
+
+    id: int
+    version: int | None
+    content_hash: str
+
+
+@dataclass(slots=True)
+class IngestPlan:
+    """Intents for one document: items to insert, items to update (by id), and all keys seen."""
+
+    insert: list[tuple[ParsedEntry, str]] = field(default_factory=list)
+    update: list[tuple[int, ParsedEntry, str]] = field(default_factory=list)
+    unchanged: int = 0
+    entries: list[ParsedEntry] = field(default_factory=list)
+
+
+def decide(entries: Iterable[ParsedEntry], stored: dict[str, Stored]) -> IngestPlan:
+    """Pure: classify entries as new, updated or unchanged against ``stored`` (key → Stored).
+
+    Duplicate keys within one document are kept once (the first). A paper is updated only when
+    its version is newer than the stored one (an arXiv replacement); a post whenever its
+    content hash differs.
+    """
+    plan = IngestPlan()
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.key in seen:
+            continue
+        seen.add(entry.key)
+        plan.entries.append(entry)
+        digest = content_hash(entry)
+        old = stored.get(entry.key)
+        if old is None:
+            plan.insert.append((entry, digest))
+        elif entry.kind == "paper":
+            if (entry.version or 0) > (old.version or 0):
+                plan.update.append((old.id, entry, digest))
+            else:
+                plan.unchanged += 1
+        elif digest != old.content_hash:
+            plan.update.append((old.id, entry, digest))
+        else:
+            plan.unchanged += 1
+    return plan
+
+
+def _chunks(seq: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def load_stored(session: Session, keys: Sequence[str]) -> dict[str, Stored]:
+    out: dict[str, Stored] = {}
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            sa.select(Item.key, Item.id, Item.version, Item.content_hash).where(Item.key.in_(chunk))
+        )
+        for key, id_, version, digest in rows:
+            out[key] = Stored(id_, version, digest)
+    return out
+
+
+def _item_row(entry: ParsedEntry, digest: str, now: dt.datetime) -> dict[str, object]:
+    return {
+        "key": entry.key,
+        "kind": entry.kind,
+        "arxiv_id": entry.arxiv_id,
+        "version": entry.version,
+        "title": entry.title,
+        "url": entry.url,
+        "authors": list(entry.authors),
+        "summary": entry.summary,
+        "summary_html": entry.summary_html,
+        "categories": list(entry.categories),
+        "primary_category": entry.primary_category,
+        "comment": entry.comment,
+        "guid": entry.guid,
+        "published": entry.published,
+        "date_from_fetch": entry.date_from_fetch,
+        "content_hash": digest,
+        "first_seen_at": now,
+        "updated_at": now,
+    }
+
+
+def write_entries(
+    session: Session, feed_id: int, entries: Sequence[ParsedEntry], now: dt.datetime
+) -> IngestSummary:
+    """Insert new items, update changed ones and record which feed announced each.
+
+    Runs inside the caller's transaction. Returns counts and the ids of inserted items.
+    """
+    keys = list(dict.fromkeys(e.key for e in entries))
+    plan = decide(entries, load_stored(session, keys))
+    summary = IngestSummary(unchanged=plan.unchanged)
+    conn = session.connection()
+    inserted: list[int] = []
+    if plan.insert:
+        # RETURNING gives only the rows this statement inserted: when another feed's ingest
+        # (a cross-list) commits the same paper first, ON CONFLICT skips it and it is not "new"
+        # here, though it looked absent when `decide` ran.
+        rows = [_item_row(e, d, now) for e, d in plan.insert]
+        table = Item.__table__
+        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.id)
+        for start in range(0, len(rows), _CHUNK):
+            inserted += conn.execute(stmt, rows[start : start + _CHUNK]).scalars().all()
+    for item_id, entry, digest in plan.update:
+        values = _item_row(entry, digest, now)
+        for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
+            values.pop(keep)
+        session.execute(sa.update(Item).where(Item.id == item_id).values(**values, card=None))
+    summary.updated = len(plan.update)
+    ids = {k: s.id for k, s in load_stored(session, keys).items()}
+    summary.new_item_ids = sorted(inserted)
+    summary.new = len(summary.new_item_ids)
+    sources = [
+        {
+            "item_id": ids[e.key],
+            "feed_id": feed_id,
+            "announce_type": e.announce_type or "",
+            "version": e.version or 0,
+            "seen_at": now,
+        }
+        for e in plan.entries
+        if e.key in ids
+    ]
+    if sources:
+        table = ItemSource.__table__
+        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
+        announced: set[int] = set()
+        for start in range(0, len(sources), _CHUNK):
+            announced.update(conn.execute(stmt, sources[start : start + _CHUNK]).scalars())
+        # an item announced by one more feed (a cross-list) lists it in its card's sources
+        cards.invalidate(session, announced - set(inserted))
+    return summary
+
+
+# --- feed state -------------------------------------------------------------------------------
+
+
+def failure_delay(error_count: int, interval_minutes: int, retry_after: float | None, cap: float) -> float:
+    """Seconds to wait after the ``error_count``-th failure in a row (pure).
+
+    Exponential backoff from the feed's own interval: ``interval × 2^(n-1)``, never shorter
+    than the server's Retry-After (RFC 9110 §10.2.3), and capped at ``cap`` (default 24 h).
+    Unlike miniflux, a feed is never given up on; only 410 Gone disables it.
+    """
+    delay = interval_minutes * 60.0 * (2 ** max(0, min(error_count - 1, 20)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, cap)
+
+
+def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime) -> None:
+    """Make the feeds table match the feeds file: add new feeds (due now), update names,
+    kinds, intervals and tags, and unschedule feeds no longer listed (their items stay).
+    Feeds that live in the database only stay scheduled: OPML-imported ones (tag "opml") and
+    those readers added (``reader_added``, see :mod:`aggregator.feeds.added_feeds`)."""
+    urls = [c.url for c in configs]
+    existing = {
+        f.url: f
+        for f in session.scalars(sa.select(Feed).where(Feed.scheduled.is_(True) | Feed.url.in_(urls)))
+    }
+    listed = set()
+    for cfg in configs:
+        listed.add(cfg.url)
+        feed = existing.get(cfg.url)
+        if feed is None:  # ON CONFLICT: several workers may sync the same new feeds at once
+            session.execute(
+                insert(session.connection(), Feed.__table__)
+                .values(
+                    url=cfg.url,
+                    name=cfg.name,
+                    kind=cfg.kind,
+                    interval_minutes=cfg.interval,
+                    tags=list(cfg.tags),
+                    scheduled=True,
+                    next_check_at=now,
+                    created_at=now,
+                    error_count=0,
+                    disabled=False,
+                )
+                .on_conflict_do_nothing(index_elements=["url"])
+            )
+            continue
+        if feed.name != cfg.name:  # the cards of its items name it in their sources
+            cards.invalidate_feed(session, feed.id)
+        feed.name, feed.interval_minutes, feed.tags, feed.scheduled = (
+            cfg.name,
+            cfg.interval,
+            list(cfg.tags),
+            True,
+        )
+        if cfg.kind is not None:
+            feed.kind = cfg.kind
+    for url, feed in existing.items():
+        if url not in listed and "opml" not in (feed.tags or []) and not feed.reader_added:
+            feed.scheduled = False
+    session.flush()
+
+
+def apply_fetch(
+    session: Session,
+    feed: Feed,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    now: dt.datetime,
+    max_backoff: float,
+) -> IngestSummary:
+    """Write one fetch's outcome: its items (if any) and the feed's new state.
+
+    The caller commits; everything here is one transaction. A document that yields no entries
+    and could not be parsed counts as a failure, like a network error: error count up, backoff.
+    """
+    feed.last_fetch_at = now
+    feed.last_status = result.status
+    feed.lease_until = None
+    summary = IngestSummary()
+    error = result.error
+    if error is None and parsed is not None and not parsed.entries and parsed.problems:
+        error = "not a usable feed: " + "; ".join(parsed.problems)[:900]
+    if error is None and parsed is not None and parsed.api_error:
+        error = "arXiv API error: " + parsed.api_error[:900]
+    if error is not None:
+        feed.error_count = (feed.error_count or 0) + 1
+        feed.last_error = error
+        if result.gone:
+            feed.disabled = True
+            feed.last_error = f"{error}; the feed is gone (HTTP 410) and has been disabled"
+            feed.next_check_at = None
+        else:
+            delay = failure_delay(feed.error_count, feed.interval_minutes, result.retry_after, max_backoff)
+            feed.next_check_at = now + dt.timedelta(seconds=delay)
+        return summary
+    feed.error_count = 0
+    feed.last_error = None
+    feed.last_success_at = now
+    feed.next_check_at = now + dt.timedelta(minutes=feed.interval_minutes)
+    if result.etag or result.last_modified or not result.not_modified:
+        feed.etag, feed.last_modified = result.etag, result.last_modified
+    if parsed is not None:
+        feed.parse_problems = "; ".join(parsed.problems)[:2000] or None
+        if parsed.title:
+            feed.title = parsed.title[:1000]
+        if feed.kind is None:
+            feed.kind = parsed.kind
+        summary = write_entries(session, feed.id, parsed.entries, now)
+    return summary
+
+
+def claim_due_feeds(
+    session: Session,
+    now: dt.datetime,
+    lease_seconds: float,
+    include_all: bool = False,
+    feed_ids: Sequence[int] | None = None,
+) -> list[Feed]:
+    """Claim the feeds due for a check by setting a lease; returns the claimed feeds.
+
+    A feed whose lease has not expired belongs to another worker and is skipped, so two
+    processes never fetch the same feed at once. The conditional ``UPDATE`` is atomic on
+    SQLite and PostgreSQL alike. ``include_all`` ignores ``next_check_at`` (``fetch --all``).
+    """
+    query = sa.select(Feed.id).where(Feed.scheduled.is_(True), Feed.disabled.is_(False))
+    if feed_ids is not None:
+        query = query.where(Feed.id.in_(feed_ids))
+    if not include_all:
+        query = query.where(sa.or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
+    candidates = list(session.scalars(query.order_by(Feed.next_check_at, Feed.id)))
+    claimed: list[int] = []
+    until = now + dt.timedelta(seconds=lease_seconds)
+    free = sa.or_(Feed.lease_until.is_(None), Feed.lease_until < now)
+    # Due-ness is checked again in the UPDATE: another worker may have fetched the feed (and
+    # released its lease) between the SELECT above and this statement.
+    due = sa.true() if include_all else sa.or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now)
+    for feed_id in candidates:
+        res = session.execute(sa.update(Feed).where(Feed.id == feed_id, free, due).values(lease_until=until))
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(feed_id)
+    session.commit()
+    if not claimed:
+        return []
+    return list(session.scalars(sa.select(Feed).where(Feed.id.in_(claimed)).order_by(Feed.id)))
