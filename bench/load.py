@@ -41,7 +41,7 @@ BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 
 import sqlalchemy as sa  # noqa: E402
 
-from aggregator import cards  # noqa: E402
+from aggregator.digest import cards  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import Feed, Item, ItemSource  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator import evaluate  # noqa: E402
+from aggregator.ranking import evaluate  # noqa: E402
 
 
 def main() -> None:

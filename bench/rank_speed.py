@@ -32,9 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from aggregator import evaluate, personal, rank  # noqa: E402
 from aggregator.config import FeedConfig  # noqa: E402
 from aggregator.feeds.ingest import sync_feeds, write_entries  # noqa: E402
+from aggregator.ranking import (
+    evaluate,  # noqa: E402
+    personal,  # noqa: E402
+)
+from aggregator.ranking import tfidf as rank  # noqa: E402
 from aggregator.store.db import make_engine, session_factory, upgrade  # noqa: E402
 from aggregator.store.tables import Feed, Item  # noqa: E402
 from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter  # noqa: E402

@@ -899,7 +899,7 @@ def rescore(
     and the session rolled back, since a rescore must not lose the change that triggered it
     (commit that first)."""
     try:
-        from aggregator import personal  # type: ignore[attr-defined,unused-ignore]
+        from aggregator.ranking import personal  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
     try:

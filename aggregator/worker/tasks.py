@@ -188,7 +188,9 @@ def update_ranking(
     (:func:`aggregator.ranking.personal.precompute_all`). Returns the number of items scored for the
     default profile.
     """
-    from aggregator import rank  # scikit-learn stays out of processes that only serve requests
+    from aggregator.ranking import (
+        tfidf as rank,  # scikit-learn stays out of processes that only serve requests
+    )
 
     now = utcnow()
     with session_factory(engine)() as session, session.begin():
@@ -199,7 +201,9 @@ def update_ranking(
         if model is None:
             return 0
         scored = rank.rescore(session, model, interests, new_item_ids, why_terms=settings.why_terms)
-        from aggregator import personal  # per-reader scores: every reader's top items of the recent window
+        from aggregator.ranking import (
+            personal,  # per-reader scores: every reader's top items of the recent window
+        )
 
         profiles = personal.load_profiles(session)
         if profiles:

@@ -151,6 +151,6 @@ def metrics() -> Response:
     """Prometheus exposition of this process's counters (see aggregator.metrics)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from aggregator import observability  # noqa: F401  (registers the metrics)
+    from aggregator import metrics  # noqa: F401  (registers the metrics)
 
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
