@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from aggregator.feeds.arxiv import UnknownCategory, check_category
+from aggregator.taxonomy import UnknownCategory, check_category
 
 FeedKind = Literal["arxiv", "blog"]
 
@@ -149,16 +149,14 @@ class Settings(BaseSettings):
     @field_validator("feed_allow_hosts", mode="before")
     @classmethod
     def _allow_list(cls, value: object) -> object:
-        """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list; each entry checked."""
+        """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list, split into entries."""
         if isinstance(value, str):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else [v for v in re.split(r"[,\s]+", text) if v]
         if isinstance(value, list | tuple):
-            from aggregator.feeds.ssrf import parse_allow_list
-
-            entries = [str(v).strip() for v in value if str(v).strip()]
-            parse_allow_list(entries)  # ValueError names the bad entry
-            return entries
+            # kept as raw strings: aggregator.feeds.ssrf.parse_allow_list parses and checks them
+            # (NetGuard.from_settings, called when the API and the worker start)
+            return [str(v).strip() for v in value if str(v).strip()]
         return value
 
     @property
@@ -232,7 +230,7 @@ def _str_list(value: object, where: str) -> tuple[str, ...]:
 def parse_feeds_toml(text: str, source: str = "feeds.toml") -> FeedsFile:
     """Parse feeds-file TOML text. Raises :class:`ConfigError` naming ``source``, also when an
     arXiv listing URL names a category (or archive) that is not in arXiv's taxonomy
-    (:func:`aggregator.feeds.arxiv.check_category`)."""
+    (:func:`aggregator.taxonomy.check_category`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

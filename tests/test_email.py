@@ -26,11 +26,12 @@ from fastapi.testclient import TestClient
 from test_readers import load_papers
 
 from aggregator import trends
-from aggregator.accounts import readers
+from aggregator.accounts import builtin_topics, profiles, readers, subscriptions
 from aggregator.api.app import create_app
 from aggregator.config import Interests, Settings
 from aggregator.mail import compose, send, tokens
 from aggregator.mail.render import date_range
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Feedback, Item, Reader, Score
 from aggregator.worker import tasks as jobs
@@ -155,15 +156,15 @@ def add_reader(
     topics: tuple[str, ...] = (),
 ) -> int:
     with session_factory(engine)() as s, s.begin():
-        readers.ensure_default_topics(s)
+        builtin_topics.ensure_default_topics(s)
         rid = readers.create_reader(s, address, NOW).reader_id
         readers.update_reader_settings(
             s, rid, weekly_email=weekly, email_weekday=weekday, email_time=at, timezone=tz
         )
         if interests:
-            readers.update_profile(s, rid, interests=interests)
+            profiles.update_profile(s, rid, interests=interests)
         for slug in topics:
-            readers.subscribe(s, rid, slug, NOW)
+            subscriptions.subscribe(s, rid, slug, NOW)
     return rid
 
 
@@ -295,7 +296,7 @@ def test_weekly_email_over_smtp_then_links_change_data(
     add_reader(engine, "later@example.com", weekday=3)  # Thursday: not due on Monday
     with session_factory(engine)() as s:
         for rid in (ada, bob):
-            assert readers.rescore(s, rid)
+            assert rescore.rescore(s, rid)
 
     report = send.send_due(engine, settings, now=NOW)
     assert (report.planned, report.sent, report.errors) == (2, 2, [])

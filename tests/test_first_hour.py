@@ -30,6 +30,7 @@ from aggregator.feeds import paper_links as links
 from aggregator.feeds import status as feed_status
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
+from aggregator.store import queries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 from aggregator.worker import tasks as jobs
@@ -144,7 +145,7 @@ def test_without_interests_the_digest_is_unranked_by_discussion_then_recency(
         digest = build_digest(s, UTC, day, days, limit=500)
         assert not digest.ranked and digest.total == len(digest.items)
         ids = [e.id for e in digest.items]
-        discussed = links.discussed_in(s, ids)
+        discussed = queries.discussed_in(s, ids)
         assert len([i for i in ids if discussed.get(i)]) == 3  # the three papers HF daily links
         published = dict(s.execute(sa.select(Item.id, Item.published).where(Item.id.in_(ids))).all())
         kinds = dict(s.execute(sa.select(Item.id, Item.kind).where(Item.id.in_(ids))).all())

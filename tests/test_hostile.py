@@ -177,13 +177,13 @@ def test_a_100000_item_feed_is_capped_not_fatal(ingested: tuple) -> None:
 
 def test_pages_json_atom_and_email_show_nothing_hostile(ingested: tuple) -> None:
     settings, engine, _ = ingested
-    from aggregator.accounts import readers
+    from aggregator.accounts import builtin_topics, readers, subscriptions
     from aggregator.mail.compose import week_label
 
     with session_factory(engine)() as s:
-        readers.ensure_default_topics(s)
+        builtin_topics.ensure_default_topics(s)
         reader = readers.create_reader(s, "victim@example.org")
-        readers.subscribe(s, reader.reader_id, "diffusion-models")
+        subscriptions.subscribe(s, reader.reader_id, "diffusion-models")
         s.commit()
     today = __import__("datetime").date.today()
     next_week = week_label(today + __import__("datetime").timedelta(days=7))  # its email covers today

@@ -11,6 +11,7 @@ from conftest import DATA
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
+from aggregator.store import queries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item, ItemLink
 from aggregator.types import ParsedEntry
@@ -145,4 +146,4 @@ def test_discussed_in_counts_posts_per_paper(engine: sa.Engine) -> None:
     )
     with session_factory(engine)() as session:
         paper_id = session.scalar(sa.select(Item.id).where(Item.arxiv_id == "2606.66666"))
-        assert links.discussed_in(session, [paper_id]) == {paper_id: 2}
+        assert queries.discussed_in(session, [paper_id]) == {paper_id: 2}

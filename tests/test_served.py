@@ -2,7 +2,7 @@
 
 ``GET /api/me/digest`` is served from stored cards and precomputed scores
 (:mod:`aggregator.digest.served`); the pages and the Atom feed read the same digest through
-:func:`aggregator.accounts.readers.reader_digest`. These tests check that the two agree field for field
+:func:`aggregator.digest.personal.reader_digest`. These tests check that the two agree field for field
 (votes, muted items, topic labels, several days, small limits), that the served body matches
 the documented schema, and that cards go stale whenever what they show changes (an update, a
 cross-list, a new paper ↔ post link) and are rebuilt by the worker; an API process serves a
@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator.accounts import readers
+from aggregator.accounts import profiles, readers, subscriptions
 from aggregator.api import fastlane
 from aggregator.api.app import create_app
 from aggregator.api.me_schemas import ReaderDigestResponse
@@ -36,6 +36,7 @@ from aggregator.digest import cards, served
 from aggregator.digest import served_async as served_pg
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import sync_feeds, write_entries
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 from aggregator.types import ParsedEntry
@@ -154,7 +155,7 @@ def test_unsubscribed_topic_labels_disappear_at_once(client: TestClient) -> None
     state = client.app.state  # type: ignore[attr-defined]
     with state.sessionmaker() as s, s.begin():
         rid = readers.reader_for_token(s, auth["Authorization"].split()[1]).id  # type: ignore[union-attr]
-        readers.unsubscribe(s, rid, "llm-reasoning")
+        subscriptions.unsubscribe(s, rid, "llm-reasoning")
     assert not [i for i in _served(client, auth, date=DAY, limit=200)["items"] if i["topics"]]
 
 
@@ -289,9 +290,9 @@ def test_served_json_builds_stale_cards_in_memory(
     jobs.update_ranking(engine, settings, INTERESTS)
     with session_factory(engine)() as s, s.begin():
         new = readers.create_reader(s, "c@example.com", NOW)
-        readers.update_profile(s, new.reader_id, interests="diffusion models for images")
+        profiles.update_profile(s, new.reader_id, interests="diffusion models for images")
     with session_factory(engine)() as s:
-        assert readers.rescore(s, new.reader_id) > 0  # type: ignore[operator]
+        assert rescore.rescore(s, new.reader_id) > 0  # type: ignore[operator]
     with engine.connect() as c:  # no card was ever filled: all are built while serving
         assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
         key = served.reader_for_token_hash(c, readers.hash_token(new.token))

@@ -9,11 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aggregator.accounts import readers
+from aggregator.accounts import builtin_topics
 from aggregator.api import errors
 from aggregator.api.fastlane import DigestFastLane
 from aggregator.api.limits import BodySizeLimit, RateLimit
@@ -27,6 +25,7 @@ from aggregator.api.routes import trends as trends_routes
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served
 from aggregator.digest import served_async as served_pg
+from aggregator.feeds.ssrf import NetGuard
 from aggregator.store.db import make_engine, session_factory, upgrade
 
 
@@ -40,6 +39,7 @@ def create_app(
     """Build the app. ``on_start``/``on_stop`` (callables taking the app) run in the lifespan,
     e.g. to start the scheduler in ``aggregator run``."""
     settings = settings or get_settings()
+    NetGuard.from_settings(settings)  # a bad AGGREGATOR_FEED_ALLOW_HOSTS entry stops the start (ValueError)
     engine = engine or make_engine(settings.database_url)
 
     @asynccontextmanager
@@ -48,7 +48,7 @@ def create_app(
             upgrade(engine)
         try:
             with app.state.sessionmaker() as session, session.begin():
-                readers.ensure_default_topics(session)  # the built-in topic-filter catalogue
+                builtin_topics.ensure_default_topics(session)  # the built-in topic-filter catalogue
         except sa.exc.SQLAlchemyError as err:  # e.g. migrate=False on a database not migrated yet
             logging.getLogger(__name__).warning("built-in topic filters not created: %s", err)
         if on_start is not None:
@@ -89,8 +89,7 @@ def create_app(
         if engine.dialect.name == "postgresql" and settings.read_connections > 0
         else None
     )
-    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # pages: HTML; API: JSON
-    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    errors.install(app)
     app.include_router(routes.router)
     app.include_router(pages.router)
     app.include_router(trends_routes.router)

@@ -6,7 +6,7 @@ database, hundreds of MB and tens of seconds to build in a process that has not 
 (measured: the first vote in a fresh API process on 1 million items took 38 s and grew it from
 118 MB to 770 MB). So only processes that score anyway do it in the request
 (``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
-``rescore_requests`` (:func:`aggregator.accounts.readers.request_rescore`) and a worker, which holds the
+``rescore_requests`` (:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the
 model and the window, rescores within ``settings.rescore_poll`` seconds
 (:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a vote, a
 subscription) waits up to ``settings.rescore_wait`` seconds for that, so the page it redirects
@@ -23,7 +23,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import rescore_queue
+from aggregator.ranking.personal import rescore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def after_change(
     published then. Never raises for a failed rescore (the change is committed already)."""
     settings = state.settings
     if settings.score_in_api:
-        return readers.rescore(session, reader_id, around=around)
-    readers.request_rescore(session, reader_id, around=around)
+        return rescore.rescore(session, reader_id, around=around)
+    rescore_queue.request_rescore(session, reader_id, around=around)
     session.commit()
     if wait:
         wait_for_workers(session, reader_id, settings.rescore_wait)
@@ -61,7 +62,7 @@ def wait_until(session: Session, ready: Callable[[], bool], seconds: float, poll
 
 def wait_for_workers(session: Session, reader_id: int, seconds: float) -> bool:
     """Wait until no rescore of the reader is queued, at most ``seconds``; True when done."""
-    return wait_until(session, lambda: not readers.rescore_pending(session, reader_id), seconds)
+    return wait_until(session, lambda: not rescore_queue.rescore_pending(session, reader_id), seconds)
 
 
 def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
@@ -72,7 +73,7 @@ def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
     try:
         with state.sessionmaker() as session:
             if not state.settings.score_in_api:
-                readers.request_rescore(session, reader_id, seeds=bool(seeds))
+                rescore_queue.request_rescore(session, reader_id, seeds=bool(seeds))
                 session.commit()
                 return
         if seeds:
@@ -81,6 +82,6 @@ def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
             if report.error:
                 log.warning("fetching seed papers %s failed: %s", seeds, report.error)
         with state.sessionmaker() as session:
-            readers.rescore(session, reader_id)
+            rescore.rescore(session, reader_id)
     except Exception:
         log.exception("refreshing reader %s after a profile change failed", reader_id)

@@ -36,8 +36,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from aggregator import taxonomy
 from aggregator.config import ConfigError, FeedsFile, Settings, get_settings, load_feeds_file
-from aggregator.feeds import arxiv
 from aggregator.metrics import configure_logging
 from aggregator.store.db import DatabaseError, make_engine, session_factory, upgrade
 from aggregator.worker import tasks as jobs
@@ -462,13 +462,13 @@ def backfill(
     the categories, not those since the day."""
     settings, feeds_file = _setup()
     try:
-        cats = list(dict.fromkeys(arxiv.check_category(c) for c in category or ()))
-    except arxiv.UnknownCategory as err:
+        cats = list(dict.fromkeys(taxonomy.check_category(c) for c in category or ()))
+    except taxonomy.UnknownCategory as err:
         raise _fail(str(err)) from None
     if not cats:
         try:
-            cats = [arxiv.check_category(c) for c in feeds_file.arxiv_categories]
-        except arxiv.UnknownCategory as err:
+            cats = [taxonomy.check_category(c) for c in feeds_file.arxiv_categories]
+        except taxonomy.UnknownCategory as err:
             raise _fail(f"{err} (from {settings.feeds_file}; choose with --category)") from None
     engine = _engine(settings)
     with Progress(
@@ -664,14 +664,15 @@ def db_upgrade() -> None:
 @users_app.command("add")
 def users_add(email: Annotated[str, typer.Argument(help="the reader's email address")]) -> None:
     """Create a reader and print their API token and feed token (shown only this once)."""
-    from aggregator.accounts import readers
+    from aggregator import errors
+    from aggregator.accounts import builtin_topics, readers
     settings = _settings()
     engine = _engine(settings)
     try:
         with session_factory(engine)() as session, session.begin():
-            readers.ensure_default_topics(session)
+            builtin_topics.ensure_default_topics(session)
             new = readers.create_reader(session, email)
-    except (readers.ReaderError, readers.Conflict) as err:
+    except (errors.ReaderError, errors.Conflict) as err:
         raise _fail(str(err)) from err
     console.print(f"reader {new.reader_id} created: {escape(new.email)}", soft_wrap=True)
     console.print(

@@ -63,6 +63,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from aggregator.clock import utcnow
 from aggregator.config import Settings
 from aggregator.mail.compose import RisingTerm, compose_week, current_week, rising_terms, scheduled_at
 from aggregator.mail.compose import content_days as _content_days
@@ -77,10 +78,6 @@ STATES = ("pending", "sending", "sent", "failed", "bounced")
 #: Cap of the retry delay, seconds.
 MAX_RETRY_DELAY = 3600.0
 SmtpFactory = Callable[[Settings], smtplib.SMTP]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _zone(name: str | None) -> zoneinfo.ZoneInfo:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator import metrics
+from aggregator.clock import utcnow
 from aggregator.config import FeedsFile, Interests, Settings
 from aggregator.feeds import arxiv
 from aggregator.feeds.fetch import Fetcher
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 
 #: A claimed feed not finished within this many seconds is free for another worker again.
 LEASE_SECONDS = 15 * 60
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(slots=True)
@@ -267,15 +264,16 @@ def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) 
 
 
 def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) -> int:
-    """Rescore the readers API processes queued (:func:`aggregator.accounts.readers.request_rescore`),
+    """Rescore the readers API processes queued (:func:`aggregator.accounts.rescore_queue.request_rescore`),
     oldest request first, at most ``limit``: fetch missing seed papers first when asked (from
-    the arXiv API, outside any transaction), then :func:`aggregator.accounts.readers.rescore` (which
+    the arXiv API, outside any transaction), then :func:`aggregator.ranking.personal.rescore.rescore` (which
     commits) and delete the request, unless a newer one replaced it meanwhile. On PostgreSQL a
     row is held with ``FOR UPDATE SKIP LOCKED`` while its reader is rescored, so several workers
     share the queue (at worst a reader is rescored twice, which is harmless). A rescore that
     cannot run (no model yet) or fails is logged and its request dropped: the next refit
     rescores every reader anyway. Returns how many readers were rescored."""
-    from aggregator.accounts import readers
+    from aggregator.accounts import profiles
+    from aggregator.ranking.personal import rescore
     from aggregator.store.tables import RescoreRequest
 
     factory = session_factory(engine)
@@ -286,8 +284,8 @@ def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) ->
             .limit(limit)
         ).all()
         missing = {
-            r.reader_id: readers.missing_seed_papers(
-                session, readers.get_profile(session, r.reader_id).seed_papers
+            r.reader_id: profiles.missing_seed_papers(
+                session, profiles.get_profile(session, r.reader_id).seed_papers
             )
             for r in queued
             if r.seeds
@@ -306,7 +304,7 @@ def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) ->
             if request is None:  # another worker has it, or did it
                 continue
             seen = request.requested_at
-            n = readers.rescore(session, reader_id, around=request.around)
+            n = rescore.rescore(session, reader_id, around=request.around)
             if n is None:
                 log.warning("queued rescore of reader %s not done (no model yet, or it failed)", reader_id)
             session.execute(

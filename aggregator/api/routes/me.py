@@ -1,8 +1,9 @@
 """Reader routes: sign-up, the reader's digest (JSON and Atom), profile, email settings,
 feedback, topic filters and subscriptions, "more like this", and the feeds as OPML.
 
-Thin wrappers over :mod:`aggregator.accounts.readers`: each maps its exceptions to HTTP (ReaderError →
-422, NotFound → 404, Forbidden → 403, Conflict → 409). Every ``/api/me/*`` route needs
+Thin wrappers over :mod:`aggregator.accounts`; their exceptions become HTTP answers in
+:mod:`aggregator.api.errors` (ReaderError → 422, NotFound → 404, Forbidden → 403, Conflict → 409).
+Every ``/api/me/*`` route needs
 ``Authorization: Bearer TOKEN`` except the Atom feed, which takes the separate feed token in
 ``?token=`` (feed readers cannot send headers).
 """
@@ -14,8 +15,6 @@ import json
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -23,10 +22,10 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import feedback, profiles, readers, subscriptions, topic_filters
 from aggregator.api import rescoring
 from aggregator.api.auth import BearerCredentials, OptionalReaderDep, ReaderDep, unauthorized
-from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
+from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.me_schemas import (
     FeedbackIn,
     FeedbackOut,
@@ -49,7 +48,7 @@ from aggregator.api.me_schemas import (
 )
 from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, ItemId, LimitQuery, digest_item
 from aggregator.config import Settings
-from aggregator.digest import cards, served
+from aggregator.digest import cards, personal, served
 from aggregator.digest.public import default_day
 from aggregator.feeds import opml
 from aggregator.ranking import similar
@@ -63,21 +62,6 @@ _AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "missing or inval
 _BAD: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid input; `detail` says which field and why"}
 }
-
-
-@contextmanager
-def http_errors() -> Iterator[None]:
-    """Map :mod:`aggregator.accounts.readers` exceptions to HTTP errors with their message."""
-    try:
-        yield
-    except readers.ReaderError as err:
-        raise unprocessable(str(err), ("body",)) from err
-    except readers.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err.args[0] if err.args else err)) from err
-    except readers.Forbidden as err:
-        raise HTTPException(status_code=403, detail=str(err)) from err
-    except readers.Conflict as err:
-        raise HTTPException(status_code=409, detail=str(err)) from err
 
 
 def feed_url(request: Request, token: str) -> str:
@@ -97,9 +81,8 @@ def feed_url(request: Request, token: str) -> str:
 def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> ReaderCreated:
     """Sign up: create a reader and return their API token and feed token, the only time
     either is shown (only SHA-256 digests are stored)."""
-    with http_errors():
-        new = readers.create_reader(session, body.email)
-        session.commit()
+    new = readers.create_reader(session, body.email)
+    session.commit()
     return ReaderCreated(
         id=new.reader_id,
         email=new.email,
@@ -112,7 +95,7 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: readers.ReaderEntry, ranked: bool = True) -> ReaderItem:
+def _reader_item(e: personal.ReaderEntry, ranked: bool = True) -> ReaderItem:
     base = digest_item(e.entry, ranked).model_dump()
     return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
 
@@ -137,7 +120,7 @@ async def my_digest(
     Served from stored JSON (:mod:`aggregator.digest.served`) in the event loop: a few indexed reads
     and string joins, no worker-thread hop and no per-item validation; plain requests are
     answered even before routing (:mod:`aggregator.api.fastlane`). Grouping by topic and readers
-    without precomputed scores take the general path (:func:`aggregator.accounts.readers.reader_digest`)."""
+    without precomputed scores take the general path (:func:`aggregator.digest.personal.reader_digest`)."""
     state = request.app.state
     settings: Settings = state.settings
     if credentials is None:
@@ -165,7 +148,7 @@ def _reader_digest_response(
 ) -> ReaderDigestResponse:
     settings: Settings = state.settings
     with state.sessionmaker() as session:
-        d = readers.reader_digest(session, settings.tz, reader_id, day, days, limit)
+        d = personal.reader_digest(session, settings.tz, reader_id, day, days, limit)
     items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
     groups = None
     if group == "topic":
@@ -204,7 +187,7 @@ def arxiv_links(arxiv_id: str) -> tuple[str, str]:
 
 
 def atom_feed(
-    request: Request, reader: Reader, days: list[readers.ReaderDigest], start: dt.date, end: dt.date
+    request: Request, reader: Reader, days: list[personal.ReaderDigest], start: dt.date, end: dt.date
 ) -> bytes:
     """Atom 1.0 (RFC 4287) of a reader's digests of the local days ``start``..``end``, UTF-8
     bytes: ``days`` newest day first, each day's items best first. Entry ids are the items'
@@ -304,7 +287,7 @@ def my_digest_atom(
     end = date or default_day(session, settings.tz)
     n = days or settings.atom_days
     digests = [
-        readers.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
+        personal.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
         for i in range(n)
     ]
     body = atom_feed(request, reader, digests, end - dt.timedelta(days=n - 1), end)
@@ -322,10 +305,10 @@ def rotate_feed_token(reader: ReaderDep, request: Request, session: SessionDep) 
 # --- profile and settings ------------------------------------------------------------------------
 
 
-def _profile_out(p: readers.ProfileData, pending: list[str] | None = None) -> ProfileOut:
+def _profile_out(p: profiles.ProfileData, pending: list[str] | None = None) -> ProfileOut:
     return ProfileOut(
         interests=p.interests,
-        **{name: list(getattr(p, name)) for name in readers.PROFILE_LIST_FIELDS},
+        **{name: list(getattr(p, name)) for name in profiles.PROFILE_LIST_FIELDS},
         seed_papers_pending=pending or [],
         updated_at=p.updated_at,
     )
@@ -334,9 +317,8 @@ def _profile_out(p: readers.ProfileData, pending: list[str] | None = None) -> Pr
 @router.get("/api/me/profile", response_model=ProfileOut, tags=["me"], responses=_AUTH)
 def get_profile(reader: ReaderDep, session: SessionDep) -> ProfileOut:
     """Your interest profile."""
-    with http_errors():
-        p = readers.get_profile(session, reader.id)
-    return _profile_out(p, readers.missing_seed_papers(session, p.seed_papers))
+    p = profiles.get_profile(session, reader.id)
+    return _profile_out(p, profiles.missing_seed_papers(session, p.seed_papers))
 
 
 @router.put("/api/me/profile", response_model=ProfileOut, tags=["me"], responses={**_AUTH, **_BAD})
@@ -346,10 +328,9 @@ def put_profile(
     """Change your interest profile (fields left out keep their value). Seed papers not stored
     yet are fetched from the arXiv API in the background (listed in ``seed_papers_pending``
     meanwhile); then your scores are recomputed."""
-    with http_errors():
-        p = readers.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
-        session.commit()
-    pending = readers.missing_seed_papers(session, p.seed_papers)
+    p = profiles.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
+    session.commit()
+    pending = profiles.missing_seed_papers(session, p.seed_papers)
     tasks.add_task(rescoring.after_profile_change, request.app.state, reader.id, pending)
     return _profile_out(p, pending)
 
@@ -357,17 +338,15 @@ def put_profile(
 @router.get("/api/me/settings", response_model=SettingsOut, tags=["me"], responses=_AUTH)
 def get_settings(reader: ReaderDep, session: SessionDep) -> SettingsOut:
     """Your weekly email settings."""
-    with http_errors():
-        s = readers.get_reader_settings(session, reader.id)
+    s = readers.get_reader_settings(session, reader.id)
     return SettingsOut.model_validate(s, from_attributes=True)
 
 
 @router.put("/api/me/settings", response_model=SettingsOut, tags=["me"], responses={**_AUTH, **_BAD})
 def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> SettingsOut:
     """Change your weekly email settings (fields left out keep their value)."""
-    with http_errors():
-        s = readers.update_reader_settings(session, reader.id, **body.model_dump(exclude_none=True))
-        session.commit()
+    s = readers.update_reader_settings(session, reader.id, **body.model_dump(exclude_none=True))
+    session.commit()
     return SettingsOut.model_validate(s, from_attributes=True)
 
 
@@ -384,9 +363,8 @@ def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session
     """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
     are recomputed before the answer (by this process, or by a worker, waited for up to
     ``AGGREGATOR_RESCORE_WAIT`` s), so the next digest already reflects it."""
-    with http_errors():
-        published = readers.set_feedback(session, reader.id, body.item_id, body.value)
-        session.commit()
+    published = feedback.set_feedback(session, reader.id, body.item_id, body.value)
+    session.commit()
     n = rescoring.after_change(request.app.state, session, reader.id, around=published)
     return FeedbackOut(item_id=body.item_id, value=body.value, rescored=n)
 
@@ -394,7 +372,7 @@ def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session
 # --- topic filters and subscriptions ------------------------------------------------------------
 
 
-def _topic_out(t: readers.TopicInfo, reader_id: int | None, subscribed: set[str]) -> TopicOut:
+def _topic_out(t: topic_filters.TopicInfo, reader_id: int | None, subscribed: set[str]) -> TopicOut:
     f = t.filter
     return TopicOut(
         slug=f.slug,
@@ -416,7 +394,7 @@ def _topic_out(t: readers.TopicInfo, reader_id: int | None, subscribed: set[str]
 def _subscribed(session: Session, reader_id: int | None) -> set[str]:
     if reader_id is None:
         return set()
-    return {t.slug for t in readers.list_subscriptions(session, reader_id)}
+    return {t.slug for t in subscriptions.list_subscriptions(session, reader_id)}
 
 
 def _filter(slug: str, body: TopicFields) -> TopicFilter:
@@ -448,7 +426,7 @@ def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut
     ``subscribed`` say which are yours and which you follow."""
     rid = reader.id if reader else None
     subs = _subscribed(session, rid)
-    return [_topic_out(t, rid, subs) for t in readers.list_topics(session)]
+    return [_topic_out(t, rid, subs) for t in topic_filters.list_topics(session)]
 
 
 @router.post(
@@ -460,9 +438,8 @@ def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut
 )
 def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
     """Save a topic filter that anyone can subscribe to; only you can change or delete it."""
-    with http_errors():
-        t = readers.create_topic(session, reader.id, _filter(body.slug, body), body.description)
-        session.commit()
+    t = topic_filters.create_topic(session, reader.id, _filter(body.slug, body), body.description)
+    session.commit()
     return _topic_out(t, reader.id, set())
 
 
@@ -475,8 +452,7 @@ def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> Topic
 )
 def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> TopicOut:
     """One topic filter."""
-    with http_errors():
-        t = readers.get_topic(session, slug)
+    t = topic_filters.get_topic(session, slug)
     rid = reader.id if reader else None
     return _topic_out(t, rid, _subscribed(session, rid))
 
@@ -489,9 +465,8 @@ def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> Topi
 )
 def update_topic(slug: str, body: TopicFields, reader: ReaderDep, session: SessionDep) -> TopicOut:
     """Change one of your topic filters (the slug stays)."""
-    with http_errors():
-        t = readers.update_topic(session, reader.id, slug, _filter(slug, body), body.description)
-        session.commit()
+    t = topic_filters.update_topic(session, reader.id, slug, _filter(slug, body), body.description)
+    session.commit()
     return _topic_out(t, reader.id, _subscribed(session, reader.id))
 
 
@@ -504,16 +479,15 @@ def update_topic(slug: str, body: TopicFields, reader: ReaderDep, session: Sessi
 )
 def delete_topic(slug: str, reader: ReaderDep, session: SessionDep) -> Response:
     """Delete one of your topic filters, and every subscription to it."""
-    with http_errors():
-        readers.delete_topic(session, reader.id, slug)
-        session.commit()
+    topic_filters.delete_topic(session, reader.id, slug)
+    session.commit()
     return Response(status_code=204)
 
 
 @router.get("/api/me/subscriptions", response_model=list[TopicOut], tags=["me"], responses=_AUTH)
 def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]:
     """The topic filters you follow; the digest labels items with them."""
-    subs = readers.list_subscriptions(session, reader.id)
+    subs = subscriptions.list_subscriptions(session, reader.id)
     slugs = {t.slug for t in subs}
     return [_topic_out(t, reader.id, slugs) for t in subs]
 
@@ -527,9 +501,8 @@ def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]
 )
 def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session: SessionDep) -> TopicOut:
     """Follow a topic filter (again is harmless)."""
-    with http_errors():
-        t = readers.subscribe(session, reader.id, body.topic)
-        session.commit()
+    t = subscriptions.subscribe(session, reader.id, body.topic)
+    session.commit()
     rescoring.after_change(request.app.state, session, reader.id)
     return _topic_out(t, reader.id, _subscribed(session, reader.id))
 
@@ -543,9 +516,8 @@ def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session
 )
 def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: SessionDep) -> Response:
     """Stop following a topic filter."""
-    with http_errors():
-        readers.unsubscribe(session, reader.id, topic)
-        session.commit()
+    subscriptions.unsubscribe(session, reader.id, topic)
+    session.commit()
     rescoring.after_change(request.app.state, session, reader.id)
     return Response(status_code=204)
 
