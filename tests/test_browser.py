@@ -29,6 +29,7 @@ from aggregator.accounts import readers
 from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -94,7 +95,7 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine = make_engine(url)
     upgrade(engine)
     feeds_file = load_feeds_file(settings.feeds_file)
-    report = jobs.refresh_feeds(engine, settings, feeds_file, include_all=True)
+    report = refresh.refresh_feeds(engine, settings, feeds_file, include_all=True)
     assert report.new_items > 1000
     jobs.update_ranking(engine, settings, feeds_file.interests)
     with _serve(settings, engine) as base:
@@ -255,7 +256,7 @@ def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # in a thread of its own: the refresh runs asyncio.run, and Playwright's loop may hold this one
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         report = pool.submit(
-            jobs.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
+            refresh.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
         ).result()
     assert len(report.outcomes) == report.count("failed") == 25
     with _serve(settings, engine) as base:

@@ -203,7 +203,7 @@ def test_a_date_that_does_not_exist_is_said_so(
 
 
 def test_parse_day() -> None:
-    from aggregator.cli.app import parse_day
+    from aggregator.cli.common import parse_day
 
     assert parse_day("2028-02-29") == dt.date(2028, 2, 29)  # a leap year
     assert parse_day(" 2026-6-5 ") == dt.date(2026, 6, 5)

@@ -18,7 +18,7 @@ from conftest import Replay
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource
-from aggregator.worker import tasks as jobs
+from aggregator.worker import refresh
 
 FULL = "/static/arxiv-rss/all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 
@@ -54,7 +54,7 @@ def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
     ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
     ref = make_engine(ref_url)
     upgrade(ref)
-    jobs.refresh_feeds(
+    refresh.refresh_feeds(
         ref,
         Settings(database_url=ref_url, feeds_file=feeds, arxiv_delay=0.2),  # type: ignore[call-arg]
         load_feeds_file(feeds),

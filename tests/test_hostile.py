@@ -16,6 +16,7 @@ from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed, Item
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 LAUGHS = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
@@ -77,7 +78,7 @@ def ingested(
     engine = make_engine(url)
     upgrade(engine)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    report = jobs.refresh_feeds(engine, settings, load_feeds_file(feeds), include_all=True)
+    report = refresh.refresh_feeds(engine, settings, load_feeds_file(feeds), include_all=True)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     jobs.update_ranking(engine, settings, load_feeds_file(feeds).interests)
     return settings, engine, {"report": report, "grown_mb": grown_mb}

@@ -17,6 +17,7 @@ from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory
 from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 ARXIV = ("cs.LG", "cs.CV", "cs.CL")
@@ -48,9 +49,9 @@ def _replayed_ids(replay: Replay) -> set[str]:
     return {i.decode() for i in ids}
 
 
-def _refresh(engine: sa.Engine, settings: Settings, **kw: object) -> jobs.RefreshReport:
+def _refresh(engine: sa.Engine, settings: Settings, **kw: object) -> refresh.RefreshReport:
     feeds_file = load_feeds_file(settings.feeds_file)
-    report = jobs.refresh_feeds(engine, settings, feeds_file, **kw)  # type: ignore[arg-type]
+    report = refresh.refresh_feeds(engine, settings, feeds_file, **kw)  # type: ignore[arg-type]
     if report.new_items:
         jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids)
     return report

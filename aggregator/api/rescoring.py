@@ -77,8 +77,8 @@ def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
                 session.commit()
                 return
         if seeds:
-            from aggregator.worker import tasks as jobs
-            report = jobs.fetch_papers(state.engine, state.settings, seeds)
+            from aggregator.worker import backfill
+            report = backfill.fetch_papers(state.engine, state.settings, seeds)
             if report.error:
                 log.warning("fetching seed papers %s failed: %s", seeds, report.error)
         with state.sessionmaker() as session:
