@@ -21,7 +21,7 @@ def _settings(replay: Replay, database_url: str, tmp_path: Path, **kw: object) -
     base: dict[str, object] = dict(
         database_url=database_url,
         feeds_file=feeds,
-        arxiv_delay=0.3,
+        arxiv_delay_seconds=0.3,
         arxiv_api_url=replay.url("/api/query"),
         arxiv_page_size=100,
     )
@@ -98,7 +98,11 @@ def test_backfill_api_error_is_reported_and_resumable(replay: Replay, tmp_path: 
     engine = make_engine(url)
     upgrade(engine)
     settings = _settings(
-        replay, url, tmp_path, arxiv_api_url=replay.url("/_fault/status-503/api/query"), arxiv_delay=0.05
+        replay,
+        url,
+        tmp_path,
+        arxiv_api_url=replay.url("/_fault/status-503/api/query"),
+        arxiv_delay_seconds=0.05,
     )
     report = backfill.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 1))
     assert report.error is not None and "503" in report.error and report.pages == 0

@@ -88,9 +88,9 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings = Settings(
         database_url=url,
         feeds_file=replay_server.feeds_toml(tmp, extra=INTERESTS),
-        arxiv_delay=0.2,
-        read_timeout=5,
-        total_timeout=15,
+        arxiv_delay_seconds=0.2,
+        read_timeout_seconds=5,
+        total_timeout_seconds=15,
     )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
@@ -250,7 +250,9 @@ def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     feeds = tmp / "feeds.toml"
     feeds.write_text((SHARED / "feeds.replay.toml").read_text().replace("http://127.0.0.1:8765", closed))
     url = f"sqlite:///{tmp / 'offline.db'}"
-    settings = Settings(database_url=url, feeds_file=feeds, arxiv_delay=0.1, connect_timeout=3)  # type: ignore[call-arg]
+    settings = Settings(
+        database_url=url, feeds_file=feeds, arxiv_delay_seconds=0.1, connect_timeout_seconds=3
+    )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     # in a thread of its own: the refresh runs asyncio.run, and Playwright's loop may hold this one

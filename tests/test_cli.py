@@ -39,7 +39,7 @@ def cli_env(replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     env = {
         "AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "AGGREGATOR_FEEDS_FILE": str(feeds),
-        "AGGREGATOR_ARXIV_DELAY": "0.2",
+        "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.2",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -92,7 +92,7 @@ def _free_port() -> int:
 
 def test_run_serves_the_digest_while_the_scheduler_fetches(cli_env: dict[str, str], tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK": "1"}
+    env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1"}
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "run"], env=env, stdout=log, stderr=subprocess.STDOUT

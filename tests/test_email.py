@@ -29,7 +29,7 @@ from aggregator import trends
 from aggregator.accounts import builtin_topics, profiles, readers, subscriptions
 from aggregator.api.app import create_app
 from aggregator.config import Interests, Settings
-from aggregator.mail import compose, send, tokens
+from aggregator.mail import compose, plan, send, tokens
 from aggregator.mail.render import date_range
 from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
@@ -135,7 +135,7 @@ def mail_settings(database_url: str, tmp_path: Path, port: int, **kw: object) ->
         "smtp_host": "127.0.0.1",
         "smtp_port": port,
         "smtp_security": "none",
-        "smtp_timeout": 10.0,
+        "smtp_timeout_seconds": 10.0,
         "mail_from": "ML digest <digest@mail.example.org>",
         "public_base_url": "http://testserver",
         "email_retry_seconds": 60.0,
@@ -213,7 +213,7 @@ def test_due_readers_follow_their_clock_and_only_this_week(engine: sa.Engine) ->
 
     def due(now: dt.datetime) -> dict[int, str]:
         with session_factory(engine)() as s:
-            return {d.reader_id: d.iso_week for d in send.due_readers(s, now)}
+            return {d.reader_id: d.iso_week for d in plan.due_readers(s, now)}
 
     assert due(dt.datetime(2026, 6, 15, 7, 59, tzinfo=dt.UTC)) == {}
     assert due(NOW) == {monday_8_utc: "2026-W25"}
@@ -223,10 +223,10 @@ def test_due_readers_follow_their_clock_and_only_this_week(engine: sa.Engine) ->
         friday_berlin: "2026-W25",
     }
     # planning is idempotent; a new week plans the new week only (no backfill of W25 for Berlin)
-    assert send.plan(engine, NOW) == 1
-    assert send.plan(engine, NOW) == 0
+    assert plan.plan(engine, NOW) == 1
+    assert plan.plan(engine, NOW) == 0
     next_monday = dt.datetime(2026, 6, 22, 8, 0, tzinfo=dt.UTC)
-    assert send.plan(engine, next_monday) == 1
+    assert plan.plan(engine, next_monday) == 1
     with session_factory(engine)() as s:
         rows = s.execute(sa.select(EmailSend.reader_id, EmailSend.iso_week).order_by(EmailSend.id)).all()
     assert [tuple(r) for r in rows] == [(monday_8_utc, "2026-W25"), (monday_8_utc, "2026-W26")]

@@ -109,7 +109,11 @@ def target() -> Iterator[Loopback]:
 
 
 def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 5, "total_timeout": 20}
+    values: dict[str, Any] = {
+        "connect_timeout_seconds": 5,
+        "read_timeout_seconds": 5,
+        "total_timeout_seconds": 20,
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -32,10 +32,10 @@ def _settings(database_url: str, feeds: Path, **kw: object) -> Settings:
     base: dict[str, object] = dict(
         database_url=database_url,
         feeds_file=feeds,
-        arxiv_delay=0.2,
-        read_timeout=3,
-        connect_timeout=3,
-        total_timeout=8,
+        arxiv_delay_seconds=0.2,
+        read_timeout_seconds=3,
+        connect_timeout_seconds=3,
+        total_timeout_seconds=8,
     )
     base.update(kw)
     return Settings(**base)  # type: ignore[arg-type]
@@ -159,7 +159,9 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     )
     feeds = replay.feeds_toml(tmp_path, only=["arXiv cs.LG", "Lil'Log", "OpenAI Research"], extra=extra)
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    settings = _settings(url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout=10, total_timeout=15)
+    settings = _settings(
+        url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout_seconds=10, total_timeout_seconds=15
+    )
     # read_timeout leaves feedreplay time to compress its 1 GiB gzip bomb before the headers
     engine = make_engine(url)
     from aggregator.store.db import upgrade

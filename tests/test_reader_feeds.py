@@ -41,9 +41,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "feeds_file": feeds,
         "feed_allow_hosts": ["127.0.0.1"],
         "reader_feeds_max": 2,
-        "connect_timeout": 5,
-        "read_timeout": 5,
-        "total_timeout": 20,
+        "connect_timeout_seconds": 5,
+        "read_timeout_seconds": 5,
+        "total_timeout_seconds": 20,
         "rate_limit": "100000/second",
     }
     values.update(overrides)

@@ -100,7 +100,7 @@ def test_a_request_made_during_the_rescore_is_kept(engine: sa.Engine, settings: 
 def api_and_worker(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """An API that does not score, and a worker thread taking the requests every 0.2 s."""
     load_papers(engine)
-    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=20.0)
+    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait_seconds=20.0)
     jobs.update_ranking(engine, settings, INTERESTS)
     stop = threading.Event()
 
@@ -179,7 +179,7 @@ def test_more_like_this_answers_503_while_no_worker_has_it(
     engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
     load_papers(engine)
-    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=0.2)
+    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait_seconds=0.2)
     jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as client:
         target = client.get("/api/digest", params={"date": DAY, "limit": 1}).json()["items"][0]

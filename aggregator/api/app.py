@@ -39,7 +39,11 @@ def create_app(
     migrate: bool = True,
 ) -> FastAPI:
     """Build the app. ``on_start``/``on_stop`` (callables taking the app) run in the lifespan,
-    e.g. to start the scheduler in ``aggregator run``."""
+    e.g. to start the scheduler in ``aggregator run``.
+
+    Long because it is the app's wiring (state, middleware, handlers, routers, lifespan) in the
+    order it runs.
+    """
     settings = settings or get_settings()
     NetGuard.from_settings(settings)  # a bad AGGREGATOR_FEED_ALLOW_HOSTS entry stops the start (ValueError)
     engine = engine or make_engine(settings.database_url)

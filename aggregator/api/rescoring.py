@@ -7,9 +7,9 @@ database, hundreds of MB and tens of seconds to build in a process that has not 
 118 MB to 770 MB). So only processes that score anyway do it in the request
 (``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
 ``rescore_requests`` (:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the
-model and the window, rescores within ``settings.rescore_poll`` seconds
+model and the window, rescores within ``settings.rescore_poll_seconds`` seconds
 (:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a vote, a
-subscription) waits up to ``settings.rescore_wait`` seconds for that, so the page it redirects
+subscription) waits up to ``settings.rescore_wait_seconds`` seconds for that, so the page it redirects
 to already shows the change.
 """
 
@@ -42,7 +42,7 @@ def after_change(
     rescore_queue.request_rescore(session, reader_id, around=around)
     session.commit()
     if wait:
-        wait_for_workers(session, reader_id, settings.rescore_wait)
+        wait_for_workers(session, reader_id, settings.rescore_wait_seconds)
     return None
 
 

@@ -133,11 +133,12 @@ def email_preview(
 def email_status() -> None:
     """Weekly emails sent, pending and failed per ISO week, and the open ones with their last error."""
     from aggregator.mail import send
+    from aggregator.mail import status as send_status
 
     settings = _settings()
     engine = _engine(settings)
     with session_factory(engine)() as session:
-        status = send.email_status(session)
+        status = send_status.email_status(session)
     table = Table(title="weekly email sends")
     for col in ("week", *send.STATES):
         table.add_column(col, justify="right")

@@ -112,7 +112,10 @@ def backfill(
     """Pull earlier papers of the configured arXiv categories, and missing seed papers, from the arXiv API.
 
     Progress shows the papers and pages seen, without a total: the API's count is every paper of
-    the categories, not those since the day."""
+    the categories, not those since the day.
+
+    Long because a Typer command's options are its signature, one parameter per option.
+    """
     settings, feeds_file = _setup()
     try:
         cats = list(dict.fromkeys(taxonomy.check_category(c) for c in category or ()))

@@ -103,7 +103,11 @@ def trends(
         typer.Option(parser=_day_option("--end"), metavar="YYYY-MM-DD", help="last day of the window (UTC)"),
     ] = None,
 ) -> None:
-    """Print the rising terms: G² ranks them; q is the false-discovery-rate adjusted p-value."""
+    """Print the rising terms: G² ranks them; q is the false-discovery-rate adjusted p-value.
+
+    Long because a Typer command's options are its signature, one parameter per option, and the
+    table is laid out here.
+    """
     from aggregator import trends as trends_mod
     from aggregator.api.routes.trends import parse_days
 

@@ -94,7 +94,11 @@ def reader_digest(
     item is labelled with the reader's subscribed topic filters it matches and the followed
     authors on it. Reads only; nothing is scored here. ``GET /api/me/digest`` serves the same
     digest from :mod:`aggregator.digest.served`; this is the path of the pages, the Atom feed and of
-    readers without precomputed scores."""
+    readers without precomputed scores.
+
+    Long because it assembles the reader's digest (scores, fallback, mute rule, groups) from one
+    set of rows.
+    """
     profile = build_profile(session, reader_id)
     key = profile.score_key
     if day is None:

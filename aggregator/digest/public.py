@@ -127,7 +127,10 @@ def build_digest(
     :mod:`aggregator.ranking.personal`), which lets the query walk the ``(profile, item)`` rows
     instead of every item of the window; ``hide_muted`` leaves out rows the reader's muted
     phrases or authors matched. Reads only: one count, one look for a positive score, one
-    ranked page of columns (no ORM objects), then sources and links of that page."""
+    ranked page of columns (no ORM objects), then sources and links of that page.
+
+    Long because it is one query and its assembly into entries, and the two share the day's window.
+    """
     if day is None:
         day = default_day(session, tz, now)
     start, end = day_window(day, days, tz)

@@ -177,6 +177,10 @@ def parse_feed(
 def _parse(
     body: bytes, fetched: dt.datetime, url: str, kind: FeedKind | None, content_type: str | None
 ) -> ParsedFeed:
+    """Parse one document with feedparser into a :class:`ParsedFeed`.
+
+    Long because it maps feedparser's result field by field, in one place.
+    """
     if not body or not body.strip():
         return ParsedFeed(
             kind=kind or "blog", title="", link=url or None, entries=(), problems=("empty document",)
@@ -292,6 +296,10 @@ def _api_error(entries: list[dict[str, Any]]) -> str | None:
 def _build_papers(
     raw_entries: list[dict[str, Any]], fetched: dt.datetime
 ) -> tuple[list[ParsedEntry], int, int, int]:
+    """The papers of an arXiv feed (RSS or API), one per entry.
+
+    Long because it maps one arXiv entry field by field.
+    """
     out: list[ParsedEntry] = []
     skipped = no_id = undated = 0
     for entry in raw_entries:
@@ -380,6 +388,10 @@ def _build_posts(
     feed_authors: tuple[str, ...],
     feed_ident: str,
 ) -> tuple[list[ParsedEntry], int, int]:
+    """The posts of a blog feed, one per entry.
+
+    Long because it maps one blog entry field by field.
+    """
     out: list[ParsedEntry] = []
     skipped = undated = 0
     for entry in raw_entries:

@@ -237,7 +237,10 @@ def compose_week(
     gives the "rising this week" terms when already known (a sender caches them per week),
     else they are read with :func:`rising_terms` unless ``with_rising`` is false. Reads only.
     Raises :class:`aggregator.errors.NotFound` for an unknown reader and ``ValueError`` for a
-    malformed week."""
+    malformed week.
+
+    Long because it gathers the week's sections in the order the email shows them.
+    """
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise errors.NotFound(f"no reader with id {reader_id}")

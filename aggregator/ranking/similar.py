@@ -9,7 +9,7 @@ process on 1 million items took 4.7 s and grew it from 118 MB to 242 MB). So res
 stored in ``similar_items`` — the best :data:`NEIGHBOURS` neighbours with their scores and why,
 and the model they were computed with — and the API serves them: when there are none, or they
 come from an older model, it asks (``requested_at``) and a worker computes them within
-``settings.rescore_poll`` seconds (:func:`aggregator.worker.tasks.similar_requested`); stale results
+``settings.rescore_poll_seconds`` seconds (:func:`aggregator.worker.tasks.similar_requested`); stale results
 are served meanwhile.
 """
 

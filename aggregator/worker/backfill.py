@@ -88,6 +88,12 @@ async def _backfill(
     progress: Callable[[BackfillReport], None] | None,
     max_pages: int | None,
 ) -> BackfillReport:
+    """Page through the arXiv API for ``categories`` back to ``since`` (newest first), storing
+    each page before asking for the next, so a stopped backfill resumes where it stopped.
+
+    Long because it is the paging loop with its resume point, retries and progress reporting,
+    which read best together.
+    """
     report = BackfillReport()
     query = " OR ".join(f"cat:{c}" for c in categories)
     cursor_key = f"{query}|since={since.isoformat()}"
@@ -159,7 +165,7 @@ def backfill(
     """Page through the arXiv API (``search_query=cat:A OR cat:B``, newest submissions first)
     until papers are older than ``since``, ingesting each page in its own transaction with the
     cursor, so an interrupted backfill resumes at the next page. One request every
-    ``settings.arxiv_delay`` s (arXiv API terms: 3 s). ``restart`` forgets a finished cursor."""
+    ``settings.arxiv_delay_seconds`` s (arXiv API terms: 3 s). ``restart`` forgets a finished cursor."""
     if restart:
         query = " OR ".join(f"cat:{c}" for c in categories)
         with session_factory(engine)() as session, session.begin():

@@ -145,8 +145,8 @@ def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = Fals
     )
     scheduler.add_listener(_observe_lag, EVENT_JOB_SUBMITTED)
     jobs_every = (  # (job, id, seconds between runs, first run)
-        (refresh_job, "refresh-due-feeds", settings.scheduler_tick, dt.datetime.now(dt.UTC)),
-        (requests_job, "requests-from-the-api", settings.rescore_poll, None),
+        (refresh_job, "refresh-due-feeds", settings.scheduler_tick_seconds, dt.datetime.now(dt.UTC)),
+        (requests_job, "requests-from-the-api", settings.rescore_poll_seconds, None),
         (email_job, "send-weekly-email", settings.email_interval_minutes * 60, None),
     )
     for job, job_id, seconds, first in jobs_every:

@@ -56,7 +56,7 @@ def _neighbours(state: Any, session: Session, item_id: int) -> similar.Stored | 
         looked[0] = similar.stored(session, item_id)
         return looked[0] is not None and looked[0].model_id is not None
 
-    rescoring.wait_until(session, computed, state.settings.rescore_wait)
+    rescoring.wait_until(session, computed, state.settings.rescore_wait_seconds)
     return looked[0]
 
 

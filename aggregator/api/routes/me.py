@@ -266,7 +266,7 @@ def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> Se
 def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session: SessionDep) -> FeedbackOut:
     """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
     are recomputed before the answer (by this process, or by a worker, waited for up to
-    ``AGGREGATOR_RESCORE_WAIT`` s), so the next digest already reflects it."""
+    ``AGGREGATOR_RESCORE_WAIT_SECONDS`` s), so the next digest already reflects it."""
     published = feedback.set_feedback(session, reader.id, body.item_id, body.value)
     session.commit()
     n = rescoring.after_change(request.app.state, session, reader.id, around=published)

@@ -169,7 +169,12 @@ def precompute_all(
     scored items are then replaced by the new ones (:func:`_write`: upserted in place, the rest
     deleted, so excluded and dropped items disappear). ``write=False`` scores without touching
     the database (benchmarks). Returns rows written (or that would be written). The caller
-    commits."""
+    commits.
+
+    Long because it is one batched pass (matrices built once for all readers, then scored,
+    explained and written per chunk), timed step by step; split, the intermediate matrices would
+    have to cross function boundaries.
+    """
     timings = PrecomputeTimings()
     profiles = list({p.score_key: p for p in profiles}.values())  # one result per reader
     if not profiles:
