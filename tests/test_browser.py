@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import SHARED, Replay
+from helpers import free_port
 
 from aggregator.accounts import readers
 from aggregator.api.app import create_app
@@ -59,12 +60,6 @@ if not Path(CHROMIUM).exists():
     )
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -108,7 +103,7 @@ def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     """The app served by a real uvicorn on a free loopback port (in a thread); yields its base URL."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import Replay
+from helpers import free_port
 from typer.testing import CliRunner, Result
 
 from aggregator.cli.app import app
@@ -84,14 +85,8 @@ def test_db_upgrade(cli_env: dict[str, str]) -> None:
     assert result.exit_code == 0 and "database at head" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_run_serves_the_digest_while_the_scheduler_fetches(cli_env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1"}
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(

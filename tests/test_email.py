@@ -11,7 +11,6 @@ import email
 import email.policy
 import email.utils
 import re
-import socket
 import threading
 import zoneinfo
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from helpers import free_port
 from test_readers import load_papers
 
 from aggregator import trends
@@ -44,12 +44,6 @@ INTERESTS = Interests(text="large language models", keywords=("reasoning",))
 
 
 # --- a real SMTP server -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Capture:

@@ -143,8 +143,9 @@ FAULT_MODES = [
     "html",
     "binary",
     "huge",
-    "gzip-bomb",
 ]
+# "gzip-bomb" is left to tests/test_fetch.py, which checks the exact byte cap; here it only
+# cost ~20 s of feedreplay compressing 1 GiB.
 
 
 def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Path) -> None:
@@ -162,7 +163,6 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     settings = _settings(
         url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout_seconds=10, total_timeout_seconds=15
     )
-    # read_timeout leaves feedreplay time to compress its 1 GiB gzip bomb before the headers
     engine = make_engine(url)
     from aggregator.store.db import upgrade
 
@@ -187,10 +187,9 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     )
     assert delay_429.total_seconds() >= 120
     # the body cap (tests/test_fetch.py proves it byte for byte); on a loaded machine feedreplay
-    # may take longer than the read timeout to build 64 MiB or compress 1 GiB: also a clean error
-    for mode in ("huge", "gzip-bomb"):
-        error = feeds_by_name[f"fault {mode}"].last_error or ""
-        assert "exceeds" in error or "timed out" in error, error
+    # may take longer than the read timeout to build 64 MiB: also a clean error
+    error = feeds_by_name["fault huge"].last_error or ""
+    assert "exceeds" in error or "timed out" in error, error
     assert "redirect" in (feeds_by_name["fault redirect-loop"].last_error or "").lower()
     assert "feed" in (feeds_by_name["fault html"].last_error or "").lower()
     engine.dispose()

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 from fastapi.testclient import TestClient
+from helpers import add_feed
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
@@ -179,17 +180,10 @@ def _card(engine: sa.Engine, item_id: int) -> dict | None:
     return None if text is None else json.loads(text)
 
 
-def _feed(s, name: str, url: str, kind: str = "arxiv") -> int:  # type: ignore[no-untyped-def]
-    row = Feed(url=url, name=name, kind=kind, created_at=NOW, error_count=0, disabled=False, tags=[])
-    s.add(row)
-    s.flush()
-    return row.id
-
-
 def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
     papers = bulk_papers("2026-06-15")[:30]
     with session_factory(engine)() as s, s.begin():
-        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        lg = add_feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
         write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
     assert jobs.fill_cards(engine) == 30
     assert jobs.fill_cards(engine) == 0  # nothing stale any more
@@ -204,7 +198,7 @@ def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
 
     # a cross-list by a second feed: the card must list both feeds
     with session_factory(engine)() as s, s.begin():
-        cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+        cv = add_feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
         write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
     assert _card(engine, first) is None and _card(engine, ids[papers[1]["id"]]) is not None
     # a replacement (v2, new title): stale as well
@@ -224,7 +218,7 @@ def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
         published=NOW,
     )
     with session_factory(engine)() as s, s.begin():
-        blog = _feed(s, "A blog", "http://127.0.0.1:9/blog.xml", kind="blog")
+        blog = add_feed(s, "A blog", "http://127.0.0.1:9/blog.xml", kind="blog")
         new = write_entries(s, blog, [post], NOW).new_item_ids
         assert links.link_items(s, new) == 1
     assert _card(engine, ids[papers[2]["id"]]) is None
@@ -250,7 +244,7 @@ def test_a_card_is_never_written_over_a_concurrent_invalidation(engine: sa.Engin
     and its ``card = NULL`` lands after the filler's write, not under it."""
     papers = bulk_papers("2026-06-15")[:5]
     with session_factory(engine)() as s, s.begin():
-        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        lg = add_feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
         write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
     filler = session_factory(engine)()
     claimed = cards._claim_stale(filler, 10)
@@ -259,7 +253,7 @@ def test_a_card_is_never_written_over_a_concurrent_invalidation(engine: sa.Engin
 
     def cross_list() -> None:
         with session_factory(engine)() as s, s.begin():
-            cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+            cv = add_feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
             write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
         done.set()
 
