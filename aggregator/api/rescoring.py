@@ -3,8 +3,7 @@ depends on: a vote, a subscription, their interest profile.
 
 Rescoring needs the TF-IDF model and the window's item matrix: scikit-learn and, on a large
 database, hundreds of MB and tens of seconds to build in a process that has not built them
-(measured: the first vote in a fresh API process on 1 million items took 38 s and grew it from
-118 MB to 770 MB). So only processes that score anyway do it in the request
+(on 1 million items, about 38 s and 650 MB: docs/performance.md). So only processes that score anyway do it in the request
 (``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
 ``rescore_requests`` (:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the
 model and the window, rescores within ``settings.rescore_poll_seconds`` seconds
