@@ -86,7 +86,7 @@ def test_a_request_made_during_the_rescore_is_kept(engine: sa.Engine, settings: 
         return real(session, reader_id, **kw)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(readers, "rescore", rescore_while_voting)
+    mp.setattr(rescore, "rescore", rescore_while_voting)
     try:
         assert jobs.rescore_requested(engine, settings) == 1
     finally:
