@@ -171,6 +171,36 @@ def test_new_reader_falls_back_and_auth_is_checked(client: TestClient) -> None:
     assert client.get("/api/me/digest", headers=auth, params={"date": "2026-13-01"}).status_code == 422
 
 
+def test_no_digest_query_runs_twice_for_one_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown token, or a reader without scores, passes the fast lane on to the route, which
+    reuses what the lane read (the reader and their scores) instead of reading it again."""
+    state = client.app.state  # type: ignore[attr-defined]
+    calls: list[str] = []
+    if state.async_reads is not None:  # PostgreSQL: the lane reads on the async connections
+        real_async = state.async_reads.serve_digest
+
+        async def counted_async(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append("serve_digest")
+            return await real_async(*args, **kwargs)
+
+        monkeypatch.setattr(state.async_reads, "serve_digest", counted_async)
+    real = served.serve_digest
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("serve_digest")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(served, "serve_digest", counted)
+    auth, _ = signup(client, "n@example.com")  # no precomputed scores: the general path answers
+    for headers, status in (({"Authorization": "Bearer nope"}, 401), (auth, 200)):
+        calls.clear()
+        answer = client.get("/api/me/digest", headers=headers, params={"date": DAY, "limit": 5})
+        assert answer.status_code == status
+        assert calls == ["serve_digest"]
+
+
 # --- cards ------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ numbers, a ``Authorization: Bearer`` header of a known reader who has precompute
 the window. Everything else — a missing or unknown token, an odd or invalid parameter,
 ``group=topic``, a reader without scores — goes on to the FastAPI route unchanged, which stays
 the documented, validating and general path (and gives the 401s and 422s). Both paths call
-:func:`aggregator.digest.served.serve_digest`, so they answer the same bytes.
+:func:`aggregator.digest.served.serve_digest`, so they answer the same bytes; when the lane
+passes a request on, it leaves what it read in the request's state (:data:`PROBE`) and the
+route uses that instead of reading it again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ _DATE = re.compile(r"(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}")
 _BOUNDS = {"days": (1, 31), "limit": (1, 500)}
 
 Scope = dict[str, Any]
+#: key in the request's ``state`` under which the lane leaves what it read when it does not
+#: answer: ``(token_hash, day, days, limit, served.Answer)``, so the route does not read it again
+PROBE = "served_digest_probe"
 
 
 def plain_query(query_string: bytes) -> dict[str, Any] | None:
@@ -106,9 +111,11 @@ class DigestFastLane:
         settings: Settings = state.settings
         token_hash = readers.hash_token(token)
         if state.async_reads is not None:  # PostgreSQL: the event loop works while one waits
-            found = await state.async_reads.serve_digest(token_hash, settings.tz, settings.timezone, **query)
-            return found.body
-        answer = state.reads.run(
-            lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
-        )
+            answer = await state.async_reads.serve_digest(token_hash, settings.tz, settings.timezone, **query)
+        else:
+            answer = state.reads.run(
+                lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
+            )
+        if answer.body is None:  # the route answers; it reuses what was read here (no query twice)
+            scope.setdefault("state", {})[PROBE] = (token_hash, query["day"], query["days"], query["limit"], answer)
         return answer.body

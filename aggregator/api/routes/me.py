@@ -18,7 +18,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from aggregator.accounts import feedback, profiles, readers
-from aggregator.api import rescoring
+from aggregator.api import fastlane, rescoring
 from aggregator.api.auth import BearerCredentials, ReaderDep, unauthorized
 from aggregator.api.deps import AUTH_401, BAD_422, SessionDep, SettingsDep
 from aggregator.api.me_schemas import (
@@ -109,7 +109,11 @@ async def my_digest(
     if credentials is None:
         raise unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
     token_hash = readers.hash_token(credentials.credentials)
-    if group is None:
+    probe = getattr(request.state, fastlane.PROBE, None)
+    if probe is not None and probe[:4] == (token_hash, date, days, limit):
+        found: served.Answer = probe[4]  # the fast lane read it already
+        reader = found.reader
+    elif group is None:
         found = state.reads.run(
             lambda conn: served.serve_digest(
                 conn, token_hash, settings.tz, settings.timezone, date, days, limit
