@@ -117,5 +117,6 @@ class DigestFastLane:
                 lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
             )
         if answer.body is None:  # the route answers; it reuses what was read here (no query twice)
-            scope.setdefault("state", {})[PROBE] = (token_hash, query["day"], query["days"], query["limit"], answer)
+            probe = (token_hash, query["day"], query["days"], query["limit"], answer)
+            scope.setdefault("state", {})[PROBE] = probe
         return answer.body

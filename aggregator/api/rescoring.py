@@ -3,13 +3,14 @@ depends on: a vote, a subscription, their interest profile.
 
 Rescoring needs the TF-IDF model and the window's item matrix: scikit-learn and, on a large
 database, hundreds of MB and tens of seconds to build in a process that has not built them
-(on 1 million items, about 38 s and 650 MB: docs/performance.md). So only processes that score anyway do it in the request
-(``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
-``rescore_requests`` (:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the
-model and the window, rescores within ``settings.rescore_poll_seconds`` seconds
-(:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a vote, a
-subscription) waits up to ``settings.rescore_wait_seconds`` seconds for that, so the page it redirects
-to already shows the change.
+(on 1 million items, about 38 s and 650 MB: docs/performance.md). So only processes that
+score anyway do it in the request (``settings.score_in_api``: ``aggregator run``, tests);
+``aggregator api`` queues the reader in ``rescore_requests``
+(:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the model
+and the window, rescores within ``settings.rescore_poll_seconds`` seconds
+(:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a
+vote, a subscription) waits up to ``settings.rescore_wait_seconds`` seconds for that, so the
+page it redirects to already shows the change.
 """
 
 from __future__ import annotations
