@@ -44,7 +44,9 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            # ``from pkg import sub`` imports the module pkg.sub; ``from pkg import name``, pkg
+            subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
+            names = subs if len(subs) == len(node.names) else [node.module, *subs]
         for name in names:
             if name.startswith("aggregator") and name in modules:
                 out.add(name)

@@ -2,7 +2,8 @@
 
 * The fast tokeniser (one regex pass, whole-list n-grams) gives exactly the terms of the
   reference algorithm the module doc describes (split at punctuation, then stop words, then
-  1..3-grams per run), on real abstracts, real blog feeds and edge cases.
+  1..4-grams per run that begin and end with a content word), on real abstracts, real blog
+  feeds and edge cases.
 * ``rising_p_values`` is the exact binomial tail and never smaller than Fisher's exact test.
 * ``fdr_select`` is Benjamini–Hochberg over the testable hypotheses (Tarone/Gilbert).
 * Labels and coined-name decisions from the per-scope case statistics equal a direct count.
@@ -55,13 +56,14 @@ def reference_runs(text: str) -> list[list[str]]:
     return out
 
 
-def reference_terms(text: str, max_n: int = 3) -> set[str]:
+def reference_terms(text: str, max_n: int = 4) -> set[str]:
     found = set()
     for run in reference_runs(text):
         for n in range(1, max_n + 1):
             for i in range(len(run) - n + 1):
                 gram = run[i : i + n]
-                if any(t not in trends.WEAK_WORDS for t in gram) and len(" ".join(gram)) <= 200:
+                edges = (gram[0], gram[-1])
+                if not set(edges) & trends.CONNECTORS and len(" ".join(gram)) <= 200:
                     found.add(" ".join(gram))
     return found
 
@@ -222,7 +224,8 @@ def test_no_rising_term_when_days_are_shuffled(engine: sa.Engine) -> None:
             assert scope != "all" or report.tested > 500
         # the previous rule, on the same counts, listed chance phrases a reader could believe
         old = _old_rule_hits(session, end, 5, 7)
-        assert old == ["graph reasoning", "learned embedding", "multimodal diffusion", "single step"]
+        # the old rule lists chance phrases here (which ones depends on the candidate grams)
+        assert len(old) >= 2, old
 
 
 def test_json_keeps_p_and_q_and_reads_old_payloads(tmp_path: Path) -> None:

@@ -422,3 +422,20 @@ class EmailSend(Base):
     scheduled_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+# --- trends lexicon (issue 16: terms learned from the corpus) ----------------------------------
+
+
+class TrendLexicon(Base):
+    """The learned lexicon of reportable terms (:mod:`aggregator.trends.lexicon`): one row, the
+    newest; ``data`` is zlib-compressed JSON term → [sample df, residual IDF, coherence, NPMI].
+    ``through`` is the newest UTC day of the items it was learned from."""
+
+    __tablename__ = "trend_lexicon"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    n_docs: Mapped[int]
+    through: Mapped[dt.date]
+    learned_at: Mapped[dt.datetime]
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.tables import DayTotal, TermCount
+from aggregator.trends import lexicon
 from aggregator.trends.counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
 from aggregator.trends.report import DayCount, TrendReport, TrendTerm, _Cand
+from aggregator.trends.terms import CONNECTORS
 from aggregator.trends.window import MAX_EXAMPLES, _WindowItems
 
 DEFAULT_WINDOW_DAYS = 7
@@ -113,39 +115,67 @@ def latest_day(session: Session, today: dt.date | None = None) -> dt.date | None
 
 def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
     """``shorter`` is a contiguous part of ``longer``, or an acronym of it (``ner`` of
-    ``named entity recognition``)."""
+    ``named entity recognition``; connectors skipped: ``moe`` of ``mixture of experts``)."""
     n = len(shorter)
-    if n == 1 and len(longer) >= 2 and shorter[0] == "".join(t[0] for t in longer):
+    initials = "".join(t[0] for t in longer if t not in CONNECTORS)
+    if n == 1 and len(longer) >= 2 and shorter[0] == initials:
         return True
     return len(longer) > n and any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
 
 
-def collapse(cands: Sequence[_Cand]) -> list[_Cand]:
-    """Collapse phrase/part near-duplicates in a ranked list (best first): a part merges into a
-    phrase containing it when the phrase has at least half of the part's window items (the
-    phrase is kept, phrases are preferred over their parts); otherwise both stay."""
-    kept: list[_Cand] = []
+#: Two terms are one topic when the Jaccard index of their window items is at least this.
+SAME_DOCS = 0.5
+
+
+def _same_topic(x: _Cand, y: _Cand, docs: Any) -> bool:
+    """``x`` and ``y`` name one topic: their window items largely coincide (Jaccard ≥
+    :data:`SAME_DOCS`), or one is a part or acronym of the other and the longer holds at least
+    half of the shorter's items (``vision language model`` / ``vlm``)."""
+    dx, dy = docs(x.term), docs(y.term)
+    inter = len(dx & dy)
+    if inter and inter >= SAME_DOCS * len(dx | dy):
+        return True
+    if _contains(x.tokens, y.tokens) or _contains(y.tokens, x.tokens):
+        return inter >= 0.5 * min(len(dx), len(dy)) if (dx or dy) else True
+    return False
+
+
+def collapse(cands: Sequence[_Cand], docs: Any = None) -> list[_Cand]:
+    """Merge near-duplicates in a ranked list (best first) into one entry per topic, by their
+    window items (``docs``: term → set of window item indices; without it, each term's own
+    count stands in and only part/acronym pairs merge). Each group is shown under its best
+    label: the longest phrase among the members holding at least 80 % of the group's largest
+    item count ("world action model", not "world action"), with the group's best score; the
+    other members become its ``variants``. Returns new candidates: the given ones are not
+    changed, so one candidate list can feed several collapses (rising and new terms)."""
+    if docs is None:
+        sizes = {c.term: frozenset(range(c.a)) for c in cands}
+        docs = sizes.__getitem__
+    groups: list[list[_Cand]] = []
     for c in cands:
-        merged = False
-        for i, k in enumerate(kept):
-            if _contains(k.tokens, c.tokens) and k.a >= 0.5 * c.a:
-                k.variants.append(c.term)
-                merged = True
-            elif _contains(c.tokens, k.tokens) and c.a >= 0.5 * k.a:
-                c.variants.extend([k.term, *k.variants])
-                c.score = max(c.score, k.score)
-                kept[i] = c
-                merged = True
-            if merged:
+        for group in groups:
+            if any(_same_topic(c, m, docs) for m in group):
+                group.append(c)
                 break
-        if not merged:
-            kept.append(c)
-    # a phrase that replaced a part may now duplicate another kept entry
+        else:
+            groups.append([c])
     out: list[_Cand] = []
-    for c in kept:
-        if any(c.term == o.term for o in out):
+    seen: set[str] = set()
+    for group in groups:
+        top = max(m.a for m in group)
+        label = max((m for m in group if m.a >= 0.8 * top), key=lambda m: (len(m.tokens), m.a, m.score))
+        if label.term in seen:
             continue
-        out.append(c)
+        seen.add(label.term)
+        variants = [v for m in group if m is not label for v in (m.term, *m.variants)]
+        out.append(
+            dataclasses.replace(
+                label,
+                score=max(m.score for m in group),
+                variants=list(dict.fromkeys(v for v in (*label.variants, *variants) if v != label.term)),
+                examples=list(label.examples),
+            )
+        )
     return out
 
 
@@ -231,10 +261,8 @@ def _compute(
     names = _term_rows(session, scope, ids[idx])
     items = items or _WindowItems(session, ws, end)
     win = items.view(scope)
-    # testable: phrases, and single words that are coined names or acronyms
-    reportable = np.fromiter(
-        (" " in (t := names[int(i)][0]) or win.is_name(t) for i in ids[idx]), dtype=bool, count=len(idx)
-    )
+    # testable: the lexicon's terms, and single words that are coined names or acronyms
+    reportable = _reportable(lexicon.current(session), win, [names[int(i)][0] for i in ids[idx]], a_all[idx])
     idx = idx[reportable]
     a = a_all[idx]
     b = b_all[idx]
@@ -268,8 +296,8 @@ def _compute(
     for c in top:
         c.score = c.g2 * (1.0 + 0.5 * math.log1p(c.posts))
     top.sort(key=lambda c: (-c.score, c.term))
-    rising = collapse([c for c in top])[:limit]
-    new = collapse([c for c in top if c.is_new])[:limit]
+    rising = collapse(top, win.docs)[:limit]
+    new = collapse([c for c in top if c.is_new], win.docs)[:limit]
     series = _series({c.term: c.term_id for c in rising + new}, per_day, day_totals)
 
     def out(c: _Cand) -> TrendTerm:
@@ -294,6 +322,29 @@ def _compute(
         )
 
     return dataclasses.replace(empty, terms=tuple(map(out, rising)), new_terms=tuple(map(out, new)))
+
+
+def _reportable(lex: lexicon.Lexicon, win: Any, terms: list[str], counts: np.ndarray) -> np.ndarray:
+    """Which terms may be reported: the lexicon's terms (:mod:`.lexicon`); single words that are
+    coined names or acronyms in the window (:meth:`_Window.is_name`: ``GRPO``, ``Qwen3``) and
+    not evaluation vocabulary; and a phrase that is the full form of such a name (it holds at
+    least :data:`lexicon.FRAGMENT_SHARE` of the name's window items: ``ZorbLax routing``), since
+    a name coined this week has no history for the lexicon to learn from. Returns a bool array."""
+    window_count = dict(zip(terms, counts.tolist(), strict=True))
+    names = {t for t in terms if " " not in t and win.is_name(t) and not lexicon.is_evaluation(t)}
+
+    def ok(t: str) -> bool:
+        if t in lex or t in names:
+            return True
+        words = t.split()
+        return (
+            len(words) > 1
+            and words[0] in names
+            and not CONNECTORS.intersection(words)
+            and window_count[t] >= lexicon.FRAGMENT_SHARE * window_count[words[0]]
+        )
+
+    return np.fromiter(map(ok, terms), dtype=bool, count=len(terms))
 
 
 def _term_rows(session: Session, scope: str, ids: np.ndarray) -> dict[int, tuple[str, int | None]]:

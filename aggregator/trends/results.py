@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.tables import DayTotal, Item, ItemLink, TrendResult
+from aggregator.trends import lexicon
 from aggregator.trends.counts import SCOPES
 from aggregator.trends.detect import (
     DEFAULT_BASELINE_DAYS,
@@ -60,11 +61,16 @@ def store_report(
 
 #: Part of every result's inputs digest: changed whenever detection changes, so that stored
 #: results are recomputed by the next refresh.
-DETECTION_VERSION = "2026-07 exact test, BH FDR over the testable terms"
+DETECTION_VERSION = "2026-08 learned lexicon, exact test, BH FDR over the testable terms"
 
 
 def _inputs(
-    session: Session, end: dt.date, window_days: int, baseline_days: int, scopes: Sequence[str]
+    session: Session,
+    end: dt.date,
+    window_days: int,
+    baseline_days: int,
+    scopes: Sequence[str],
+    lex: lexicon.Lexicon | None = None,
 ) -> dict[str, str]:
     """A digest per scope of everything its result depends on: the scope's day totals over the
     window and baseline (counts only grow with counted items, so equal totals mean equal counts),
@@ -92,7 +98,8 @@ def _inputs(
             .group_by(Item.kind)
         )
     }
-    common = (DETECTION_VERSION, FDR, STORED_LIMIT, end.isoformat(), window_days, baseline_days)
+    learned = None if lex is None else (lex.n_docs, lex.through, len(lex.terms))
+    common = (DETECTION_VERSION, learned, FDR, STORED_LIMIT, end.isoformat(), window_days, baseline_days)
     out = {}
     for scope in scopes:
         kinds = {"all": ("paper", "post"), "blogs": ("post",)}.get(scope, ("paper",))
@@ -132,7 +139,8 @@ def refresh_results(
         raise ValueError(f"unknown scope {unknown[0]!r}; one of {', '.join(SCOPES)}")
     if window_days < 1 or baseline_days < 1:
         raise ValueError("window and baseline must be at least one day")
-    digests = _inputs(session, end, window_days, baseline_days, scopes)
+    lex = lexicon.refresh(session, end)
+    digests = _inputs(session, end, window_days, baseline_days, scopes, lex)
     items: _WindowItems | None = None
     reports = []
     for scope in scopes:

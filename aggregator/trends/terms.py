@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
-from operator import add, mul
+from operator import add, and_, mul
 
-MAX_N = 3
+MAX_N = 4
 
 
 def _words(text: str) -> frozenset[str]:
@@ -42,42 +43,35 @@ ENGLISH_STOP_WORDS = _words(
     """
 )
 
-# Paper boilerplate: these split phrases like stop words do (after "propose", "novel", … in
-# arxiv-sanity-style lists, plus what the June 2026 data showed near the top unfiltered).
+#: Words that can sit inside a phrase but never begin or end one ("mixture of experts",
+#: "chain of thought", "state of the art", "text to image"): a subset of gensim's
+#: ``ENGLISH_CONNECTOR_WORDS`` (gensim.models.phrases), whose phrase scoring ignores them too.
+CONNECTORS = _words("of the to for and")
+
+# The small hand list: what term statistics cannot show. Reporting verbs, evaluative adjectives
+# and adverbs of abstracts ("we propose", "extensive experiments", "significantly outperforms")
+# are not noun-phrase material, so they end a phrase the way a stop word does (a crude
+# noun-phrase pattern); LaTeX, URL and feed-markup debris is not language. Everything else that
+# is merely common or evenly spread ("test set", "percentage point", "model") is learned out by
+# topicality (:mod:`.lexicon`), not listed here.
 DOMAIN_STOP_WORDS = _words(
     """
     propose proposed proposes proposing present presents presented introduce introduces introduced
-    introducing paper papers work works study studies result results method methods approach
-    approaches novel new state art sota demonstrate demonstrates demonstrated show shows shown
+    introducing paper papers novel sota demonstrate demonstrates demonstrated show shows shown
     showing achieve achieves achieved achieving outperform outperforms outperformed outperforming
-    experiment experiments experimental extensive extensively significant significantly existing
-    previous prior recent recently current based using use used uses leverage leverages leveraging
-    effective effectively efficient efficiently improve improves improved improving improvement
-    improvements furthermore moreover additionally specifically particular particularly various
-    different including include includes however while whereas key main finally respectively
-    superior competitive comprehensive comprehensively remarkable promising strong stronger
-    substantially substantial consistently consistent validate validates enable enables enabling
-    address addresses addressing challenge challenges challenging problem problems issue issues
-    task tasks performance performances framework frameworks technique techniques available code
-    publicly github https http www com org html abs pdf arxiv et al ie eg etc vs via
+    extensive extensively significant significantly existing previous prior recent recently
+    current using leverage leverages leveraging effective effectively efficiently improve
+    improves improved improving furthermore moreover additionally specifically particularly
+    various including include includes however whereas finally respectively superior
+    competitive comprehensive comprehensively remarkable promising substantially consistently
+    validate validates enable enables enabling address addresses addressing publicly
+    github https http www com org html abs pdf arxiv et al ie eg etc vs via
     mathcal mathbf mathrm mathbb frac text textbf textit emph cdot ldots leq geq sqrt times
-    upvote upvotes summary authors author thumbnail img src alt style
+    upvote upvotes thumbnail img src alt
     """
 )
 
-STOP_WORDS = ENGLISH_STOP_WORDS | DOMAIN_STOP_WORDS
-
-# Too generic to be a trend alone; still fine inside a phrase ("large language model").
-WEAK_WORDS = _words(
-    """
-    model learning data network training dataset benchmark large language image images system
-    systems high low better best good level end real world time large scale multi single
-    analysis accuracy quality evaluation evaluate evaluated evaluating approach design
-    information feature representation representations generation process output input
-    method algorithm algorithms setting settings way ability capability number set case
-    application applications result domain domains type types structure value values
-    """
-)
+STOP_WORDS = (ENGLISH_STOP_WORDS - CONNECTORS) | DOMAIN_STOP_WORDS
 
 _NO_SINGULAR = _words(
     """
@@ -145,47 +139,59 @@ def runs(text: str) -> list[list[str]]:
     return [run for part in " ".join(_tokens(text)).split(_BREAK) if (run := part.split())]
 
 
-#: A token's code for :func:`_grams`: 0 a break, 1 a weak word, 2 (the default) any other.
-_CODES = {_BREAK: 0, **dict.fromkeys(WEAK_WORDS, 1)}
+#: A token's code for :func:`_gram_list`: 0 a break, 3 a connector, 2 (the default) content.
+_CODES = {_BREAK: 0, **dict.fromkeys(CONNECTORS, 3)}
 _CODE = _CODES.get
-_IS_STRONG = (2).__eq__
-_AT_LEAST_TWO = (2).__le__
+_IS_CONTENT = (2).__eq__
+_BOTH_CONTENT = (4).__eq__
 
 
-def _grams(tokens: list[str], max_n: int = MAX_N) -> set[str]:
-    """The distinct 1..``max_n``-grams of a token list (``_BREAK`` between runs) that do not
-    span a break, without unigrams of :data:`WEAK_WORDS` and grams made only of weak words.
+def _gram_list(tokens: list[str], max_n: int = MAX_N) -> list[str]:
+    """Every 1..``max_n``-gram of a token list (``_BREAK`` between runs), with repeats, that
+    does not span a break and begins and ends with a content word (connectors only inside).
 
     Built with C-level ``map``/``compress`` over the whole list (no per-run Python loop): the
-    product of the tokens' codes (:data:`_CODES`) in a gram is 0 when it spans a break, 1 when
-    all its words are weak, ≥ 2 when it is kept; a gram's string is only made where it is kept.
+    product of the tokens' codes (:data:`_CODES`) in a gram is 0 when it spans a break, and the
+    product of its first and last codes is 4 when both are content words; a gram's string is
+    only made where it is kept.
     """
     t = tokens
     codes = list(map(_CODE, t, repeat(2)))
-    found = set(compress(t, map(_IS_STRONG, codes)))
+    found = list(compress(t, map(_IS_CONTENT, codes)))
     if max_n >= 2 and len(t) > 1:
         spaced = list(map(add, t, repeat(" ")))
         product = codes
         for n in range(2, max_n + 1):
             product = list(map(mul, product, codes[n - 1 :]))
-            keep = list(map(_AT_LEAST_TWO, product))
+            edges = map(_BOTH_CONTENT, map(mul, codes, codes[n - 1 :]))
+            keep = list(map(and_, map(bool, product), edges))
             grams: Iterable[str] = compress(spaced, keep)
             for j in range(1, n - 1):
                 grams = map(add, grams, compress(spaced[j:], keep))
-            found.update(map(add, grams, compress(t[n - 1 :], keep)))
+            found.extend(map(add, grams, compress(t[n - 1 :], keep)))
     if found and max(map(len, found)) > 200:
-        found = {g for g in found if len(g) <= 200}
+        found = [g for g in found if len(g) <= 200]
     return found
 
 
+def _grams(tokens: list[str], max_n: int = MAX_N) -> set[str]:
+    """The distinct grams of :func:`_gram_list`."""
+    return set(_gram_list(tokens, max_n))
+
+
 def terms_of_runs(token_runs: Iterable[Sequence[str]], max_n: int = MAX_N) -> set[str]:
-    """The distinct 1..``max_n``-grams inside the runs, without unigrams of :data:`WEAK_WORDS`
-    and without phrases made only of weak words."""
+    """The distinct 1..``max_n``-grams inside the runs that begin and end with a content word."""
     flat: list[str] = []
     for run in token_runs:
         flat.extend(run)
         flat.append(_BREAK)
     return _grams(flat, max_n)
+
+
+def gram_counts(text: str) -> Counter[str]:
+    """Occurrences of each candidate gram (:func:`extract_terms`'s terms) in ``text``: the
+    term frequencies the lexicon's residual IDF and phrase scores need."""
+    return Counter(_gram_list(_tokens(text)))
 
 
 def extract_terms(text: str) -> set[str]:

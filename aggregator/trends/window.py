@@ -97,6 +97,7 @@ class _Window:
         self.scope = scope
         self.order = order  # posts, then papers by posts linking them, then newest first
         self._case: dict[str, tuple[int, int, int]] = {}
+        self._docs: dict[str, frozenset[int]] = {}
 
     def case(self, token: str) -> tuple[int, int, int]:
         """(occurrences, all-caps occurrences, occurrences with an upper-case letter after the
@@ -141,6 +142,14 @@ class _Window:
             return True
         seen, _, coined = self.case(token)
         return coined * 2 > seen > 0
+
+    def docs(self, term: str) -> frozenset[int]:
+        """The scope's window items (row indices) whose normalised text holds ``term``; cached."""
+        found = self._docs.get(term)
+        if found is None:
+            needle = f" {term} "
+            found = self._docs[term] = frozenset(i for i in self.order if needle in self.items.text(i))
+        return found
 
     def attach_examples(self, cands: Sequence[_Cand]) -> None:
         """Find the window items behind each candidate (``examples``, ``posts``) by matching the
