@@ -93,6 +93,7 @@ class Item(Base):
     authors: Mapped[list[Any]] = mapped_column(default=list)
     summary: Mapped[str] = mapped_column(sa.Text, default="")
     summary_html: Mapped[str | None] = mapped_column(sa.Text)
+    content_html: Mapped[str | None] = mapped_column(sa.Text)  # issue 15: full content beside the summary
     categories: Mapped[list[Any]] = mapped_column(default=list)
     primary_category: Mapped[str | None] = mapped_column(sa.String(64))
     comment: Mapped[str | None] = mapped_column(sa.Text)
