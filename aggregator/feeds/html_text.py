@@ -55,8 +55,12 @@ looks_like_html = _FeedParserMixin.looks_like_html
 
 
 def clean_text(text: str) -> str:
-    """``text`` without control and bidi-override characters, whitespace collapsed to single spaces."""
-    return " ".join(_CONTROL_RE.sub("", text).split())
+    """``text`` without control and bidi-override characters, whitespace collapsed to single spaces
+    (the separators U+001C-U+001F count as whitespace)."""
+    joined = " ".join(text.split())
+    if joined.isprintable():  # the common case, in C: no control or format character left
+        return joined
+    return " ".join(_CONTROL_RE.sub("", joined).split())
 
 
 def _math_to_text(fragment: str) -> str:

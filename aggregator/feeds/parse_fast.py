@@ -207,7 +207,7 @@ def _rss_title(el: Any) -> tuple[str, bool]:
     kind = (el.get("type") or "text/plain").lower()
     if kind not in ("text/plain", "text", "text/html", "html"):
         raise Decline("title type")
-    is_html = _TEXT_TYPES[kind] or looks_like_html(value)
+    is_html = _TEXT_TYPES[kind] or (("<" in value or "&" in value) and looks_like_html(value))
     return value, is_html
 
 
