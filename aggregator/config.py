@@ -20,18 +20,20 @@ entry when the file cannot be read or does not follow that shape.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
+import warnings
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from aggregator.feeds.arxiv import UnknownCategory, check_category
+from aggregator.taxonomy import UnknownCategory, check_category
 
 FeedKind = Literal["arxiv", "blog"]
 
@@ -41,6 +43,22 @@ DEFAULT_ARXIV_CATEGORIES = ("cs.LG", "cs.CV", "cs.CL")
 
 class ConfigError(ValueError):
     """The feeds file or a setting is invalid; the message says where and why."""
+
+
+#: Settings renamed so that their names carry their units. The old names (keyword or
+#: ``AGGREGATOR_<OLD>`` environment variable) still work for one release, with a
+#: ``DeprecationWarning``; they will be removed in 0.3.
+RENAMED_SETTINGS: dict[str, str] = {
+    "connect_timeout": "connect_timeout_seconds",
+    "read_timeout": "read_timeout_seconds",
+    "total_timeout": "total_timeout_seconds",
+    "arxiv_delay": "arxiv_delay_seconds",
+    "max_backoff": "max_backoff_seconds",
+    "scheduler_tick": "scheduler_tick_seconds",
+    "rescore_poll": "rescore_poll_seconds",
+    "rescore_wait": "rescore_wait_seconds",
+    "smtp_timeout": "smtp_timeout_seconds",
+}
 
 
 class Settings(BaseSettings):
@@ -62,26 +80,32 @@ class Settings(BaseSettings):
     user_agent: str = (
         "aggregator/0.1 (ML paper and blog digest; +https://github.com/aggregator-ml/aggregator)"
     )
-    connect_timeout: float = Field(10.0, gt=0, description="seconds")
-    read_timeout: float = Field(30.0, gt=0, description="seconds between two reads of the body")
-    total_timeout: float = Field(120.0, gt=0, description="seconds for one whole fetch, headers to last byte")
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="seconds")
+    read_timeout_seconds: float = Field(30.0, gt=0, description="seconds between two reads of the body")
+    total_timeout_seconds: float = Field(
+        120.0, gt=0, description="seconds for one whole fetch, headers to last byte"
+    )
     max_redirects: int = Field(5, ge=0)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="bytes after decompression")
     global_concurrency: int = Field(16, ge=1)
     per_host_concurrency: int = Field(2, ge=1)
-    arxiv_delay: float = Field(3.0, ge=0, description="seconds between two requests to an arXiv host")
+    arxiv_delay_seconds: float = Field(3.0, ge=0, description="seconds between two requests to an arXiv host")
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
     arxiv_page_size: int = Field(200, ge=1, le=2000)
-    max_backoff: float = Field(24 * 3600.0, gt=0, description="seconds; cap of the failure backoff")
-    scheduler_tick: float = Field(60.0, gt=0, description="seconds between two 'refresh due feeds' passes")
+    max_backoff_seconds: float = Field(24 * 3600.0, gt=0, description="seconds; cap of the failure backoff")
+    scheduler_tick_seconds: float = Field(
+        60.0, gt=0, description="seconds between two 'refresh due feeds' passes"
+    )
 
     # Rescoring a reader after a vote, a subscription or a profile change needs the TF-IDF
     # model and the window's item matrix (scikit-learn, hundreds of MB on a large database).
     # `aggregator run` has them anyway and rescores in the request; `aggregator api` turns
     # this off: it queues the reader (table rescore_requests) and a worker rescores.
     score_in_api: bool = Field(True, description="rescore readers inside the API process")
-    rescore_poll: float = Field(1.0, gt=0, description="seconds between two looks at the rescore queue")
-    rescore_wait: float = Field(
+    rescore_poll_seconds: float = Field(
+        1.0, gt=0, description="seconds between two looks at the rescore queue"
+    )
+    rescore_wait_seconds: float = Field(
         5.0, ge=0, description="seconds an API request waits for a worker's rescore before answering"
     )
     # PostgreSQL only: connections per API process on which the served digest's queries are
@@ -100,7 +124,7 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_timeout: float = Field(60.0, gt=0, description="seconds per SMTP command")
+    smtp_timeout_seconds: float = Field(60.0, gt=0, description="seconds per SMTP command")
     mail_from: str = "ML digest <digest@localhost>"
     public_base_url: str = Field("http://127.0.0.1:8000", description="origin of links in emails")
     email_interval_minutes: float = Field(5.0, gt=0, description="minutes between two send-weekly passes")
@@ -137,6 +161,28 @@ class Settings(BaseSettings):
     rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")
     why_terms: int = Field(5, ge=1, le=20)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Accept the old names of :data:`RENAMED_SETTINGS` (keywords and environment), warning."""
+        if not isinstance(data, dict):
+            return data
+        for old, new in RENAMED_SETTINGS.items():
+            env_old = f"AGGREGATOR_{old.upper()}"
+            value = data.pop(old, None)
+            source = old
+            if value is None and env_old in os.environ:
+                value, source = os.environ[env_old], env_old
+            if value is None:
+                continue
+            warnings.warn(
+                f"setting {source} is deprecated; use {new} (AGGREGATOR_{new.upper()})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            data.setdefault(new, value)
+        return data
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -149,16 +195,14 @@ class Settings(BaseSettings):
     @field_validator("feed_allow_hosts", mode="before")
     @classmethod
     def _allow_list(cls, value: object) -> object:
-        """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list; each entry checked."""
+        """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list, split into entries."""
         if isinstance(value, str):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else [v for v in re.split(r"[,\s]+", text) if v]
         if isinstance(value, list | tuple):
-            from aggregator.feeds.ssrf import parse_allow_list
-
-            entries = [str(v).strip() for v in value if str(v).strip()]
-            parse_allow_list(entries)  # ValueError names the bad entry
-            return entries
+            # kept as raw strings: aggregator.feeds.ssrf.parse_allow_list parses and checks them
+            # (NetGuard.from_settings, called when the API and the worker start)
+            return [str(v).strip() for v in value if str(v).strip()]
         return value
 
     @property
@@ -232,7 +276,7 @@ def _str_list(value: object, where: str) -> tuple[str, ...]:
 def parse_feeds_toml(text: str, source: str = "feeds.toml") -> FeedsFile:
     """Parse feeds-file TOML text. Raises :class:`ConfigError` naming ``source``, also when an
     arXiv listing URL names a category (or archive) that is not in arXiv's taxonomy
-    (:func:`aggregator.feeds.arxiv.check_category`)."""
+    (:func:`aggregator.taxonomy.check_category`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

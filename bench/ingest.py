@@ -71,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     replay = start_feedreplay("2026-06-16")
     try:
-        settings = Settings(arxiv_delay=0, total_timeout=60)
+        settings = Settings(arxiv_delay_seconds=0, total_timeout_seconds=60)
         for label, path in DOCS.items():
             body = replay.get(path)
             t0 = time.perf_counter()

@@ -149,26 +149,26 @@ def populate(engine: sa.Engine, n_items: int, n_readers: int, tokens_file: Path)
 def make_readers(
     engine: sa.Engine, n_readers: int, papers: list[dict], tokens_file: Path, rng: random.Random
 ) -> None:
-    from aggregator.accounts import readers
+    from aggregator.accounts import builtin_topics, profiles, readers, subscriptions, topic_filters
     from aggregator.ranking import personal
     from aggregator.ranking import tfidf as rank
     t0 = time.perf_counter()
     tokens = []
     with session_factory(engine)() as s:
-        readers.ensure_default_topics(s)
+        builtin_topics.ensure_default_topics(s)
         s.commit()
-        slugs = [t.filter.slug for t in readers.list_topics(s)]
+        slugs = [t.filter.slug for t in topic_filters.list_topics(s)]
         for i in range(n_readers):
             new = readers.create_reader(s, f"reader{i}@bench.example.org")
             sample = rng.sample(papers, 3)
-            readers.update_profile(
+            profiles.update_profile(
                 s,
                 new.reader_id,
                 interests="; ".join(p["title"] for p in sample[:2]),
                 keywords=re.findall(r"[A-Za-z][A-Za-z-]{5,}", sample[2]["title"])[:3],
             )
             for slug in rng.sample(slugs, rng.randrange(0, 4)):
-                readers.subscribe(s, new.reader_id, slug)
+                subscriptions.subscribe(s, new.reader_id, slug)
             tokens.append(new.token)
         s.commit()
     tokens_file.write_text("\n".join(tokens) + "\n")

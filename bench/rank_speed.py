@@ -205,9 +205,9 @@ def main() -> None:
     # wall-clock and this process's CPU time: on a shared machine the CPU time is the steadier one
     with session_factory(engine)() as s:
         t, c = time.perf_counter(), time.process_time()
-        n = personal.precompute_all(s, model, profiles, write=False)
+        tm = personal.PrecomputeTimings()
+        n = personal.precompute_all(s, model, profiles, write=False, timings=tm)
         dry, dry_cpu = time.perf_counter() - t, time.process_time() - c
-        tm = personal.LAST_TIMINGS
         print(
             f"precompute_all {len(profiles)} readers excl. DB writes: {dry:.2f} s (CPU {dry_cpu:.2f} s; "
             f"{n} rows; window {tm.window:.2f}, compile {tm.compile:.2f}, score {tm.score:.2f}, "
@@ -217,12 +217,13 @@ def main() -> None:
     # (or by an earlier run), as a scheduled precompute does; the second rewrites its own rows
     for label in ("", " again"):
         t, c = time.perf_counter(), time.process_time()
+        tm = personal.PrecomputeTimings()
         with session_factory(engine)() as s, s.begin():
-            n = personal.precompute_all(s, model, profiles)
+            n = personal.precompute_all(s, model, profiles, timings=tm)
         wet, wet_cpu = time.perf_counter() - t, time.process_time() - c
         print(
             f"precompute_all {len(profiles)} readers incl. SQLite writes{label}: {wet:.2f} s "
-            f"(CPU {wet_cpu:.2f} s; {n} rows; write {personal.LAST_TIMINGS.write:.2f} s, "
+            f"(CPU {wet_cpu:.2f} s; {n} rows; write {tm.write:.2f} s, "
             "plus the commit)"
         )
 

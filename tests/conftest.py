@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -118,6 +119,7 @@ def _database_urls() -> list[str]:
 
 
 def _reset_postgres(url: str) -> None:
+    """Empty the PostgreSQL database at ``url`` (for tests that migrate it themselves)."""
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -125,17 +127,64 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=_database_urls())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, migrated database URL: a SQLite file, or the test PostgreSQL emptied first."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-    else:
-        url = os.environ["AGGREGATOR_TEST_DATABASE_URL"]
-        _reset_postgres(url)
-    engine = make_engine(url)
+def _admin_url(url: str) -> sa.URL:
+    """The same server, database ``postgres``: CREATE/DROP DATABASE cannot run inside the target."""
+    return sa.make_url(url).set(database="postgres")
+
+
+def _template_name(url: str) -> str:
+    return f"{sa.make_url(url).database}_template"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; each test copies it (a file copy, not 13+
+    migrations)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> str | None:
+    """A PostgreSQL template database migrated once per session (``<db>_template``); each test
+    recreates the test database from it with ``CREATE DATABASE ... TEMPLATE``."""
+    url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL")
+    if not url:
+        return None
+    template = _template_name(url)
+    admin = sa.create_engine(_admin_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{template}"'))
+    engine = make_engine(str(sa.make_url(url).set(database=template)))
+    upgrade(engine)
+    engine.dispose()
+    admin.dispose()
+    return template
+
+
+def _recreate_postgres(url: str, template: str) -> None:
+    name = sa.make_url(url).database
+    admin = sa.create_engine(_admin_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=_database_urls())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database URL: a copy of the session's migrated SQLite file, or the test
+    PostgreSQL database recreated from the session's migrated template."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        return f"sqlite:///{path}"
+    url = os.environ["AGGREGATOR_TEST_DATABASE_URL"]
+    _recreate_postgres(url, request.getfixturevalue("migrated_postgres"))
     return url
 
 
@@ -182,3 +231,17 @@ def paper_entry(paper: dict, day: str, version: int = 1, announce_type: str = "n
         announce_type=announce_type,  # type: ignore[arg-type]
         guid=f"oai:arXiv.org:{paper['id']}v{version}",
     )
+
+
+BROWSER_MODULES = ("test_browser",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers from what a test uses: ``postgres`` for the PostgreSQL run of a database test,
+    ``browser`` for the Chromium tests. ``slow`` is set by hand on tests over ~5 s."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if item.module is not None and item.module.__name__.startswith(BROWSER_MODULES):
+            item.add_marker(pytest.mark.browser)

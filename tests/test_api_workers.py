@@ -17,14 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 SYS_PIDFD_GETFD = {"x86_64": 438, "aarch64": 438}.get(os.uname().machine)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -65,7 +60,7 @@ def _peer_socket_nodelay(pid: int, client: socket.socket) -> int | None:
     sys.platform != "linux" or SYS_PIDFD_GETFD is None, reason="pidfd_getfd(2) is Linux-only"
 )
 def test_connections_accepted_by_api_workers_have_tcp_nodelay(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",

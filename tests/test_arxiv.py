@@ -10,17 +10,14 @@ import pytest
 from conftest import DATA
 
 from aggregator.feeds.arxiv import (
-    ARXIV_ARCHIVES,
-    ARXIV_CATEGORIES,
     ARXIV_REQUEST_INTERVAL,
-    UnknownCategory,
     api_query_url,
-    check_category,
     is_arxiv_url,
     split_announcement,
     split_arxiv_id,
     split_author_list,
 )
+from aggregator.taxonomy import ARXIV_ARCHIVES, ARXIV_CATEGORIES, UnknownCategory, check_category
 
 API = "https://export.arxiv.org/api/query"
 

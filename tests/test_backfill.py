@@ -13,7 +13,7 @@ from conftest import Replay
 from aggregator.config import Settings
 from aggregator.store.db import make_engine, session_factory
 from aggregator.store.tables import BackfillCursor, Item, ItemSource
-from aggregator.worker import tasks as jobs
+from aggregator.worker import backfill
 
 
 def _settings(replay: Replay, database_url: str, tmp_path: Path, **kw: object) -> Settings:
@@ -21,7 +21,7 @@ def _settings(replay: Replay, database_url: str, tmp_path: Path, **kw: object) -
     base: dict[str, object] = dict(
         database_url=database_url,
         feeds_file=feeds,
-        arxiv_delay=0.3,
+        arxiv_delay_seconds=0.3,
         arxiv_api_url=replay.url("/api/query"),
         arxiv_page_size=100,
     )
@@ -50,13 +50,13 @@ def test_backfill_pages_resumes_and_respects_the_delay(
     assert len(expected) > 250  # more than two pages of 100
     replay.log(clear=True)
 
-    first = jobs.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15), max_pages=1)
+    first = backfill.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15), max_pages=1)
     assert first.pages == 1 and not first.done and first.new_items == 100
     with session_factory(engine)() as s:
         cursor = s.scalar(sa.select(BackfillCursor))
         assert cursor is not None and cursor.next_start == 100 and not cursor.done
 
-    rest = jobs.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15))  # resumes at start=100
+    rest = backfill.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15))  # resumes at start=100
     assert rest.done and rest.error is None
     with session_factory(engine)() as s:
         stored = set(s.scalars(sa.select(Item.arxiv_id)))
@@ -70,7 +70,7 @@ def test_backfill_pages_resumes_and_respects_the_delay(
     gaps = [b["time"] - a["time"] for a, b in zip(requests[1:], requests[2:], strict=False)]
     assert gaps and min(gaps) >= 0.3 - 0.02  # arXiv's rule, at the delay the settings give
 
-    again = jobs.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15))
+    again = backfill.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 15))
     assert again.done and again.pages == 0  # a finished backfill is not repeated
     engine.dispose()
 
@@ -81,13 +81,13 @@ def test_seed_papers_are_fetched_by_id_list(replay: Replay, database_url: str, t
     body = replay.get("/api/query?search_query=cat:cs.CV&max_results=3").decode()
     ids = re.findall(r"<id>http://arxiv.org/abs/([0-9.]+)v\d</id>", body)
     assert len(ids) == 3
-    report = jobs.fetch_papers(
+    report = backfill.fetch_papers(
         engine, settings, [f"https://arxiv.org/abs/{ids[0]}v1", ids[1], f"arXiv:{ids[2]}"]
     )
     assert report.error is None and report.new_items == 3
     with session_factory(engine)() as s:
         assert set(s.scalars(sa.select(Item.arxiv_id))) == set(ids)
-    assert jobs.fetch_papers(engine, settings, ids).pages == 0  # already stored: no request
+    assert backfill.fetch_papers(engine, settings, ids).pages == 0  # already stored: no request
     engine.dispose()
 
 
@@ -98,8 +98,12 @@ def test_backfill_api_error_is_reported_and_resumable(replay: Replay, tmp_path: 
     engine = make_engine(url)
     upgrade(engine)
     settings = _settings(
-        replay, url, tmp_path, arxiv_api_url=replay.url("/_fault/status-503/api/query"), arxiv_delay=0.05
+        replay,
+        url,
+        tmp_path,
+        arxiv_api_url=replay.url("/_fault/status-503/api/query"),
+        arxiv_delay_seconds=0.05,
     )
-    report = jobs.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 1))
+    report = backfill.backfill(engine, settings, ["cs.CL"], dt.date(2026, 6, 1))
     assert report.error is not None and "503" in report.error and report.pages == 0
     engine.dispose()

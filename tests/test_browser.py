@@ -24,11 +24,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import SHARED, Replay
+from helpers import free_port
 
 from aggregator.accounts import readers
 from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -60,12 +62,6 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Site:
     base: str
@@ -87,14 +83,14 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings = Settings(
         database_url=url,
         feeds_file=replay_server.feeds_toml(tmp, extra=INTERESTS),
-        arxiv_delay=0.2,
-        read_timeout=5,
-        total_timeout=15,
+        arxiv_delay_seconds=0.2,
+        read_timeout_seconds=5,
+        total_timeout_seconds=15,
     )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     feeds_file = load_feeds_file(settings.feeds_file)
-    report = jobs.refresh_feeds(engine, settings, feeds_file, include_all=True)
+    report = refresh.refresh_feeds(engine, settings, feeds_file, include_all=True)
     assert report.new_items > 1000
     jobs.update_ranking(engine, settings, feeds_file.interests)
     with _serve(settings, engine) as base:
@@ -107,7 +103,7 @@ def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     """The app served by a real uvicorn on a free loopback port (in a thread); yields its base URL."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
@@ -249,13 +245,15 @@ def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     feeds = tmp / "feeds.toml"
     feeds.write_text((SHARED / "feeds.replay.toml").read_text().replace("http://127.0.0.1:8765", closed))
     url = f"sqlite:///{tmp / 'offline.db'}"
-    settings = Settings(database_url=url, feeds_file=feeds, arxiv_delay=0.1, connect_timeout=3)  # type: ignore[call-arg]
+    settings = Settings(
+        database_url=url, feeds_file=feeds, arxiv_delay_seconds=0.1, connect_timeout_seconds=3
+    )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     # in a thread of its own: the refresh runs asyncio.run, and Playwright's loop may hold this one
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         report = pool.submit(
-            jobs.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
+            refresh.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
         ).result()
     assert len(report.outcomes) == report.count("failed") == 25
     with _serve(settings, engine) as base:

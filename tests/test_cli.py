@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import Replay
+from helpers import free_port
 from typer.testing import CliRunner, Result
 
 from aggregator.cli.app import app
@@ -39,7 +40,7 @@ def cli_env(replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     env = {
         "AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "AGGREGATOR_FEEDS_FILE": str(feeds),
-        "AGGREGATOR_ARXIV_DELAY": "0.2",
+        "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.2",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -84,15 +85,9 @@ def test_db_upgrade(cli_env: dict[str, str]) -> None:
     assert result.exit_code == 0 and "database at head" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_run_serves_the_digest_while_the_scheduler_fetches(cli_env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK": "1"}
+    port = free_port()
+    env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1"}
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -203,7 +198,7 @@ def test_a_date_that_does_not_exist_is_said_so(
 
 
 def test_parse_day() -> None:
-    from aggregator.cli.app import parse_day
+    from aggregator.cli.common import parse_day
 
     assert parse_day("2028-02-29") == dt.date(2028, 2, 29)  # a leap year
     assert parse_day(" 2026-6-5 ") == dt.date(2026, 6, 5)

@@ -18,7 +18,7 @@ from conftest import Replay
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource
-from aggregator.worker import tasks as jobs
+from aggregator.worker import refresh
 
 FULL = "/static/arxiv-rss/all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 
@@ -54,9 +54,9 @@ def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
     ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
     ref = make_engine(ref_url)
     upgrade(ref)
-    jobs.refresh_feeds(
+    refresh.refresh_feeds(
         ref,
-        Settings(database_url=ref_url, feeds_file=feeds, arxiv_delay=0.2),  # type: ignore[call-arg]
+        Settings(database_url=ref_url, feeds_file=feeds, arxiv_delay_seconds=0.2),  # type: ignore[call-arg]
         load_feeds_file(feeds),
         include_all=True,
     )
@@ -69,8 +69,8 @@ def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
         **os.environ,
         "AGGREGATOR_DATABASE_URL": database_url,
         "AGGREGATOR_FEEDS_FILE": str(feeds),
-        "AGGREGATOR_ARXIV_DELAY": "0.2",
-        "AGGREGATOR_SCHEDULER_TICK": "1",
+        "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.2",
+        "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1",
         "AGGREGATOR_METRICS_PORT": "0",
     }
     kills = 0

@@ -11,7 +11,6 @@ import email
 import email.policy
 import email.utils
 import re
-import socket
 import threading
 import zoneinfo
 from collections.abc import Iterator
@@ -23,14 +22,16 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from helpers import free_port
 from test_readers import load_papers
 
 from aggregator import trends
-from aggregator.accounts import readers
+from aggregator.accounts import builtin_topics, profiles, readers, subscriptions
 from aggregator.api.app import create_app
 from aggregator.config import Interests, Settings
-from aggregator.mail import compose, send, tokens
+from aggregator.mail import compose, plan, send, tokens
 from aggregator.mail.render import date_range
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Feedback, Item, Reader, Score
 from aggregator.worker import tasks as jobs
@@ -43,12 +44,6 @@ INTERESTS = Interests(text="large language models", keywords=("reasoning",))
 
 
 # --- a real SMTP server -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Capture:
@@ -134,7 +129,7 @@ def mail_settings(database_url: str, tmp_path: Path, port: int, **kw: object) ->
         "smtp_host": "127.0.0.1",
         "smtp_port": port,
         "smtp_security": "none",
-        "smtp_timeout": 10.0,
+        "smtp_timeout_seconds": 10.0,
         "mail_from": "ML digest <digest@mail.example.org>",
         "public_base_url": "http://testserver",
         "email_retry_seconds": 60.0,
@@ -155,15 +150,15 @@ def add_reader(
     topics: tuple[str, ...] = (),
 ) -> int:
     with session_factory(engine)() as s, s.begin():
-        readers.ensure_default_topics(s)
+        builtin_topics.ensure_default_topics(s)
         rid = readers.create_reader(s, address, NOW).reader_id
         readers.update_reader_settings(
             s, rid, weekly_email=weekly, email_weekday=weekday, email_time=at, timezone=tz
         )
         if interests:
-            readers.update_profile(s, rid, interests=interests)
+            profiles.update_profile(s, rid, interests=interests)
         for slug in topics:
-            readers.subscribe(s, rid, slug, NOW)
+            subscriptions.subscribe(s, rid, slug, NOW)
     return rid
 
 
@@ -212,7 +207,7 @@ def test_due_readers_follow_their_clock_and_only_this_week(engine: sa.Engine) ->
 
     def due(now: dt.datetime) -> dict[int, str]:
         with session_factory(engine)() as s:
-            return {d.reader_id: d.iso_week for d in send.due_readers(s, now)}
+            return {d.reader_id: d.iso_week for d in plan.due_readers(s, now)}
 
     assert due(dt.datetime(2026, 6, 15, 7, 59, tzinfo=dt.UTC)) == {}
     assert due(NOW) == {monday_8_utc: "2026-W25"}
@@ -222,10 +217,10 @@ def test_due_readers_follow_their_clock_and_only_this_week(engine: sa.Engine) ->
         friday_berlin: "2026-W25",
     }
     # planning is idempotent; a new week plans the new week only (no backfill of W25 for Berlin)
-    assert send.plan(engine, NOW) == 1
-    assert send.plan(engine, NOW) == 0
+    assert plan.plan(engine, NOW) == 1
+    assert plan.plan(engine, NOW) == 0
     next_monday = dt.datetime(2026, 6, 22, 8, 0, tzinfo=dt.UTC)
-    assert send.plan(engine, next_monday) == 1
+    assert plan.plan(engine, next_monday) == 1
     with session_factory(engine)() as s:
         rows = s.execute(sa.select(EmailSend.reader_id, EmailSend.iso_week).order_by(EmailSend.id)).all()
     assert [tuple(r) for r in rows] == [(monday_8_utc, "2026-W25"), (monday_8_utc, "2026-W26")]
@@ -295,7 +290,7 @@ def test_weekly_email_over_smtp_then_links_change_data(
     add_reader(engine, "later@example.com", weekday=3)  # Thursday: not due on Monday
     with session_factory(engine)() as s:
         for rid in (ada, bob):
-            assert readers.rescore(s, rid)
+            assert rescore.rescore(s, rid)
 
     report = send.send_due(engine, settings, now=NOW)
     assert (report.planned, report.sent, report.errors) == (2, 2, [])

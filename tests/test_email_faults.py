@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from test_email import NOW, SmtpServer, add_reader, free_port, mail_settings
 
 from aggregator.mail import send
+from aggregator.mail import status as send_status
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Reader
 
@@ -46,7 +47,7 @@ def test_server_down_then_back_sends_each_once(engine: sa.Engine, database_url: 
     for a in addresses:
         add_reader(engine, a)
     port = free_port()  # nothing listens yet
-    settings = mail_settings(database_url, tmp_path, port, smtp_timeout=5.0)
+    settings = mail_settings(database_url, tmp_path, port, smtp_timeout_seconds=5.0)
 
     down = send.send_due(engine, settings, now=NOW)
     assert down.aborted and down.sent == 0 and down.retrying == 1 and "connect" in down.errors[0]
@@ -122,7 +123,7 @@ def test_gives_up_after_max_attempts(engine: sa.Engine, database_url: str, tmp_p
     assert (row.state, row.attempts, row.next_attempt_at) == ("failed", 2, None)
     assert send.send_due(engine, settings, now=NOW + dt.timedelta(days=1)).errors == []  # left alone
     with session_factory(engine)() as s:
-        status = send.email_status(s, now=NOW)
+        status = send_status.email_status(s, now=NOW)
     assert status.counts == {"2026-W25": {"failed": 1}} and status.open_rows[0].last_error
 
 

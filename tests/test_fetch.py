@@ -32,10 +32,10 @@ MiB = 1024 * 1024
 
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "read_timeout": 1,
-        "connect_timeout": 1,
-        "total_timeout": 5,
-        "arxiv_delay": 0.3,
+        "read_timeout_seconds": 1,
+        "connect_timeout_seconds": 1,
+        "total_timeout_seconds": 5,
+        "arxiv_delay_seconds": 0.3,
         "max_body_bytes": 4 * MiB,
     }
     values.update(overrides)
@@ -169,7 +169,7 @@ def test_slow_answer_within_read_timeout_succeeds(replay: Replay) -> None:
 
 def test_slow_answer_past_read_timeout_times_out(replay: Replay) -> None:
     began = time.monotonic()
-    result = fetch_one(replay.url("/_fault/slow-3" + RSS), make_settings(read_timeout=1))
+    result = fetch_one(replay.url("/_fault/slow-3" + RSS), make_settings(read_timeout_seconds=1))
     assert result.error == "timed out waiting for an answer after 1 s"
     assert result.status is None and result.body is None
     assert time.monotonic() - began < 2.5
@@ -177,7 +177,7 @@ def test_slow_answer_past_read_timeout_times_out(replay: Replay) -> None:
 
 def test_hang_times_out(replay: Replay) -> None:
     began = time.monotonic()
-    result = fetch_one(replay.url("/_fault/hang" + RSS), make_settings(read_timeout=0.5))
+    result = fetch_one(replay.url("/_fault/hang" + RSS), make_settings(read_timeout_seconds=0.5))
     assert result.error == "timed out waiting for an answer after 0.5 s"
     assert time.monotonic() - began < 2.5
 
@@ -185,7 +185,7 @@ def test_hang_times_out(replay: Replay) -> None:
 def test_trickle_is_cut_by_the_total_deadline(replay: Replay) -> None:
     # one byte every 0.5 s never trips the 1 s read timeout; only the total deadline ends it
     began = time.monotonic()
-    result = fetch_one(replay.url("/_fault/trickle" + RSS), make_settings(total_timeout=1.5))
+    result = fetch_one(replay.url("/_fault/trickle" + RSS), make_settings(total_timeout_seconds=1.5))
     took = time.monotonic() - began
     assert result.error == "took longer than 1.5 s in total"
     assert result.body is None and result.status == 200
@@ -234,7 +234,7 @@ def test_binary_is_returned_as_is(replay: Replay) -> None:
 
 def test_huge_and_gzip_bomb_hit_the_body_cap_with_bounded_memory(replay: Replay) -> None:
     # the gzip bomb is compressed by the server on each request (~3 s before the headers)
-    settings = make_settings(read_timeout=15, total_timeout=30, max_body_bytes=4 * MiB)
+    settings = make_settings(read_timeout_seconds=15, total_timeout_seconds=30, max_body_bytes=4 * MiB)
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
     async def body(f: Fetcher) -> tuple[FetchResult, FetchResult]:
@@ -255,7 +255,7 @@ def test_huge_and_gzip_bomb_hit_the_body_cap_with_bounded_memory(replay: Replay)
 
 def test_arxiv_requests_are_spaced_by_arxiv_delay(replay: Replay) -> None:
     delay = 0.5
-    settings = make_settings(arxiv_delay=delay, per_host_concurrency=4)
+    settings = make_settings(arxiv_delay_seconds=delay, per_host_concurrency=4)
     blog = "/_fault/slow-0.2" + BLOG
 
     async def body(f: Fetcher) -> list[FetchResult]:
@@ -277,7 +277,7 @@ def test_arxiv_requests_never_overlap(replay: Replay) -> None:
     # each answer takes 0.6 s on the server, longer than the delay: a next request may only
     # start once the previous one has finished, so starts are >= 0.6 s apart
     path = "/_fault/slow-0.6" + RSS
-    settings = make_settings(arxiv_delay=0.1, per_host_concurrency=4)
+    settings = make_settings(arxiv_delay_seconds=0.1, per_host_concurrency=4)
 
     async def body(f: Fetcher) -> list[FetchResult]:
         return await asyncio.gather(*(f.fetch(replay.url(path), arxiv=True) for _ in range(3)))
@@ -347,7 +347,7 @@ def test_global_and_per_host_limits() -> None:
 
 def test_arxiv_rule_by_host_name() -> None:
     handler = InFlight(0.0)
-    settings = make_settings(arxiv_delay=0.2, per_host_concurrency=4)
+    settings = make_settings(arxiv_delay_seconds=0.2, per_host_concurrency=4)
     urls = [
         "http://export.arxiv.org/api/query?a",
         "https://export.arxiv.org/api/query?b",  # same host whatever the scheme

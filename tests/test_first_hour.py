@@ -30,8 +30,10 @@ from aggregator.feeds import paper_links as links
 from aggregator.feeds import status as feed_status
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
+from aggregator.store import queries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 UTC = ZoneInfo("UTC")
@@ -144,7 +146,7 @@ def test_without_interests_the_digest_is_unranked_by_discussion_then_recency(
         digest = build_digest(s, UTC, day, days, limit=500)
         assert not digest.ranked and digest.total == len(digest.items)
         ids = [e.id for e in digest.items]
-        discussed = links.discussed_in(s, ids)
+        discussed = queries.discussed_in(s, ids)
         assert len([i for i in ids if discussed.get(i)]) == 3  # the three papers HF daily links
         published = dict(s.execute(sa.select(Item.id, Item.published).where(Item.id.in_(ids))).all())
         kinds = dict(s.execute(sa.select(Item.id, Item.kind).where(Item.id.in_(ids))).all())
@@ -217,7 +219,9 @@ def test_feed_status_page_and_api_share_one_query(replay: Replay, tmp_path: Path
         )
         assert added.status_code in (200, 201), added.text
         engine = app.state.engine
-        report = jobs.refresh_feeds(engine, settings, load_feeds_file(settings.feeds_file), include_all=True)
+        report = refresh.refresh_feeds(
+            engine, settings, load_feeds_file(settings.feeds_file), include_all=True
+        )
         assert {o.name: o.state for o in report.outcomes} == {
             "Lil'Log": "new",
             "arXiv cs.LG (unreachable)": "failed",
@@ -273,7 +277,9 @@ def test_failing_feeds_notice_on_the_digest_pages(replay: Replay, tmp_path: Path
     app = create_app(settings)
     with TestClient(app) as client:
         engine = app.state.engine
-        report = jobs.refresh_feeds(engine, settings, load_feeds_file(settings.feeds_file), include_all=True)
+        report = refresh.refresh_feeds(
+            engine, settings, load_feeds_file(settings.feeds_file), include_all=True
+        )
         assert report.count("failed") == 3 and report.count("new") == 1
         with session_factory(engine)() as s:
             assert feed_status.failing_feeds(s) == feed_status.FailingFeeds(failed=3, total=4)

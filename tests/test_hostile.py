@@ -16,6 +16,7 @@ from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed, Item
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 LAUGHS = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
@@ -73,11 +74,11 @@ def ingested(
         + '\n[interests]\ntext = "diffusion models and reinforcement learning"\n'
     )
     url = f"sqlite:///{tmp / 'hostile.db'}"
-    settings = Settings(database_url=url, feeds_file=feeds, total_timeout=60, rate_limit="100000/second")  # type: ignore[call-arg]
+    settings = Settings(database_url=url, feeds_file=feeds, total_timeout_seconds=60, rate_limit="100000/second")  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    report = jobs.refresh_feeds(engine, settings, load_feeds_file(feeds), include_all=True)
+    report = refresh.refresh_feeds(engine, settings, load_feeds_file(feeds), include_all=True)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     jobs.update_ranking(engine, settings, load_feeds_file(feeds).interests)
     return settings, engine, {"report": report, "grown_mb": grown_mb}
@@ -177,13 +178,13 @@ def test_a_100000_item_feed_is_capped_not_fatal(ingested: tuple) -> None:
 
 def test_pages_json_atom_and_email_show_nothing_hostile(ingested: tuple) -> None:
     settings, engine, _ = ingested
-    from aggregator.accounts import readers
+    from aggregator.accounts import builtin_topics, readers, subscriptions
     from aggregator.mail.compose import week_label
 
     with session_factory(engine)() as s:
-        readers.ensure_default_topics(s)
+        builtin_topics.ensure_default_topics(s)
         reader = readers.create_reader(s, "victim@example.org")
-        readers.subscribe(s, reader.reader_id, "diffusion-models")
+        subscriptions.subscribe(s, reader.reader_id, "diffusion-models")
         s.commit()
     today = __import__("datetime").date.today()
     next_week = week_label(today + __import__("datetime").timedelta(days=7))  # its email covers today

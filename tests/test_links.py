@@ -7,22 +7,17 @@ import datetime as dt
 
 import sqlalchemy as sa
 from conftest import DATA
+from helpers import add_feed
 
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
+from aggregator.store import queries
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Feed, Item, ItemLink
+from aggregator.store.tables import Item, ItemLink
 from aggregator.types import ParsedEntry
 
 NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
-
-
-def _feed(session, name: str) -> int:  # type: ignore[no-untyped-def]
-    feed = Feed(url=f"test://{name}", name=name, kind="blog", created_at=NOW, error_count=0, disabled=False)
-    session.add(feed)
-    session.flush()
-    return feed.id
 
 
 def _paper(arxiv_id: str, title: str) -> ParsedEntry:
@@ -55,7 +50,7 @@ def _post(key: str, title: str, summary: str, html: str | None = None, url: str 
 
 def _ingest(engine: sa.Engine, feed: str, entries: list[ParsedEntry]) -> list[int]:
     with session_factory(engine)() as session, session.begin():
-        feed_id = _feed(session, feed)
+        feed_id = add_feed(session, feed, kind="blog", now=NOW)
         ids = write_entries(session, feed_id, entries, NOW).new_item_ids
         links.link_items(session, ids, NOW)
     return ids
@@ -145,4 +140,4 @@ def test_discussed_in_counts_posts_per_paper(engine: sa.Engine) -> None:
     )
     with session_factory(engine)() as session:
         paper_id = session.scalar(sa.select(Item.id).where(Item.arxiv_id == "2606.66666"))
-        assert links.discussed_in(session, [paper_id]) == {paper_id: 2}
+        assert queries.discussed_in(session, [paper_id]) == {paper_id: 2}

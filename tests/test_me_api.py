@@ -161,7 +161,11 @@ def test_seed_papers_are_fetched_from_the_arxiv_api(
     load_papers(engine)
     seed = bulk_papers("2026-06-12")[0]["id"]  # an earlier day: not stored, but the API has it
     settings = make_settings(
-        database_url, tmp_path, arxiv_api_url=replay.url("/api/query"), arxiv_delay=0.1, total_timeout=10
+        database_url,
+        tmp_path,
+        arxiv_api_url=replay.url("/api/query"),
+        arxiv_delay_seconds=0.1,
+        total_timeout_seconds=10,
     )
     jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as client:

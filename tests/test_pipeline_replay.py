@@ -17,6 +17,7 @@ from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory
 from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 ARXIV = ("cs.LG", "cs.CV", "cs.CL")
@@ -31,10 +32,10 @@ def _settings(database_url: str, feeds: Path, **kw: object) -> Settings:
     base: dict[str, object] = dict(
         database_url=database_url,
         feeds_file=feeds,
-        arxiv_delay=0.2,
-        read_timeout=3,
-        connect_timeout=3,
-        total_timeout=8,
+        arxiv_delay_seconds=0.2,
+        read_timeout_seconds=3,
+        connect_timeout_seconds=3,
+        total_timeout_seconds=8,
     )
     base.update(kw)
     return Settings(**base)  # type: ignore[arg-type]
@@ -48,9 +49,9 @@ def _replayed_ids(replay: Replay) -> set[str]:
     return {i.decode() for i in ids}
 
 
-def _refresh(engine: sa.Engine, settings: Settings, **kw: object) -> jobs.RefreshReport:
+def _refresh(engine: sa.Engine, settings: Settings, **kw: object) -> refresh.RefreshReport:
     feeds_file = load_feeds_file(settings.feeds_file)
-    report = jobs.refresh_feeds(engine, settings, feeds_file, **kw)  # type: ignore[arg-type]
+    report = refresh.refresh_feeds(engine, settings, feeds_file, **kw)  # type: ignore[arg-type]
     if report.new_items:
         jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids)
     return report
@@ -142,8 +143,9 @@ FAULT_MODES = [
     "html",
     "binary",
     "huge",
-    "gzip-bomb",
 ]
+# "gzip-bomb" is left to tests/test_fetch.py, which checks the exact byte cap; here it only
+# cost ~20 s of feedreplay compressing 1 GiB.
 
 
 def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Path) -> None:
@@ -158,8 +160,9 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     )
     feeds = replay.feeds_toml(tmp_path, only=["arXiv cs.LG", "Lil'Log", "OpenAI Research"], extra=extra)
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    settings = _settings(url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout=10, total_timeout=15)
-    # read_timeout leaves feedreplay time to compress its 1 GiB gzip bomb before the headers
+    settings = _settings(
+        url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout_seconds=10, total_timeout_seconds=15
+    )
     engine = make_engine(url)
     from aggregator.store.db import upgrade
 
@@ -184,10 +187,9 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     )
     assert delay_429.total_seconds() >= 120
     # the body cap (tests/test_fetch.py proves it byte for byte); on a loaded machine feedreplay
-    # may take longer than the read timeout to build 64 MiB or compress 1 GiB: also a clean error
-    for mode in ("huge", "gzip-bomb"):
-        error = feeds_by_name[f"fault {mode}"].last_error or ""
-        assert "exceeds" in error or "timed out" in error, error
+    # may take longer than the read timeout to build 64 MiB: also a clean error
+    error = feeds_by_name["fault huge"].last_error or ""
+    assert "exceeds" in error or "timed out" in error, error
     assert "redirect" in (feeds_by_name["fault redirect-loop"].last_error or "").lower()
     assert "feed" in (feeds_by_name["fault html"].last_error or "").lower()
     engine.dispose()

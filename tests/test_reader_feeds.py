@@ -25,7 +25,7 @@ from aggregator.config import FeedConfig, Settings, load_feeds_file
 from aggregator.feeds.ingest import sync_feeds
 from aggregator.store.db import alembic_config, session_factory, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource, Reader
-from aggregator.worker import tasks as jobs
+from aggregator.worker import refresh
 
 GOOGLE = "/static/blogs/ainewsdirect-google-ai-blog-2025-07-29-atom.xml"
 BAIR = "/static/blogs/bair-blog-2026-04-rss2-distill.xml"
@@ -41,9 +41,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "feeds_file": feeds,
         "feed_allow_hosts": ["127.0.0.1"],
         "reader_feeds_max": 2,
-        "connect_timeout": 5,
-        "read_timeout": 5,
-        "total_timeout": 20,
+        "connect_timeout_seconds": 5,
+        "read_timeout_seconds": 5,
+        "total_timeout_seconds": 20,
         "rate_limit": "100000/second",
     }
     values.update(overrides)
@@ -278,7 +278,7 @@ def test_remove_only_your_own_feed_and_its_items_stay(app: App, replay: Replay) 
         sync_feeds(s, [FeedConfig("Operator feed", replay.url(BAIR), "blog")], dt.datetime.now(dt.UTC))
         operator_id = s.scalar(sa.select(Feed.id))
     added = app.client.post("/api/me/feeds", json={"url": replay.url(GOOGLE)}, headers=ada).json()
-    report = jobs.refresh_feeds(app.engine, app.settings)
+    report = refresh.refresh_feeds(app.engine, app.settings)
     assert {o.feed_id for o in report.outcomes} == {operator_id, added["id"]}
     with session_factory(app.engine)() as s:
         items = s.scalar(
@@ -299,7 +299,7 @@ def test_remove_only_your_own_feed_and_its_items_stay(app: App, replay: Replay) 
     assert app.client.get("/api/me/feeds", headers=ada).json() == []
 
     replay.log(clear=True)
-    again = jobs.refresh_feeds(app.engine, app.settings, include_all=True)
+    again = refresh.refresh_feeds(app.engine, app.settings, include_all=True)
     assert [o.feed_id for o in again.outcomes] == [operator_id], "a removed feed is not fetched"
     with session_factory(app.engine)() as s:
         row = s.get(Feed, added["id"])
@@ -361,7 +361,7 @@ def test_an_added_feed_is_fetched_by_the_scheduler_and_kept_by_sync(
     feeds_file = load_feeds_file(replay.feeds_toml(tmp_path, only=["Google DeepMind (Atom)"]))
     replay.log(clear=True)
 
-    report = jobs.refresh_feeds(app.engine, app.settings, feeds_file)
+    report = refresh.refresh_feeds(app.engine, app.settings, feeds_file)
     by_id = {o.feed_id: o for o in report.outcomes}
     outcome = by_id[added["id"]]
     assert outcome.state == "new" and outcome.new_items == 20 and outcome.status == 200
@@ -385,7 +385,7 @@ def test_an_added_feed_is_fetched_by_the_scheduler_and_kept_by_sync(
         and not mine["last_error"]
     )
     # and the second pass is conditional, as for every feed
-    again = jobs.refresh_feeds(app.engine, app.settings, feeds_file, include_all=True)
+    again = refresh.refresh_feeds(app.engine, app.settings, feeds_file, include_all=True)
     assert {o.feed_id: o.state for o in again.outcomes}[added["id"]] == "unchanged"
 
 
@@ -407,7 +407,7 @@ def test_the_scheduler_fetches_reader_added_feeds_through_the_guard(
                 reader_added=True,
             )
         )
-    report = jobs.refresh_feeds(engine, settings)
+    report = refresh.refresh_feeds(engine, settings)
     (outcome,) = report.outcomes
     assert outcome.state == "failed" and (outcome.error or "").startswith("refused: 127.0.0.1 is a loopback")
     assert fetched(replay) == []

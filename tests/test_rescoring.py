@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator.accounts import readers
+from aggregator.accounts import profiles, readers, rescore_queue
 from aggregator.api.app import create_app
 from aggregator.config import Settings
 from aggregator.ranking import similar
 from aggregator.ranking import tfidf as rank
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Item, RescoreRequest, Score
 from aggregator.worker import tasks as jobs
@@ -48,15 +49,15 @@ def test_requests_replace_each_other_and_the_worker_empties_the_queue(
     with session_factory(engine)() as s, s.begin():
         a = readers.create_reader(s, "a@example.com", NOW).reader_id
         b = readers.create_reader(s, "b@example.com", NOW).reader_id
-        readers.update_profile(s, a, interests="graph neural networks")
-        readers.request_rescore(s, a, seeds=True, now=NOW)
-        readers.request_rescore(s, a, around=NOW, now=NOW + dt.timedelta(seconds=1))
-        readers.request_rescore(s, b, now=NOW)
+        profiles.update_profile(s, a, interests="graph neural networks")
+        rescore_queue.request_rescore(s, a, seeds=True, now=NOW)
+        rescore_queue.request_rescore(s, a, around=NOW, now=NOW + dt.timedelta(seconds=1))
+        rescore_queue.request_rescore(s, b, now=NOW)
     queue = _queue(engine)
     assert set(queue) == {a, b}
     assert queue[a] == (NOW + dt.timedelta(seconds=1), NOW, True)  # newest wins; seeds kept
     with session_factory(engine)() as s:
-        assert readers.rescore_pending(s, a)
+        assert rescore_queue.rescore_pending(s, a)
     assert jobs.rescore_requested(engine, settings) == 2
     assert _queue(engine) == {}
     with engine.connect() as c:
@@ -68,14 +69,14 @@ def test_requests_replace_each_other_and_the_worker_empties_the_queue(
 def test_a_request_made_during_the_rescore_is_kept(engine: sa.Engine, settings: Settings) -> None:
     with session_factory(engine)() as s, s.begin():
         a = readers.create_reader(s, "a@example.com", NOW).reader_id
-        readers.request_rescore(s, a, now=NOW)
-    real = readers.rescore
+        rescore_queue.request_rescore(s, a, now=NOW)
+    real = rescore.rescore
 
     voters: list[threading.Thread] = []
 
     def vote_again() -> None:
         with session_factory(engine)() as other, other.begin():
-            readers.request_rescore(other, a, now=NOW + dt.timedelta(minutes=1))
+            rescore_queue.request_rescore(other, a, now=NOW + dt.timedelta(minutes=1))
 
     def rescore_while_voting(session, reader_id, **kw):  # type: ignore[no-untyped-def]
         # the reader votes again from another process meanwhile (on PostgreSQL that request
@@ -99,7 +100,7 @@ def test_a_request_made_during_the_rescore_is_kept(engine: sa.Engine, settings: 
 def api_and_worker(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """An API that does not score, and a worker thread taking the requests every 0.2 s."""
     load_papers(engine)
-    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=20.0)
+    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait_seconds=20.0)
     jobs.update_ranking(engine, settings, INTERESTS)
     stop = threading.Event()
 
@@ -178,7 +179,7 @@ def test_more_like_this_answers_503_while_no_worker_has_it(
     engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
     load_papers(engine)
-    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait=0.2)
+    settings = make_settings(database_url, tmp_path, score_in_api=False, rescore_wait_seconds=0.2)
     jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as client:
         target = client.get("/api/digest", params={"date": DAY, "limit": 1}).json()["items"][0]

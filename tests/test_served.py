@@ -2,7 +2,7 @@
 
 ``GET /api/me/digest`` is served from stored cards and precomputed scores
 (:mod:`aggregator.digest.served`); the pages and the Atom feed read the same digest through
-:func:`aggregator.accounts.readers.reader_digest`. These tests check that the two agree field for field
+:func:`aggregator.digest.personal.reader_digest`. These tests check that the two agree field for field
 (votes, muted items, topic labels, several days, small limits), that the served body matches
 the documented schema, and that cards go stale whenever what they show changes (an update, a
 cross-list, a new paper ↔ post link) and are rebuilt by the worker; an API process serves a
@@ -23,10 +23,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 from fastapi.testclient import TestClient
+from helpers import add_feed
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
-from aggregator.accounts import readers
+from aggregator.accounts import profiles, readers, subscriptions
 from aggregator.api import fastlane
 from aggregator.api.app import create_app
 from aggregator.api.me_schemas import ReaderDigestResponse
@@ -36,6 +37,7 @@ from aggregator.digest import cards, served
 from aggregator.digest import served_async as served_pg
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import sync_feeds, write_entries
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 from aggregator.types import ParsedEntry
@@ -154,7 +156,7 @@ def test_unsubscribed_topic_labels_disappear_at_once(client: TestClient) -> None
     state = client.app.state  # type: ignore[attr-defined]
     with state.sessionmaker() as s, s.begin():
         rid = readers.reader_for_token(s, auth["Authorization"].split()[1]).id  # type: ignore[union-attr]
-        readers.unsubscribe(s, rid, "llm-reasoning")
+        subscriptions.unsubscribe(s, rid, "llm-reasoning")
     assert not [i for i in _served(client, auth, date=DAY, limit=200)["items"] if i["topics"]]
 
 
@@ -178,17 +180,10 @@ def _card(engine: sa.Engine, item_id: int) -> dict | None:
     return None if text is None else json.loads(text)
 
 
-def _feed(s, name: str, url: str, kind: str = "arxiv") -> int:  # type: ignore[no-untyped-def]
-    row = Feed(url=url, name=name, kind=kind, created_at=NOW, error_count=0, disabled=False, tags=[])
-    s.add(row)
-    s.flush()
-    return row.id
-
-
 def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
     papers = bulk_papers("2026-06-15")[:30]
     with session_factory(engine)() as s, s.begin():
-        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        lg = add_feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
         write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
     assert jobs.fill_cards(engine) == 30
     assert jobs.fill_cards(engine) == 0  # nothing stale any more
@@ -203,7 +198,7 @@ def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
 
     # a cross-list by a second feed: the card must list both feeds
     with session_factory(engine)() as s, s.begin():
-        cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+        cv = add_feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
         write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
     assert _card(engine, first) is None and _card(engine, ids[papers[1]["id"]]) is not None
     # a replacement (v2, new title): stale as well
@@ -223,7 +218,7 @@ def test_cards_go_stale_on_every_change_they_show(engine: sa.Engine) -> None:
         published=NOW,
     )
     with session_factory(engine)() as s, s.begin():
-        blog = _feed(s, "A blog", "http://127.0.0.1:9/blog.xml", kind="blog")
+        blog = add_feed(s, "A blog", "http://127.0.0.1:9/blog.xml", kind="blog")
         new = write_entries(s, blog, [post], NOW).new_item_ids
         assert links.link_items(s, new) == 1
     assert _card(engine, ids[papers[2]["id"]]) is None
@@ -249,7 +244,7 @@ def test_a_card_is_never_written_over_a_concurrent_invalidation(engine: sa.Engin
     and its ``card = NULL`` lands after the filler's write, not under it."""
     papers = bulk_papers("2026-06-15")[:5]
     with session_factory(engine)() as s, s.begin():
-        lg = _feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
+        lg = add_feed(s, "arXiv cs.LG", "http://127.0.0.1:9/rss/cs.LG")
         write_entries(s, lg, [paper_entry(p, "2026-06-15") for p in papers], NOW)
     filler = session_factory(engine)()
     claimed = cards._claim_stale(filler, 10)
@@ -258,7 +253,7 @@ def test_a_card_is_never_written_over_a_concurrent_invalidation(engine: sa.Engin
 
     def cross_list() -> None:
         with session_factory(engine)() as s, s.begin():
-            cv = _feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
+            cv = add_feed(s, "arXiv cs.CV", "http://127.0.0.1:9/rss/cs.CV")
             write_entries(s, cv, [paper_entry(papers[0], "2026-06-15", announce_type="cross")], NOW)
         done.set()
 
@@ -289,9 +284,9 @@ def test_served_json_builds_stale_cards_in_memory(
     jobs.update_ranking(engine, settings, INTERESTS)
     with session_factory(engine)() as s, s.begin():
         new = readers.create_reader(s, "c@example.com", NOW)
-        readers.update_profile(s, new.reader_id, interests="diffusion models for images")
+        profiles.update_profile(s, new.reader_id, interests="diffusion models for images")
     with session_factory(engine)() as s:
-        assert readers.rescore(s, new.reader_id) > 0  # type: ignore[operator]
+        assert rescore.rescore(s, new.reader_id) > 0  # type: ignore[operator]
     with engine.connect() as c:  # no card was ever filled: all are built while serving
         assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
         key = served.reader_for_token_hash(c, readers.hash_token(new.token))

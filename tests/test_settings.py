@@ -92,3 +92,18 @@ def test_arxiv_listing_categories_and_archives_are_accepted() -> None:
         "[[feeds]]\nname = 'c'\nurl = 'https://blog.example/rss/feed.xml'\n"  # not arXiv: unchecked
     )
     assert parse_feeds_toml(text).arxiv_categories == ("cs.LG", "stat.ML", "hep-th", "math")
+
+
+def test_old_setting_names_still_work_with_a_deprecation_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings renamed to carry their units keep their old names for one release."""
+    from aggregator.config import RENAMED_SETTINGS, Settings
+
+    assert RENAMED_SETTINGS["arxiv_delay"] == "arxiv_delay_seconds"
+    with pytest.warns(DeprecationWarning, match="arxiv_delay is deprecated; use arxiv_delay_seconds"):
+        assert Settings(arxiv_delay=7.5).arxiv_delay_seconds == 7.5
+    monkeypatch.setenv("AGGREGATOR_SCHEDULER_TICK", "42")
+    with pytest.warns(DeprecationWarning, match="AGGREGATOR_SCHEDULER_TICK is deprecated"):
+        assert Settings().scheduler_tick_seconds == 42.0
+    monkeypatch.setenv("AGGREGATOR_SCHEDULER_TICK_SECONDS", "9")
+    with pytest.warns(DeprecationWarning):
+        assert Settings().scheduler_tick_seconds == 9.0  # the new name wins

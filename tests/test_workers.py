@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import Replay, _reset_postgres
+from helpers import free_port
 from test_pipeline_replay import _replayed_ids
 
 from aggregator.store.db import make_engine, upgrade
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: Path) -> None:
     assert PG is not None
     _reset_postgres(PG)
@@ -41,13 +35,13 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
     upgrade(engine)
     feeds = replay.feeds_toml(tmp_path, extra='\n[interests]\ntext = "reasoning in large language models"\n')
     n_feeds = feeds.read_text().count("[[feeds]]")
-    api_port = _free_port()
+    api_port = free_port()
     env = {
         **os.environ,
         "AGGREGATOR_DATABASE_URL": PG,
         "AGGREGATOR_FEEDS_FILE": str(feeds),
-        "AGGREGATOR_ARXIV_DELAY": "0.5",
-        "AGGREGATOR_SCHEDULER_TICK": "1",
+        "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.5",
+        "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1",
         "AGGREGATOR_METRICS_PORT": "0",
         "AGGREGATOR_LOG_FORMAT": "json",
         "AGGREGATOR_PORT": str(api_port),

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.accounts.readers import non_blank_strings, topic_filter
-from aggregator.store.tables import Feedback, Profile, Reader, Subscription, Topic
+from aggregator.accounts.feedback import feedback_of
+from aggregator.accounts.fields import (
+    MAX_INTERESTS_CHARS,
+    clean_list,
+    non_blank_strings,
+    normalise_seed_papers,
+)
+from aggregator.accounts.readers import _empty_profile
+from aggregator.accounts.subscriptions import list_subscriptions
+from aggregator.accounts.topic_filters import topic_filter
+from aggregator.clock import utcnow
+from aggregator.errors import NotFound, ReaderError
+from aggregator.store.tables import (
+    Feedback,
+    Item,
+    Profile,
+    Reader,
+    Subscription,
+    Topic,
+)
 from aggregator.types import ReaderProfile, TopicFilter
 
 # --- profiles from the tables ------------------------------------------------------------------
@@ -71,3 +92,111 @@ def load_profile(session: Session, reader_id: int) -> ReaderProfile:
     if not found:
         raise LookupError(f"no reader with id {reader_id}")
     return found[0]
+
+
+PROFILE_LIST_FIELDS = (
+    "keywords",
+    "muted",
+    "followed_authors",
+    "include_categories",
+    "exclude_categories",
+    "include_sources",
+    "exclude_sources",
+    "seed_papers",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileData:
+    """A reader's interest profile as stored. ``seed_papers`` are bare arXiv ids."""
+
+    interests: str = ""
+    keywords: tuple[str, ...] = ()
+    muted: tuple[str, ...] = ()
+    followed_authors: tuple[str, ...] = ()
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    include_sources: tuple[str, ...] = ()
+    exclude_sources: tuple[str, ...] = ()
+    seed_papers: tuple[str, ...] = ()
+    updated_at: dt.datetime | None = None
+
+
+def _profile_row(session: Session, reader_id: int) -> Profile:
+    row = session.get(Profile, reader_id)
+    if row is None:
+        if session.get(Reader, reader_id) is None:
+            raise NotFound(f"no reader with id {reader_id}")
+        row = _empty_profile(reader_id, utcnow())
+        session.add(row)
+        session.flush()
+    return row
+
+
+def get_profile(session: Session, reader_id: int) -> ProfileData:
+    """The reader's interest profile (an empty one when none was saved). Raises :class:`NotFound`."""
+    row = _profile_row(session, reader_id)
+    return ProfileData(
+        interests=row.interests or "",
+        **{name: tuple(getattr(row, name) or ()) for name in PROFILE_LIST_FIELDS},
+        updated_at=row.updated_at,
+    )
+
+
+def update_profile(session: Session, reader_id: int, **fields: Any) -> ProfileData:
+    """Replace the given fields of the reader's profile (others stay). Field names are those
+    of :class:`ProfileData` but ``updated_at``; list fields are cleaned with :func:`clean_list`,
+    seed papers normalised with :func:`normalise_seed_papers`. Raises :class:`ReaderError` for
+    an unknown field or bad value, :class:`NotFound` for an unknown reader."""
+    unknown = set(fields) - {"interests", *PROFILE_LIST_FIELDS}
+    if unknown:
+        raise ReaderError(f"unknown profile fields: {', '.join(sorted(unknown))}")
+    row = _profile_row(session, reader_id)
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name == "interests":
+            if not isinstance(value, str):
+                raise ReaderError("interests: must be text")
+            if len(value) > MAX_INTERESTS_CHARS:
+                raise ReaderError(f"interests: at most {MAX_INTERESTS_CHARS} characters")
+            row.interests = value.strip()
+        elif name == "seed_papers":
+            row.seed_papers = normalise_seed_papers(value)
+        else:
+            setattr(row, name, clean_list(value, name))
+    row.updated_at = utcnow()
+    session.flush()
+    return get_profile(session, reader_id)
+
+
+def missing_seed_papers(session: Session, arxiv_ids: Sequence[str]) -> list[str]:
+    """Those of ``arxiv_ids`` (bare ids) not stored as items yet, in order."""
+    if not arxiv_ids:
+        return []
+    have = set(session.scalars(sa.select(Item.arxiv_id).where(Item.arxiv_id.in_(list(arxiv_ids)))))
+    return [i for i in arxiv_ids if i not in have]
+
+
+def build_profile(session: Session, reader_id: int) -> ReaderProfile:
+    """Everything the personal ranking needs for one reader, from the profiles,
+    subscriptions (with their topic filters) and feedback tables. Raises :class:`NotFound`."""
+    p = get_profile(session, reader_id)
+    votes = feedback_of(session, reader_id)
+    return ReaderProfile(
+        reader_id=reader_id,
+        interests=p.interests,
+        keywords=p.keywords,
+        muted=p.muted,
+        followed_authors=p.followed_authors,
+        include_categories=p.include_categories,
+        exclude_categories=p.exclude_categories,
+        include_sources=p.include_sources,
+        exclude_sources=p.exclude_sources,
+        seed_papers=p.seed_papers,
+        liked_item_ids=tuple(sorted(i for i, v in votes.items() if v > 0)),
+        disliked_item_ids=tuple(sorted(i for i, v in votes.items() if v < 0)),
+        topics=tuple(t.filter for t in list_subscriptions(session, reader_id)),
+    )
+
+

@@ -9,11 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aggregator.accounts import readers
+from aggregator.accounts import builtin_topics
 from aggregator.api import errors
 from aggregator.api.fastlane import DigestFastLane
 from aggregator.api.limits import BodySizeLimit, RateLimit
@@ -22,11 +20,14 @@ from aggregator.api.pages import public as pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
+from aggregator.api.routes import items as items_routes
 from aggregator.api.routes import me
+from aggregator.api.routes import topics as topics_routes
 from aggregator.api.routes import trends as trends_routes
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served
 from aggregator.digest import served_async as served_pg
+from aggregator.feeds.ssrf import NetGuard
 from aggregator.store.db import make_engine, session_factory, upgrade
 
 
@@ -38,8 +39,13 @@ def create_app(
     migrate: bool = True,
 ) -> FastAPI:
     """Build the app. ``on_start``/``on_stop`` (callables taking the app) run in the lifespan,
-    e.g. to start the scheduler in ``aggregator run``."""
+    e.g. to start the scheduler in ``aggregator run``.
+
+    Long because it is the app's wiring (state, middleware, handlers, routers, lifespan) in the
+    order it runs.
+    """
     settings = settings or get_settings()
+    NetGuard.from_settings(settings)  # a bad AGGREGATOR_FEED_ALLOW_HOSTS entry stops the start (ValueError)
     engine = engine or make_engine(settings.database_url)
 
     @asynccontextmanager
@@ -48,7 +54,7 @@ def create_app(
             upgrade(engine)
         try:
             with app.state.sessionmaker() as session, session.begin():
-                readers.ensure_default_topics(session)  # the built-in topic-filter catalogue
+                builtin_topics.ensure_default_topics(session)  # the built-in topic-filter catalogue
         except sa.exc.SQLAlchemyError as err:  # e.g. migrate=False on a database not migrated yet
             logging.getLogger(__name__).warning("built-in topic filters not created: %s", err)
         if on_start is not None:
@@ -89,12 +95,13 @@ def create_app(
         if engine.dialect.name == "postgresql" and settings.read_connections > 0
         else None
     )
-    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # pages: HTML; API: JSON
-    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    errors.install(app)
     app.include_router(routes.router)
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
     app.include_router(me.router)
+    app.include_router(topics_routes.router)
+    app.include_router(items_routes.router)
     app.include_router(my_feeds.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)

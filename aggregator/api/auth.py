@@ -16,27 +16,23 @@ HTML pages, and CSRF tokens for their forms.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 
 from aggregator.accounts import readers
 from aggregator.api.deps import SessionDep
-from aggregator.store.db import insert
-from aggregator.store.tables import AppSecret, Reader
+from aggregator.store.secrets import load_or_create_secret
+from aggregator.store.tables import Reader
 
 SESSION_COOKIE = "aggregator_session"
 CSRF_COOKIE = "aggregator_csrf"
 #: Seconds a session cookie stays valid: 30 days.
 SESSION_MAX_AGE = 30 * 24 * 3600
-SECRET_NAME = "session-signing-key"
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -93,24 +89,6 @@ OptionalReaderDep = Annotated[CurrentReader | None, Depends(optional_reader)]
 
 
 # --- the secret key --------------------------------------------------------------------------------
-
-
-def load_or_create_secret(session: Session, name: str = SECRET_NAME) -> str:
-    """The secret called ``name`` from ``app_secrets``, created (``secrets.token_urlsafe(48)``)
-    when missing. Concurrent first starts agree: the insert does nothing on conflict and the
-    stored row is read back. Commits."""
-    value = session.scalar(sa.select(AppSecret.value).where(AppSecret.name == name))
-    if value is None:
-        conn = session.connection()
-        stmt = insert(conn, AppSecret.__table__).on_conflict_do_nothing(index_elements=["name"])
-        conn.execute(
-            stmt,
-            {"name": name, "value": secrets.token_urlsafe(48), "created_at": dt.datetime.now(dt.UTC)},
-        )
-        session.commit()
-        value = session.scalar(sa.select(AppSecret.value).where(AppSecret.name == name))
-    assert value is not None
-    return value
 
 
 def secret_key(request: Request) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,3 +39,12 @@ def unprocessable(message: str, loc: tuple[str, ...] = ("query",)) -> RequestVal
     """A 422 shaped like FastAPI's own (``{"detail": [{"loc", "msg", "type"}]}``), so every 422
     matches the documented ``HTTPValidationError`` schema. Raise the returned exception."""
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])
+
+
+#: OpenAPI ``responses`` shared by the routes that need or accept a bearer token
+AUTH_401: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid bearer token"}}
+BAD_422: dict[int | str, dict[str, Any]] = {
+    422: {"description": "invalid input; `detail` says which field and why"}
+}
+#: ``openapi_extra`` of a route where the token is optional (anonymous callers allowed)
+OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}

@@ -22,11 +22,14 @@ from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aggregator.errors import Conflict, Forbidden, NotFound, ReaderError
+from aggregator.feeds.added_feeds import FeedError, FeedLimit
 
 #: route tags whose errors are HTML pages
 HTML_TAGS = frozenset({"pages", "email"})
@@ -107,7 +110,7 @@ def error_page(
 ) -> Response:
     """``templates/error.html`` with ``status``: a title, ``message``, the ``problems`` (one
     line each), links back to the digest and to the page without its parameters."""
-    from aggregator.api.pages.public import templates
+    from aggregator.api.html import templates
 
     try:
         phrase = HTTPStatus(status).phrase
@@ -159,3 +162,30 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code != 405:
         return await http_exception_handler(request, exc)
     return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
+
+
+#: HTTP status of each domain error (:mod:`aggregator.errors`); ``ReaderError`` is a 422
+_DOMAIN_STATUS: dict[type[Exception], int] = {NotFound: 404, Forbidden: 403, Conflict: 409, FeedLimit: 409}
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    """A domain error raised by a lower stage, answered like FastAPI's own errors: a 422 shaped as
+    a validation error (``loc`` names the body field when the error knows it), 404, 403 or 409
+    with the message as ``detail``. One place instead of a try/except in every route."""
+    if isinstance(exc, ReaderError | FeedError):
+        loc = ("body", exc.field) if isinstance(exc, FeedError) else ("body",)
+        problem = RequestValidationError(
+            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
+        )
+        return await validation_error(request, problem)
+    status = next(s for kind, s in _DOMAIN_STATUS.items() if isinstance(exc, kind))
+    detail = str(exc.args[0]) if exc.args else str(exc)
+    return await http_error(request, StarletteHTTPException(status_code=status, detail=detail))
+
+
+def install(app: FastAPI) -> None:
+    """Register every error handler of this module on ``app``."""
+    app.add_exception_handler(StarletteHTTPException, http_error)  # pages: HTML; API: JSON
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for kind in (ReaderError, FeedError, *_DOMAIN_STATUS):
+        app.add_exception_handler(kind, domain_error)

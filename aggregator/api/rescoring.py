@@ -3,13 +3,12 @@ depends on: a vote, a subscription, their interest profile.
 
 Rescoring needs the TF-IDF model and the window's item matrix: scikit-learn and, on a large
 database, hundreds of MB and tens of seconds to build in a process that has not built them
-(measured: the first vote in a fresh API process on 1 million items took 38 s and grew it from
-118 MB to 770 MB). So only processes that score anyway do it in the request
+(on 1 million items, about 38 s and 650 MB: docs/performance.md). So only processes that score anyway do it in the request
 (``settings.score_in_api``: ``aggregator run``, tests); ``aggregator api`` queues the reader in
-``rescore_requests`` (:func:`aggregator.accounts.readers.request_rescore`) and a worker, which holds the
-model and the window, rescores within ``settings.rescore_poll`` seconds
+``rescore_requests`` (:func:`aggregator.accounts.rescore_queue.request_rescore`) and a worker, which holds the
+model and the window, rescores within ``settings.rescore_poll_seconds`` seconds
 (:func:`aggregator.worker.tasks.rescore_requested`). A request that shows the result next (a vote, a
-subscription) waits up to ``settings.rescore_wait`` seconds for that, so the page it redirects
+subscription) waits up to ``settings.rescore_wait_seconds`` seconds for that, so the page it redirects
 to already shows the change.
 """
 
@@ -23,7 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import rescore_queue
+from aggregator.ranking.personal import rescore
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,11 @@ def after_change(
     published then. Never raises for a failed rescore (the change is committed already)."""
     settings = state.settings
     if settings.score_in_api:
-        return readers.rescore(session, reader_id, around=around)
-    readers.request_rescore(session, reader_id, around=around)
+        return rescore.rescore(session, reader_id, around=around)
+    rescore_queue.request_rescore(session, reader_id, around=around)
     session.commit()
     if wait:
-        wait_for_workers(session, reader_id, settings.rescore_wait)
+        wait_for_workers(session, reader_id, settings.rescore_wait_seconds)
     return None
 
 
@@ -61,7 +61,7 @@ def wait_until(session: Session, ready: Callable[[], bool], seconds: float, poll
 
 def wait_for_workers(session: Session, reader_id: int, seconds: float) -> bool:
     """Wait until no rescore of the reader is queued, at most ``seconds``; True when done."""
-    return wait_until(session, lambda: not readers.rescore_pending(session, reader_id), seconds)
+    return wait_until(session, lambda: not rescore_queue.rescore_pending(session, reader_id), seconds)
 
 
 def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
@@ -72,15 +72,15 @@ def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
     try:
         with state.sessionmaker() as session:
             if not state.settings.score_in_api:
-                readers.request_rescore(session, reader_id, seeds=bool(seeds))
+                rescore_queue.request_rescore(session, reader_id, seeds=bool(seeds))
                 session.commit()
                 return
         if seeds:
-            from aggregator.worker import tasks as jobs
-            report = jobs.fetch_papers(state.engine, state.settings, seeds)
+            from aggregator.worker import backfill
+            report = backfill.fetch_papers(state.engine, state.settings, seeds)
             if report.error:
                 log.warning("fetching seed papers %s failed: %s", seeds, report.error)
         with state.sessionmaker() as session:
-            readers.rescore(session, reader_id)
+            rescore.rescore(session, reader_id)
     except Exception:
         log.exception("refreshing reader %s after a profile change failed", reader_id)

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.store.tables import Item, ItemSource
+from aggregator.store.tables import Item
 
 #: Items per batch when filling cards: one read of items, sources and links, one UPDATE.
 FILL_BATCH = 2000
@@ -77,8 +77,7 @@ def card_text(
 def build_cards(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
     """Cards of the given items, built from ``items``, ``item_sources``/``feeds`` and
     ``item_links`` (unknown ids are absent). Reads only: three queries per 500 ids."""
-    from aggregator.digest.public import item_sources  # digest reads cards; this keeps the import one-way
-    from aggregator.feeds.paper_links import discussed_in
+    from aggregator.store.queries import discussed_in, item_sources
 
     out: dict[int, str] = {}
     ids = list(dict.fromkeys(int(i) for i in item_ids))
@@ -112,19 +111,6 @@ def build_cards(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
                 discussed_in=discussed.get(r.id, 0),
             )
     return out
-
-
-def invalidate(session: Session, item_ids: Iterable[int]) -> None:
-    """Mark the cards of ``item_ids`` stale (``card = NULL``), in the caller's transaction."""
-    ids = sorted({int(i) for i in item_ids})
-    for start in range(0, len(ids), 500):
-        session.execute(sa.update(Item).where(Item.id.in_(ids[start : start + 500])).values(card=None))
-
-
-def invalidate_feed(session: Session, feed_id: int) -> None:
-    """Mark stale the cards of every item ``feed_id`` announced (after the feed is renamed)."""
-    announced = sa.select(ItemSource.item_id).where(ItemSource.feed_id == feed_id)
-    session.execute(sa.update(Item).where(Item.id.in_(announced)).values(card=None))
 
 
 def _claim_stale(session: Session, n: int) -> list[int]:

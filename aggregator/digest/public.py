@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.feeds.paper_links import discussed_in
-from aggregator.store.tables import Feed, Item, ItemLink, ItemSource, Score
+from aggregator.store.queries import discussed_in, item_sources
+from aggregator.store.tables import Item, ItemLink, Score
 
 DEFAULT_PROFILE = "default"
 
@@ -127,7 +127,10 @@ def build_digest(
     :mod:`aggregator.ranking.personal`), which lets the query walk the ``(profile, item)`` rows
     instead of every item of the window; ``hide_muted`` leaves out rows the reader's muted
     phrases or authors matched. Reads only: one count, one look for a positive score, one
-    ranked page of columns (no ORM objects), then sources and links of that page."""
+    ranked page of columns (no ORM objects), then sources and links of that page.
+
+    Long because it is one query and its assembly into entries, and the two share the day's window.
+    """
     if day is None:
         day = default_day(session, tz, now)
     start, end = day_window(day, days, tz)
@@ -191,26 +194,3 @@ def build_digest(
     return Digest(day, days, start, end, total, entries, ranked)
 
 
-def item_sources(session: Session, item_ids: list[int]) -> dict[int, list[str]]:
-    """Feed names that announced each item: scheduled feeds before the arXiv API backfill,
-    primary ("new") announcements before replacements and cross-lists, then by arrival."""
-    out: dict[int, list[str]] = {}
-    if not item_ids:
-        return out
-    rows = session.execute(
-        sa.select(ItemSource.item_id, Feed.name)
-        .join(Feed, Feed.id == ItemSource.feed_id)
-        .where(ItemSource.item_id.in_(item_ids))
-        .order_by(
-            ItemSource.item_id,
-            Feed.scheduled.desc(),
-            sa.case({"new": 0, "cross": 2}, value=ItemSource.announce_type, else_=1),
-            ItemSource.seen_at,
-            ItemSource.id,
-        )
-    )
-    for item_id, name in rows:
-        names = out.setdefault(item_id, [])
-        if name not in names:
-            names.append(name)
-    return out

@@ -14,7 +14,7 @@ paths agree item for item).
 
 A reader without precomputed scores in the window (just signed up, or before the first refit)
 gets no body: the caller serves the default profile's order through
-:func:`aggregator.accounts.readers.reader_digest`, which also filters muted items as it reads.
+:func:`aggregator.digest.personal.reader_digest`, which also filters muted items as it reads.
 """
 
 from __future__ import annotations

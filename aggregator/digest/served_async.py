@@ -1,13 +1,13 @@
 """The served digest's two queries on asyncio psycopg connections, for PostgreSQL.
 
 On PostgreSQL a digest request waits for the database server for about a fifth of its time.
-Run synchronously (:func:`aggregator.digest.served.serve_digest`), that wait blocks the event loop:
-one API worker measured 76 % busy while the machine was 40 % idle. Here the digest's two
+Run synchronously (:func:`aggregator.digest.served.serve_digest`), that wait blocks the event
+loop. Here the digest's two
 queries, made one statement (:data:`aggregator.digest.served.READER_AND_RANKED`: a single statement costs the
 client about 0.1 ms less than two in a pipeline), are awaited on a ``psycopg.AsyncConnection``,
 so the event loop parses and answers other requests while one waits. Everything after the rows
 arrive (the body, the card and count caches, a rare cache miss) is
-:func:`aggregator.digest.served.answer` on the held synchronous connection, as before.
+:func:`aggregator.digest.served.answer` on the held synchronous connection.
 
 A few connections are held open in autocommit mode (``AGGREGATOR_READ_CONNECTIONS``,
 default ``CONNECTIONS``), each used by one request at a time; psycopg prepares the repeated
@@ -26,10 +26,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from aggregator.digest import served
-
-#: Connections held per API worker by default (``AGGREGATOR_READ_CONNECTIONS``): requests
 from aggregator.digest.public import day_window
 
+#: Connections held per API worker by default (``AGGREGATOR_READ_CONNECTIONS``): requests
 #: beyond this many wait for one to be free.
 CONNECTIONS = 4
 

@@ -38,7 +38,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from aggregator.clock import utcnow
 from aggregator.config import Settings
+from aggregator.errors import Forbidden, NotFound
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.parse import parse_feed
 from aggregator.feeds.ssrf import Blocked, NetGuard
@@ -69,14 +71,6 @@ class FeedError(ValueError):
 
 class FeedLimit(Exception):
     """The reader has added as many feeds as ``settings.reader_feeds_max`` allows."""
-
-
-class NotFound(LookupError):
-    """No feed with that id."""
-
-
-class Forbidden(PermissionError):
-    """The feed was not added by this reader."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +104,6 @@ class AddOutcome:
 
     feed: ReaderFeed
     created: bool
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ Only programming errors (misuse of the API, bugs) propagate as exceptions.
 
 Politeness: requests to an arXiv host (``arxiv=True``, or ``arxiv=None`` and the host is
 ``arxiv.org`` or a subdomain) go one at a time per host and start at least
-``settings.arxiv_delay`` seconds apart (the arXiv API terms ask for 3 s). Requests to any
+``settings.arxiv_delay_seconds`` seconds apart (the arXiv API terms ask for 3 s). Requests to any
 other host share a ``per_host_concurrency`` semaphore per host. All requests share one
 ``global_concurrency`` semaphore. A host is ``host[:port]`` (the port only when not the
 scheme's default), so ``http://export.arxiv.org`` and ``https://export.arxiv.org`` are one
@@ -74,14 +74,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
-import itertools
 import logging
 import math
-import os
 import re
 import time
-import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -90,6 +87,7 @@ from typing import Self
 import httpx
 
 from aggregator.config import Settings
+from aggregator.feeds.decode import _Decoder, _Failure, _root_cause, _size
 from aggregator.feeds.ssrf import Blocked, NetGuard
 from aggregator.types import FetchResult
 
@@ -102,7 +100,6 @@ ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text
 #: Only encodings this module decodes itself, with a bound on the output.
 ACCEPT_ENCODING = "gzip, deflate"
 
-_PIECE = 64 * 1024  # most bytes one decompression step may produce
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
@@ -153,119 +150,7 @@ def _secs(value: float) -> str:
     return f"{value:g} s"
 
 
-def _size(value: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= scale and value % scale == 0:
-            return f"{value // scale} {unit}"
-    if value >= 1 << 20:
-        return f"{value / (1 << 20):.1f} MiB"
-    return f"{value} bytes"
-
-
-def _root_cause(err: BaseException) -> str | None:
-    """The innermost OS error's words ("Connection refused"), under anyio's and httpcore's."""
-    found: str | None = None
-    seen: set[int] = set()
-    cur: BaseException | None = err
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and (cur.errno or cur.strerror):
-            # asyncio words a refusal "Connect call failed (...)"; errno says it plainly
-            plain = os.strerror(cur.errno) if isinstance(cur.errno, int) and cur.errno > 0 else None
-            found = plain or cur.strerror or found
-        cur = cur.__cause__ or cur.__context__
-    return found
-
-
 # -- bounded decompression ----------------------------------------------------------------------
-
-
-class _Failure(Exception):
-    """A fetch failed for a reason already worded for the result's ``error``."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class _ZlibStage:
-    """gzip or deflate, decompressed at most ``_PIECE`` bytes per step.
-
-    httpx's own decoders inflate each network chunk whole: 64 KiB of a gzip bomb becomes
-    64 MiB in one ``bytes``. Here the output is bounded, so the size cap applies early.
-    """
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        # deflate is zlib-wrapped per the RFC, but some servers send it raw: retry raw once.
-        self._raw_fallback = kind == "deflate"
-        self._produced = False
-        wbits = zlib.MAX_WBITS | 16 if kind == "gzip" else zlib.MAX_WBITS
-        self._inflater = zlib.decompressobj(wbits)
-
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        while not self._inflater.eof:
-            try:
-                out = self._inflater.decompress(data, _PIECE)
-            except zlib.error as err:
-                if self._raw_fallback and not self._produced:
-                    self._raw_fallback = False
-                    self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                    continue
-                raise _Failure(f"cannot decode the {self.kind} body: {err}") from None
-            data = self._inflater.unconsumed_tail
-            if out:
-                self._produced = True
-                yield out
-            if not data and len(out) < _PIECE:
-                return
-        # after the end of the compressed stream: trailing bytes are ignored, as httpx does
-
-    def flush(self) -> Iterator[bytes]:
-        try:
-            out = self._inflater.flush()
-        except zlib.error as err:  # pragma: no cover - flush after a clean decode cannot fail
-            raise _Failure(f"cannot decode the {self.kind} body: {err}") from None
-        if out:
-            yield out
-        if not self._inflater.eof:
-            raise _Failure(f"body truncated: the {self.kind} stream ends early")
-
-
-def _pipe(stage: _ZlibStage, pieces: Iterable[bytes]) -> Iterator[bytes]:
-    for piece in pieces:
-        yield from stage.decode(piece)
-
-
-@dataclass
-class _Decoder:
-    """The ``Content-Encoding`` chain, undone lazily from the outermost encoding in."""
-
-    stages: list[_ZlibStage]
-
-    @classmethod
-    def for_header(cls, header: str | None) -> _Decoder:
-        stages: list[_ZlibStage] = []
-        for token in reversed((header or "").split(",")):
-            name = token.strip().lower()
-            if name in ("gzip", "x-gzip"):
-                stages.append(_ZlibStage("gzip"))
-            elif name == "deflate":
-                stages.append(_ZlibStage("deflate"))
-            # identity, and (like httpx) unknown tokens such as a misconfigured "utf-8", pass through
-        return cls(stages)
-
-    def decode(self, data: bytes) -> Iterable[bytes]:
-        out: Iterable[bytes] = (data,)
-        for stage in self.stages:
-            out = _pipe(stage, out)
-        return out
-
-    def flush(self) -> Iterable[bytes]:
-        out: Iterable[bytes] = ()
-        for stage in self.stages:
-            out = itertools.chain(_pipe(stage, out), stage.flush())
-        return out
 
 
 # -- politeness ---------------------------------------------------------------------------------
@@ -350,7 +235,10 @@ class Fetcher:
         return httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(
-                connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout, pool=s.connect_timeout
+                connect=s.connect_timeout_seconds,
+                read=s.read_timeout_seconds,
+                write=s.read_timeout_seconds,
+                pool=s.connect_timeout_seconds,
             ),
             limits=self._limits(),
             headers={"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
@@ -431,7 +319,7 @@ class Fetcher:
         gate = self._gates.get(key)
         if gate is None:
             s = self.settings
-            gate = _HostGate(1, s.arxiv_delay) if polite else _HostGate(s.per_host_concurrency, 0.0)
+            gate = _HostGate(1, s.arxiv_delay_seconds) if polite else _HostGate(s.per_host_concurrency, 0.0)
             self._gates[key] = gate
         return gate
 
@@ -473,7 +361,7 @@ class Fetcher:
                     async with self._turn(request.url, arxiv, global_slots):
                         if attempt.started is None:
                             attempt.started = time.monotonic()
-                            deadline.reschedule(loop.time() + s.total_timeout)
+                            deadline.reschedule(loop.time() + s.total_timeout_seconds)
                         attempt.phase = "answer"
                         response = await client.send(request, stream=True)
                         try:
@@ -485,7 +373,7 @@ class Fetcher:
                     request = nxt
         except TimeoutError:
             if deadline.expired():
-                raise _Failure(f"took longer than {_secs(s.total_timeout)} in total") from None
+                raise _Failure(f"took longer than {_secs(s.total_timeout_seconds)} in total") from None
             raise
 
     def _read_answer(self, response: httpx.Response, attempt: _Attempt) -> httpx.Request | None:
@@ -564,15 +452,15 @@ class Fetcher:
         lowered = detail.lower()
         match err:
             case httpx.ConnectTimeout():
-                return f"timed out connecting after {_secs(s.connect_timeout)}"
+                return f"timed out connecting after {_secs(s.connect_timeout_seconds)}"
             case httpx.ReadTimeout() if attempt.phase == "body":
-                return f"timed out reading the body: no data for {_secs(s.read_timeout)}"
+                return f"timed out reading the body: no data for {_secs(s.read_timeout_seconds)}"
             case httpx.ReadTimeout():
-                return f"timed out waiting for an answer after {_secs(s.read_timeout)}"
+                return f"timed out waiting for an answer after {_secs(s.read_timeout_seconds)}"
             case httpx.WriteTimeout():
-                return f"timed out sending the request after {_secs(s.read_timeout)}"
+                return f"timed out sending the request after {_secs(s.read_timeout_seconds)}"
             case httpx.PoolTimeout():
-                return f"timed out waiting for a free connection after {_secs(s.connect_timeout)}"
+                return f"timed out waiting for a free connection after {_secs(s.connect_timeout_seconds)}"
             case httpx.ConnectError():
                 return f"cannot connect: {_root_cause(err) or detail}"
             case httpx.UnsupportedProtocol():

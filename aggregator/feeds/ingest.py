@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
-from aggregator.digest import cards
+from aggregator.store import queries
 from aggregator.store.db import insert
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
@@ -181,7 +181,7 @@ def write_entries(
         for start in range(0, len(sources), _CHUNK):
             announced.update(conn.execute(stmt, sources[start : start + _CHUNK]).scalars())
         # an item announced by one more feed (a cross-list) lists it in its card's sources
-        cards.invalidate(session, announced - set(inserted))
+        queries.invalidate(session, announced - set(inserted))
     return summary
 
 
@@ -234,7 +234,7 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
             )
             continue
         if feed.name != cfg.name:  # the cards of its items name it in their sources
-            cards.invalidate_feed(session, feed.id)
+            queries.invalidate_feed(session, feed.id)
         feed.name, feed.interval_minutes, feed.tags, feed.scheduled = (
             cfg.name,
             cfg.interval,

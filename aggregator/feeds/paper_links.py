@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.digest import cards
+from aggregator.store import queries
 from aggregator.store.db import insert
 from aggregator.store.tables import Item, ItemLink
 
@@ -164,18 +164,7 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
     rows = list({(p, q): m for p, q, m in found}.items())
     params = [{"post_id": p, "paper_id": q, "method": m, "created_at": now} for (p, q), m in rows]
     # a paper that gained a post shows a new "discussed in" count on its card
-    cards.invalidate(session, conn.execute(stmt, params).scalars())
+    queries.invalidate(session, conn.execute(stmt, params).scalars())
     return len(rows)
 
 
-def discussed_in(session: Session, paper_ids: Sequence[int]) -> dict[int, int]:
-    """Number of linked posts per paper id (papers without links are absent)."""
-    out: dict[int, int] = {}
-    for i in range(0, len(paper_ids), 500):
-        rows = session.execute(
-            sa.select(ItemLink.paper_id, sa.func.count())
-            .where(ItemLink.paper_id.in_(paper_ids[i : i + 500]))
-            .group_by(ItemLink.paper_id)
-        )
-        out.update((paper_id, n) for paper_id, n in rows)
-    return out

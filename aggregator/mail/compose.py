@@ -7,7 +7,7 @@ The email of week W is sent at the reader's chosen weekday and local time in W (
 day (:func:`content_days`), so consecutive emails neither overlap nor leave a gap. Items are
 read from the reader's precomputed scores (``scores.profile = "reader:<id>"``, falling back to
 the default profile when the reader has none in the week) through
-:func:`aggregator.accounts.readers.reader_digest`; nothing is scored here.
+:func:`aggregator.digest.personal.reader_digest`; nothing is scored here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator import errors
+from aggregator.digest import personal
 from aggregator.feeds.parse import trim_text
 from aggregator.store.tables import Reader
 
@@ -235,14 +236,17 @@ def compose_week(
     earlier group; "Other picks" holds the best items matching none of them. ``rising``
     gives the "rising this week" terms when already known (a sender caches them per week),
     else they are read with :func:`rising_terms` unless ``with_rising`` is false. Reads only.
-    Raises :class:`aggregator.accounts.readers.NotFound` for an unknown reader and ``ValueError`` for a
-    malformed week."""
+    Raises :class:`aggregator.errors.NotFound` for an unknown reader and ``ValueError`` for a
+    malformed week.
+
+    Long because it gathers the week's sections in the order the email shows them.
+    """
     reader = session.get(Reader, reader_id)
     if reader is None:
-        raise readers.NotFound(f"no reader with id {reader_id}")
+        raise errors.NotFound(f"no reader with id {reader_id}")
     tz = zoneinfo.ZoneInfo(reader.timezone or "UTC")
     first, last = content_days(iso_week, reader.email_weekday)
-    d = readers.reader_digest(session, tz, reader_id, day=last, days=7, limit=POOL)
+    d = personal.reader_digest(session, tz, reader_id, day=last, days=7, limit=POOL)
     names = {t.slug: t.name for t in d.topics}
     ranked: list[EmailItem] = []
     for rank, e in enumerate(d.items, start=1):

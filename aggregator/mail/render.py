@@ -16,30 +16,15 @@ import email.policy
 import email.utils
 from dataclasses import dataclass
 from email.message import EmailMessage
-from functools import lru_cache
-
-import jinja2
 
 from aggregator.mail.compose import WeekEmail, parse_hhmm
 from aggregator.mail.tokens import FEEDBACK_MAX_AGE, EmailLinks
+from aggregator.templating import environment
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 #: Headers are written unfolded up to RFC 5322's 998-character line limit, so that the long
 #: ``List-Unsubscribe`` URL stays one token (the default policy would RFC 2047-encode it).
 HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
-
-
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The Jinja2 environment of ``aggregator/templates/email`` (HTML autoescaped, text not)."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("aggregator", "templates/email"),
-        autoescape=jinja2.select_autoescape(["html"], default_for_string=False, default=False),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +79,8 @@ def render_week(
     env = environment()
     return RenderedEmail(
         subject=subject_of(week.iso_week),
-        text=env.get_template("week.txt").render(context),
-        html=env.get_template("week.html").render(context),
+        text=env.get_template("email/week.txt").render(context),
+        html=env.get_template("email/week.html").render(context),
         unsubscribe_url=unsubscribe,
     )
 

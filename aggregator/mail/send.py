@@ -47,28 +47,26 @@ row is sent exactly once, by the next run after the lease expires.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import smtplib
 import socket
-import ssl
 import uuid
-import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
+from aggregator.clock import utcnow
 from aggregator.config import Settings
-from aggregator.mail.compose import RisingTerm, compose_week, current_week, rising_terms, scheduled_at
+from aggregator.mail.compose import RisingTerm, compose_week, rising_terms
 from aggregator.mail.compose import content_days as _content_days
+from aggregator.mail.plan import plan
 from aggregator.mail.render import build_message, new_message_id, render_week
+from aggregator.mail.smtp import SmtpFactory, _Connection, _error_text, _valid_address, smtp_connect
 from aggregator.mail.tokens import EmailLinks, LinkSigner, signing_key
-from aggregator.store.db import insert, session_factory
+from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Reader
 
 log = logging.getLogger(__name__)
@@ -76,87 +74,9 @@ log = logging.getLogger(__name__)
 STATES = ("pending", "sending", "sent", "failed", "bounced")
 #: Cap of the retry delay, seconds.
 MAX_RETRY_DELAY = 3600.0
-SmtpFactory = Callable[[Settings], smtplib.SMTP]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _zone(name: str | None) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
 
 
 # --- planning --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    reader_id: int
-    iso_week: str
-    scheduled_at: dt.datetime  # UTC
-
-
-def due_readers(session: Session, now: dt.datetime) -> list[Due]:
-    """Readers due at ``now`` (UTC) for their current ISO week: weekly email on, not bounced,
-    and their scheduled time this week has passed. Does not look at ``email_sends``."""
-    rows = session.execute(
-        sa.select(Reader.id, Reader.email_weekday, Reader.email_time, Reader.timezone).where(
-            Reader.weekly_email.is_(True), Reader.email_bounced.is_(False)
-        )
-    ).all()
-    out = []
-    for rid, weekday, hhmm, tzname in rows:
-        tz = _zone(tzname)
-        week = current_week(now, tz)
-        try:
-            at = scheduled_at(week, int(weekday) % 7, hhmm or "08:00", tz)
-        except ValueError:
-            log.warning("reader %s has an invalid email time %r; using 08:00", rid, hhmm)
-            at = scheduled_at(week, int(weekday) % 7, "08:00", tz)
-        if now >= at:
-            out.append(Due(rid, week, at))
-    return out
-
-
-def plan(engine: sa.Engine, now: dt.datetime) -> int:
-    """Insert a ``pending`` row for each due reader that has none for the week. Idempotent
-    and safe to run concurrently. Returns rows inserted."""
-    with session_factory(engine)() as session:
-        due = due_readers(session, now)
-    if not due:
-        return 0
-    table = cast(sa.Table, EmailSend.__table__)
-    with engine.begin() as conn:
-        existing = {
-            tuple(r)
-            for r in conn.execute(
-                sa.select(table.c.reader_id, table.c.iso_week).where(
-                    table.c.iso_week.in_(sorted({d.iso_week for d in due}))
-                )
-            )
-        }
-        values = [
-            {
-                "reader_id": d.reader_id,
-                "iso_week": d.iso_week,
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": d.scheduled_at,
-                "scheduled_at": d.scheduled_at,
-                "created_at": now,
-            }
-            for d in due
-            if (d.reader_id, d.iso_week) not in existing
-        ]
-        if not values:
-            return 0
-        stmt = insert(conn, table).on_conflict_do_nothing(index_elements=["reader_id", "iso_week"])
-        conn.execute(stmt, values)
-    return len(values)
 
 
 # --- claiming ---------------------------------------------------------------------------------
@@ -227,57 +147,6 @@ def retry_delay(attempts: int, base: float) -> float:
 # --- SMTP -------------------------------------------------------------------------------------
 
 
-def smtp_connect(settings: Settings) -> smtplib.SMTP:
-    """An SMTP connection as configured: implicit TLS (``ssl``, RFC 8314), ``starttls`` (RFC
-    3207; refused if the server does not offer it) or plain (``none``), then AUTH when a user
-    is set. Raises ``OSError`` or ``smtplib.SMTPException``."""
-    timeout = settings.smtp_timeout
-    host, port = settings.smtp_host, settings.smtp_port
-    local = socket.getfqdn()
-    smtp: smtplib.SMTP
-    if settings.smtp_security == "ssl":
-        smtp = smtplib.SMTP_SSL(
-            host, port, local_hostname=local, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        smtp = smtplib.SMTP(host, port, local_hostname=local, timeout=timeout)
-        if settings.smtp_security == "starttls":
-            smtp.ehlo()
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-    if settings.smtp_user:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
-        smtp.login(settings.smtp_user, password)
-    return smtp
-
-
-class _Connection:
-    """One lazily opened SMTP connection, reopened after a failed transaction."""
-
-    def __init__(self, settings: Settings, factory: SmtpFactory) -> None:
-        self.settings, self.factory = settings, factory
-        self.smtp: smtplib.SMTP | None = None
-
-    def get(self) -> smtplib.SMTP:
-        if self.smtp is None:
-            self.smtp = self.factory(self.settings)
-        return self.smtp
-
-    def drop(self) -> None:
-        smtp, self.smtp = self.smtp, None
-        if smtp is not None:
-            with contextlib.suppress(Exception):  # closing a broken socket
-                smtp.close()
-
-    def quit(self) -> None:
-        smtp, self.smtp = self.smtp, None
-        if smtp is not None:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
-
-
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -294,30 +163,6 @@ class SendReport:
     lost_lease: int = 0
     aborted: bool = False  # stopped early: the SMTP server could not be reached
     errors: list[str] = field(default_factory=list)
-
-
-def _valid_address(address: str) -> str | None:
-    """None when ``address`` is a valid email address (email-validator, syntax only), else why not."""
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError as err:
-        return str(err)
-    return None
-
-
-def _error_text(err: BaseException) -> str:
-    if isinstance(err, smtplib.SMTPRecipientsRefused):
-        parts = [f"{code} {_decode(msg)}" for code, msg in err.recipients.values()]
-        return "recipient refused: " + "; ".join(parts)
-    if isinstance(err, smtplib.SMTPResponseException):
-        return f"{type(err).__name__}: {err.smtp_code} {_decode(err.smtp_error)}"
-    return f"{type(err).__name__}: {err}"[:1000]
-
-
-def _decode(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def default_holder() -> str:
@@ -422,7 +267,11 @@ def _send_one(
     report: SendReport,
     rising_cache: dict[dt.date, list[RisingTerm]],
 ) -> bool:
-    """Send one claimed row. False when the SMTP server cannot be reached (stop the run)."""
+    """Send one claimed row. False when the SMTP server cannot be reached (stop the run).
+
+    Long because it is the state machine of one send (claim, render, SMTP, record), whose error
+    branches must stay next to the step they handle.
+    """
     with make_session() as session:
         row = session.get(EmailSend, row_id)
         assert row is not None
@@ -506,62 +355,3 @@ def _send_one(
 # --- status -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SendRow:
-    id: int
-    reader_id: int
-    email: str | None
-    iso_week: str
-    state: str
-    attempts: int
-    last_error: str | None
-    next_attempt_at: dt.datetime | None
-    sent_at: dt.datetime | None
-    message_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class EmailStatus:
-    """Rows per state, per ISO week (``counts[week][state]``), and the rows not sent yet or
-    failed, with their last error (newest weeks first)."""
-
-    counts: dict[str, dict[str, int]]
-    open_rows: list[SendRow]
-    due_now: int = 0  # readers due now without a row yet (the next run plans them)
-
-
-def email_status(session: Session, now: dt.datetime | None = None, limit: int = 50) -> EmailStatus:
-    """Sent, pending and failed sends, for ``aggregator email status``."""
-    now = now or utcnow()
-    counts: dict[str, dict[str, int]] = {}
-    for week, state, n in session.execute(
-        sa.select(EmailSend.iso_week, EmailSend.state, sa.func.count())
-        .group_by(EmailSend.iso_week, EmailSend.state)
-        .order_by(EmailSend.iso_week.desc())
-    ):
-        counts.setdefault(week, {})[state] = n
-    rows = session.execute(
-        sa.select(EmailSend, Reader.email)
-        .outerjoin(Reader, Reader.id == EmailSend.reader_id)
-        .where(EmailSend.state != "sent")
-        .order_by(EmailSend.iso_week.desc(), EmailSend.id)
-        .limit(limit)
-    ).all()
-    open_rows = [
-        SendRow(
-            r.id,
-            r.reader_id,
-            mail,
-            r.iso_week,
-            r.state,
-            r.attempts,
-            r.last_error,
-            r.next_attempt_at,
-            r.sent_at,
-            r.message_id,
-        )
-        for r, mail in rows
-    ]
-    planned = {tuple(r) for r in session.execute(sa.select(EmailSend.reader_id, EmailSend.iso_week))}
-    due = sum(1 for d in due_readers(session, now) if (d.reader_id, d.iso_week) not in planned)
-    return EmailStatus(counts, open_rows, due)

@@ -56,7 +56,7 @@ def signing_key(session: Session, settings: Settings) -> str:
     first use; commits ``session`` then)."""
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
         return settings.secret_key.get_secret_value()
-    from aggregator.api.auth import load_or_create_secret
+    from aggregator.store.secrets import load_or_create_secret
 
     return load_or_create_secret(session)
 

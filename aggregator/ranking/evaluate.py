@@ -153,7 +153,11 @@ def evaluate_split(
 ) -> SplitResult:
     """Run every method on one split; categories with ≥ ``min_test`` positives in the test
     period and ≥ ``min_train`` in the training period (excluding :data:`BROAD`) unless
-    ``categories`` is given. Deterministic for fixed ``seeds``."""
+    ``categories`` is given. Deterministic for fixed ``seeds``.
+
+    Long because it runs every method of the comparison on the same candidates, one after another;
+    split, the shared setup would have to be passed around.
+    """
     from aggregator.ranking import personal
     from aggregator.ranking import tfidf as rank
     from aggregator.types import ReaderProfile

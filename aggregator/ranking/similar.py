@@ -4,12 +4,12 @@ with the terms that make them close (``why``).
 
 Computing needs the model and the window's item matrix, which live in the worker (and in
 ``aggregator run``); an API process that does not score (``settings.score_in_api`` off, as
-``aggregator api`` runs) never loads them (measured: the first "more like this" in a fresh API
-process on 1 million items took 4.7 s and grew it from 118 MB to 242 MB). So results are
+``aggregator api`` runs) never loads them (on 1 million items they cost a fresh API process about 4.7 s
+and 120 MB: docs/performance.md). So results are
 stored in ``similar_items`` — the best :data:`NEIGHBOURS` neighbours with their scores and why,
 and the model they were computed with — and the API serves them: when there are none, or they
 come from an older model, it asks (``requested_at``) and a worker computes them within
-``settings.rescore_poll`` seconds (:func:`aggregator.worker.tasks.similar_requested`); stale results
+``settings.rescore_poll_seconds`` seconds (:func:`aggregator.worker.tasks.similar_requested`); stale results
 are served meanwhile.
 """
 

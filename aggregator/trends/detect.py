@@ -181,6 +181,11 @@ def _compute(
     now: dt.datetime | None,
     items: _WindowItems | None,
 ) -> TrendReport:
+    """The rising and new terms of every scope of one window against its baseline.
+
+    Long because it is one pass over the window's counts per scope, and the steps share the
+    count arrays.
+    """
     now = now or dt.datetime.now(dt.UTC)
     ws = end - dt.timedelta(days=window_days - 1)
     bs = ws - dt.timedelta(days=baseline_days)

@@ -20,19 +20,20 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from aggregator import metrics
 from aggregator.config import ConfigError, Interests, Settings, load_feeds_file
 from aggregator.store.locks import lease
+from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
 log = logging.getLogger(__name__)
 
 
-def refresh_job(engine: sa.Engine, settings: Settings) -> jobs.RefreshReport | None:
+def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport | None:
     """One pass: reload the feeds file, fetch due feeds, then refit and rescore if anything is new."""
     try:
         feeds_file = load_feeds_file(settings.feeds_file)
     except ConfigError as err:
         log.error("feeds file not reloaded: %s", err)
         feeds_file = None
-    report = jobs.refresh_feeds(engine, settings, feeds_file)
+    report = refresh.refresh_feeds(engine, settings, feeds_file)
     if report.outcomes:
         log.info(
             "refresh: %d feeds (%d new, %d unchanged, %d failed), %d new items",
@@ -144,8 +145,8 @@ def start_scheduler(engine: sa.Engine, settings: Settings, blocking: bool = Fals
     )
     scheduler.add_listener(_observe_lag, EVENT_JOB_SUBMITTED)
     jobs_every = (  # (job, id, seconds between runs, first run)
-        (refresh_job, "refresh-due-feeds", settings.scheduler_tick, dt.datetime.now(dt.UTC)),
-        (requests_job, "requests-from-the-api", settings.rescore_poll, None),
+        (refresh_job, "refresh-due-feeds", settings.scheduler_tick_seconds, dt.datetime.now(dt.UTC)),
+        (requests_job, "requests-from-the-api", settings.rescore_poll_seconds, None),
         (email_job, "send-weekly-email", settings.email_interval_minutes * 60, None),
     )
     for job, job_id, seconds, first in jobs_every:

@@ -1,4 +1,6 @@
-"""The jobs the scheduler and the CLI both run: refresh due feeds, update the ranking, backfill.
+"""The jobs after a fetch, shared by the scheduler and the CLI: refit the ranking, score, rescore,
+fill cards and count trends (fetching is :mod:`aggregator.worker.refresh`; the arXiv API
+backfill :mod:`aggregator.worker.backfill`).
 
 Each job takes an engine and settings, talks to the network only through
 :class:`aggregator.feeds.fetch.Fetcher`, and writes only through :mod:`aggregator.feeds.ingest` and
@@ -7,171 +9,23 @@ Each job takes an engine and settings, talks to the network only through
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from aggregator import metrics
-from aggregator.config import FeedsFile, Interests, Settings
-from aggregator.feeds import arxiv
-from aggregator.feeds.fetch import Fetcher
-from aggregator.feeds.ingest import apply_fetch, claim_due_feeds, sync_feeds, write_entries
-from aggregator.feeds.parse import parse_feed
+from aggregator.clock import utcnow
+from aggregator.config import Interests, Settings
 from aggregator.store.db import session_factory
-from aggregator.store.tables import BackfillCursor, Feed, Item, Score
-from aggregator.types import FetchResult, IngestSummary, ParsedFeed
+from aggregator.store.tables import Item, Score
+from aggregator.worker.backfill import fetch_papers
 
 log = logging.getLogger(__name__)
 
 #: A claimed feed not finished within this many seconds is free for another worker again.
 LEASE_SECONDS = 15 * 60
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass(slots=True)
-class FeedOutcome:
-    """One feed's result in a refresh pass. ``state`` is "new", "unchanged" or "failed"."""
-
-    feed_id: int
-    name: str
-    state: str
-    new_items: int = 0
-    updated_items: int = 0
-    status: int | None = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class RefreshReport:
-    outcomes: list[FeedOutcome] = field(default_factory=list)
-    new_item_ids: list[int] = field(default_factory=list)
-
-    def count(self, state: str) -> int:
-        return sum(1 for o in self.outcomes if o.state == state)
-
-    @property
-    def new_items(self) -> int:
-        return sum(o.new_items for o in self.outcomes)
-
-    @property
-    def updated_items(self) -> int:
-        return sum(o.updated_items for o in self.outcomes)
-
-
-def _is_arxiv(feed: Feed) -> bool:
-    return feed.kind == "arxiv" or arxiv.is_arxiv_url(feed.url)
-
-
-def _parse(result: FetchResult, feed: Feed, now: dt.datetime) -> ParsedFeed | None:
-    if result.body is None:
-        return None
-    kind = feed.kind if feed.kind in ("arxiv", "blog") else None
-    return parse_feed(
-        result.body,
-        fetched_at=now,
-        url=result.final_url,
-        kind=kind,  # type: ignore[arg-type]
-        content_type=result.content_type,
-    )
-
-
-def _record(
-    engine: sa.Engine, settings: Settings, feed_id: int, result: FetchResult
-) -> tuple[FeedOutcome, list[int]]:
-    """Parse and store one fetch result in its own transaction."""
-    now = utcnow()
-    with session_factory(engine)() as session, session.begin():
-        feed = session.get(Feed, feed_id)
-        assert feed is not None
-        try:
-            parsed = _parse(result, feed, now)
-        except Exception as err:  # parse_feed never raises by contract; belt and braces
-            log.exception("parser failed on %s", feed.url)
-            result = FetchResult(result.url, result.final_url, result.status, error=f"parser failed: {err}")
-            parsed = None
-        summary = apply_fetch(session, feed, result, parsed, now, settings.max_backoff)
-        state = "failed" if feed.last_error else ("new" if summary.new else "unchanged")
-        outcome = FeedOutcome(
-            feed.id, feed.name, state, summary.new, summary.updated, result.status, feed.last_error
-        )
-    return outcome, summary.new_item_ids
-
-
-def _observe(outcome: FeedOutcome, result: FetchResult, feed: Feed) -> None:
-    """Prometheus counters for one fetch (see :mod:`aggregator.metrics`)."""
-    status = str(result.status) if result.status is not None else "error"
-    metrics.FETCHES.labels(status=status, outcome=outcome.state).inc()
-    if result.error is None or result.elapsed:
-        metrics.FETCH_LATENCY.observe(result.elapsed)
-    if outcome.state == "failed":
-        metrics.FETCH_ERRORS.labels(kind=feed.kind or "unknown").inc()
-    if outcome.new_items:
-        metrics.ITEMS_INGESTED.labels(kind="paper" if _is_arxiv(feed) else "post").inc(outcome.new_items)
-
-
-async def _refresh(
-    engine: sa.Engine,
-    settings: Settings,
-    feeds: Sequence[Feed],
-    progress: Callable[[FeedOutcome], None] | None,
-) -> RefreshReport:
-    report = RefreshReport()
-
-    async def one(fetcher: Fetcher, feed: Feed) -> None:
-        try:
-            result = await fetcher.fetch(
-                feed.url,
-                etag=feed.etag,
-                last_modified=feed.last_modified,
-                arxiv=_is_arxiv(feed),
-                guarded=feed.reader_added,  # a reader's URL: the SSRF guard at every fetch
-            )
-        except Exception as err:  # a bug in one fetch must not stop the others
-            log.exception("fetch of %s failed unexpectedly", feed.url)
-            result = FetchResult(feed.url, feed.url, None, error=f"unexpected error: {err!r}")
-        outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
-        _observe(outcome, result, feed)
-        report.outcomes.append(outcome)
-        report.new_item_ids.extend(new_ids)
-        if progress is not None:
-            progress(outcome)
-
-    async with Fetcher(settings) as fetcher:
-        await asyncio.gather(*(one(fetcher, f) for f in feeds))
-    return report
-
-
-def refresh_feeds(
-    engine: sa.Engine,
-    settings: Settings,
-    feeds_file: FeedsFile | None = None,
-    *,
-    include_all: bool = False,
-    progress: Callable[[FeedOutcome], None] | None = None,
-    on_claimed: Callable[[int], None] | None = None,
-) -> RefreshReport:
-    """Fetch every due feed once (all scheduled feeds with ``include_all``), ingest what they
-    hold, and record each feed's state. ``feeds_file`` (when given) is synced first."""
-    now = utcnow()
-    with session_factory(engine)() as session:
-        if feeds_file is not None:
-            with session.begin():
-                sync_feeds(session, feeds_file.feeds, now)
-        feeds = claim_due_feeds(session, now, LEASE_SECONDS, include_all=include_all)
-    if on_claimed is not None:
-        on_claimed(len(feeds))
-    report = asyncio.run(_refresh(engine, settings, feeds, progress))
-    report.new_item_ids.sort()
-    report.outcomes.sort(key=lambda o: o.feed_id)
-    return report
 
 
 def update_ranking(
@@ -267,15 +121,16 @@ def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) 
 
 
 def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) -> int:
-    """Rescore the readers API processes queued (:func:`aggregator.accounts.readers.request_rescore`),
+    """Rescore the readers API processes queued (:func:`aggregator.accounts.rescore_queue.request_rescore`),
     oldest request first, at most ``limit``: fetch missing seed papers first when asked (from
-    the arXiv API, outside any transaction), then :func:`aggregator.accounts.readers.rescore` (which
+    the arXiv API, outside any transaction), then :func:`aggregator.ranking.personal.rescore.rescore` (which
     commits) and delete the request, unless a newer one replaced it meanwhile. On PostgreSQL a
     row is held with ``FOR UPDATE SKIP LOCKED`` while its reader is rescored, so several workers
     share the queue (at worst a reader is rescored twice, which is harmless). A rescore that
     cannot run (no model yet) or fails is logged and its request dropped: the next refit
     rescores every reader anyway. Returns how many readers were rescored."""
-    from aggregator.accounts import readers
+    from aggregator.accounts import profiles
+    from aggregator.ranking.personal import rescore
     from aggregator.store.tables import RescoreRequest
 
     factory = session_factory(engine)
@@ -286,8 +141,8 @@ def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) ->
             .limit(limit)
         ).all()
         missing = {
-            r.reader_id: readers.missing_seed_papers(
-                session, readers.get_profile(session, r.reader_id).seed_papers
+            r.reader_id: profiles.missing_seed_papers(
+                session, profiles.get_profile(session, r.reader_id).seed_papers
             )
             for r in queued
             if r.seeds
@@ -306,7 +161,7 @@ def rescore_requested(engine: sa.Engine, settings: Settings, limit: int = 50) ->
             if request is None:  # another worker has it, or did it
                 continue
             seen = request.requested_at
-            n = readers.rescore(session, reader_id, around=request.around)
+            n = rescore.rescore(session, reader_id, around=request.around)
             if n is None:
                 log.warning("queued rescore of reader %s not done (no model yet, or it failed)", reader_id)
             session.execute(
@@ -394,183 +249,3 @@ def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[
             out.scopes = len(reports)
             out.end = reports[0].end if reports else None
     return out
-
-
-# --- backfill from the arXiv API -------------------------------------------------------------
-
-API_FEED_NAME = "arXiv API"
-
-
-def _api_feed(session: Session, settings: Settings) -> Feed:
-    feed = session.scalar(sa.select(Feed).where(Feed.url == settings.arxiv_api_url))
-    if feed is None:
-        feed = Feed(
-            url=settings.arxiv_api_url,
-            name=API_FEED_NAME,
-            kind="arxiv",
-            interval_minutes=24 * 60,
-            tags=["arxiv", "api"],
-            scheduled=False,
-            created_at=utcnow(),
-            error_count=0,
-            disabled=False,
-        )
-        session.add(feed)
-        session.flush()
-    return feed
-
-
-@dataclass(slots=True)
-class BackfillReport:
-    """What :func:`backfill` (or :func:`fetch_papers`) did so far: API ``pages`` read, papers
-    ``seen`` (those on or after the day asked for), ``new_items`` stored (their ids in
-    ``new_item_ids``), ``done`` when nothing is left, ``error`` when it stopped on one.
-    ``total`` is the API's ``opensearch:totalResults``: every paper of the categories, whatever
-    its date, so not the number a backfill will see (the pages stop at the first paper older
-    than the day); no progress bar should count towards it."""
-
-    pages: int = 0
-    new_items: int = 0
-    seen: int = 0
-    total: int | None = None
-    done: bool = False
-    error: str | None = None
-    new_item_ids: list[int] = field(default_factory=list)
-
-
-async def _api_page(fetcher: Fetcher, url: str, attempts: int = 3) -> tuple[FetchResult, ParsedFeed | None]:
-    """One API page, retried on failure (the arXiv API answers transient errors now and then)."""
-    result = FetchResult(url, url, None, error="not fetched")
-    for _ in range(attempts):
-        result = await fetcher.fetch(url, arxiv=True)
-        if result.ok and result.body is not None:
-            parsed = parse_feed(
-                result.body, fetched_at=utcnow(), url=url, kind="arxiv", content_type=result.content_type
-            )
-            if parsed.api_error is None:
-                return result, parsed
-            result = FetchResult(url, url, result.status, error=f"arXiv API error: {parsed.api_error}")
-        if result.status is not None and 400 <= result.status < 500 and result.status != 429:
-            break
-    return result, None
-
-
-async def _backfill(
-    engine: sa.Engine,
-    settings: Settings,
-    categories: Sequence[str],
-    since: dt.date,
-    progress: Callable[[BackfillReport], None] | None,
-    max_pages: int | None,
-) -> BackfillReport:
-    report = BackfillReport()
-    query = " OR ".join(f"cat:{c}" for c in categories)
-    cursor_key = f"{query}|since={since.isoformat()}"
-    since_dt = dt.datetime.combine(since, dt.time(0, 0), dt.UTC)
-    make_session = session_factory(engine)
-    async with Fetcher(settings) as fetcher:
-        while max_pages is None or report.pages < max_pages:
-            with make_session() as session:
-                cursor = session.get(BackfillCursor, cursor_key)
-                start = 0 if cursor is None else cursor.next_start
-                if cursor is not None and cursor.done:
-                    report.done, report.total = True, cursor.total
-                    break
-            url = arxiv.api_query_url(
-                settings.arxiv_api_url,
-                categories=categories,
-                start=start,
-                max_results=settings.arxiv_page_size,
-            )
-            result, parsed = await _api_page(fetcher, url)
-            if parsed is None:
-                report.error = result.error
-                break
-            entries = [e for e in parsed.entries if e.published >= since_dt]
-            finished = (
-                not parsed.entries
-                or len(entries) < len(parsed.entries)
-                or (parsed.total_results is not None and start + len(parsed.entries) >= parsed.total_results)
-            )
-            now = utcnow()
-            with make_session() as session, session.begin():
-                feed = _api_feed(session, settings)
-                summary: IngestSummary = write_entries(session, feed.id, entries, now)
-                cursor = session.get(BackfillCursor, cursor_key)
-                if cursor is None:
-                    cursor = BackfillCursor(
-                        query=cursor_key, since=since, next_start=0, done=False, updated_at=now
-                    )
-                    session.add(cursor)
-                cursor.next_start = start + len(parsed.entries)
-                cursor.total = parsed.total_results
-                cursor.done = finished
-                cursor.updated_at = now
-                feed.last_fetch_at = feed.last_success_at = now
-                feed.last_status = result.status
-            report.pages += 1
-            report.seen += len(entries)
-            report.new_items += summary.new
-            report.new_item_ids.extend(summary.new_item_ids)
-            report.total = parsed.total_results
-            report.done = finished
-            if progress is not None:
-                progress(report)
-            if finished:
-                break
-    return report
-
-
-def backfill(
-    engine: sa.Engine,
-    settings: Settings,
-    categories: Sequence[str],
-    since: dt.date,
-    *,
-    progress: Callable[[BackfillReport], None] | None = None,
-    max_pages: int | None = None,
-    restart: bool = False,
-) -> BackfillReport:
-    """Page through the arXiv API (``search_query=cat:A OR cat:B``, newest submissions first)
-    until papers are older than ``since``, ingesting each page in its own transaction with the
-    cursor, so an interrupted backfill resumes at the next page. One request every
-    ``settings.arxiv_delay`` s (arXiv API terms: 3 s). ``restart`` forgets a finished cursor."""
-    if restart:
-        query = " OR ".join(f"cat:{c}" for c in categories)
-        with session_factory(engine)() as session, session.begin():
-            session.execute(sa.delete(BackfillCursor).where(BackfillCursor.query == f"{query}|since={since}"))
-    return asyncio.run(_backfill(engine, settings, categories, since, progress, max_pages))
-
-
-def fetch_papers(engine: sa.Engine, settings: Settings, arxiv_ids: Sequence[str]) -> BackfillReport:
-    """Fetch papers by arXiv id from the API (``id_list``), skipping those already stored;
-    used for seed papers. Ids may carry a version or be abs/pdf links."""
-    report = BackfillReport()
-    wanted = [p[0] for s in arxiv_ids if (p := arxiv.split_arxiv_id(s))]
-    with session_factory(engine)() as session:
-        have = set(session.scalars(sa.select(Item.arxiv_id).where(Item.arxiv_id.in_(wanted))))
-    missing = [i for i in dict.fromkeys(wanted) if i not in have]
-    if not missing:
-        report.done = True
-        return report
-
-    async def run() -> None:
-        async with Fetcher(settings) as fetcher:
-            for start in range(0, len(missing), 100):
-                chunk = missing[start : start + 100]
-                url = arxiv.api_query_url(settings.arxiv_api_url, id_list=chunk, max_results=len(chunk))
-                result, parsed = await _api_page(fetcher, url)
-                if parsed is None:
-                    report.error = result.error
-                    return
-                with session_factory(engine)() as session, session.begin():
-                    feed = _api_feed(session, settings)
-                    summary = write_entries(session, feed.id, parsed.entries, utcnow())
-                report.pages += 1
-                report.seen += len(parsed.entries)
-                report.new_items += summary.new
-                report.new_item_ids.extend(summary.new_item_ids)
-        report.done = report.error is None
-
-    asyncio.run(run())
-    return report

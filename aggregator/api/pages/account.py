@@ -18,13 +18,15 @@ from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from aggregator.accounts import readers
+from aggregator import errors
+from aggregator.accounts import feedback, profiles, readers, subscriptions, topic_filters
 from aggregator.api import auth, rescoring
 from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
-from aggregator.api.pages.public import templates
+from aggregator.api.html import templates
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.api.routes.me import feed_url
+from aggregator.digest import personal
 from aggregator.feeds import added_feeds as reader_feeds
 from aggregator.feeds.status import failing_feeds
 
@@ -129,7 +131,7 @@ def reader_digest_page(
     most feeds failed on their last fetch)."""
     if ws is None:
         return _signin_redirect(request)
-    d = readers.reader_digest(session, settings.tz, ws.reader_id, date, days, limit)
+    d = personal.reader_digest(session, settings.tz, ws.reader_id, date, days, limit)
     names = {t.slug: t.name for t in d.topics}
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return _render(
@@ -164,10 +166,7 @@ def feedback_form(
 ) -> Response:
     """👍/👎 from the digest page; rescored before the redirect so the page shows the effect."""
     ws = _require(ws, csrf_token)
-    try:
-        published = readers.set_feedback(session, ws.reader_id, item_id, value)
-    except readers.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+    published = feedback.set_feedback(session, ws.reader_id, item_id, value)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id, around=published)
     return _see_other(_safe_next(next).split("#")[0] + f"#item-{item_id}")
@@ -179,11 +178,13 @@ def feedback_form(
 @router.get("/topics", response_class=HTMLResponse, name="topics_page")
 def topics_page(request: Request, ws: WebSessionDep, session: SessionDep) -> Response:
     """The catalogue of topic filters, with subscribe/unsubscribe buttons when signed in."""
-    subscribed = set() if ws is None else {t.slug for t in readers.list_subscriptions(session, ws.reader_id)}
+    subscribed = (
+        set() if ws is None else {t.slug for t in subscriptions.list_subscriptions(session, ws.reader_id)}
+    )
     return _render(
         request,
         "topics.html",
-        {"ws": ws, "topics": readers.list_topics(session), "subscribed": subscribed},
+        {"ws": ws, "topics": topic_filters.list_topics(session), "subscribed": subscribed},
     )
 
 
@@ -197,10 +198,7 @@ def subscribe_form(
     next: Annotated[str, Form()] = "/topics",
 ) -> Response:
     ws = _require(ws, csrf_token)
-    try:
-        readers.subscribe(session, ws.reader_id, topic)
-    except readers.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
+    subscriptions.subscribe(session, ws.reader_id, topic)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id)
     return _see_other(_safe_next(next, "/topics"))
@@ -216,8 +214,8 @@ def unsubscribe_form(
     next: Annotated[str, Form()] = "/topics",
 ) -> Response:
     ws = _require(ws, csrf_token)
-    with contextlib.suppress(readers.NotFound):  # not subscribed: the page shows the state anyway
-        readers.unsubscribe(session, ws.reader_id, topic)
+    with contextlib.suppress(errors.NotFound):  # not subscribed: the page shows the state anyway
+        subscriptions.unsubscribe(session, ws.reader_id, topic)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id)
     return _see_other(_safe_next(next, "/topics"))
@@ -246,14 +244,14 @@ def _profile_page(
     feed_error: str | None = None,
     feed_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    profile = readers.get_profile(session, ws.reader_id)
+    profile = profiles.get_profile(session, ws.reader_id)
     return _render(
         request,
         "profile.html",
         {
             "ws": ws,
             "p": profile,
-            "pending": readers.missing_seed_papers(session, profile.seed_papers),
+            "pending": profiles.missing_seed_papers(session, profile.seed_papers),
             "s": readers.get_reader_settings(session, ws.reader_id),
             "weekdays": WEEKDAYS,
             "error": error,
@@ -314,7 +312,7 @@ def profile_form(
     """Save the profile form; missing seed papers are fetched in the background."""
     ws = _require(ws, csrf_token)
     try:
-        p = readers.update_profile(
+        p = profiles.update_profile(
             session,
             ws.reader_id,
             interests=interests,
@@ -335,7 +333,7 @@ def profile_form(
             email_time=email_time.strip(),
             timezone=timezone.strip(),
         )
-    except readers.ReaderError as err:
+    except errors.ReaderError as err:
         session.rollback()
         return _profile_page(request, ws, session, error=str(err), status_code=422)
     session.commit()
@@ -343,7 +341,7 @@ def profile_form(
         rescoring.after_profile_change,
         request.app.state,
         ws.reader_id,
-        readers.missing_seed_papers(session, p.seed_papers),
+        profiles.missing_seed_papers(session, p.seed_papers),
     )
     return _see_other("/me/profile?saved=true")
 
@@ -395,11 +393,6 @@ def remove_feed_form(
 ) -> Response:
     """Stop scheduling a feed you added (its items stay)."""
     ws = _require(ws, csrf_token)
-    try:
-        reader_feeds.remove_feed(session, ws.reader_id, feed_id)
-    except reader_feeds.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
-    except reader_feeds.Forbidden as err:
-        raise HTTPException(status_code=403, detail=str(err)) from err
+    reader_feeds.remove_feed(session, ws.reader_id, feed_id)
     session.commit()
     return _see_other("/me/profile?feed=removed#my-feeds")

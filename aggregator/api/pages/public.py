@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.errors import HTML_422
+from aggregator.api.html import templates
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.digest.public import build_digest
 from aggregator.feeds.status import FeedState, ago, describe, failing_feeds, feed_states, state_of, until
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "templates"))
 
 
 @router.get("/", response_class=HTMLResponse, tags=["pages"], responses=HTML_422)

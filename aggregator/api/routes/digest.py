@@ -13,8 +13,9 @@ from pydantic import BeforeValidator
 
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
-from aggregator.digest.public import DigestEntry, build_digest, item_sources
+from aggregator.digest.public import DigestEntry, build_digest
 from aggregator.feeds.status import feed_states
+from aggregator.store.queries import item_sources
 from aggregator.store.tables import Feed, Item, ItemSource, Score
 
 router = APIRouter()

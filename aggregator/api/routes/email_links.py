@@ -23,7 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from aggregator.accounts import readers
+from aggregator.accounts import feedback
 from aggregator.api import rescoring
 from aggregator.api.auth import ReaderDep, secret_key
 from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
@@ -47,7 +47,7 @@ def _signer(request: Request) -> tokens.LinkSigner:
 def _page(status: int, title: str, message: str, **extra: object) -> HTMLResponse:
     html = (
         environment()
-        .get_template("page.html")
+        .get_template("email_link.html")
         .render(
             title=title,
             message=message,
@@ -78,7 +78,7 @@ def email_feedback(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResp
     if reader is None or item is None:
         return _page(404, "Not found", "This item or account no longer exists. Nothing was recorded.")
     title = item.title
-    readers.set_feedback(session, reader.id, item.id, claim.value)
+    feedback.set_feedback(session, reader.id, item.id, claim.value)
     session.commit()
     rescoring.after_change(request.app.state, session, reader.id, wait=False)  # never raises
     word = "👍 More like this" if claim.value > 0 else "👎 Less like this"

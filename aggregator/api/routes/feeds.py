@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.api.auth import ReaderDep
-from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
+from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.feeds import added_feeds as reader_feeds
 
 router = APIRouter(tags=["me"])
@@ -91,12 +91,7 @@ async def add_my_feed(
     after a redirect, unless allow-listed by the operator); it is fetched once to check that it
     is an RSS or Atom feed, then the scheduler fetches it like any other feed. A URL already
     followed gives that feed (200) instead of a duplicate."""
-    try:
-        outcome = await reader_feeds.add_feed(session, settings, reader.id, body.url, body.name)
-    except reader_feeds.FeedError as err:
-        raise unprocessable(str(err), ("body", err.field)) from err
-    except reader_feeds.FeedLimit as err:
-        raise HTTPException(status_code=409, detail=str(err)) from err
+    outcome = await reader_feeds.add_feed(session, settings, reader.id, body.url, body.name)
     if not outcome.created:
         response.status_code = 200
     return _out(outcome.feed)
@@ -114,11 +109,6 @@ async def add_my_feed(
 )
 def remove_my_feed(feed_id: FeedId, reader: ReaderDep, session: SessionDep) -> Response:
     """Stop scheduling a feed you added; its items stay in every digest. Again is harmless."""
-    try:
-        reader_feeds.remove_feed(session, reader.id, feed_id)
-    except reader_feeds.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from err
-    except reader_feeds.Forbidden as err:
-        raise HTTPException(status_code=403, detail=str(err)) from err
+    reader_feeds.remove_feed(session, reader.id, feed_id)
     session.commit()
     return Response(status_code=204)

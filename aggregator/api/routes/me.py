@@ -1,8 +1,9 @@
 """Reader routes: sign-up, the reader's digest (JSON and Atom), profile, email settings,
 feedback, topic filters and subscriptions, "more like this", and the feeds as OPML.
 
-Thin wrappers over :mod:`aggregator.accounts.readers`: each maps its exceptions to HTTP (ReaderError →
-422, NotFound → 404, Forbidden → 403, Conflict → 409). Every ``/api/me/*`` route needs
+Thin wrappers over :mod:`aggregator.accounts`; their exceptions become HTTP answers in
+:mod:`aggregator.api.errors` (ReaderError → 422, NotFound → 404, Forbidden → 403, Conflict → 409).
+Every ``/api/me/*`` route needs
 ``Authorization: Bearer TOKEN`` except the Atom feed, which takes the separate feed token in
 ``?token=`` (feed readers cannot send headers).
 """
@@ -10,23 +11,16 @@ Thin wrappers over :mod:`aggregator.accounts.readers`: each maps its exceptions 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import feedback, profiles, readers
 from aggregator.api import rescoring
-from aggregator.api.auth import BearerCredentials, OptionalReaderDep, ReaderDep, unauthorized
-from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
+from aggregator.api.auth import BearerCredentials, ReaderDep, unauthorized
+from aggregator.api.deps import AUTH_401, BAD_422, SessionDep, SettingsDep
 from aggregator.api.me_schemas import (
     FeedbackIn,
     FeedbackOut,
@@ -39,45 +33,16 @@ from aggregator.api.me_schemas import (
     ReaderItem,
     SettingsIn,
     SettingsOut,
-    SimilarItem,
-    SimilarResponse,
-    SubscriptionIn,
-    TopicFields,
     TopicGroupOut,
-    TopicIn,
-    TopicOut,
 )
-from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, ItemId, LimitQuery, digest_item
+from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, LimitQuery, digest_item
 from aggregator.config import Settings
-from aggregator.digest import cards, served
+from aggregator.digest import personal, served
+from aggregator.digest.atom import atom_feed
 from aggregator.digest.public import default_day
-from aggregator.feeds import opml
-from aggregator.ranking import similar
-from aggregator.store.tables import Item, Reader
-from aggregator.types import TopicFilter
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid bearer token"}}
-_BAD: dict[int | str, dict[str, Any]] = {
-    422: {"description": "invalid input; `detail` says which field and why"}
-}
-
-
-@contextmanager
-def http_errors() -> Iterator[None]:
-    """Map :mod:`aggregator.accounts.readers` exceptions to HTTP errors with their message."""
-    try:
-        yield
-    except readers.ReaderError as err:
-        raise unprocessable(str(err), ("body",)) from err
-    except readers.NotFound as err:
-        raise HTTPException(status_code=404, detail=str(err.args[0] if err.args else err)) from err
-    except readers.Forbidden as err:
-        raise HTTPException(status_code=403, detail=str(err)) from err
-    except readers.Conflict as err:
-        raise HTTPException(status_code=409, detail=str(err)) from err
 
 
 def feed_url(request: Request, token: str) -> str:
@@ -92,14 +57,13 @@ def feed_url(request: Request, token: str) -> str:
     response_model=ReaderCreated,
     status_code=201,
     tags=["readers"],
-    responses={409: {"description": "a reader with that email exists"}, **_BAD},
+    responses={409: {"description": "a reader with that email exists"}, **BAD_422},
 )
 def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> ReaderCreated:
     """Sign up: create a reader and return their API token and feed token, the only time
     either is shown (only SHA-256 digests are stored)."""
-    with http_errors():
-        new = readers.create_reader(session, body.email)
-        session.commit()
+    new = readers.create_reader(session, body.email)
+    session.commit()
     return ReaderCreated(
         id=new.reader_id,
         email=new.email,
@@ -112,7 +76,7 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: readers.ReaderEntry, ranked: bool = True) -> ReaderItem:
+def _reader_item(e: personal.ReaderEntry, ranked: bool = True) -> ReaderItem:
     base = digest_item(e.entry, ranked).model_dump()
     return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
 
@@ -122,7 +86,9 @@ GroupQuery = Annotated[
 ]
 
 
-@router.get("/api/me/digest", response_model=ReaderDigestResponse, tags=["me"], responses={**_AUTH, **_BAD})
+@router.get(
+    "/api/me/digest", response_model=ReaderDigestResponse, tags=["me"], responses={**AUTH_401, **BAD_422}
+)
 async def my_digest(
     request: Request,
     credentials: BearerCredentials,
@@ -137,7 +103,7 @@ async def my_digest(
     Served from stored JSON (:mod:`aggregator.digest.served`) in the event loop: a few indexed reads
     and string joins, no worker-thread hop and no per-item validation; plain requests are
     answered even before routing (:mod:`aggregator.api.fastlane`). Grouping by topic and readers
-    without precomputed scores take the general path (:func:`aggregator.accounts.readers.reader_digest`)."""
+    without precomputed scores take the general path (:func:`aggregator.digest.personal.reader_digest`)."""
     state = request.app.state
     settings: Settings = state.settings
     if credentials is None:
@@ -165,7 +131,7 @@ def _reader_digest_response(
 ) -> ReaderDigestResponse:
     settings: Settings = state.settings
     with state.sessionmaker() as session:
-        d = readers.reader_digest(session, settings.tz, reader_id, day, days, limit)
+        d = personal.reader_digest(session, settings.tz, reader_id, day, days, limit)
     items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
     groups = None
     if group == "topic":
@@ -185,85 +151,6 @@ def _reader_digest_response(
     )
 
 
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-ATOM_NS = "http://www.w3.org/2005/Atom"
-
-
-def _x(text: str | None) -> str:
-    """Text safe for XML 1.0 (control characters removed); ElementTree escapes the rest."""
-    return _XML_BAD.sub("", text or "")
-
-
-#: authors named per Atom entry (a few papers have hundreds; the rest are summed up as "et al.")
-ATOM_AUTHORS = 50
-
-
-def arxiv_links(arxiv_id: str) -> tuple[str, str]:
-    """The abstract page and the PDF of an arXiv paper."""
-    return f"https://arxiv.org/abs/{arxiv_id}", f"https://arxiv.org/pdf/{arxiv_id}"
-
-
-def atom_feed(
-    request: Request, reader: Reader, days: list[readers.ReaderDigest], start: dt.date, end: dt.date
-) -> bytes:
-    """Atom 1.0 (RFC 4287) of a reader's digests of the local days ``start``..``end``, UTF-8
-    bytes: ``days`` newest day first, each day's items best first. Entry ids are the items'
-    API URLs (stable); ``published``/``updated`` the announcement/publication time; one
-    ``author`` per author (at most :data:`ATOM_AUTHORS`); the summary (plain text) is the
-    abstract, then the source and what matched. A paper links its abstract page
-    (``rel="alternate"``) and its PDF (``rel="related" type="application/pdf"``)."""
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        el = ET.SubElement(parent, tag, attrs)
-        if text is not None:
-            el.text = _x(text)
-        return el
-
-    entries = [(d, e) for d in days for e in d.items]
-    feed = ET.Element("feed", xmlns=ATOM_NS)
-    sub(feed, "id", f"urn:aggregator:reader:{reader.id}:digest")
-    span = end.isoformat() if start == end else f"{start.isoformat()} to {end.isoformat()}"
-    sub(feed, "title", f"aggregator digest for {reader.email} · {span}")
-    newest = max((e.entry.published for _, e in entries), default=dt.datetime.now(dt.UTC))
-    sub(feed, "updated", newest.astimezone(dt.UTC).isoformat())
-    sub(sub(feed, "author"), "name", "aggregator")
-    sub(feed, "link", rel="alternate", href=str(request.url_for("reader_digest_page")))
-    sub(feed, "generator", "aggregator")
-    for d, e in entries:
-        item = e.entry
-        api_url = str(request.url_for("get_item", item_id=str(item.id)))
-        when = item.published.astimezone(dt.UTC).isoformat()
-        entry = sub(feed, "entry")
-        sub(entry, "id", api_url)
-        sub(entry, "title", item.title)
-        if item.arxiv_id:
-            abstract, pdf = arxiv_links(item.arxiv_id)
-            sub(entry, "link", rel="alternate", href=_x(abstract))
-            sub(entry, "link", rel="related", type="application/pdf", href=_x(pdf), title="PDF")
-        else:
-            sub(entry, "link", rel="alternate", href=_x(item.url or api_url))
-        sub(entry, "published", when)
-        sub(entry, "updated", when)
-        for name in item.authors[:ATOM_AUTHORS] or [item.source]:
-            sub(sub(entry, "author"), "name", name)
-        for slug in e.topics:
-            sub(entry, "category", term=slug)
-        for category in item.categories[:8]:
-            sub(entry, "category", term=category)
-        lines = [item.summary[:4000]] if item.summary else []
-        if len(item.authors) > ATOM_AUTHORS:
-            lines.append(f"Authors: {', '.join(item.authors[:ATOM_AUTHORS])} et al. ({len(item.authors)})")
-        about = [f"From {item.source}"]
-        if d.digest.ranked:
-            about.append(f"score {item.score:.3f}")
-        why = ", ".join(str(w["term"]) for w in item.why)
-        if why:
-            about.append(f"matched: {why}")
-        lines.append(" · ".join(about))
-        sub(entry, "summary", "\n\n".join(lines), type="text")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
-
-
 @router.get(
     "/api/me/digest.atom",
     tags=["me"],
@@ -275,7 +162,7 @@ def atom_feed(
             "content": {"application/atom+xml": {"schema": {"type": "string"}}},
         },
         401: {"description": "missing or invalid feed token"},
-        **_BAD,
+        **BAD_422,
     },
 )
 def my_digest_atom(
@@ -304,14 +191,14 @@ def my_digest_atom(
     end = date or default_day(session, settings.tz)
     n = days or settings.atom_days
     digests = [
-        readers.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
+        personal.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
         for i in range(n)
     ]
     body = atom_feed(request, reader, digests, end - dt.timedelta(days=n - 1), end)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-@router.post("/api/me/feed-token", response_model=FeedTokenOut, tags=["me"], responses=_AUTH)
+@router.post("/api/me/feed-token", response_model=FeedTokenOut, tags=["me"], responses=AUTH_401)
 def rotate_feed_token(reader: ReaderDep, request: Request, session: SessionDep) -> FeedTokenOut:
     """Make a new feed token (the old feed URL stops working) and return it, once."""
     token = readers.rotate_feed_token(session, reader.id)
@@ -322,52 +209,48 @@ def rotate_feed_token(reader: ReaderDep, request: Request, session: SessionDep) 
 # --- profile and settings ------------------------------------------------------------------------
 
 
-def _profile_out(p: readers.ProfileData, pending: list[str] | None = None) -> ProfileOut:
+def _profile_out(p: profiles.ProfileData, pending: list[str] | None = None) -> ProfileOut:
     return ProfileOut(
         interests=p.interests,
-        **{name: list(getattr(p, name)) for name in readers.PROFILE_LIST_FIELDS},
+        **{name: list(getattr(p, name)) for name in profiles.PROFILE_LIST_FIELDS},
         seed_papers_pending=pending or [],
         updated_at=p.updated_at,
     )
 
 
-@router.get("/api/me/profile", response_model=ProfileOut, tags=["me"], responses=_AUTH)
+@router.get("/api/me/profile", response_model=ProfileOut, tags=["me"], responses=AUTH_401)
 def get_profile(reader: ReaderDep, session: SessionDep) -> ProfileOut:
     """Your interest profile."""
-    with http_errors():
-        p = readers.get_profile(session, reader.id)
-    return _profile_out(p, readers.missing_seed_papers(session, p.seed_papers))
+    p = profiles.get_profile(session, reader.id)
+    return _profile_out(p, profiles.missing_seed_papers(session, p.seed_papers))
 
 
-@router.put("/api/me/profile", response_model=ProfileOut, tags=["me"], responses={**_AUTH, **_BAD})
+@router.put("/api/me/profile", response_model=ProfileOut, tags=["me"], responses={**AUTH_401, **BAD_422})
 def put_profile(
     body: ProfileIn, reader: ReaderDep, request: Request, session: SessionDep, tasks: BackgroundTasks
 ) -> ProfileOut:
     """Change your interest profile (fields left out keep their value). Seed papers not stored
     yet are fetched from the arXiv API in the background (listed in ``seed_papers_pending``
     meanwhile); then your scores are recomputed."""
-    with http_errors():
-        p = readers.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
-        session.commit()
-    pending = readers.missing_seed_papers(session, p.seed_papers)
+    p = profiles.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
+    session.commit()
+    pending = profiles.missing_seed_papers(session, p.seed_papers)
     tasks.add_task(rescoring.after_profile_change, request.app.state, reader.id, pending)
     return _profile_out(p, pending)
 
 
-@router.get("/api/me/settings", response_model=SettingsOut, tags=["me"], responses=_AUTH)
+@router.get("/api/me/settings", response_model=SettingsOut, tags=["me"], responses=AUTH_401)
 def get_settings(reader: ReaderDep, session: SessionDep) -> SettingsOut:
     """Your weekly email settings."""
-    with http_errors():
-        s = readers.get_reader_settings(session, reader.id)
+    s = readers.get_reader_settings(session, reader.id)
     return SettingsOut.model_validate(s, from_attributes=True)
 
 
-@router.put("/api/me/settings", response_model=SettingsOut, tags=["me"], responses={**_AUTH, **_BAD})
+@router.put("/api/me/settings", response_model=SettingsOut, tags=["me"], responses={**AUTH_401, **BAD_422})
 def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> SettingsOut:
     """Change your weekly email settings (fields left out keep their value)."""
-    with http_errors():
-        s = readers.update_reader_settings(session, reader.id, **body.model_dump(exclude_none=True))
-        session.commit()
+    s = readers.update_reader_settings(session, reader.id, **body.model_dump(exclude_none=True))
+    session.commit()
     return SettingsOut.model_validate(s, from_attributes=True)
 
 
@@ -378,15 +261,14 @@ def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> Se
     "/api/me/feedback",
     response_model=FeedbackOut,
     tags=["me"],
-    responses={**_AUTH, 404: {"description": "no such item"}, **_BAD},
+    responses={**AUTH_401, 404: {"description": "no such item"}, **BAD_422},
 )
 def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session: SessionDep) -> FeedbackOut:
     """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
     are recomputed before the answer (by this process, or by a worker, waited for up to
-    ``AGGREGATOR_RESCORE_WAIT`` s), so the next digest already reflects it."""
-    with http_errors():
-        published = readers.set_feedback(session, reader.id, body.item_id, body.value)
-        session.commit()
+    ``AGGREGATOR_RESCORE_WAIT_SECONDS`` s), so the next digest already reflects it."""
+    published = feedback.set_feedback(session, reader.id, body.item_id, body.value)
+    session.commit()
     n = rescoring.after_change(request.app.state, session, reader.id, around=published)
     return FeedbackOut(item_id=body.item_id, value=body.value, rescored=n)
 
@@ -394,259 +276,10 @@ def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session
 # --- topic filters and subscriptions ------------------------------------------------------------
 
 
-def _topic_out(t: readers.TopicInfo, reader_id: int | None, subscribed: set[str]) -> TopicOut:
-    f = t.filter
-    return TopicOut(
-        slug=f.slug,
-        name=f.name,
-        description=t.description,
-        phrases=list(f.phrases),
-        categories=list(f.categories),
-        authors=list(f.authors),
-        sources=list(f.sources),
-        negative=list(f.negative),
-        match=f.match,
-        builtin=t.created_by is None,
-        mine=reader_id is not None and t.created_by == reader_id,
-        subscribed=f.slug in subscribed,
-        subscribers=t.subscribers,
-    )
-
-
-def _subscribed(session: Session, reader_id: int | None) -> set[str]:
-    if reader_id is None:
-        return set()
-    return {t.slug for t in readers.list_subscriptions(session, reader_id)}
-
-
-def _filter(slug: str, body: TopicFields) -> TopicFilter:
-    return TopicFilter(
-        slug=slug,
-        name=body.name,
-        phrases=tuple(body.phrases),
-        categories=tuple(body.categories),
-        authors=tuple(body.authors),
-        sources=tuple(body.sources),
-        negative=tuple(body.negative),
-        match=body.match,
-    )
-
-
 #: OpenAPI: the bearer token is optional here (``{}`` is "no security requirement").
-_OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
-
-
-@router.get(
-    "/api/topics",
-    response_model=list[TopicOut],
-    tags=["topics"],
-    responses=_AUTH,
-    openapi_extra=_OPTIONAL_AUTH,
-)
-def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut]:
-    """The catalogue of topic filters (built-in ones first). With a bearer token, ``mine`` and
-    ``subscribed`` say which are yours and which you follow."""
-    rid = reader.id if reader else None
-    subs = _subscribed(session, rid)
-    return [_topic_out(t, rid, subs) for t in readers.list_topics(session)]
-
-
-@router.post(
-    "/api/topics",
-    response_model=TopicOut,
-    status_code=201,
-    tags=["topics"],
-    responses={**_AUTH, 409: {"description": "slug taken"}, **_BAD},
-)
-def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
-    """Save a topic filter that anyone can subscribe to; only you can change or delete it."""
-    with http_errors():
-        t = readers.create_topic(session, reader.id, _filter(body.slug, body), body.description)
-        session.commit()
-    return _topic_out(t, reader.id, set())
-
-
-@router.get(
-    "/api/topics/{slug}",
-    response_model=TopicOut,
-    tags=["topics"],
-    responses={404: {"description": "no such topic filter"}},
-    openapi_extra=_OPTIONAL_AUTH,
-)
-def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> TopicOut:
-    """One topic filter."""
-    with http_errors():
-        t = readers.get_topic(session, slug)
-    rid = reader.id if reader else None
-    return _topic_out(t, rid, _subscribed(session, rid))
-
-
-@router.put(
-    "/api/topics/{slug}",
-    response_model=TopicOut,
-    tags=["topics"],
-    responses={**_AUTH, 403: {"description": "not your topic filter"}, 404: {}, **_BAD},
-)
-def update_topic(slug: str, body: TopicFields, reader: ReaderDep, session: SessionDep) -> TopicOut:
-    """Change one of your topic filters (the slug stays)."""
-    with http_errors():
-        t = readers.update_topic(session, reader.id, slug, _filter(slug, body), body.description)
-        session.commit()
-    return _topic_out(t, reader.id, _subscribed(session, reader.id))
-
-
-@router.delete(
-    "/api/topics/{slug}",
-    status_code=204,
-    tags=["topics"],
-    response_class=Response,
-    responses={**_AUTH, 403: {"description": "not your topic filter"}, 404: {}},
-)
-def delete_topic(slug: str, reader: ReaderDep, session: SessionDep) -> Response:
-    """Delete one of your topic filters, and every subscription to it."""
-    with http_errors():
-        readers.delete_topic(session, reader.id, slug)
-        session.commit()
-    return Response(status_code=204)
-
-
-@router.get("/api/me/subscriptions", response_model=list[TopicOut], tags=["me"], responses=_AUTH)
-def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]:
-    """The topic filters you follow; the digest labels items with them."""
-    subs = readers.list_subscriptions(session, reader.id)
-    slugs = {t.slug for t in subs}
-    return [_topic_out(t, reader.id, slugs) for t in subs]
-
-
-@router.post(
-    "/api/me/subscriptions",
-    response_model=TopicOut,
-    status_code=201,
-    tags=["me"],
-    responses={**_AUTH, 404: {"description": "no such topic filter"}, **_BAD},
-)
-def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session: SessionDep) -> TopicOut:
-    """Follow a topic filter (again is harmless)."""
-    with http_errors():
-        t = readers.subscribe(session, reader.id, body.topic)
-        session.commit()
-    rescoring.after_change(request.app.state, session, reader.id)
-    return _topic_out(t, reader.id, _subscribed(session, reader.id))
-
-
-@router.delete(
-    "/api/me/subscriptions/{topic}",
-    status_code=204,
-    tags=["me"],
-    response_class=Response,
-    responses={**_AUTH, 404: {"description": "you do not follow that topic filter"}},
-)
-def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: SessionDep) -> Response:
-    """Stop following a topic filter."""
-    with http_errors():
-        readers.unsubscribe(session, reader.id, topic)
-        session.commit()
-    rescoring.after_change(request.app.state, session, reader.id)
-    return Response(status_code=204)
 
 
 # --- more like this ----------------------------------------------------------------------------
 
 
-def _neighbours(state: Any, session: Session, item_id: int) -> similar.Stored | None:
-    """The stored neighbours of ``item_id`` if they come from the newest model; else computed
-    here (a scoring process) or asked of the workers: then stale ones are served meanwhile, and
-    when there are none the request waits up to ``rescore_wait`` s for a worker."""
-    current = similar.current_model_id(session)
-    if current is None:
-        return similar.Stored(None, [], False)
-    found = similar.stored(session, item_id)
-    if found is not None and found.model_id == current:
-        return found
-    if state.settings.score_in_api:
-        from aggregator.ranking import tfidf as rank
-        model = rank.load_model(session)
-        assert model is not None
-        neighbours = similar.compute(session, model, item_id)
-        similar.save(session, item_id, model.model_id, neighbours)
-        session.commit()
-        return similar.Stored(model.model_id, neighbours, False)
-    if found is None or not found.requested:
-        similar.request(session, item_id)
-        session.commit()
-    if found is not None and found.model_id is not None:
-        return found  # from an older model: served while a worker refreshes it
-    looked = [found]
-
-    def computed() -> bool:
-        looked[0] = similar.stored(session, item_id)
-        return looked[0] is not None and looked[0].model_id is not None
-
-    rescoring.wait_until(session, computed, state.settings.rescore_wait)
-    return looked[0]
-
-
-@router.get(
-    "/api/items/{item_id}/similar",
-    response_model=SimilarResponse,
-    tags=["items"],
-    responses={
-        404: {"description": "no such item"},
-        503: {"description": "being computed by a worker; see the Retry-After header (seconds)"},
-        **_BAD,
-    },
-)
-def similar_items(
-    item_id: ItemId,
-    request: Request,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=similar.NEIGHBOURS)] = 10,
-) -> SimilarResponse:
-    """More like this: the items whose TF-IDF vectors are closest (cosine similarity) to this
-    one's among the last 30 days' items (the ranking's window), with the terms that make them
-    close. Empty until a ranking model is fitted. Computed once per item and model, by this
-    process or by a worker (:mod:`aggregator.ranking.similar`); a 503 with ``Retry-After`` means a
-    worker is still at it."""
-    if session.get(Item, item_id) is None:
-        raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
-    found = _neighbours(request.app.state, session, item_id)
-    if found is None or found.model_id is None and found.requested:
-        raise HTTPException(
-            status_code=503,
-            detail="the similar items are being computed; try again in a moment",
-            headers={"Retry-After": "2"},
-        )
-    chosen = found.neighbours[:limit]
-    ids = [n.item_id for n in chosen]
-    stored = dict(session.execute(sa.select(Item.id, Item.card).where(Item.id.in_(ids))).all())
-    built = cards.build_cards(session, [i for i in ids if stored.get(i) is None])
-    out = []
-    for n in chosen:
-        card = stored.get(n.item_id) or built.get(n.item_id)
-        if card is not None:  # the item was deleted meanwhile otherwise
-            out.append(SimilarItem(**json.loads(card), score=n.score, why=n.why))  # type: ignore[arg-type]
-    return SimilarResponse(item_id=item_id, items=out)
-
-
 # --- OPML --------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/api/feeds.opml",
-    tags=["feeds"],
-    response_class=Response,
-    responses={
-        200: {
-            "description": "OPML 2.0 of the followed feeds",
-            "content": {"text/x-opml": {"schema": {"type": "string"}}},
-        }
-    },
-)
-def feeds_opml(session: SessionDep) -> Response:
-    """Every scheduled, enabled feed as OPML 2.0, for import into a feed reader."""
-    body = opml.feeds_opml(session, dt.datetime.now(dt.UTC))
-    return Response(
-        body,
-        media_type="text/x-opml; charset=utf-8",
-        headers={"Content-Disposition": 'inline; filename="feeds.opml"'},
-    )

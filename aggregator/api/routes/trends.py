@@ -195,7 +195,7 @@ def trends_page(
     end: EndQuery = None,
 ) -> HTMLResponse:
     """What is rising now, per scope, with sparklines and the items behind each trend."""
-    from aggregator.api.pages.public import templates
+    from aggregator.api.html import templates
 
     w, b, scope = _params(window, baseline, category)
     payload = _payload(session, scope, w, b, end)

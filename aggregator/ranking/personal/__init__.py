@@ -72,7 +72,6 @@ from aggregator.ranking.personal.item_matrix import (
     window_bounds,
 )
 from aggregator.ranking.personal.precompute import (
-    LAST_TIMINGS,
     PrecomputeTimings,
     _compile_all,
     precompute,
@@ -115,7 +114,6 @@ __all__ = [
     "BETA",
     "DAY_TOP",
     "GAMMA",
-    "LAST_TIMINGS",
     "MAX_TOPIC_BOOSTS",
     "PRF_DOCS",
     "PRF_WEIGHT",

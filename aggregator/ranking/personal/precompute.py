@@ -124,7 +124,7 @@ def _compile_all(
 
 @dataclass(slots=True)
 class PrecomputeTimings:
-    """Seconds spent in each phase of the last :func:`precompute_all` call (for benchmarks)."""
+    """Seconds spent in each phase of one :func:`precompute_all` call (its ``timings=``)."""
 
     window: float = 0.0
     compile: float = 0.0
@@ -133,7 +133,6 @@ class PrecomputeTimings:
     write: float = 0.0
 
 
-LAST_TIMINGS = PrecomputeTimings()
 _COLUMNS = ("profile", "item_id", "score", "why", "model_id", "topics", "authors", "muted", "published")
 _NO_LIST = "[]"
 
@@ -151,6 +150,7 @@ def precompute_all(
     day_top: int = DAY_TOP,
     why_terms: int = WHY_TERMS,
     write: bool = True,
+    timings: PrecomputeTimings | None = None,
 ) -> int:
     """Score ``profiles`` (n_readers) against the window's items and store each reader's best
     ``top_k`` in ``scores`` (``profile = score_key``; ``why``, ``topics``, ``authors``,
@@ -168,9 +168,15 @@ def precompute_all(
     thread scores the next chunk while this one explains the last. The readers' rows for the
     scored items are then replaced by the new ones (:func:`_write`: upserted in place, the rest
     deleted, so excluded and dropped items disappear). ``write=False`` scores without touching
-    the database (benchmarks). Returns rows written (or that would be written). The caller
-    commits."""
-    timings = PrecomputeTimings()
+    the database (benchmarks); ``timings``, when given, receives the seconds of each phase.
+    Returns rows written (or that would be written). The caller
+    commits.
+
+    Long because it is one batched pass (matrices built once for all readers, then scored,
+    explained and written per chunk), timed step by step; split, the intermediate matrices would
+    have to cross function boundaries.
+    """
+    timings = timings if timings is not None else PrecomputeTimings()
     profiles = list({p.score_key: p for p in profiles}.values())  # one result per reader
     if not profiles:
         return 0
@@ -275,8 +281,6 @@ def precompute_all(
             session, [p.score_key for p in profiles], rows_out, since if item_ids is None else None, item_ids
         )
         timings.write = time.perf_counter() - t4
-    for name in timings.__slots__:  # type: ignore[attr-defined]
-        setattr(LAST_TIMINGS, name, getattr(timings, name))
     return len(rows_out)
 
 

@@ -1,0 +1,230 @@
+"""Topic filters (:class:`aggregator.types.TopicFilter`): stored, listed, created, edited and
+deleted by their owner, and matched against items.
+
+A filter matches an item by case-insensitive phrases in its title and abstract (a phrase must
+start at a word boundary: "agent" matches "agents" but not "reagent"), arXiv categories,
+authors (whole names) and source feed names. With ``match="any"`` one hit of any kind is
+enough; with ``match="all"`` every phrase must occur and each non-empty list of categories,
+authors and sources must have a hit. A negative phrase that occurs rules the item out.
+Functions never commit; errors: ``ReaderError``, ``NotFound``, ``Forbidden``, ``Conflict``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aggregator.accounts.fields import SLUG_RE, clean_list, non_blank_strings
+from aggregator.clock import utcnow
+from aggregator.errors import Conflict, Forbidden, NotFound, ReaderError
+from aggregator.store.tables import (
+    Subscription,
+    Topic,
+)
+from aggregator.types import TopicFilter
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A stored topic filter. ``created_by`` is None for the built-in catalogue."""
+
+    filter: TopicFilter
+    description: str = ""
+    created_by: int | None = None
+    subscribers: int = 0
+
+    @property
+    def slug(self) -> str:
+        return self.filter.slug
+
+
+def topic_filter(row: Topic) -> TopicFilter:
+    """The typed record of a ``topics`` row (blank phrases, names and the like dropped)."""
+    return TopicFilter(
+        slug=row.slug,
+        name=row.name,
+        phrases=non_blank_strings(row.phrases),
+        categories=non_blank_strings(row.categories),
+        authors=non_blank_strings(row.authors),
+        sources=non_blank_strings(row.sources),
+        negative=non_blank_strings(row.negative),
+        match="all" if row.match == "all" else "any",
+    )
+
+
+def _topic_values(topic: TopicFilter) -> dict[str, Any]:
+    return {
+        "slug": topic.slug,
+        "name": topic.name,
+        "phrases": list(topic.phrases),
+        "categories": list(topic.categories),
+        "authors": list(topic.authors),
+        "sources": list(topic.sources),
+        "negative": list(topic.negative),
+        "match": topic.match,
+    }
+
+
+def validate_topic(topic: TopicFilter) -> TopicFilter:
+    """A cleaned copy of ``topic``. Raises :class:`ReaderError` for a bad slug (lower-case
+    letters, digits and inner hyphens, 1-100 characters), an empty name, ``match`` not
+    "any"/"all", or a filter with no positive criterion."""
+    if not isinstance(topic.slug, str) or not SLUG_RE.match(topic.slug):
+        raise ReaderError(f"slug: {topic.slug!r} must be 1-100 lower-case letters, digits and inner hyphens")
+    name = " ".join((topic.name or "").split())
+    if not name or len(name) > 200:
+        raise ReaderError("name: 1 to 200 characters")
+    if topic.match not in ("any", "all"):
+        raise ReaderError("match: 'any' or 'all'")
+    cleaned = TopicFilter(
+        slug=topic.slug,
+        name=name,
+        phrases=tuple(clean_list(topic.phrases, "phrases")),
+        categories=tuple(clean_list(topic.categories, "categories")),
+        authors=tuple(clean_list(topic.authors, "authors")),
+        sources=tuple(clean_list(topic.sources, "sources")),
+        negative=tuple(clean_list(topic.negative, "negative")),
+        match=topic.match,
+    )
+    if not (cleaned.phrases or cleaned.categories or cleaned.authors or cleaned.sources):
+        raise ReaderError("a topic filter needs at least one phrase, category, author or source")
+    return cleaned
+
+
+def _subscriber_counts(session: Session) -> dict[int, int]:
+    return dict(
+        session.execute(
+            sa.select(Subscription.topic_id, sa.func.count()).group_by(Subscription.topic_id)
+        ).all()
+    )
+
+
+def _info(row: Topic, subscribers: int = 0) -> TopicInfo:
+    return TopicInfo(topic_filter(row), row.description or "", row.created_by, subscribers)
+
+
+def list_topics(session: Session) -> list[TopicInfo]:
+    """The whole catalogue: built-in filters first, then readers' in order of creation."""
+    counts = _subscriber_counts(session)
+    rows = session.scalars(sa.select(Topic).order_by(Topic.created_by.is_not(None), Topic.id))
+    return [_info(r, counts.get(r.id, 0)) for r in rows]
+
+
+def _topic_row(session: Session, slug: str) -> Topic:
+    row = session.scalar(sa.select(Topic).where(Topic.slug == slug))
+    if row is None:
+        raise NotFound(f"no topic filter {slug!r}")
+    return row
+
+
+def get_topic(session: Session, slug: str) -> TopicInfo:
+    """One topic filter by slug. Raises :class:`NotFound`."""
+    row = _topic_row(session, slug)
+    return _info(row, _subscriber_counts(session).get(row.id, 0))
+
+
+def create_topic(
+    session: Session,
+    reader_id: int,
+    topic: TopicFilter,
+    description: str = "",
+    now: dt.datetime | None = None,
+) -> TopicInfo:
+    """Save a new topic filter owned by ``reader_id`` (any reader may subscribe to it; only
+    its owner may change or delete it). Raises :class:`ReaderError` (see
+    :func:`validate_topic`) or :class:`Conflict` when the slug is taken."""
+    topic = validate_topic(topic)
+    if session.scalar(sa.select(Topic.id).where(Topic.slug == topic.slug)) is not None:
+        raise Conflict(f"slug: a topic filter {topic.slug!r} already exists")
+    row = Topic(
+        **_topic_values(topic),
+        description=(description or "").strip()[:2000],
+        created_by=reader_id,
+        created_at=now or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return _info(row)
+
+
+def _owned_topic(session: Session, reader_id: int, slug: str) -> Topic:
+    row = _topic_row(session, slug)
+    if row.created_by is None:
+        raise Forbidden(f"topic filter {slug!r} is built in and cannot be changed")
+    if row.created_by != reader_id:
+        raise Forbidden(f"topic filter {slug!r} belongs to another reader")
+    return row
+
+
+def update_topic(
+    session: Session, reader_id: int, slug: str, topic: TopicFilter, description: str | None = None
+) -> TopicInfo:
+    """Replace the criteria (and name, description) of the reader's own topic filter. The slug
+    stays (it is how others subscribed to it). Raises :class:`NotFound`, :class:`Forbidden`
+    (another reader's or a built-in filter) or :class:`ReaderError`."""
+    row = _owned_topic(session, reader_id, slug)
+    values = _topic_values(validate_topic(TopicFilter(**{**_topic_values(topic), "slug": slug})))
+    for key, value in values.items():
+        setattr(row, key, value)
+    if description is not None:
+        row.description = description.strip()[:2000]
+    session.flush()
+    return _info(row, _subscriber_counts(session).get(row.id, 0))
+
+
+def delete_topic(session: Session, reader_id: int, slug: str) -> None:
+    """Delete the reader's own topic filter (and everyone's subscriptions to it). Raises
+    :class:`NotFound` or :class:`Forbidden`."""
+    row = _owned_topic(session, reader_id, slug)
+    session.execute(sa.delete(Subscription).where(Subscription.topic_id == row.id))
+    session.delete(row)
+    session.flush()
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _phrase_re(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z0-9])" + re.escape(_normal(phrase)))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What topic matching looks at: title + abstract text, authors, categories, source feeds."""
+
+    title: str
+    summary: str = ""
+    authors: Sequence[str] = ()
+    categories: Sequence[str] = ()
+    sources: Sequence[str] = ()
+
+
+def match_topic(topic: TopicFilter, item: ItemFacts) -> bool:
+    """Whether ``item`` matches ``topic`` (rules in the module docstring)."""
+    text = _normal(f"{item.title} {item.summary}")
+    if any(_phrase_re(n).search(text) for n in topic.negative):
+        return False
+    phrase_hits = [bool(_phrase_re(p).search(text)) for p in topic.phrases]
+    cats = {c.lower() for c in item.categories}
+    authors = {_normal(a) for a in item.authors}
+    sources = {_normal(s) for s in item.sources}
+    groups = [
+        (topic.categories, any(c.lower() in cats for c in topic.categories)),
+        (topic.authors, any(_normal(a) in authors for a in topic.authors)),
+        (topic.sources, any(_normal(s) in sources for s in topic.sources)),
+    ]
+    if topic.match == "all":
+        return (
+            all(phrase_hits)
+            and all(hit for values, hit in groups if values)
+            and bool(topic.phrases or any(values for values, _ in groups))
+        )
+    return any(phrase_hits) or any(hit for _, hit in groups)
+
+

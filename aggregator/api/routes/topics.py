@@ -1,0 +1,167 @@
+"""Topic filters and subscriptions: ``/api/topics`` (the catalogue and readers' own filters)
+and ``/api/me/subscriptions``. Anonymous callers may list and read; changes need a token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
+
+from aggregator.accounts import subscriptions, topic_filters
+from aggregator.api import rescoring
+from aggregator.api.auth import OptionalReaderDep, ReaderDep
+from aggregator.api.deps import AUTH_401, BAD_422, OPTIONAL_AUTH, SessionDep
+from aggregator.api.me_schemas import (
+    SubscriptionIn,
+    TopicFields,
+    TopicIn,
+    TopicOut,
+)
+from aggregator.types import TopicFilter
+
+router = APIRouter()
+
+
+def _topic_out(t: topic_filters.TopicInfo, reader_id: int | None, subscribed: set[str]) -> TopicOut:
+    f = t.filter
+    return TopicOut(
+        slug=f.slug,
+        name=f.name,
+        description=t.description,
+        phrases=list(f.phrases),
+        categories=list(f.categories),
+        authors=list(f.authors),
+        sources=list(f.sources),
+        negative=list(f.negative),
+        match=f.match,
+        builtin=t.created_by is None,
+        mine=reader_id is not None and t.created_by == reader_id,
+        subscribed=f.slug in subscribed,
+        subscribers=t.subscribers,
+    )
+
+
+def _subscribed(session: Session, reader_id: int | None) -> set[str]:
+    if reader_id is None:
+        return set()
+    return {t.slug for t in subscriptions.list_subscriptions(session, reader_id)}
+
+
+def _filter(slug: str, body: TopicFields) -> TopicFilter:
+    return TopicFilter(
+        slug=slug,
+        name=body.name,
+        phrases=tuple(body.phrases),
+        categories=tuple(body.categories),
+        authors=tuple(body.authors),
+        sources=tuple(body.sources),
+        negative=tuple(body.negative),
+        match=body.match,
+    )
+
+
+@router.get(
+    "/api/topics",
+    response_model=list[TopicOut],
+    tags=["topics"],
+    responses=AUTH_401,
+    openapi_extra=OPTIONAL_AUTH,
+)
+def list_topics(session: SessionDep, reader: OptionalReaderDep) -> list[TopicOut]:
+    """The catalogue of topic filters (built-in ones first). With a bearer token, ``mine`` and
+    ``subscribed`` say which are yours and which you follow."""
+    rid = reader.id if reader else None
+    subs = _subscribed(session, rid)
+    return [_topic_out(t, rid, subs) for t in topic_filters.list_topics(session)]
+
+
+@router.post(
+    "/api/topics",
+    response_model=TopicOut,
+    status_code=201,
+    tags=["topics"],
+    responses={**AUTH_401, 409: {"description": "slug taken"}, **BAD_422},
+)
+def create_topic(body: TopicIn, reader: ReaderDep, session: SessionDep) -> TopicOut:
+    """Save a topic filter that anyone can subscribe to; only you can change or delete it."""
+    t = topic_filters.create_topic(session, reader.id, _filter(body.slug, body), body.description)
+    session.commit()
+    return _topic_out(t, reader.id, set())
+
+
+@router.get(
+    "/api/topics/{slug}",
+    response_model=TopicOut,
+    tags=["topics"],
+    responses={404: {"description": "no such topic filter"}},
+    openapi_extra=OPTIONAL_AUTH,
+)
+def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> TopicOut:
+    """One topic filter."""
+    t = topic_filters.get_topic(session, slug)
+    rid = reader.id if reader else None
+    return _topic_out(t, rid, _subscribed(session, rid))
+
+
+@router.put(
+    "/api/topics/{slug}",
+    response_model=TopicOut,
+    tags=["topics"],
+    responses={**AUTH_401, 403: {"description": "not your topic filter"}, 404: {}, **BAD_422},
+)
+def update_topic(slug: str, body: TopicFields, reader: ReaderDep, session: SessionDep) -> TopicOut:
+    """Change one of your topic filters (the slug stays)."""
+    t = topic_filters.update_topic(session, reader.id, slug, _filter(slug, body), body.description)
+    session.commit()
+    return _topic_out(t, reader.id, _subscribed(session, reader.id))
+
+
+@router.delete(
+    "/api/topics/{slug}",
+    status_code=204,
+    tags=["topics"],
+    response_class=Response,
+    responses={**AUTH_401, 403: {"description": "not your topic filter"}, 404: {}},
+)
+def delete_topic(slug: str, reader: ReaderDep, session: SessionDep) -> Response:
+    """Delete one of your topic filters, and every subscription to it."""
+    topic_filters.delete_topic(session, reader.id, slug)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/api/me/subscriptions", response_model=list[TopicOut], tags=["me"], responses=AUTH_401)
+def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]:
+    """The topic filters you follow; the digest labels items with them."""
+    subs = subscriptions.list_subscriptions(session, reader.id)
+    slugs = {t.slug for t in subs}
+    return [_topic_out(t, reader.id, slugs) for t in subs]
+
+
+@router.post(
+    "/api/me/subscriptions",
+    response_model=TopicOut,
+    status_code=201,
+    tags=["me"],
+    responses={**AUTH_401, 404: {"description": "no such topic filter"}, **BAD_422},
+)
+def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session: SessionDep) -> TopicOut:
+    """Follow a topic filter (again is harmless)."""
+    t = subscriptions.subscribe(session, reader.id, body.topic)
+    session.commit()
+    rescoring.after_change(request.app.state, session, reader.id)
+    return _topic_out(t, reader.id, _subscribed(session, reader.id))
+
+
+@router.delete(
+    "/api/me/subscriptions/{topic}",
+    status_code=204,
+    tags=["me"],
+    response_class=Response,
+    responses={**AUTH_401, 404: {"description": "you do not follow that topic filter"}},
+)
+def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: SessionDep) -> Response:
+    """Stop following a topic filter."""
+    subscriptions.unsubscribe(session, reader.id, topic)
+    session.commit()
+    rescoring.after_change(request.app.state, session, reader.id)
+    return Response(status_code=204)

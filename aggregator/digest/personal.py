@@ -1,0 +1,148 @@
+"""A reader's own digest: the day's items in the reader's precomputed order (``scores`` rows
+under ``reader:<id>``), grouped by subscribed topic filter, with muted items hidden and counted.
+Falls back to the public order when the reader has no scores yet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aggregator.accounts.feedback import feedback_of
+from aggregator.accounts.profiles import build_profile
+from aggregator.accounts.topic_filters import ItemFacts, _normal, _phrase_re, match_topic
+from aggregator.digest.public import (
+    DEFAULT_PROFILE,
+    Digest,
+    DigestEntry,
+    build_digest,
+    day_window,
+    default_day,
+)
+from aggregator.store.tables import (
+    Score,
+)
+from aggregator.types import ReaderProfile, TopicFilter
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderEntry:
+    """A digest entry with the reader's labels: matched topic filter slugs, followed authors
+    on the item, and the reader's vote (1, -1 or 0)."""
+
+    entry: DigestEntry
+    topics: list[str]
+    followed_authors: list[str]
+    feedback: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicGroup:
+    slug: str | None  # None: items matching none of the reader's topic filters
+    name: str
+    items: list[ReaderEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderDigest:
+    """The reader's digest. ``profile`` is the ``scores.profile`` read: ``reader:<id>``, or
+    ``default`` when the reader has no scores in this window yet. ``total`` counts the
+    window's items before muted and excluded ones are dropped; ``hidden`` how many of those
+    looked at were dropped."""
+
+    digest: Digest
+    profile: str
+    items: list[ReaderEntry]
+    hidden: int = 0
+    topics: list[TopicFilter] = field(default_factory=list)
+
+    def groups(self) -> list[TopicGroup]:
+        """Items grouped by the reader's topic filters (an item in each group it matches, in
+        rank order), then the items matching none; empty groups are left out."""
+        out = [TopicGroup(t.slug, t.name, [e for e in self.items if t.slug in e.topics]) for t in self.topics]
+        out.append(TopicGroup(None, "Other", [e for e in self.items if not e.topics]))
+        return [g for g in out if g.items]
+
+
+def _hidden_by_profile(p: ReaderProfile, e: DigestEntry) -> bool:
+    cats = {c.lower() for c in e.categories}
+    if any(c.lower() in cats for c in p.exclude_categories):
+        return True
+    sources = {_normal(s) for s in e.sources}
+    if any(_normal(s) in sources for s in p.exclude_sources):
+        return True
+    text = _normal(f"{e.title} {e.summary}")
+    return any(_phrase_re(m).search(text) for m in p.muted)
+
+
+def reader_digest(
+    session: Session,
+    tz: zoneinfo.ZoneInfo,
+    reader_id: int,
+    day: dt.date | None = None,
+    days: int = 1,
+    limit: int = 50,
+) -> ReaderDigest:
+    """The reader's ranked digest of the ``days`` local days (time zone ``tz``) ending ``day``,
+    best first: the reader's precomputed scores (``reader:<id>``), or the default profile's
+    when the reader has none in the window. Items with a muted phrase or author, an excluded
+    category or an excluded source are left out (with precomputed scores: the rows marked
+    ``muted``, all of the window's counted in ``hidden``; excluded items have no rows). Each
+    item is labelled with the reader's subscribed topic filters it matches and the followed
+    authors on it. Reads only; nothing is scored here. ``GET /api/me/digest`` serves the same
+    digest from :mod:`aggregator.digest.served`; this is the path of the pages, the Atom feed and of
+    readers without precomputed scores.
+
+    Long because it assembles the reader's digest (scores, fallback, mute rule, groups) from one
+    set of rows.
+    """
+    profile = build_profile(session, reader_id)
+    key = profile.score_key
+    if day is None:
+        day = default_day(session, tz)
+    start, end = day_window(day, days, tz)
+    in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
+    has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1))
+    personal = has_scores is not None
+    kept: list[DigestEntry] = []
+    hidden = 0
+    if personal:  # muted rows were marked when the scores were precomputed
+        digest = build_digest(session, tz, day, days, limit, profile=key, scored_only=True, hide_muted=True)
+        kept = digest.items
+        hidden = session.scalar(sa.select(sa.func.count()).where(in_window, Score.muted.is_(True))) or 0
+    else:  # the default profile's order, filtered by the reader's profile as it is read
+        key = DEFAULT_PROFILE
+        offset, batch = 0, limit + 20
+        while len(kept) < limit:
+            digest = build_digest(session, tz, day, days, limit=batch, offset=offset, profile=key)
+            for e in digest.items:
+                if _hidden_by_profile(profile, e):
+                    hidden += 1
+                elif len(kept) < limit:
+                    kept.append(e)
+            offset += batch
+            if len(digest.items) < batch:
+                break
+    votes = feedback_of(session, reader_id, [e.id for e in kept])
+    followed = {_normal(a): a for a in profile.followed_authors}
+    subscribed = {t.slug for t in profile.topics}
+    items = []
+    for e in kept:
+        if personal and e.stored_topics is not None:  # matched when the scores were precomputed
+            topics = [t for t in e.stored_topics if t in subscribed]
+        else:
+            facts = ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
+            topics = [t.slug for t in profile.topics if match_topic(t, facts)]
+        if personal and e.stored_authors is not None:
+            authors = list(e.stored_authors)
+        else:
+            authors = [a for a in e.authors if _normal(a) in followed]
+        items.append(ReaderEntry(e, topics=topics, followed_authors=authors, feedback=votes.get(e.id, 0)))
+    return ReaderDigest(
+        Digest(day, days, start, end, digest.total, kept), key, items, hidden, list(profile.topics)
+    )
+
+
