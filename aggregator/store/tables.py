@@ -423,3 +423,35 @@ class EmailSend(Base):
     scheduled_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+# --- arXiv metadata snapshot import (issue 15) -------------------------------------------------
+
+
+class SnapshotImport(Base):
+    """Where an ``aggregator import-snapshot`` of one file with one filter stopped.
+
+    ``fingerprint`` names the file's content (size and SHA-1 of its first 64 KiB), ``filter``
+    the options (``categories=cs.CV,cs.LG;since=2020-01-01``): another snapshot, or the same
+    one with other options, starts from line 1. ``offset`` (bytes) and ``line`` are those of the
+    first line not yet imported; they are written in the transaction that stores the lines
+    before them. ``bad_lines`` holds the first 100 bad lines as ``[line, reason]``.
+    """
+
+    __tablename__ = "snapshot_imports"
+    __table_args__ = (sa.UniqueConstraint("fingerprint", "filter", name="uq_snapshot_imports"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(80))
+    filter: Mapped[str] = mapped_column(sa.String(2000))
+    path: Mapped[str] = mapped_column(sa.Text)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    line: Mapped[int] = mapped_column(default=0)
+    kept: Mapped[int] = mapped_column(default=0)
+    new: Mapped[int] = mapped_column(default=0)
+    bad: Mapped[int] = mapped_column(default=0)
+    bad_lines: Mapped[list[Any]] = mapped_column(default=list)
+    done: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
