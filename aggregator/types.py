@@ -53,7 +53,9 @@ class ParsedEntry:
 
     ``key`` is the identity of the item across feeds: ``arxiv:<id without version>`` for papers,
     the normalised link (falling back to ``guid:<guid>``) for posts. ``summary`` is plain text;
-    ``summary_html`` is sanitised HTML for display (posts only). ``published`` is UTC; when the
+    ``summary_html`` is sanitised HTML for display (posts only): of the entry's summary when it has one,
+    else of its content; ``content_html`` is the full content when the entry has both (item page,
+    search). ``published`` is UTC; when the
     feed gave no usable date it is the fetch time and ``date_from_fetch`` is true.
     """
 
@@ -73,6 +75,7 @@ class ParsedEntry:
     version: int | None = None
     announce_type: AnnounceType | None = None
     comment: str | None = None
+    content_html: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,11 +337,13 @@ def test_ghost_content_encoded_and_author() -> None:
     assert first.guid == "69879dd077c3d76051ac158f"
     assert first.categories == ("Ethics", "Human factors", "Impacts")
     assert first.published == dt.datetime(2026, 2, 18, 23, 25, 52, tzinfo=UTC)
-    # the description is a teaser; summary_html comes from the (longer) content:encoded
+    # the description is a teaser (summary, digest); content:encoded is kept whole (content_html)
     assert first.summary.startswith("Preface This essay argues that rational people don’t have goals")
     assert first.summary_html is not None and "<h2>Preface</h2>" in first.summary_html
-    assert len(first.summary_html) > 20_000
-    assert "kg-card-begin" not in first.summary_html  # HTML comments stripped
+    assert len(first.summary_html) < 1000
+    assert first.content_html is not None and "<h2>Preface</h2>" in first.content_html
+    assert len(first.content_html) > 20_000
+    assert "kg-card-begin" not in first.content_html  # HTML comments stripped
 
 
 def test_atom_entries_inherit_feed_author() -> None:
@@ -394,7 +396,8 @@ def test_feed_linking_to_arxiv_is_still_a_blog() -> None:
         ("feedparser-illformed_undeclared_namespace.xml", 0, "malformed XML: unbound prefix"),
         ("feedparser-illformed_rss_item_link_corrupted_ampersands.xml", 1, "malformed XML"),
         ("feedparser-illformed_chardet_gb2312.xml", 1, "character encoding: document declared as utf-8"),
-        ("feedparser-encoding_double-encoded-html.xml", 0, "no title, link or guid and was skipped"),
+        # description-only: kept (RSS 2.0 allows it), its UTF-8 read as Latin-1 repaired to "…"
+        ("feedparser-encoding_double-encoded-html.xml", 1, "no usable date"),
     ],
 )
 def test_feedparser_edge_cases(name: str, entries: int, problem: str) -> None:
@@ -466,9 +469,10 @@ def test_hostile_html_is_sanitised() -> None:
     assert entry.url == "https://Evil.Example/posts/one/?utm_source=rss&id=7&utm_medium=feed#comments"
     assert entry.published == dt.datetime(2026, 8, 4, 8, 0, tzinfo=UTC)
     assert entry.summary == "Hello world"  # the description, tags and script gone
-    html = entry.summary_html
+    assert entry.summary_html == "<p>Hello\n    world</p>"
+    html = entry.content_html  # content:encoded, kept whole beside the summary
     assert html is not None
-    lowered = html.lower()
+    lowered = (html + entry.summary_html).lower()
     for bad in (
         "<script",
         "alert",
@@ -484,7 +488,7 @@ def test_hostile_html_is_sanitised() -> None:
         "<svg",
     ):
         assert bad not in lowered, bad
-    assert '<img src="https://evil.example/posts/one/x.png">' in html  # resolved against the entry link
+    assert '<img src="https://evil.example/x.png">' in html  # resolved against the feed's URL
     assert '<a href="https://evil.example/relative/page" rel="noopener noreferrer">relative</a>' in html
     assert '<a href="https://ok.example/" rel="noopener noreferrer">fine</a>' in html
     assert "a trap" in html
@@ -531,11 +535,12 @@ def test_duplicates_and_empty_entries() -> None:
       <pubDate>Wed, 19 Aug 2026 08:00:00 GMT</pubDate></item>
     </channel></rss>"""
     feed = parse_feed(body, fetched_at=FETCHED)
-    assert [(e.key, e.title) for e in feed.entries] == [
-        ("https://d.example/a", "first"),
-        ("guid:abc-123", "guid only"),
-    ]
-    assert "1 entry had no title, link or guid and was skipped" in feed.problems
+    keys = [(e.key, e.title) for e in feed.entries]
+    assert keys[0] == ("https://d.example/a", "first")
+    # a description-only item is kept: a key from its text, a title from its start
+    assert keys[1][0].startswith("text:") and keys[1][1] == "nothing to name it by"
+    assert keys[2] == ("guid:abc-123", "guid only")
+    assert not any("skipped" in p for p in feed.problems)
     assert "1 entry repeated a key already in the document; kept the first" in feed.problems
 
 

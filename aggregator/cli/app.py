@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 # the command modules register their commands on ``app`` when imported
-from aggregator.cli import admin, feeds, read, serve  # noqa: F401
+from aggregator.cli import admin, feeds, read, serve, snapshot  # noqa: F401
 from aggregator.cli.common import app, db_app, email_app, feeds_app, users_app
 
 app.add_typer(db_app, name="db")

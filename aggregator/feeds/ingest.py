@@ -113,6 +113,7 @@ def _item_row(entry: ParsedEntry, digest: str, now: dt.datetime) -> dict[str, ob
     return {
         "key": entry.key,
         "kind": entry.kind,
+        "content_html": entry.content_html,
         "arxiv_id": entry.arxiv_id,
         "version": entry.version,
         "title": entry.title,

@@ -58,6 +58,12 @@ def mentions(text: str) -> dict[str, str]:
     return found
 
 
+def _html_col() -> Any:
+    """A post's summary HTML and full content HTML (issue 15 keeps both), as ``summary_html``."""
+    both = sa.func.coalesce(Item.summary_html, "") + "\n" + sa.func.coalesce(Item.content_html, "")
+    return both.label("summary_html")
+
+
 def post_text(title: str, summary: str, summary_html: str | None, url: str | None) -> str:
     """Everything of a post that may mention a paper: link, title, summary, raw HTML (for hrefs)
     and the HTML's text."""
@@ -117,7 +123,7 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
     for i in range(0, len(ids), 500):
         new_rows += session.execute(
             sa.select(
-                Item.id, Item.kind, Item.arxiv_id, Item.title, Item.summary, Item.summary_html, Item.url
+                Item.id, Item.kind, Item.arxiv_id, Item.title, Item.summary, _html_col(), Item.url
             ).where(Item.id.in_(ids[i : i + 500]))
         ).all()
     new_posts = [
@@ -139,7 +145,7 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
         posts = [
             (r.id, post_text(r.title, r.summary, r.summary_html, r.url))
             for r in session.execute(
-                sa.select(Item.id, Item.title, Item.summary, Item.summary_html, Item.url).where(
+                sa.select(Item.id, Item.title, Item.summary, _html_col(), Item.url).where(
                     Item.kind == "post"
                 )
             )

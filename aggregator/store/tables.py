@@ -93,6 +93,7 @@ class Item(Base):
     authors: Mapped[list[Any]] = mapped_column(default=list)
     summary: Mapped[str] = mapped_column(sa.Text, default="")
     summary_html: Mapped[str | None] = mapped_column(sa.Text)
+    content_html: Mapped[str | None] = mapped_column(sa.Text)  # issue 15: full content beside the summary
     categories: Mapped[list[Any]] = mapped_column(default=list)
     primary_category: Mapped[str | None] = mapped_column(sa.String(64))
     comment: Mapped[str | None] = mapped_column(sa.Text)
@@ -439,3 +440,35 @@ class TrendLexicon(Base):
     through: Mapped[dt.date]
     learned_at: Mapped[dt.datetime]
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+# --- arXiv metadata snapshot import (issue 15) -------------------------------------------------
+
+
+class SnapshotImport(Base):
+    """Where an ``aggregator import-snapshot`` of one file with one filter stopped.
+
+    ``fingerprint`` names the file's content (size and SHA-1 of its first 64 KiB), ``filter``
+    the options (``categories=cs.CV,cs.LG;since=2020-01-01``): another snapshot, or the same
+    one with other options, starts from line 1. ``offset`` (bytes) and ``line`` are those of the
+    first line not yet imported; they are written in the transaction that stores the lines
+    before them. ``bad_lines`` holds the first 100 bad lines as ``[line, reason]``.
+    """
+
+    __tablename__ = "snapshot_imports"
+    __table_args__ = (sa.UniqueConstraint("fingerprint", "filter", name="uq_snapshot_imports"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(80))
+    filter: Mapped[str] = mapped_column(sa.String(2000))
+    path: Mapped[str] = mapped_column(sa.Text)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    line: Mapped[int] = mapped_column(default=0)
+    kept: Mapped[int] = mapped_column(default=0)
+    new: Mapped[int] = mapped_column(default=0)
+    bad: Mapped[int] = mapped_column(default=0)
+    bad_lines: Mapped[list[Any]] = mapped_column(default=list)
+    done: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]

@@ -1,0 +1,162 @@
+"""``aggregator import-snapshot`` on the real 200-line head of arXiv's Kaggle metadata snapshot,
+on SQLite and PostgreSQL: dates from the first version, idempotent re-import, resume after a
+stop, the category and date filters, bad lines reported with their numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from aggregator.feeds.snapshot import SNAPSHOT_FEED_NAME, SnapshotFilter, import_snapshot
+from aggregator.store.tables import Feed, Item, ItemSource, SnapshotImport
+from tests.conftest import DATA
+
+SAMPLE = DATA / "bulk" / "kaggle-arxiv-metadata-oai-snapshot-head200-wanng-ide.jsonl"
+PAPERS = [json.loads(line) for line in SAMPLE.read_bytes().splitlines()]
+
+
+def _counts(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        items = conn.scalar(sa.select(sa.func.count()).select_from(Item))
+        sources = conn.scalar(sa.select(sa.func.count()).select_from(ItemSource))
+    return int(items or 0), int(sources or 0)
+
+
+def _keys(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(sa.select(Item.arxiv_id)))
+
+
+def test_every_paper_with_its_first_version_date(engine: sa.Engine) -> None:
+    report = import_snapshot(engine, SAMPLE, batch_size=64)
+    assert (report.lines, report.kept, report.new, report.bad, report.done) == (200, 200, 200, 0, True)
+    with engine.connect() as conn:
+        rows = {r.arxiv_id: r for r in conn.execute(sa.select(Item))}
+        feeds = conn.execute(sa.select(Feed.id, Feed.name, Feed.scheduled)).all()
+        sources = conn.execute(sa.select(ItemSource.feed_id, ItemSource.version)).all()
+    assert [(name, scheduled) for _, name, scheduled in feeds] == [(SNAPSHOT_FEED_NAME, False)]
+    assert len(sources) == 200 and {f for f, _ in sources} == {feeds[0].id}
+    for paper in PAPERS:
+        row = rows[paper["id"]]
+        first = email.utils.parsedate_to_datetime(paper["versions"][0]["created"])
+        assert row.published == first.astimezone(dt.UTC)
+        assert row.version == int(paper["versions"][-1]["version"][1:])
+        assert row.title == " ".join(paper["title"].split())
+        assert row.summary == " ".join(paper["abstract"].split())
+        assert row.categories == paper["categories"].split()
+        assert row.primary_category == paper["categories"].split()[0]
+        assert row.url == f"https://arxiv.org/abs/{paper['id']}"
+        assert len(row.authors) == len(paper["authors_parsed"])
+    first = rows["0704.0001"]
+    assert first.published == dt.datetime(2007, 4, 2, 19, 18, 42, tzinfo=dt.UTC)  # v1, not v2 (July)
+    assert first.authors == ["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C. -P. Yuan"]
+    assert first.comment == "37 pages, 15 figures; published version"
+
+
+def test_import_again_adds_nothing(engine: sa.Engine) -> None:
+    import_snapshot(engine, SAMPLE)
+    before = _counts(engine)
+    again = import_snapshot(engine, SAMPLE)  # the checkpoint says finished: nothing read
+    assert (again.lines, again.new, again.done, again.resumed) == (0, 0, True, True)
+    reread = import_snapshot(engine, SAMPLE, restart=True)  # every line read again: all known
+    assert (reread.lines, reread.new, reread.updated, reread.unchanged) == (200, 0, 0, 200)
+    assert _counts(engine) == before == (200, 200)
+
+
+def test_a_stopped_import_resumes_at_the_first_line_not_stored(engine: sa.Engine) -> None:
+    def stop(report) -> None:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # Ctrl-C right after the first batch was committed
+
+    with pytest.raises(KeyboardInterrupt):
+        import_snapshot(engine, SAMPLE, batch_size=50, progress=stop)
+    assert _counts(engine) == (50, 50)
+    part = import_snapshot(engine, SAMPLE, batch_size=50, max_lines=70)
+    assert (part.first_line, part.lines, part.new, part.done) == (51, 70, 70, False)
+    rest = import_snapshot(engine, SAMPLE, batch_size=50)
+    assert (rest.first_line, rest.lines, rest.new, rest.done, rest.total_new) == (121, 80, 80, True, 200)
+    assert _keys(engine) == {p["id"] for p in PAPERS}
+    with engine.connect() as conn:
+        cp = conn.execute(sa.select(SnapshotImport)).one()
+    assert (cp.line, cp.offset, cp.kept, cp.new, cp.done) == (200, SAMPLE.stat().st_size, 200, 200, True)
+
+
+def test_category_and_since_filters(engine: sa.Engine) -> None:
+    def cats(p: dict) -> list[str]:
+        return p["categories"].split()
+
+    want_math_co = {p["id"] for p in PAPERS if "math.CO" in cats(p)}
+    report = import_snapshot(engine, SAMPLE, SnapshotFilter(frozenset({"math.CO"})))
+    assert report.kept == len(want_math_co) > 0 and _keys(engine) == want_math_co
+    # an archive keeps each of its categories; another filter is another checkpoint
+    want_cs = {p["id"] for p in PAPERS if any(c.startswith("cs.") for c in cats(p))}
+    import_snapshot(engine, SAMPLE, SnapshotFilter(frozenset({"cs"})))
+    assert _keys(engine) == want_math_co | want_cs
+    since = dt.date(2007, 4, 2)
+    want_since = {
+        p["id"]
+        for p in PAPERS
+        if email.utils.parsedate_to_datetime(p["versions"][0]["created"]).date() >= since
+    }
+    assert 0 < len(want_since) < 200
+    report = import_snapshot(engine, SAMPLE, SnapshotFilter(since=since))
+    assert report.kept == len(want_since)
+    assert _keys(engine) == want_math_co | want_cs | want_since
+
+
+def test_bad_lines_are_reported_with_their_numbers(engine: sa.Engine, tmp_path: Path) -> None:
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)[:20]
+    no_versions = {k: v for k, v in PAPERS[5].items() if k != "versions"}
+    bad_date = {**PAPERS[6], "versions": [{"version": "v1", "created": "sometime in 2007"}]}
+    lines[2] = lines[2][:100] + b"\n"  # a line cut short
+    lines[5] = json.dumps(no_versions).encode() + b"\n"
+    lines[6] = json.dumps(bad_date).encode() + b"\n"
+    lines[9] = json.dumps({**PAPERS[9], "id": "not-an-id"}).encode() + b"\n"
+    lines[12] = b"\xff\xfe garbage\n"
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(b"".join(lines))
+    report = import_snapshot(engine, path, batch_size=7)
+    assert (report.lines, report.bad, report.kept, report.done) == (20, 5, 15, True)
+    assert [n for n, _ in report.bad_lines] == [3, 6, 7, 10, 13]
+    reasons = dict(report.bad_lines)
+    assert reasons[3].startswith("broken JSON")
+    assert reasons[6] == "missing field 'versions'"
+    assert reasons[7] == "unreadable version date 'sometime in 2007'"
+    assert reasons[10] == "not an arXiv id: 'not-an-id'"
+    assert reasons[13] == "not UTF-8 text"
+    assert len(_keys(engine)) == 15
+    with engine.connect() as conn:
+        cp = conn.execute(sa.select(SnapshotImport)).one()
+    assert cp.bad == 5 and [n for n, _ in cp.bad_lines] == [3, 6, 7, 10, 13]
+
+
+def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.cli.app import app
+
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    path = tmp_path / "arxiv-metadata-oai-snapshot.json"
+    path.write_bytes(b"".join(lines[:30]) + b"{broken\n" + b"".join(lines[30:]))
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text('[[feeds]]\nname = "x"\nurl = "http://127.0.0.1:9/x"\n')
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    runner = CliRunner()
+    args = ["import-snapshot", str(path), "--categories", "math.CO,hep-th", "--no-trends"]
+    result = runner.invoke(app, [*args, "--max-lines", "100"])
+    assert result.exit_code == 0, result.output
+    assert "not finished (run again to resume)" in result.output
+    assert "bad line 31: broken JSON" in result.output
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "from line 101" in result.output and "finished" in result.output
+    want = {p["id"] for p in PAPERS if {"math.CO", "hep-th"} & set(p["categories"].split())}
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    assert _keys(engine) == want
+    engine.dispose()
+    result = runner.invoke(app, ["import-snapshot", str(path), "--categories", "cs.XX"])
+    assert result.exit_code == 2 and "unknown arXiv category cs.XX" in result.output
