@@ -18,10 +18,12 @@ from aggregator.api import errors
 from aggregator.api.fastlane import DigestFastLane
 from aggregator.api.limits import BodySizeLimit, RateLimit
 from aggregator.api.pages import account as reader_pages
+from aggregator.api.pages import library as library_pages
 from aggregator.api.pages import public as pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
+from aggregator.api.routes import library as library_routes
 from aggregator.api.routes import me
 from aggregator.api.routes import trends as trends_routes
 from aggregator.config import Settings, get_settings
@@ -96,7 +98,9 @@ def create_app(
     app.include_router(trends_routes.router)
     app.include_router(me.router)
     app.include_router(my_feeds.router)
+    app.include_router(library_routes.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
+    app.include_router(library_pages.router, include_in_schema=False)
     app.include_router(email_routes.router)
     return app
 

@@ -349,6 +349,7 @@ def _body(
     if stale:
         cards.update((i, _opened(card)) for i, card in build_cards(Session(bind=conn), stale).items())
     votes, subscribed = reader.votes, reader.subscribed
+    read = read_marks(conn, reader.id, [row[4] for row in rows])
     parts = []
     for score, why, topics, followed, item_id, _ in rows:
         card = cards.get(item_id)
@@ -358,7 +359,7 @@ def _body(
         parts.append(
             f',"score":{round(score, 4)!r},"why":{why or "[]"},'
             f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
-            f'"feedback":{votes.get(item_id, 0)}}},'.encode()
+            f'"feedback":{votes.get(item_id, 0)},"read":{"true" if item_id in read else "false"}}},'.encode()
         )
     if parts:
         parts[-1] = parts[-1][:-1]  # no comma after the last item
@@ -368,6 +369,26 @@ def _body(
         f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
     )
     return head.encode() + b"".join(parts) + b'],"groups":null}'
+
+
+_READ = {
+    "sqlite": sa.text(
+        "SELECT item_id FROM read_marks WHERE reader_id = :r"
+        " AND item_id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "postgresql": sa.text("SELECT item_id FROM read_marks WHERE reader_id = :r AND item_id = ANY(:ids)"),
+}
+
+
+def read_marks(conn: sa.Connection, reader_id: int, ids: list[int]) -> set[int]:
+    """Which of ``ids`` the reader has read or seen (``read_marks``, issue 13): one query on
+    its primary key, none when ``ids`` is empty."""
+    if not ids:
+        return set()
+    name = conn.dialect.name
+    params = {"r": reader_id, "ids": json_text(ids) if name == "sqlite" else ids}
+    rows = _fetch(conn, [(_READ[name], params)])[0]
+    return {row[0] for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

@@ -422,3 +422,55 @@ class EmailSend(Base):
     scheduled_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+# --- library, read state, venues and code links (issue 13, part A) ----------------------------
+
+
+class LibraryItem(Base):
+    """An item a reader saved, with their free tags (``tags``: a JSON list of strings, in the
+    reader's order; mirrored one row per tag in ``library_tags`` for filtering) and a note.
+    Bounds: :mod:`aggregator.accounts.library`."""
+
+    __tablename__ = "library_items"
+    __table_args__ = (sa.Index("ix_library_items_reader_saved", "reader_id", "saved_at", "item_id"),)
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    saved_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class LibraryTag(Base):
+    """One tag of one saved item (the ``?tag=`` filter reads ``ix_library_tags_reader_tag``)."""
+
+    __tablename__ = "library_tags"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["reader_id", "item_id"],
+            ["library_items.reader_id", "library_items.item_id"],
+            ondelete="CASCADE",
+        ),
+        sa.Index("ix_library_tags_reader_tag", "reader_id", "tag"),
+    )
+
+    reader_id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class ReadMark(Base):
+    """An item a reader has read (``how``: ``opened`` through ``/me/items/{id}/open``,
+    ``marked`` by hand, ``seen`` when it was shown on an earlier day and announced again).
+    ``published`` is the item's publication time, copied: a day's marks are one index range."""
+
+    __tablename__ = "read_marks"
+    __table_args__ = (sa.Index("ix_read_marks_reader_published", "reader_id", "published"),)
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    how: Mapped[str] = mapped_column(sa.String(8))
+    read_at: Mapped[dt.datetime]
+    published: Mapped[dt.datetime]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from aggregator.accounts import readers
+from aggregator.accounts import library, readers
 from aggregator.api import auth, rescoring
 from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
@@ -148,6 +148,7 @@ def reader_digest_page(
             "here": here,
             "group": group,
             "failing": failing_feeds(session),
+            **library.marks_for_page(session, ws.reader_id, [e.entry.id for e in d.items]),
         },
     )
 

@@ -23,7 +23,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import library, readers
 from aggregator.api import rescoring
 from aggregator.api.auth import BearerCredentials, OptionalReaderDep, ReaderDep, unauthorized
 from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
@@ -112,9 +112,10 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: readers.ReaderEntry, ranked: bool = True) -> ReaderItem:
+def _reader_item(e: readers.ReaderEntry, ranked: bool = True, read: bool = False) -> ReaderItem:
     base = digest_item(e.entry, ranked).model_dump()
-    return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
+    labels = {"topics": e.topics, "followed_authors": e.followed_authors, "feedback": e.feedback}
+    return ReaderItem(**base, **labels, read=read)  # type: ignore[arg-type]
 
 
 GroupQuery = Annotated[
@@ -166,7 +167,8 @@ def _reader_digest_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         d = readers.reader_digest(session, settings.tz, reader_id, day, days, limit)
-    items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
+        read = library.read_ids(session, reader_id, [e.entry.id for e in d.items])
+    items = {e.entry.id: _reader_item(e, d.digest.ranked, e.entry.id in read) for e in d.items}
     groups = None
     if group == "topic":
         groups = [
