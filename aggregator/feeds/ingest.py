@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
 from aggregator.digest import cards
+from aggregator.feeds.venues import extract
 from aggregator.store.db import insert
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
@@ -123,6 +124,7 @@ def _item_row(entry: ParsedEntry, digest: str, now: dt.datetime) -> dict[str, ob
         "categories": list(entry.categories),
         "primary_category": entry.primary_category,
         "comment": entry.comment,
+        **extract(entry.comment, None, entry.summary).columns(),
         "guid": entry.guid,
         "published": entry.published,
         "date_from_fetch": entry.date_from_fetch,
@@ -157,6 +159,9 @@ def write_entries(
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
             values.pop(keep)
+        if entry.comment is None:  # RSS carries no comment: keep the API's (and its venue)
+            for keep in ("comment", "venue", "venue_year", "venue_workshop", "venue_label"):
+                values.pop(keep)
         session.execute(sa.update(Item).where(Item.id == item_id).values(**values, card=None))
     summary.updated = len(plan.update)
     ids = {k: s.id for k, s in load_stored(session, keys).items()}

@@ -104,6 +104,16 @@ class Item(Base):
     updated_at: Mapped[dt.datetime]
     #: The item's public digest JSON (aggregator.digest.cards); NULL when it must be (re)built.
     card: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    # venue and code links (aggregator.feeds.venues; migration 0041, issue 13)
+    venue: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    venue_year: Mapped[int | None]
+    venue_workshop: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    venue_label: Mapped[str | None] = mapped_column(sa.String(80))
+    has_code: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    links: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    journal_ref: Mapped[str | None] = mapped_column(sa.Text)
+    #: when the arXiv API was asked for the comment and journal reference (NULL: not yet)
+    enriched_at: Mapped[dt.datetime | None]
 
 
 class ItemSource(Base):
