@@ -254,3 +254,31 @@ def test_form_endpoints_answer_json_or_redirect_and_open_marks_read(client: Test
     assert sorted(read) == sorted([item_id, other])
     bib = client.get("/me/library.bib")
     assert bib.status_code == 200 and "archivePrefix" in bib.text
+
+
+def test_cli_library_import(
+    engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.accounts import readers
+    from aggregator.cli.app import app
+
+    load_papers(engine)
+    with session_factory(engine)() as s:
+        readers.create_reader(s, "cli@example.com")
+        s.commit()
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    args = ["library", "import", "cli@example.com", str(DATA / "zotero_export.bib"), "--no-fetch"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "5 bibtex entries: 2 imported by arXiv id" in result.output and "1 matched by title" in result.output
+    )
+    assert "line 36: Attention is All you Need: no arXiv id" in result.output
+    bad = tmp_path / "bad.bib"
+    bad.write_text("@misc{a,\n title = {never closed\n")
+    result = CliRunner().invoke(app, ["library", "import", "cli@example.com", str(bad)])
+    assert result.exit_code == 1 and "line 1" in result.output

@@ -57,14 +57,18 @@ def test_code_links_on_the_labelled_comments() -> None:
         ("12 pages; code for our RSS reader", None, None, False, None),
     ],
 )
-def test_issue_phrasings(text: str, venue: str | None, year: int | None, workshop: bool, label: str | None) -> None:
+def test_issue_phrasings(
+    text: str, venue: str | None, year: int | None, workshop: bool, label: str | None
+) -> None:
     v = venue_in(text)
     got = (v.name, v.year, v.workshop, v.label) if v else (None, None, False, None)
     assert got == (venue, year, workshop, label)
 
 
 def test_journal_ref_wins_and_links_from_abstract() -> None:
-    e = extract("Submitted to ICML 2026", "Transactions on Machine Learning Research (2026)", "Code: github.com/a/b.")
+    e = extract(
+        "Submitted to ICML 2026", "Transactions on Machine Learning Research (2026)", "Code: github.com/a/b."
+    )
     assert e.venue is not None and e.venue.name == "TMLR" and e.columns()["has_code"]
     assert e.links == [{"kind": "code", "url": "https://github.com/a/b"}]
 
@@ -77,6 +81,10 @@ def test_ingest_stores_venue_and_code(engine: sa.Engine) -> None:
     with session_factory(engine)() as s:
         rows = s.execute(sa.select(Item.arxiv_id, Item.summary, Item.venue, Item.has_code, Item.links)).all()
     with_code = [r for r in rows if r.has_code]
-    assert with_code and all("github" in (r.summary or "").lower() or "gitlab" in (r.summary or "").lower()
-                              or "huggingface" in (r.summary or "").lower() for r in with_code)
+    assert with_code and all(
+        "github" in (r.summary or "").lower()
+        or "gitlab" in (r.summary or "").lower()
+        or "huggingface" in (r.summary or "").lower()
+        for r in with_code
+    )
     assert len(papers) == len(rows)

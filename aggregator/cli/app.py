@@ -36,6 +36,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from aggregator.cli.library import app as library_app
 from aggregator.config import ConfigError, FeedsFile, Settings, get_settings, load_feeds_file
 from aggregator.feeds import arxiv
 from aggregator.metrics import configure_logging
@@ -55,6 +56,7 @@ feeds_app = typer.Typer(help="Feeds kept in the database (beyond feeds.toml).", 
 app.add_typer(feeds_app, name="feeds")
 email_app = typer.Typer(help="The weekly email.", no_args_is_help=True)
 app.add_typer(email_app, name="email")
+app.add_typer(library_app, name="library")
 console = Console()
 err_console = Console(stderr=True)
 
