@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from test_browser import DAY, Site, browser, page, sign_in, site  # noqa: F401  (fixtures)
+from test_browser import DAY, Site, browser, page, sign_in, site  # noqa: F401,F811  (fixtures)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def test_save_with_the_star_then_find_it_in_the_library(page: object, site: Site) -> None:
+def test_save_with_the_star_then_find_it_in_the_library(page: object, site: Site) -> None:  # noqa: F811
     p: Any = page
     sign_in(p, site, site.new_reader("library@example.com"))
     first = p.locator("article.entry").nth(0)

@@ -18,15 +18,19 @@ BATCH = 5000
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("items") as batch:
-        batch.add_column(sa.Column("venue", sa.String(32), nullable=True))
-        batch.add_column(sa.Column("venue_year", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("venue_workshop", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.add_column(sa.Column("venue_label", sa.String(80), nullable=True))
-        batch.add_column(sa.Column("has_code", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.add_column(sa.Column("links", sa.JSON(), nullable=True))
-        batch.add_column(sa.Column("journal_ref", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("enriched_at", sa.DateTime(timezone=True), nullable=True))
+    # plain ADD COLUMN (SQLite supports it): batch mode would copy the table, and dropping the
+    # old items table would cascade into every table referencing it (scores, feedback, …)
+    for column in (
+        sa.Column("venue", sa.String(32), nullable=True),
+        sa.Column("venue_year", sa.Integer(), nullable=True),
+        sa.Column("venue_workshop", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("venue_label", sa.String(80), nullable=True),
+        sa.Column("has_code", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("links", sa.JSON(), nullable=True),
+        sa.Column("journal_ref", sa.Text(), nullable=True),
+        sa.Column("enriched_at", sa.DateTime(timezone=True), nullable=True),
+    ):
+        op.add_column("items", column)
     op.create_index("ix_items_venue", "items", ["venue"])
     backfill(op.get_bind())
 
@@ -78,15 +82,14 @@ def backfill(conn: sa.Connection) -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_items_venue", "items")
-    with op.batch_alter_table("items") as batch:
-        for name in (
-            "enriched_at",
-            "journal_ref",
-            "links",
-            "has_code",
-            "venue_label",
-            "venue_workshop",
-            "venue_year",
-            "venue",
-        ):
-            batch.drop_column(name)
+    for name in (
+        "enriched_at",
+        "journal_ref",
+        "links",
+        "has_code",
+        "venue_label",
+        "venue_workshop",
+        "venue_year",
+        "venue",
+    ):
+        op.execute(f"ALTER TABLE items DROP COLUMN {name}")  # SQLite >= 3.35 and PostgreSQL
