@@ -41,6 +41,7 @@ from aggregator.config import ConfigError, FeedsFile, Settings, get_settings, lo
 from aggregator.feeds import arxiv
 from aggregator.metrics import configure_logging
 from aggregator.store.db import DatabaseError, make_engine, session_factory, upgrade
+from aggregator.worker import enrich
 from aggregator.worker import tasks as jobs
 
 app = typer.Typer(
@@ -408,6 +409,7 @@ def fetch(
         def done(outcome: jobs.FeedOutcome) -> None:
             progress.update(task, advance=1, description=escape(f"{outcome.name[:40]:<40} {outcome.state}"))
 
+        started = dt.datetime.now(dt.UTC)
         report = jobs.refresh_feeds(
             engine, settings, feeds_file, include_all=all_feeds, progress=done, on_claimed=claimed
         )
@@ -436,6 +438,7 @@ def fetch(
     if report.new_item_ids:
         tu = jobs.update_trends(engine, settings, report.new_item_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
+    console.print(escape(enrich.after_ingest(engine, settings, started).line()))
     jobs.fill_cards(engine)
 
 

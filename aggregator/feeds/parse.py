@@ -231,7 +231,7 @@ def _parse(
                 start_index=start,
                 api_error=api_error,
             )
-        built, skipped, no_id, undated = _build_papers(raw_entries, fetched)
+        built, skipped, no_id, undated = _build_papers(raw_entries, fetched, from_api=total is not None)
         if no_id:
             problems.append(f"{_count(no_id)} had no arXiv id and {_were(no_id)} skipped")
     else:
@@ -290,7 +290,7 @@ def _api_error(entries: list[dict[str, Any]]) -> str | None:
 
 
 def _build_papers(
-    raw_entries: list[dict[str, Any]], fetched: dt.datetime
+    raw_entries: list[dict[str, Any]], fetched: dt.datetime, from_api: bool = False
 ) -> tuple[list[ParsedEntry], int, int, int]:
     out: list[ParsedEntry] = []
     skipped = no_id = undated = 0
@@ -334,6 +334,7 @@ def _build_papers(
         if published is None:
             undated += 1
         comment = clean_text(str(dict.get(entry, "arxiv_comment") or "")) or None
+        journal_ref = clean_text(str(dict.get(entry, "arxiv_journal_ref") or "")) or None
         out.append(
             ParsedEntry(
                 kind="paper",
@@ -351,6 +352,8 @@ def _build_papers(
                 version=version,
                 announce_type=announce,
                 comment=comment,
+                journal_ref=journal_ref,
+                from_api=from_api,
             )
         )
     return out, skipped, no_id, undated
