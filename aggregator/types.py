@@ -76,6 +76,11 @@ class ParsedEntry:
     announce_type: AnnounceType | None = None
     comment: str | None = None
     content_html: str | None = None
+    #: arXiv API answers only (``arxiv:journal_ref``); the RSS listings carry none
+    journal_ref: str | None = None
+    #: True for an entry of an arXiv API answer (it has the comment and journal reference),
+    #: False for a listing (RSS/Atom), which the worker enriches from the API afterwards
+    from_api: bool = False
 
 
 @dataclass(frozen=True, slots=True)

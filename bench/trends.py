@@ -66,7 +66,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from aggregator import trends  # noqa: E402
 from aggregator.feeds.ingest import write_entries  # noqa: E402
 from aggregator.store.db import insert, make_engine, session_factory, upgrade  # noqa: E402
-from aggregator.store.tables import DayTotal, Feed, Term, TermCount  # noqa: E402
+from aggregator.store.tables import Feed  # noqa: E402
+from aggregator.store.trends_tables import DayTotal, Term, TermCount  # noqa: E402
 from aggregator.trends import counts  # noqa: E402
 from aggregator.types import ParsedEntry  # noqa: E402
 

@@ -38,6 +38,7 @@ from aggregator.digest import served_async as served_pg
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.ranking.personal import rescore
+from aggregator.store import read_connection
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 from aggregator.types import ParsedEntry
@@ -445,7 +446,7 @@ def test_the_held_read_connection_recovers_from_a_lost_server_connection(
     failing (the request path holds one connection, without the pool's liveness ping)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("a server-side disconnect needs PostgreSQL")
-    reads = served.ReadConnection(engine)
+    reads = read_connection.ReadConnection(engine)
     pid = reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar())
     with engine.connect() as other:
         assert other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
@@ -465,7 +466,7 @@ def test_the_async_reads_recover_from_a_lost_connection_and_serve_in_arrival_ord
     pid_query = sa.text("SELECT pg_backend_pid()")
 
     async def scenario() -> tuple[int, int, list[str]]:
-        reads = served_pg.AsyncReads(engine, served.ReadConnection(engine), size=1)
+        reads = served_pg.AsyncReads(engine, read_connection.ReadConnection(engine), size=1)
         try:
             first = (await reads.fetch(pid_query, {}))[0][0]
             with engine.connect() as other:

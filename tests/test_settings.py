@@ -100,9 +100,9 @@ def test_old_setting_names_still_work_with_a_deprecation_warning(monkeypatch: py
 
     assert RENAMED_SETTINGS["arxiv_delay"] == "arxiv_delay_seconds"
     with pytest.warns(DeprecationWarning, match="arxiv_delay is deprecated; use arxiv_delay_seconds"):
-        assert Settings(arxiv_delay=7.5).arxiv_delay_seconds == 7.5
-    monkeypatch.setenv("AGGREGATOR_SCHEDULER_TICK", "42")
-    with pytest.warns(DeprecationWarning, match="AGGREGATOR_SCHEDULER_TICK is deprecated"):
+        assert Settings(arxiv_delay_seconds=7.5).arxiv_delay_seconds == 7.5
+    monkeypatch.setenv("AGGREGATOR_SCHEDULER_TICK_SECONDS", "42")
+    with pytest.warns(DeprecationWarning, match="AGGREGATOR_SCHEDULER_TICK_SECONDS is deprecated"):
         assert Settings().scheduler_tick_seconds == 42.0
     monkeypatch.setenv("AGGREGATOR_SCHEDULER_TICK_SECONDS", "9")
     with pytest.warns(DeprecationWarning):

@@ -26,7 +26,8 @@ from aggregator.api.app import create_app
 from aggregator.config import Settings
 from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
-from aggregator.store.tables import DayTotal, Feed, Term, TermCount, TrendCounted
+from aggregator.store.tables import Feed
+from aggregator.store.trends_tables import DayTotal, Term, TermCount, TrendCounted
 
 BASELINE_DAYS = ["2026-06-08", "2026-06-09", "2026-06-10", "2026-06-11", "2026-06-12"]
 WINDOW_DAYS = ["2026-06-15", "2026-06-16", "2026-06-17", "2026-06-18", "2026-06-19"]
@@ -231,7 +232,7 @@ def test_cli_table(
     and says so plainly when nothing rises."""
     from typer.testing import CliRunner
 
-    from aggregator.cli.app import app
+    from aggregator.cli.common import app
     from aggregator.config import get_settings
 
     feeds = tmp_path / "feeds.toml"

@@ -31,7 +31,8 @@ from scipy.stats import binom, hypergeom
 from aggregator import trends
 from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
-from aggregator.store.tables import DayTotal, Feed, Term, TermCount
+from aggregator.store.tables import Feed
+from aggregator.store.trends_tables import DayTotal, Term, TermCount
 from aggregator.trends import terms
 
 _JOINER = re.compile(r"(?<=[a-z0-9])[-‐‑–/](?=[a-z0-9])")

@@ -16,7 +16,8 @@ from aggregator import trends
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Feed, ItemLink, TrendResult
+from aggregator.store.tables import Feed, ItemLink
+from aggregator.store.trends_tables import TrendResult
 from aggregator.trends import results
 
 T = [dt.datetime(2026, 6, 20, hour, tzinfo=dt.UTC) for hour in range(5)]

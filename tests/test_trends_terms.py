@@ -27,7 +27,8 @@ from conftest import BULK, bulk_papers, paper_entry
 from aggregator import trends
 from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Feed, Term, TermCount
+from aggregator.store.tables import Feed
+from aggregator.store.trends_tables import Term, TermCount
 from aggregator.trends import lexicon
 
 NAMED = {

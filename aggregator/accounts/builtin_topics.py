@@ -14,9 +14,7 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.topic_filters import _topic_values
 from aggregator.clock import utcnow
 from aggregator.store.db import insert
-from aggregator.store.tables import (
-    Topic,
-)
+from aggregator.store.tables import Topic
 from aggregator.types import TopicFilter
 
 

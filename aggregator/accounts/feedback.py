@@ -11,10 +11,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
 from aggregator.errors import NotFound, ReaderError
-from aggregator.store.tables import (
-    Feedback,
-    Item,
-)
+from aggregator.store.tables import Feedback, Item
 
 
 def set_feedback(

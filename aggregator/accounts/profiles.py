@@ -22,14 +22,7 @@ from aggregator.accounts.subscriptions import list_subscriptions
 from aggregator.accounts.topic_filters import topic_filter
 from aggregator.clock import utcnow
 from aggregator.errors import NotFound, ReaderError
-from aggregator.store.tables import (
-    Feedback,
-    Item,
-    Profile,
-    Reader,
-    Subscription,
-    Topic,
-)
+from aggregator.store.tables import Feedback, Item, Profile, Reader, Subscription, Topic
 from aggregator.types import ReaderProfile, TopicFilter
 
 # --- profiles from the tables ------------------------------------------------------------------

@@ -25,11 +25,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
 from aggregator.errors import Conflict, NotFound, ReaderError
-from aggregator.store.tables import (
-    Profile,
-    Reader,
-    Subscription,
-)
+from aggregator.store.tables import Profile, Reader, Subscription
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
 from aggregator.store.db import insert
-from aggregator.store.tables import (
-    RescoreRequest,
-)
+from aggregator.store.tables import RescoreRequest
 
 
 def request_rescore(

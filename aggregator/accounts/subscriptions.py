@@ -11,10 +11,7 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.topic_filters import TopicInfo, _info, _subscriber_counts, _topic_row
 from aggregator.clock import utcnow
 from aggregator.errors import NotFound
-from aggregator.store.tables import (
-    Subscription,
-    Topic,
-)
+from aggregator.store.tables import Subscription, Topic
 
 
 def list_subscriptions(session: Session, reader_id: int) -> list[TopicInfo]:

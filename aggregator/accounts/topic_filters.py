@@ -22,10 +22,7 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.fields import SLUG_RE, clean_list, non_blank_strings
 from aggregator.clock import utcnow
 from aggregator.errors import Conflict, Forbidden, NotFound, ReaderError
-from aggregator.store.tables import (
-    Subscription,
-    Topic,
-)
+from aggregator.store.tables import Subscription, Topic
 from aggregator.types import TopicFilter
 
 

@@ -16,18 +16,20 @@ from aggregator.api import errors
 from aggregator.api.fastlane import DigestFastLane
 from aggregator.api.limits import BodySizeLimit, RateLimit
 from aggregator.api.pages import account as reader_pages
+from aggregator.api.pages import library as library_pages
 from aggregator.api.pages import public as pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
 from aggregator.api.routes import items as items_routes
+from aggregator.api.routes import library as library_routes
 from aggregator.api.routes import me
 from aggregator.api.routes import topics as topics_routes
 from aggregator.api.routes import trends as trends_routes
 from aggregator.config import Settings, get_settings
-from aggregator.digest import served
 from aggregator.digest import served_async as served_pg
 from aggregator.feeds.ssrf import NetGuard
+from aggregator.store import read_connection
 from aggregator.store.db import make_engine, session_factory, upgrade
 
 
@@ -89,7 +91,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
-    app.state.reads = served.ReadConnection(engine)  # the served digest's held connection
+    app.state.reads = read_connection.ReadConnection(engine)  # the served digest's held connection
     app.state.async_reads = (  # and on PostgreSQL its queries' async connections
         served_pg.AsyncReads(engine, app.state.reads, settings.read_connections)
         if engine.dialect.name == "postgresql" and settings.read_connections > 0
@@ -103,7 +105,9 @@ def create_app(
     app.include_router(topics_routes.router)
     app.include_router(items_routes.router)
     app.include_router(my_feeds.router)
+    app.include_router(library_routes.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
+    app.include_router(library_pages.router, include_in_schema=False)
     app.include_router(email_routes.router)
     return app
 

@@ -30,6 +30,9 @@ class ReaderItem(DigestItem):
     topics: list[str] = Field(description="slugs of the reader's topic filters the item matches")
     followed_authors: list[str] = Field(description="authors of the item the reader follows")
     feedback: Literal[-1, 0, 1] = Field(description="the reader's vote: 1 👍, -1 👎, 0 none")
+    read: bool = Field(
+        default=False, description="the reader opened or marked it, or saw it on an earlier day"
+    )
 
 
 class TopicGroupOut(BaseModel):

@@ -29,6 +29,14 @@ class DigestItem(BaseModel):
     why: list[WhyTerm] = Field(description="the terms that contributed most to the score")
     arxiv_id: str | None = None
     discussed_in: int = Field(default=0, description="blog posts that link this paper")
+    abs_url: str | None = Field(default=None, description="arXiv abstract page (papers)")
+    pdf_url: str | None = Field(default=None, description="arXiv PDF (papers)")
+    venue: str | None = Field(default=None, description="accepted venue from the arXiv comment/journal-ref")
+    venue_year: int | None = None
+    venue_workshop: bool = Field(default=False, description="a workshop of `venue`, not its main track")
+    venue_label: str | None = Field(default=None, description="badge text, e.g. 'NeurIPS 2025 (Oral)'")
+    has_code: bool = Field(default=False, description="a GitHub/GitLab/Hugging Face link was found")
+    links: list[dict[str, str]] = Field(default_factory=list, description="[{kind: code|project, url}]")
 
 
 class DigestResponse(BaseModel):

@@ -32,7 +32,7 @@ from aggregator.cli.common import (
 )
 from aggregator.store.db import session_factory
 from aggregator.worker import backfill as arxiv_backfill
-from aggregator.worker import refresh
+from aggregator.worker import enrich, refresh
 from aggregator.worker import tasks as jobs
 
 
@@ -59,6 +59,7 @@ def fetch(
         def done(outcome: refresh.FeedOutcome) -> None:
             progress.update(task, advance=1, description=escape(f"{outcome.name[:40]:<40} {outcome.state}"))
 
+        started = dt.datetime.now(dt.UTC)
         report = refresh.refresh_feeds(
             engine, settings, feeds_file, include_all=all_feeds, progress=done, on_claimed=claimed
         )
@@ -87,6 +88,7 @@ def fetch(
     if report.new_item_ids:
         tu = jobs.update_trends(engine, settings, report.new_item_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
+    console.print(escape(enrich.after_ingest(engine, settings, started).line()))
     jobs.fill_cards(engine)
 
 

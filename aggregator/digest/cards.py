@@ -55,6 +55,7 @@ def card_text(
     published: dt.datetime,
     arxiv_id: str | None,
     discussed_in: int,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """The card of one item (a JSON object as text). ``published`` must be timezone-aware."""
     return json_text(
@@ -70,6 +71,7 @@ def card_text(
             "published": utc_text(published),
             "arxiv_id": arxiv_id,
             "discussed_in": discussed_in,
+            **(extra or {}),
         }
     )
 
@@ -93,6 +95,12 @@ def build_cards(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
                 Item.categories,
                 Item.published,
                 Item.arxiv_id,
+                Item.venue,
+                Item.venue_year,
+                Item.venue_workshop,
+                Item.venue_label,
+                Item.has_code,
+                Item.links,
             ).where(Item.id.in_(chunk))
         ).all()
         sources = item_sources(session, chunk)
@@ -109,6 +117,7 @@ def build_cards(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
                 published=r.published,
                 arxiv_id=r.arxiv_id,
                 discussed_in=discussed.get(r.id, 0),
+                extra=links_fields(r),
             )
     return out
 
@@ -157,3 +166,20 @@ def fill_missing(session: Session, limit: int | None = 20_000, batch: int = FILL
         if len(ids) < n:
             break
     return written
+
+
+def links_fields(r: Any) -> dict[str, Any]:
+    """The card fields of issue 13: ``abs_url``/``pdf_url`` (arXiv papers), ``venue``,
+    ``venue_year``, ``venue_workshop``, ``venue_label``, ``has_code`` and ``links``
+    (``[{"kind": "code"|"project", "url"}]``), from a row with the ``items`` columns."""
+    abs_url = f"https://arxiv.org/abs/{r.arxiv_id}" if r.arxiv_id else None
+    return {
+        "abs_url": abs_url,
+        "pdf_url": f"https://arxiv.org/pdf/{r.arxiv_id}" if r.arxiv_id else None,
+        "venue": r.venue,
+        "venue_year": r.venue_year,
+        "venue_workshop": bool(r.venue_workshop),
+        "venue_label": r.venue_label,
+        "has_code": bool(r.has_code),
+        "links": r.links or [],
+    }

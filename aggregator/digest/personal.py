@@ -22,9 +22,7 @@ from aggregator.digest.public import (
     day_window,
     default_day,
 )
-from aggregator.store.tables import (
-    Score,
-)
+from aggregator.store.tables import Score
 from aggregator.types import ReaderProfile, TopicFilter
 
 

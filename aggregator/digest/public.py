@@ -7,14 +7,18 @@ time zone. Nothing here fits or scores: the request path only reads (see :mod:`a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from aggregator.digest.cards import links_fields
 from aggregator.store.queries import discussed_in, item_sources
 from aggregator.store.tables import Item, ItemLink, Score
+
+#: the items columns :func:`aggregator.digest.cards.links_fields` reads
+LINK_COLUMNS = (Item.venue, Item.venue_year, Item.venue_workshop, Item.venue_label, Item.has_code, Item.links)
 
 DEFAULT_PROFILE = "default"
 
@@ -37,6 +41,15 @@ class DigestEntry:
     discussed_in: int = 0  # blog posts linking this paper (aggregator.feeds.paper_links)
     stored_topics: list[str] | None = None  # topic slugs precomputed with a reader's score
     stored_authors: list[str] | None = None  # followed authors precomputed with a reader's score
+    # links and venue (issue 13; aggregator.digest.cards.links_fields)
+    abs_url: str | None = None
+    pdf_url: str | None = None
+    venue: str | None = None
+    venue_year: int | None = None
+    venue_workshop: bool = False
+    venue_label: str | None = None
+    has_code: bool = False
+    links: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,7 @@ def build_digest(
         Item.published,
         Item.summary,
         Item.arxiv_id,
+        *LINK_COLUMNS,
         Score.why,
         Score.topics,
         Score.authors.label("followed"),
@@ -188,6 +202,7 @@ def build_digest(
             discussed_in=discussed.get(r.id, 0),
             stored_topics=r.topics,
             stored_authors=r.followed,
+            **links_fields(r),
         )
         for r in rows
     ]

@@ -349,6 +349,7 @@ def _body(
     if stale:
         cards.update((i, _opened(card)) for i, card in build_cards(Session(bind=conn), stale).items())
     votes, subscribed = reader.votes, reader.subscribed
+    read = read_marks(conn, reader.id, [row[4] for row in rows])
     parts = []
     for score, why, topics, followed, item_id, _ in rows:
         card = cards.get(item_id)
@@ -358,7 +359,7 @@ def _body(
         parts.append(
             f',"score":{round(score, 4)!r},"why":{why or "[]"},'
             f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
-            f'"feedback":{votes.get(item_id, 0)}}},'.encode()
+            f'"feedback":{votes.get(item_id, 0)},"read":{"true" if item_id in read else "false"}}},'.encode()
         )
     if parts:
         parts[-1] = parts[-1][:-1]  # no comma after the last item
@@ -368,6 +369,26 @@ def _body(
         f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
     )
     return head.encode() + b"".join(parts) + b'],"groups":null}'
+
+
+_READ = {
+    "sqlite": sa.text(
+        "SELECT item_id FROM read_marks WHERE reader_id = :r"
+        " AND item_id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "postgresql": sa.text("SELECT item_id FROM read_marks WHERE reader_id = :r AND item_id = ANY(:ids)"),
+}
+
+
+def read_marks(conn: sa.Connection, reader_id: int, ids: list[int]) -> set[int]:
+    """Which of ``ids`` the reader has read or seen (``read_marks``, issue 13): one query on
+    its primary key, none when ``ids`` is empty."""
+    if not ids:
+        return set()
+    name = conn.dialect.name
+    params = {"r": reader_id, "ids": json_text(ids) if name == "sqlite" else ids}
+    rows = _fetch(conn, [(_READ[name], params)])[0]
+    return {row[0] for row in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,36 +468,3 @@ def answer(
     return Answer(reader, _body(conn, reader, rows, day, days, window, timezone))
 
 
-class ReadConnection:
-    """The connection the request path reads the served digest through: one per process, held
-    open in autocommit mode, used from the event loop only (one request at a time).
-
-    A pooled checkout costs a liveness ping (``pool_pre_ping``) and, on PostgreSQL, ``BEGIN``
-    and ``ROLLBACK``: three round trips around two queries. A held autocommit connection costs
-    none of them, and psycopg prepares the repeated statements on it. When the connection
-    fails (the server restarted, a network cut), it is dropped and the call retried once on a
-    new one; any other error propagates."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self._conn: sa.Connection | None = None
-
-    def run(self, work: Callable[[sa.Connection], T]) -> T:
-        """``work(connection)``, retried once on a fresh connection after a lost one.
-        Raises what ``work`` raises (``sqlalchemy.exc.DBAPIError`` for database errors)."""
-        for attempt in (1, 2):
-            conn = self._conn
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                return work(conn)
-            except sa.exc.DBAPIError as err:
-                if attempt == 2 or not err.connection_invalidated:
-                    raise
-                self.close()
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()

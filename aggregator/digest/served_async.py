@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from aggregator.digest import served
 from aggregator.digest.public import day_window
+from aggregator.store import read_connection
 
 #: Connections held per API worker by default (``AGGREGATOR_READ_CONNECTIONS``): requests
 #: beyond this many wait for one to be free.
@@ -37,7 +38,9 @@ class AsyncReads:
     """Held ``psycopg.AsyncConnection`` s to the engine's PostgreSQL database, opened on first
     use in the running event loop (see the module docstring)."""
 
-    def __init__(self, engine: sa.Engine, sync: served.ReadConnection, size: int = CONNECTIONS) -> None:
+    def __init__(
+        self, engine: sa.Engine, sync: read_connection.ReadConnection, size: int = CONNECTIONS
+    ) -> None:
         self.engine, self.sync, self.size = engine, sync, size
         self._idle: list[Any] | None = None  # free slots: a connection, or None (not opened yet)
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()

@@ -82,7 +82,7 @@ def build_feed(
         if api_error is not None:
             problems.append(f"arXiv API error: {api_error}")
             return ParsedFeed("arxiv", title, link, (), tuple(problems), total, start, api_error)
-        built, skipped, no_id, undated = _build_papers(entries, fetched)
+        built, skipped, no_id, undated = _build_papers(entries, fetched, from_api=total is not None)
         if no_id:
             problems.append(f"{_count(no_id)} had no arXiv id and {_were(no_id)} skipped")
     else:
@@ -123,8 +123,11 @@ def _api_error(entries: list[RawEntry]) -> str | None:
     return None
 
 
-def _build_papers(entries: list[RawEntry], fetched: dt.datetime) -> tuple[list[ParsedEntry], int, int, int]:
+def _build_papers(
+    entries: list[RawEntry], fetched: dt.datetime, from_api: bool = False
+) -> tuple[list[ParsedEntry], int, int, int]:
     """Papers of an arXiv document; also the counts skipped (empty), without id, undated.
+    ``from_api``: the document is an arXiv API answer (it carries comments and journal refs).
     Long because each arXiv field has its own rule, commented where it is applied."""
     out: list[ParsedEntry] = []
     skipped = no_id = undated = 0
@@ -183,6 +186,8 @@ def _build_papers(entries: list[RawEntry], fetched: dt.datetime) -> tuple[list[P
                 version=version,
                 announce_type=announce,
                 comment=clean_text(entry.comment) or None,
+                journal_ref=clean_text(entry.journal_ref) or None,
+                from_api=from_api,
             )
         )
     return out, skipped, no_id, undated

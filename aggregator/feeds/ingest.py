@@ -20,12 +20,24 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
+from aggregator.feeds.venues import extract
 from aggregator.store import queries
 from aggregator.store.db import insert
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 
 _CHUNK = 500  # keys per IN (...) lookup; well under SQLite's 32766 bound-parameter limit
+#: columns filled from the arXiv comment and journal reference, which only the API carries
+_FROM_COMMENT = (
+    "comment",
+    "journal_ref",
+    "venue",
+    "venue_year",
+    "venue_workshop",
+    "venue_label",
+    "has_code",
+    "links",
+)
 
 
 def content_hash(entry: ParsedEntry) -> str:
@@ -124,6 +136,11 @@ def _item_row(entry: ParsedEntry, digest: str, now: dt.datetime) -> dict[str, ob
         "categories": list(entry.categories),
         "primary_category": entry.primary_category,
         "comment": entry.comment,
+        "journal_ref": entry.journal_ref,
+        **extract(entry.comment, entry.journal_ref, entry.summary).columns(),
+        # an API entry has its comment and journal reference; a listing's are asked for later
+        # (aggregator.worker.enrich), as are a replacement's (its comment may now say "accepted")
+        "enriched_at": now if entry.from_api else None,
         "guid": entry.guid,
         "published": entry.published,
         "date_from_fetch": entry.date_from_fetch,
@@ -158,6 +175,9 @@ def write_entries(
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
             values.pop(keep)
+        if entry.kind == "paper" and not entry.from_api:  # RSS: keep the API's comment until enriched
+            for keep in _FROM_COMMENT:
+                values.pop(keep)
         session.execute(sa.update(Item).where(Item.id == item_id).values(**values, card=None))
     summary.updated = len(plan.update)
     ids = {k: s.id for k, s in load_stored(session, keys).items()}

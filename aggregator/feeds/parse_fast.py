@@ -74,6 +74,7 @@ _ATOM_KNOWN: dict[str, str] = {
     f"{ATOM}author": "author",
     f"{_ARXIV}primary_category": "primary_category",
     f"{_ARXIV}comment": "comment",
+    f"{_ARXIV}journal_ref": "journal_ref",
     f"{_ARXIV}announce_type": "announce_type",
     f"{_DC}creator": "author",
     **{
@@ -396,6 +397,8 @@ def _atom_entry(item: Any) -> RawEntry:
             entry.primary_category = el.get("term") or None
         elif field == "comment":
             entry.comment = _text(el)
+        elif field == "journal_ref":
+            entry.journal_ref = _text(el)
         elif field == "announce_type":
             entry.announce_type = _text(el)
     link, _, alternates = _atom_links(item, entry.guid)

@@ -119,6 +119,7 @@ def _entry(e: dict[str, Any]) -> RawEntry:
         announce_type=_str(e, "arxiv_announce_type"),
         primary_category=str(primary.get("term") or "") or None if isinstance(primary, Mapping) else None,
         comment=_str(e, "arxiv_comment"),
+        journal_ref=_str(e, "arxiv_journal_ref"),
     )
 
 

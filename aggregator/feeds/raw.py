@@ -39,6 +39,7 @@ class RawEntry:
     announce_type: str = ""
     primary_category: str | None = None
     comment: str = ""
+    journal_ref: str = ""
 
 
 @dataclass(slots=True)

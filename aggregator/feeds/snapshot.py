@@ -35,7 +35,8 @@ from aggregator.feeds.arxiv import split_arxiv_id
 from aggregator.feeds.html_text import clean_text
 from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import insert, session_factory
-from aggregator.store.tables import Feed, Item, ItemSource, SnapshotImport, TrendCounted
+from aggregator.store.tables import Feed, Item, ItemSource, SnapshotImport
+from aggregator.store.trends_tables import TrendCounted
 from aggregator.types import ParsedEntry
 
 #: the feed row that records papers read from a snapshot (never fetched: not scheduled)

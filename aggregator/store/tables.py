@@ -105,6 +105,16 @@ class Item(Base):
     updated_at: Mapped[dt.datetime]
     #: The item's public digest JSON (aggregator.digest.cards); NULL when it must be (re)built.
     card: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    # venue and code links (aggregator.feeds.venues; migration 0041, issue 13)
+    venue: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    venue_year: Mapped[int | None]
+    venue_workshop: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    venue_label: Mapped[str | None] = mapped_column(sa.String(80))
+    has_code: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    links: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    journal_ref: Mapped[str | None] = mapped_column(sa.Text)
+    #: when the arXiv API was asked for the comment and journal reference (NULL: not yet)
+    enriched_at: Mapped[dt.datetime | None]
 
 
 class ItemSource(Base):
@@ -281,78 +291,7 @@ class Feedback(Base):
     created_at: Mapped[dt.datetime]
 
 
-# --- trends (issue: trend monitoring; rising terms, paper-post links) --------------------------
-
-
-class Term(Base):
-    """The term dictionary: one row per normalised term ever counted, with an integer id that
-    ``term_counts`` refers to, and the first UTC day (``date.toordinal()``) it was counted in
-    each scope (``first_all``, ``first_cs_lg``, ``first_cs_cv``, ``first_cs_cl``,
-    ``first_blogs``; NULL when never counted there)."""
-
-    __tablename__ = "terms"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    term: Mapped[str] = mapped_column(sa.String(200), unique=True)
-    first_all: Mapped[int | None]
-    first_cs_lg: Mapped[int | None]
-    first_cs_cv: Mapped[int | None]
-    first_cs_cl: Mapped[int | None]
-    first_blogs: Mapped[int | None]
-
-
-class TermCount(Base):
-    """Document frequencies of all terms on one UTC day in one scope, as one packed row.
-
-    ``scope`` is ``all``, an arXiv category (``cs.LG``, ``cs.CV``, ``cs.CL``) or ``blogs``.
-    ``data`` is zlib-compressed little-endian uint32: ``n_terms`` delta-encoded sorted term ids
-    (``terms.id``) followed by their ``n_terms`` document frequencies (see
-    :func:`aggregator.trends.pack_counts`). About 270k terms a day in ``all`` (84 % with df 1)
-    pack into a few hundred kB, instead of that many rows.
-    """
-
-    __tablename__ = "term_counts"
-
-    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(primary_key=True)
-    n_terms: Mapped[int]
-    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
-
-
-class DayTotal(Base):
-    """How many items were counted on one UTC day in one scope (the share denominator)."""
-
-    __tablename__ = "trend_day_totals"
-
-    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(primary_key=True)
-    n_docs: Mapped[int]
-
-
-class TrendCounted(Base):
-    """Items already added to ``term_counts``: counting is idempotent per item."""
-
-    __tablename__ = "trend_counted"
-
-    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
-    day: Mapped[dt.date]
-
-
-class TrendResult(Base):
-    """A stored trend computation (JSON payload of rising and new terms) that the API serves."""
-
-    __tablename__ = "trend_results"
-
-    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    window_days: Mapped[int] = mapped_column(primary_key=True)
-    baseline_days: Mapped[int] = mapped_column(primary_key=True)
-    end_day: Mapped[dt.date] = mapped_column(primary_key=True)
-    is_latest: Mapped[bool] = mapped_column(default=False)
-    computed_at: Mapped[dt.datetime]
-    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    #: Digest of what the result was computed from (``aggregator.trends.refresh_results`` skips
-    #: a scope whose inputs did not change); NULL when unknown (the next refresh recomputes it).
-    inputs: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+# --- paper-post links (the trend tables are in aggregator.store.trends_tables) ------------------
 
 
 class ItemLink(Base):
@@ -428,20 +367,6 @@ class EmailSend(Base):
 # --- trends lexicon (issue 16: terms learned from the corpus) ----------------------------------
 
 
-class TrendLexicon(Base):
-    """The learned lexicon of reportable terms (:mod:`aggregator.trends.lexicon`): one row, the
-    newest; ``data`` is zlib-compressed JSON term → [sample df, residual IDF, coherence, NPMI].
-    ``through`` is the newest UTC day of the items it was learned from."""
-
-    __tablename__ = "trend_lexicon"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    n_docs: Mapped[int]
-    through: Mapped[dt.date]
-    learned_at: Mapped[dt.datetime]
-    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
-
-
 # --- arXiv metadata snapshot import (issue 15) -------------------------------------------------
 
 
@@ -472,3 +397,55 @@ class SnapshotImport(Base):
     done: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+
+
+# --- library, read state, venues and code links (issue 13, part A) ----------------------------
+
+
+class LibraryItem(Base):
+    """An item a reader saved, with their free tags (``tags``: a JSON list of strings, in the
+    reader's order; mirrored one row per tag in ``library_tags`` for filtering) and a note.
+    Bounds: :mod:`aggregator.accounts.library`."""
+
+    __tablename__ = "library_items"
+    __table_args__ = (sa.Index("ix_library_items_reader_saved", "reader_id", "saved_at", "item_id"),)
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    saved_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class LibraryTag(Base):
+    """One tag of one saved item (the ``?tag=`` filter reads ``ix_library_tags_reader_tag``)."""
+
+    __tablename__ = "library_tags"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["reader_id", "item_id"],
+            ["library_items.reader_id", "library_items.item_id"],
+            ondelete="CASCADE",
+        ),
+        sa.Index("ix_library_tags_reader_tag", "reader_id", "tag"),
+    )
+
+    reader_id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class ReadMark(Base):
+    """An item a reader has read (``how``: ``opened`` through ``/me/items/{id}/open``,
+    ``marked`` by hand, ``seen`` when it was shown on an earlier day and announced again).
+    ``published`` is the item's publication time, copied: a day's marks are one index range."""
+
+    __tablename__ = "read_marks"
+    __table_args__ = (sa.Index("ix_read_marks_reader_published", "reader_id", "published"),)
+
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    how: Mapped[str] = mapped_column(sa.String(8))
+    read_at: Mapped[dt.datetime]
+    published: Mapped[dt.datetime]

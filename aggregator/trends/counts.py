@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.db import insert
-from aggregator.store.tables import DayTotal, Item, Term, TermCount, TrendCounted
+from aggregator.store.tables import Item
+from aggregator.store.trends_tables import DayTotal, Term, TermCount, TrendCounted
 from aggregator.trends.terms import extract_terms, item_text
 
 #: The scopes trend results are kept for, in display order.

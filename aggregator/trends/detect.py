@@ -14,7 +14,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.store.tables import DayTotal, TermCount
+from aggregator.store.trends_tables import DayTotal, TermCount
 from aggregator.trends import lexicon
 from aggregator.trends.counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
 from aggregator.trends.report import DayCount, TrendReport, TrendTerm, _Cand

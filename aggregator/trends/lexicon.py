@@ -53,7 +53,8 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.store.tables import Item, TrendLexicon
+from aggregator.store.tables import Item
+from aggregator.store.trends_tables import TrendLexicon
 from aggregator.trends.terms import _BREAK, CONNECTORS, _gram_list, _tokens, item_text
 
 SAMPLE_NEWEST = 5000

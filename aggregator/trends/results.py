@@ -11,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.store.tables import DayTotal, Item, ItemLink, TrendResult
+from aggregator.store.tables import Item, ItemLink
+from aggregator.store.trends_tables import DayTotal, TrendResult
 from aggregator.trends import lexicon
 from aggregator.trends.counts import SCOPES
 from aggregator.trends.detect import (

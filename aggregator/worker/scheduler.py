@@ -20,19 +20,22 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from aggregator import metrics
 from aggregator.config import ConfigError, Interests, Settings, load_feeds_file
 from aggregator.store.locks import lease
-from aggregator.worker import refresh
+from aggregator.worker import enrich, refresh
 from aggregator.worker import tasks as jobs
 
 log = logging.getLogger(__name__)
 
 
 def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport | None:
-    """One pass: reload the feeds file, fetch due feeds, then refit and rescore if anything is new."""
+    """One pass: reload the feeds file, fetch due feeds, then refit and rescore if anything is
+    new, enrich the new papers from the arXiv API (:func:`aggregator.worker.enrich.after_ingest`)
+    and build the stale cards."""
     try:
         feeds_file = load_feeds_file(settings.feeds_file)
     except ConfigError as err:
         log.error("feeds file not reloaded: %s", err)
         feeds_file = None
+    started = dt.datetime.now(dt.UTC)
     report = refresh.refresh_feeds(engine, settings, feeds_file)
     if report.outcomes:
         log.info(
@@ -52,6 +55,7 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport 
                     jobs.update_trends(engine, settings, report.new_item_ids)
             except Exception:  # trends must never stop the feed refresh
                 log.exception("trend update failed")
+    enrich.after_ingest(engine, settings, started)  # comments, venues, code links; read marks
     try:  # after ingest, links and scores: what the served digest reads
         jobs.fill_cards(engine)
     except Exception:  # a stale card is built when read; the next pass retries

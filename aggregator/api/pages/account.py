@@ -19,11 +19,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from aggregator import errors
-from aggregator.accounts import feedback, profiles, readers, subscriptions, topic_filters
+from aggregator.accounts import feedback, library, profiles, readers, subscriptions, topic_filters
 from aggregator.api import auth, rescoring
 from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.html import templates
+from aggregator.api.pages.forms import ProfileForm
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.api.routes.me import feed_url
 from aggregator.digest import personal
@@ -150,6 +151,7 @@ def reader_digest_page(
             "here": here,
             "group": group,
             "failing": failing_feeds(session),
+            **library.marks_for_page(session, ws.reader_id, [e.entry.id for e in d.items]),
         },
     )
 
@@ -224,11 +226,6 @@ def unsubscribe_form(
 # --- profile -----------------------------------------------------------------------------------
 
 
-def _lines(text: str) -> list[str]:
-    """One entry per line (commas also separate, except in interests and authors)."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -294,44 +291,19 @@ def profile_form(
     ws: WebSessionDep,
     session: SessionDep,
     tasks: BackgroundTasks,
-    csrf_token: CsrfForm = "",
-    interests: Annotated[str, Form()] = "",
-    keywords: Annotated[str, Form()] = "",
-    muted: Annotated[str, Form()] = "",
-    followed_authors: Annotated[str, Form()] = "",
-    include_categories: Annotated[str, Form()] = "",
-    exclude_categories: Annotated[str, Form()] = "",
-    include_sources: Annotated[str, Form()] = "",
-    exclude_sources: Annotated[str, Form()] = "",
-    seed_papers: Annotated[str, Form()] = "",
-    weekly_email: Annotated[bool, Form()] = False,
-    email_weekday: Annotated[int, Form(ge=0, le=6)] = 0,
-    email_time: Annotated[str, Form()] = "08:00",
-    timezone: Annotated[str, Form()] = "UTC",
+    form: Annotated[ProfileForm, Form()],
 ) -> Response:
     """Save the profile form; missing seed papers are fetched in the background."""
-    ws = _require(ws, csrf_token)
+    ws = _require(ws, form.csrf_token)
     try:
-        p = profiles.update_profile(
-            session,
-            ws.reader_id,
-            interests=interests,
-            keywords=_lines(keywords),
-            muted=_lines(muted),
-            followed_authors=_lines(followed_authors),
-            include_categories=_lines(include_categories),
-            exclude_categories=_lines(exclude_categories),
-            include_sources=_lines(include_sources),
-            exclude_sources=_lines(exclude_sources),
-            seed_papers=_lines(seed_papers),
-        )
+        p = profiles.update_profile(session, ws.reader_id, **form.profile_fields())
         readers.update_reader_settings(
             session,
             ws.reader_id,
-            weekly_email=weekly_email,
-            email_weekday=email_weekday,
-            email_time=email_time.strip(),
-            timezone=timezone.strip(),
+            weekly_email=form.weekly_email,
+            email_weekday=form.email_weekday,
+            email_time=form.email_time.strip(),
+            timezone=form.timezone.strip(),
         )
     except errors.ReaderError as err:
         session.rollback()

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from aggregator.accounts import feedback, profiles, readers
+from aggregator.accounts import feedback, library, profiles, readers
 from aggregator.api import fastlane, rescoring
 from aggregator.api.auth import BearerCredentials, ReaderDep, unauthorized
 from aggregator.api.deps import AUTH_401, BAD_422, SessionDep, SettingsDep
@@ -76,9 +76,10 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
 # --- digest ----------------------------------------------------------------------------------------
 
 
-def _reader_item(e: personal.ReaderEntry, ranked: bool = True) -> ReaderItem:
+def _reader_item(e: personal.ReaderEntry, ranked: bool = True, read: bool = False) -> ReaderItem:
     base = digest_item(e.entry, ranked).model_dump()
-    return ReaderItem(**base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback)  # type: ignore[arg-type]
+    labels = {"topics": e.topics, "followed_authors": e.followed_authors, "feedback": e.feedback}
+    return ReaderItem(**base, **labels, read=read)  # type: ignore[arg-type]
 
 
 GroupQuery = Annotated[
@@ -136,7 +137,8 @@ def _reader_digest_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         d = personal.reader_digest(session, settings.tz, reader_id, day, days, limit)
-    items = {e.entry.id: _reader_item(e, d.digest.ranked) for e in d.items}
+        read = library.read_ids(session, reader_id, [e.entry.id for e in d.items])
+    items = {e.entry.id: _reader_item(e, d.digest.ranked, e.entry.id in read) for e in d.items}
     groups = None
     if group == "topic":
         groups = [
