@@ -20,7 +20,8 @@ NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 
 
 def _feed(session, name: str) -> int:  # type: ignore[no-untyped-def]
-    feed = Feed(url=f"test://{name}", name=name, kind="blog", created_at=NOW, error_count=0, disabled=False)
+    kind = "arxiv" if name.startswith("arxiv") else "blog"  # only arXiv feeds write papers (feeds.trust)
+    feed = Feed(url=f"test://{name}", name=name, kind=kind, created_at=NOW, error_count=0, disabled=False)
     session.add(feed)
     session.flush()
     return feed.id
