@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         "local://", description="local:// per process (no timer thread), or redis://host:port, shared"
     )
     max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted, bytes")
+    # limits of the HTTP server itself (aggregator.api.server_limits), per process
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, description="request line + headers, bytes")
+    http_header_timeout: float = Field(10.0, gt=0, description="seconds to receive a request's headers")
+    http_max_connections: int = Field(1000, ge=1, description="open connections per API process")
 
     # operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
