@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from aggregator.accounts import builtin_topics
 from aggregator.api import errors
 from aggregator.api.fastlane import DigestFastLane
-from aggregator.api.limits import BodySizeLimit, RateLimit
+from aggregator.api.limits import BodySizeLimit, RateLimit, rate_limit_options
 from aggregator.api.pages import account as reader_pages
 from aggregator.api.pages import public as pages
 from aggregator.api.routes import digest as routes
@@ -78,7 +78,7 @@ def create_app(
     )
     _offline_redoc(app)
     app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
-    app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
+    app.add_middleware(RateLimit, **rate_limit_options(settings, engine))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.state.settings = settings
     app.state.engine = engine
