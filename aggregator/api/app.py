@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from aggregator.accounts import builtin_topics
 from aggregator.api import errors
+from aggregator.api.client_keys import parse_proxies
 from aggregator.api.fastlane import DigestFastLane
 from aggregator.api.limits import BodySizeLimit, RateLimit, rate_limit_options
 from aggregator.api.pages import account as reader_pages
@@ -22,6 +23,7 @@ from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
 from aggregator.api.routes import me
 from aggregator.api.routes import trends as trends_routes
+from aggregator.api.security_headers import SecurityHeaders
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served
 from aggregator.digest import served_async as served_pg
@@ -80,6 +82,7 @@ def create_app(
     app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
     app.add_middleware(RateLimit, **rate_limit_options(settings, engine))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders, proxies=parse_proxies(settings.trusted_proxies))
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
