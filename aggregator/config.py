@@ -160,6 +160,23 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from err
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """No known or short signing key (issue 14, finding 13): unset or empty means "generate
+        one and keep it in the database"; anything else must be 32+ characters and not a
+        placeholder such as ``change-me``."""
+        if value is None or not value.get_secret_value():
+            return value
+        text = value.get_secret_value()
+        if text.strip().lower() in WEAK_SECRETS or len(text) < 32:
+            raise ValueError(
+                "AGGREGATOR_SECRET_KEY is a placeholder or shorter than 32 characters; set a random "
+                "one (python -c 'import secrets; print(secrets.token_urlsafe(32))') or leave it "
+                "unset to have one generated and kept in the database"
+            )
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: list[str]) -> list[str]:
@@ -186,6 +203,10 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+#: Signing keys refused whatever their length: the placeholders of examples and compose files.
+WEAK_SECRETS = frozenset({"change-me", "changeme", "secret", "dev", "development", "test", "password"})
 
 
 @lru_cache(maxsize=1)
