@@ -18,7 +18,7 @@ import ipaddress
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,11 +43,11 @@ def _trusted(text: str, proxies: tuple[IPNetwork, ...]) -> bool:
     return addr is not None and any(addr in net for net in proxies)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> list[str]:
+def _header(scope: Mapping[str, Any], name: bytes) -> list[str]:
     return [v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == name]
 
 
-def client_address(scope: dict[str, Any], proxies: tuple[IPNetwork, ...]) -> str:
+def client_address(scope: Mapping[str, Any], proxies: tuple[IPNetwork, ...]) -> str:
     """The client's address of an ASGI ``scope`` (see the module docstring)."""
     peer = (scope.get("client") or ("unknown", 0))[0]
     if not proxies or not _trusted(peer, proxies):
@@ -63,7 +63,7 @@ def client_address(scope: dict[str, Any], proxies: tuple[IPNetwork, ...]) -> str
     return str(peer)
 
 
-def forwarded_https(scope: dict[str, Any], proxies: tuple[IPNetwork, ...]) -> bool:
+def forwarded_https(scope: Mapping[str, Any], proxies: tuple[IPNetwork, ...]) -> bool:
     """True when the client reached us over HTTPS (directly, or per a trusted proxy)."""
     if scope.get("scheme") == "https":
         return True
