@@ -1,4 +1,7 @@
 # aggregator: `aggregator run` (API + scheduler) on 0.0.0.0:8000.
+# The server caps request headers (64 KiB, AGGREGATOR_HTTP_MAX_HEADER_BYTES), the time to send
+# them (10 s, AGGREGATOR_HTTP_HEADER_TIMEOUT_SECONDS) and open connections (1000 per process,
+# AGGREGATOR_HTTP_MAX_CONNECTIONS): see aggregator/api/server_limits.py and docs/security.md.
 # SQLite on the /data volume by default; give AGGREGATOR_DATABASE_URL=postgresql://... for PostgreSQL.
 FROM python:3.11-slim
 

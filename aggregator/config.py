@@ -19,6 +19,7 @@ entry when the file cannot be read or does not follow that shape.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -138,6 +139,21 @@ class Settings(BaseSettings):
         "local://", description="local:// per process (no timer thread), or redis://host:port, shared"
     )
     max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted, bytes")
+    html_rate_limit: str = Field("300/minute;20/second", description="HTML pages, per client address")
+    auth_rate_limit: str = Field(
+        "10/minute;60/hour", description="sign-up and sign-in requests, per client address"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="IPs and CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed (aggregator.api.client_keys); comma-separated or a JSON list; empty = none",
+    )
+    # limits of the HTTP server itself (aggregator.api.server_limits), per process
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, description="request line + headers, bytes")
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="seconds to receive a request's headers"
+    )
+    http_max_connections: int = Field(1000, ge=1, description="open connections per API process")
 
     # operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -192,7 +208,34 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from err
         return value
 
-    @field_validator("feed_allow_hosts", mode="before")
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """No known or short signing key (issue 14, finding 13): unset or empty means "generate
+        one and keep it in the database"; anything else must be 32+ characters and not a
+        placeholder such as ``change-me``."""
+        if value is None or not value.get_secret_value():
+            return value
+        text = value.get_secret_value()
+        if text.strip().lower() in WEAK_SECRETS or len(text) < 32:
+            raise ValueError(
+                "AGGREGATOR_SECRET_KEY is a placeholder or shorter than 32 characters; set a random "
+                "one (python -c 'import secrets; print(secrets.token_urlsafe(32))') or leave it "
+                "unset to have one generated and kept in the database"
+            )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        try:
+            for entry in value:
+                ipaddress.ip_network(entry, strict=False)
+        except ValueError as err:
+            raise ValueError(f"not an IP address or network: {err}") from err
+        return value
+
+    @field_validator("feed_allow_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _allow_list(cls, value: object) -> object:
         """``AGGREGATOR_FEED_ALLOW_HOSTS=127.0.0.1,10.1.0.0/16`` or a JSON list, split into entries."""
@@ -208,6 +251,10 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+#: Signing keys refused whatever their length: the placeholders of examples and compose files.
+WEAK_SECRETS = frozenset({"change-me", "changeme", "secret", "dev", "development", "test", "password"})
 
 
 @lru_cache(maxsize=1)

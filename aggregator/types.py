@@ -111,6 +111,9 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     new_item_ids: list[int] = field(default_factory=list)
+    #: entries the feed may not write (another feed owns the item; paper metadata from a feed
+    #: that is not arXiv), see :mod:`aggregator.feeds.trust`
+    refused: int = 0
 
 
 @dataclass(frozen=True, slots=True)

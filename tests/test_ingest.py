@@ -210,9 +210,9 @@ def test_a_paper_committed_meanwhile_by_another_feed_is_not_counted_new(
     real = ingest.load_stored
     looks: list[int] = []
 
-    def stale_first(session: object, keys: list[str]) -> dict:
+    def stale_first(session: object, keys: list[str], *rest: str) -> dict:
         looks.append(1)  # the first look sees the world before the other feed committed
-        return {} if len(looks) == 1 else real(session, keys)  # type: ignore[arg-type]
+        return {} if len(looks) == 1 else real(session, keys, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ingest, "load_stored", stale_first)
     with session_factory(engine)() as s, s.begin():

@@ -50,7 +50,8 @@ def _post(key: str, title: str, summary: str, html: str | None = None, url: str 
 
 def _ingest(engine: sa.Engine, feed: str, entries: list[ParsedEntry]) -> list[int]:
     with session_factory(engine)() as session, session.begin():
-        feed_id = add_feed(session, feed, kind="blog", now=NOW)
+        kind = "arxiv" if feed.startswith("arxiv") else "blog"  # only arXiv feeds write papers (feeds.trust)
+        feed_id = add_feed(session, feed, kind=kind, now=NOW)
         ids = write_entries(session, feed_id, entries, NOW).new_item_ids
         links.link_items(session, ids, NOW)
     return ids

@@ -13,8 +13,9 @@ from fastapi_offline import FastAPIOffline
 
 from aggregator.accounts import builtin_topics
 from aggregator.api import errors
+from aggregator.api.client_keys import parse_proxies
 from aggregator.api.fastlane import DigestFastLane
-from aggregator.api.limits import BodySizeLimit, RateLimit
+from aggregator.api.limits import BodySizeLimit, RateLimit, rate_limit_options
 from aggregator.api.pages import account as reader_pages
 from aggregator.api.pages import library as library_pages
 from aggregator.api.pages import public as pages
@@ -26,6 +27,7 @@ from aggregator.api.routes import library as library_routes
 from aggregator.api.routes import me
 from aggregator.api.routes import topics as topics_routes
 from aggregator.api.routes import trends as trends_routes
+from aggregator.api.security_headers import SecurityHeaders
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served_async as served_pg
 from aggregator.feeds.ssrf import NetGuard
@@ -86,8 +88,9 @@ def create_app(
     )
     _offline_redoc(app)
     app.add_middleware(DigestFastLane)  # innermost: after the size and rate limits
-    app.add_middleware(RateLimit, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage)
+    app.add_middleware(RateLimit, **rate_limit_options(settings, engine))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders, proxies=parse_proxies(settings.trusted_proxies))
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)

@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from aggregator.accounts import readers
+from aggregator.api.client_keys import forwarded_https, parse_proxies
 from aggregator.api.deps import SessionDep
 from aggregator.store.secrets import load_or_create_secret
 from aggregator.store.tables import Reader
@@ -147,7 +148,9 @@ WebSessionDep = Annotated[WebSession | None, Depends(web_session)]
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """HTTPS directly, or per a trusted proxy (``AGGREGATOR_TRUSTED_PROXIES``)."""
+    proxies = parse_proxies(request.app.state.settings.trusted_proxies)
+    return forwarded_https(request.scope, proxies)
 
 
 def start_session(request: Request, response: Response, reader: Reader) -> None:

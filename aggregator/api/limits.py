@@ -10,7 +10,6 @@ budget. Any other storage URI of ``limits`` works too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -18,9 +17,21 @@ import time
 from collections import deque
 from typing import Any
 
+import anyio
+import sqlalchemy as sa
 from limits import parse_many
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+from aggregator.api.client_keys import (
+    IPNetwork,
+    TokenVerdicts,
+    client_address,
+    parse_proxies,
+    token_hash,
+    token_lookup,
+)
+from aggregator.config import Settings
 
 Scope = dict[str, Any]
 
@@ -180,40 +191,112 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, guarded_send)
 
 
+#: Paths no rate limit applies to: health checks, metrics, static files.
+EXEMPT = ("/healthz", "/metrics", "/static", "/favicon.ico")
+#: Requests that create accounts or sign in: the strict ``auth`` budget per client address.
+AUTH_ROUTES = {("POST", "/api/readers"), ("POST", "/signin"), ("POST", "/signin/email"), ("POST", "/signup")}
+
+
 class RateLimit:
-    """Per-client rate limits on paths under ``prefixes``; over the limit → 429 + Retry-After (s)."""
+    """Per-client rate limits; over a limit → 429 + Retry-After (seconds).
+
+    * ``/api/…``: ``limit`` per API token when the token exists (:class:`TokenVerdicts`), else
+      per client address -- random or stale tokens share their address's budget;
+    * sign-up and sign-in (:data:`AUTH_ROUTES`): ``auth_limit`` per client address, as well;
+    * every other path but :data:`EXEMPT` (the HTML pages): ``html_limit`` per client address.
+
+    The client address is :func:`aggregator.api.client_keys.client_address` (``proxies``: the
+    trusted proxies whose ``X-Forwarded-For`` is believed)."""
 
     def __init__(
-        self, app: Any, limit: str, storage_uri: str = "local://", prefixes: tuple[str, ...] = ("/api/",)
+        self,
+        app: Any,
+        limit: str,
+        storage_uri: str = "local://",
+        prefixes: tuple[str, ...] = ("/api/",),
+        html_limit: str | None = None,
+        auth_limit: str | None = None,
+        proxies: tuple[IPNetwork, ...] = (),
+        verdicts: TokenVerdicts | None = None,
     ) -> None:
         self.app = app
         self.limits = parse_many(limit)
+        self.html_limits = parse_many(html_limit) if html_limit else []
+        self.auth_limits = parse_many(auth_limit) if auth_limit else []
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self.prefixes = prefixes
+        self.proxies = proxies
+        self.verdicts = verdicts
 
     @staticmethod
-    def client_key(scope: Scope) -> str:
+    def bearer(scope: Scope) -> str | None:
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"")
         if auth.lower().startswith(b"bearer ") and len(auth) > 7:
-            return "token:" + hashlib.sha256(auth[7:].strip()).hexdigest()[:32]
-        client = scope.get("client") or ("unknown", 0)
-        return f"ip:{client[0]}"
+            return auth[7:].strip().decode("latin-1")
+        return None
+
+    async def _api_key(self, scope: Scope, address: str) -> str:
+        """The budget key of an API request: an existing token is its own key; no token, or a
+        token no reader has (looked up once, the verdict remembered), the client address."""
+        token = self.bearer(scope)
+        if token is None or self.verdicts is None or len(token) > 256:
+            return f"ip:{address}"
+        digest = token_hash(token)
+        known = self.verdicts.cached(digest)
+        if known is None:
+            known = await anyio.to_thread.run_sync(self.verdicts.check, digest)
+        return f"token:{digest[:32]}" if known else f"ip:{address}"
+
+    def _first_over(self, limits: list[Any], key: str) -> Any:
+        """Charge one hit to ``key`` under each limit; the first limit broken, or None."""
+        for item in limits:
+            if not self.limiter.hit(item, key):
+                return item
+        return None
+
+    async def _reject_over(self, send: Any, item: Any, key: str) -> None:
+        reset_at, _ = self.limiter.get_window_stats(item, key)
+        retry = max(1, math.ceil(reset_at - time.time()))
+        await _reject(
+            send,
+            429,
+            f"rate limit exceeded ({item}); retry in {retry} s",
+            [(b"retry-after", str(retry).encode())],
+        )
+
+    async def _over(self, send: Any, limits: list[Any], key: str) -> bool:
+        broken = self._first_over(limits, key)
+        if broken is None:
+            return False
+        await self._reject_over(send, broken, key)
+        return True
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path.startswith(EXEMPT):
             await self.app(scope, receive, send)
             return
-        key = self.client_key(scope)
-        for item in self.limits:
-            if not self.limiter.hit(item, key):
-                reset_at, _ = self.limiter.get_window_stats(item, key)
-                retry = max(1, math.ceil(reset_at - time.time()))
-                await _reject(
-                    send,
-                    429,
-                    f"rate limit exceeded ({item}); retry in {retry} s",
-                    [(b"retry-after", str(retry).encode())],
-                )
+        address = client_address(scope, self.proxies)
+        if (scope["method"], path.rstrip("/") or "/") in AUTH_ROUTES and await self._over(
+            send, self.auth_limits, f"auth:{address}"
+        ):
+            return
+        if path.startswith(self.prefixes):
+            if await self._over(send, self.limits, await self._api_key(scope, address)):
                 return
+        elif await self._over(send, self.html_limits, f"html:{address}"):
+            return
         await self.app(scope, receive, send)
+
+
+def rate_limit_options(settings: Settings, engine: sa.Engine) -> dict[str, Any]:
+    """The keyword arguments of :class:`RateLimit` for an app on ``settings`` and ``engine``."""
+    return {
+        "limit": settings.rate_limit,
+        "storage_uri": settings.rate_limit_storage,
+        "html_limit": settings.html_rate_limit,
+        "auth_limit": settings.auth_rate_limit,
+        "proxies": parse_proxies(settings.trusted_proxies),
+        "verdicts": TokenVerdicts(token_lookup(engine)),
+    }

@@ -62,7 +62,12 @@ def _listen(host: str, port: int) -> list[socket.socket]:
 #: standard asyncio loop, not uvloop: under load uvloop served some connections much later
 #: than others (GET /api/me/digest on 1M items, 1 worker, 64 clients: p99 1.09 s against 91 ms
 #: with asyncio; 10 clients: 19-21 ms against 11-14 ms, at the same requests per second).
-SERVER_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "asyncio"}
+#: httptools behind the limits of aggregator.api.server_limits (header size, header time,
+#: connections per process).
+SERVER_OPTIONS: dict[str, Any] = {
+    "http": "aggregator.api.server_limits:GuardedHttpToolsProtocol",
+    "loop": "asyncio",
+}
 
 
 def _serve(
@@ -78,6 +83,7 @@ def _serve(
     import uvicorn
 
     from aggregator.api.app import create_app
+    from aggregator.api.server_limits import protocol_for
     from aggregator.worker.scheduler import start_scheduler
 
     holder: dict[str, BaseScheduler] = {}
@@ -95,8 +101,9 @@ def _serve(
         f"aggregator {'run' if scheduler else 'api'}: digest at http://{escape(_address(host, port))}/"
     )
     config = uvicorn.Config(
-        api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG", **SERVER_OPTIONS
-    )
+        api, host=host, port=port, log_config=None, access_log=settings.log_level == "DEBUG",
+        **{**SERVER_OPTIONS, "http": protocol_for(settings)},
+    )  # fmt: skip
     server = uvicorn.Server(config)
     try:
         server.run(sockets=sockets)

@@ -5,6 +5,9 @@ intents; :func:`apply_fetch` writes them, together with the feed's new fetch sta
 transaction, so a crash mid-ingest leaves neither half an item batch nor an ETag that would
 hide the lost items behind a 304.
 
+Who may write what is the trust model of :mod:`aggregator.feeds.trust`: only arXiv's own feeds
+write papers; a feed never changes an item another feed of the same or higher trust owns.
+
 Bulk writes use SQLAlchemy Core ``INSERT ... ON CONFLICT``: fetching the same document twice,
 or two workers ingesting it at once, adds nothing the second time.
 """
@@ -20,10 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
+from aggregator.feeds.trust import Owner, Trust, feed_trust, may_create, verdict
 from aggregator.feeds.venues import extract
 from aggregator.store import queries
 from aggregator.store.db import insert
-from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.store.tables import Feed, Item, ItemOwner, ItemSource
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 
 _CHUNK = 500  # keys per IN (...) lookup; well under SQLite's 32766 bound-parameter limit
@@ -63,45 +67,84 @@ class Stored:
     id: int
     version: int | None
     content_hash: str
+    kind: str = "post"
+    owner: Owner | None = None
 
 
 @dataclass(slots=True)
 class IngestPlan:
-    """Intents for one document: items to insert, items to update (by id), and all keys seen."""
+    """Intents for one document: items to insert, items to update (by id), items whose owner
+    becomes this feed (``take_over``, by id), entries refused, and the entries to record as
+    announced by the feed (``entries``)."""
 
     insert: list[tuple[ParsedEntry, str]] = field(default_factory=list)
     update: list[tuple[int, ParsedEntry, str]] = field(default_factory=list)
+    take_over: list[int] = field(default_factory=list)
     unchanged: int = 0
+    refused: list[ParsedEntry] = field(default_factory=list)
     entries: list[ParsedEntry] = field(default_factory=list)
 
 
-def decide(entries: Iterable[ParsedEntry], stored: dict[str, Stored]) -> IngestPlan:
-    """Pure: classify entries as new, updated or unchanged against ``stored`` (key → Stored).
+def _classify(
+    entry: ParsedEntry, digest: str, old: Stored, feed_id: int, trust: Trust, plan: IngestPlan
+) -> None:
+    rule = verdict(old.kind, feed_id, trust, old.owner)
+    if entry.kind == "paper" and trust < Trust.ARXIV:
+        rule = "source_only" if rule == "source_only" else "refuse"
+    if rule == "refuse":
+        plan.refused.append(entry)
+        return
+    plan.entries.append(entry)
+    if rule == "source_only":
+        plan.refused.append(entry)
+    elif rule == "take_over":
+        plan.take_over.append(old.id)
+        if digest != old.content_hash:
+            plan.update.append((old.id, entry, digest))
+        else:
+            plan.unchanged += 1
+    elif entry.kind == "paper":  # an arXiv replacement: only a newer version
+        if (entry.version or 0) > (old.version or 0):
+            plan.update.append((old.id, entry, digest))
+        else:
+            plan.unchanged += 1
+    elif digest != old.content_hash:
+        plan.update.append((old.id, entry, digest))
+    else:
+        plan.unchanged += 1
 
-    Duplicate keys within one document are kept once (the first). A paper is updated only when
-    its version is newer than the stored one (an arXiv replacement); a post whenever its
-    content hash differs.
+
+def decide(
+    entries: Iterable[ParsedEntry],
+    stored: dict[str, Stored],
+    feed_id: int | None = None,
+    trust: Trust = Trust.ARXIV,
+) -> IngestPlan:
+    """Pure: classify entries as new, updated, unchanged or refused against ``stored``
+    (key → Stored), for the feed ``feed_id`` of ``trust`` (defaults: an arXiv feed owning
+    nothing yet).
+
+    Duplicate keys within one document are kept once (the first). Who may write which item is
+    :func:`aggregator.feeds.trust.verdict`; where it may, a paper is updated only when its
+    version is newer than the stored one (an arXiv replacement), a post whenever its content
+    hash differs.
     """
     plan = IngestPlan()
     seen: set[str] = set()
+    me = -1 if feed_id is None else feed_id
     for entry in entries:
         if entry.key in seen:
             continue
         seen.add(entry.key)
-        plan.entries.append(entry)
         digest = content_hash(entry)
         old = stored.get(entry.key)
-        if old is None:
+        if old is not None:
+            _classify(entry, digest, old, me, trust, plan)
+        elif may_create(entry.kind, entry.key, trust):
+            plan.entries.append(entry)
             plan.insert.append((entry, digest))
-        elif entry.kind == "paper":
-            if (entry.version or 0) > (old.version or 0):
-                plan.update.append((old.id, entry, digest))
-            else:
-                plan.unchanged += 1
-        elif digest != old.content_hash:
-            plan.update.append((old.id, entry, digest))
         else:
-            plan.unchanged += 1
+            plan.refused.append(entry)
     return plan
 
 
@@ -110,14 +153,26 @@ def _chunks(seq: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
         yield seq[i : i + size]
 
 
-def load_stored(session: Session, keys: Sequence[str]) -> dict[str, Stored]:
+def load_stored(session: Session, keys: Sequence[str], api_url: str = "") -> dict[str, Stored]:
+    """The stored items of ``keys``, each with its owner and the owner's trust."""
     out: dict[str, Stored] = {}
-    for chunk in _chunks(keys):
-        rows = session.execute(
-            sa.select(Item.key, Item.id, Item.version, Item.content_hash).where(Item.key.in_(chunk))
+    query = (
+        sa.select(
+            Item.key, Item.id, Item.version, Item.content_hash, Item.kind,
+            ItemOwner.item_id, Feed.id, Feed.url, Feed.kind, Feed.reader_added,
         )
-        for key, id_, version, digest in rows:
-            out[key] = Stored(id_, version, digest)
+        .outerjoin(ItemOwner, ItemOwner.item_id == Item.id)
+        .outerjoin(Feed, Feed.id == ItemOwner.feed_id)
+    )  # fmt: skip
+    for chunk in _chunks(keys):
+        for key, id_, version, digest, kind, owned, fid, url, fkind, added in session.execute(
+            query.where(Item.key.in_(chunk))
+        ):
+            owner = None
+            if owned is not None:
+                trust = None if fid is None else feed_trust(url, fkind, bool(added), api_url)
+                owner = Owner(fid, trust)
+            out[key] = Stored(id_, version, digest, kind, owner)
     return out
 
 
@@ -150,16 +205,40 @@ def _item_row(entry: ParsedEntry, digest: str, now: dt.datetime) -> dict[str, ob
     }
 
 
+def _set_owners(session: Session, feed_id: int, item_ids: Sequence[int], replace: bool) -> None:
+    if not item_ids:
+        return
+    conn = session.connection()
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = item_ids[start : start + _CHUNK]
+        if replace:
+            conn.execute(sa.delete(ItemOwner).where(ItemOwner.item_id.in_(chunk)))
+        rows = [{"item_id": i, "feed_id": feed_id} for i in chunk]
+        conn.execute(insert(conn, ItemOwner.__table__).on_conflict_do_nothing(), rows)
+
+
 def write_entries(
-    session: Session, feed_id: int, entries: Sequence[ParsedEntry], now: dt.datetime
+    session: Session,
+    feed_id: int,
+    entries: Sequence[ParsedEntry],
+    now: dt.datetime,
+    *,
+    api_url: str = "",
+    final_url: str | None = None,
 ) -> IngestSummary:
-    """Insert new items, update changed ones and record which feed announced each.
+    """Insert new items, update changed ones and record which feed announced each, as far as
+    the feed's trust allows (:mod:`aggregator.feeds.trust`; ``api_url`` is
+    ``settings.arxiv_api_url``, ``final_url`` where this fetch ended after redirects).
 
     Runs inside the caller's transaction. Returns counts and the ids of inserted items.
     """
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        raise ValueError(f"no feed {feed_id}")
+    trust = feed_trust(feed.url, feed.kind, feed.reader_added, api_url, final_url)
     keys = list(dict.fromkeys(e.key for e in entries))
-    plan = decide(entries, load_stored(session, keys))
-    summary = IngestSummary(unchanged=plan.unchanged)
+    plan = decide(entries, load_stored(session, keys, api_url), feed_id, trust)
+    summary = IngestSummary(unchanged=plan.unchanged, refused=len(plan.refused))
     conn = session.connection()
     inserted: list[int] = []
     if plan.insert:
@@ -180,29 +259,54 @@ def write_entries(
                 values.pop(keep)
         session.execute(sa.update(Item).where(Item.id == item_id).values(**values, card=None))
     summary.updated = len(plan.update)
-    ids = {k: s.id for k, s in load_stored(session, keys).items()}
+    _set_owners(session, feed_id, inserted, replace=False)
+    _set_owners(session, feed_id, plan.take_over, replace=True)
+    after = load_stored(session, keys, api_url)
+    ids = {k: s.id for k, s in after.items()}
     summary.new_item_ids = sorted(inserted)
     summary.new = len(summary.new_item_ids)
     sources = [
+        e
+        for e in plan.entries
+        # an item another feed inserted meanwhile (a race): a reader's feed records nothing
+        if e.key in ids and (trust >= Trust.OPERATOR or _owned_by(after[e.key], feed_id))
+    ]
+    _record_sources(session, feed_id, [(ids[e.key], e) for e in sources], set(inserted), now)
+    return summary
+
+
+def _record_sources(
+    session: Session,
+    feed_id: int,
+    seen: Sequence[tuple[int, ParsedEntry]],
+    inserted: set[int],
+    now: dt.datetime,
+) -> None:
+    """``item_sources`` rows for the items the feed announced (item id, entry)."""
+    if not seen:
+        return
+    conn = session.connection()
+    rows = [
         {
-            "item_id": ids[e.key],
+            "item_id": item_id,
             "feed_id": feed_id,
             "announce_type": e.announce_type or "",
             "version": e.version or 0,
             "seen_at": now,
         }
-        for e in plan.entries
-        if e.key in ids
+        for item_id, e in seen
     ]
-    if sources:
-        table = ItemSource.__table__
-        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
-        announced: set[int] = set()
-        for start in range(0, len(sources), _CHUNK):
-            announced.update(conn.execute(stmt, sources[start : start + _CHUNK]).scalars())
-        # an item announced by one more feed (a cross-list) lists it in its card's sources
-        queries.invalidate(session, announced - set(inserted))
-    return summary
+    table = ItemSource.__table__
+    stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
+    announced: set[int] = set()
+    for start in range(0, len(rows), _CHUNK):
+        announced.update(conn.execute(stmt, rows[start : start + _CHUNK]).scalars())
+    # an item announced by one more feed (a cross-list) lists it in its card's sources
+    queries.invalidate(session, announced - inserted)
+
+
+def _owned_by(stored: Stored, feed_id: int) -> bool:
+    return stored.owner is not None and stored.owner.feed_id == feed_id
 
 
 # --- feed state -------------------------------------------------------------------------------
@@ -276,6 +380,7 @@ def apply_fetch(
     parsed: ParsedFeed | None,
     now: dt.datetime,
     max_backoff: float,
+    api_url: str = "",
 ) -> IngestSummary:
     """Write one fetch's outcome: its items (if any) and the feed's new state.
 
@@ -314,7 +419,9 @@ def apply_fetch(
             feed.title = parsed.title[:1000]
         if feed.kind is None:
             feed.kind = parsed.kind
-        summary = write_entries(session, feed.id, parsed.entries, now)
+        summary = write_entries(
+            session, feed.id, parsed.entries, now, api_url=api_url, final_url=result.final_url
+        )
     return summary
 
 

@@ -449,3 +449,17 @@ class ReadMark(Base):
     how: Mapped[str] = mapped_column(sa.String(8))
     read_at: Mapped[dt.datetime]
     published: Mapped[dt.datetime]
+
+
+# --- security: item ownership (issue 14, finding 1; see aggregator.feeds.trust) ---------------
+
+
+class ItemOwner(Base):
+    """The feed that owns an item: the one that created it, or a more trusted feed that took it
+    over. Only its owner (or arXiv, for papers) may change an item. No row, or ``feed_id``
+    NULL after the feed was deleted: owned by nobody, an operator or arXiv feed may claim it."""
+
+    __tablename__ = "item_owners"
+
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    feed_id: Mapped[int | None] = mapped_column(sa.ForeignKey("feeds.id", ondelete="SET NULL"), index=True)

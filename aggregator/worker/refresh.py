@@ -85,7 +85,9 @@ def _record(
             log.exception("parser failed on %s", feed.url)
             result = FetchResult(result.url, result.final_url, result.status, error=f"parser failed: {err}")
             parsed = None
-        summary = apply_fetch(session, feed, result, parsed, now, settings.max_backoff_seconds)
+        summary = apply_fetch(
+            session, feed, result, parsed, now, settings.max_backoff_seconds, settings.arxiv_api_url
+        )
         state = "failed" if feed.last_error else ("new" if summary.new else "unchanged")
         outcome = FeedOutcome(
             feed.id, feed.name, state, summary.new, summary.updated, result.status, feed.last_error

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
 from aggregator.digest.public import DigestEntry, build_digest
+from aggregator.digest.remote_images import without_remote_images
 from aggregator.feeds.status import feed_states
 from aggregator.store.queries import item_sources
 from aggregator.store.tables import Feed, Item, ItemSource, Score
@@ -110,7 +111,7 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
         why=score.why if score else [],
         arxiv_id=item.arxiv_id,
         summary=item.summary,
-        summary_html=item.summary_html,
+        summary_html=without_remote_images(item.summary_html),  # no tracking pixels
         version=item.version,
         primary_category=item.primary_category,
         comment=item.comment,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,10 @@ from sqlalchemy.orm import Session
 from aggregator.ranking.personal.topic_match import _norm, phrase_pattern
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.types import TopicFilter
+
+#: Phrase and topic masks an item window keeps (an LRU; issue 14, finding 6): at 20,000 items
+#: each is 20 kB, and readers' phrases change with every profile save.
+MEMO_QUERIES = 1024
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
     from aggregator.ranking.tfidf import TfidfModel
@@ -45,6 +50,7 @@ class ItemWindow:
     updated: np.ndarray | None = None  # n_items float64, items.updated_at (cache refresh)
     stamp: tuple[Any, ...] | None = None  # the items' fingerprint when cached (item_window)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _queries: OrderedDict[Any, None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -84,11 +90,23 @@ class ItemWindow:
         return len(self.ids)
 
     def _memoised(self, key: Any, make: Any) -> Any:
+        """``make()`` once per ``key``. Per-query keys (tuples: a phrase's or a topic's mask,
+        n_items bools each) are kept for the last :data:`MEMO_QUERIES` only, oldest dropped
+        first; the window's own tables (string keys) for its lifetime."""
         value = self._memo.get(key)
         if value is None:
             value = make()
             with self._lock:
                 self._memo[key] = value
+                if isinstance(key, tuple):
+                    self._queries[key] = None
+                    while len(self._queries) > MEMO_QUERIES:
+                        old, _ = self._queries.popitem(last=False)
+                        self._memo.pop(old, None)
+        elif isinstance(key, tuple) and key in self._queries:
+            with self._lock:
+                if key in self._queries:
+                    self._queries.move_to_end(key)
         return value
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,20 +30,20 @@ class ItemFields:
     sources: Sequence[str] = ()
 
 
-_PHRASE_CACHE: dict[str, re.Pattern[str]] = {}
+#: Compiled phrases kept per process (an LRU): readers' phrases come and go with every profile
+#: save, and an unbounded cache grew by ~3 kB per phrase ever seen (issue 14, finding 6).
+PHRASE_CACHE_SIZE = 2048
 
 
+@functools.lru_cache(maxsize=PHRASE_CACHE_SIZE)
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """Whole-word, case-insensitive match of ``phrase``; words may be separated by any
     whitespace or hyphens and the last word may take a plural ``s``/``es`` ("LLM" matches
-    "LLMs", not "LLaMA"; "gan" does not match "organ")."""
-    pat = _PHRASE_CACHE.get(phrase)
-    if pat is None:
-        words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
-        body = r"[\s\-]+".join(words) if words else r"(?!)"
-        pat = re.compile(rf"(?<![\w]){body}(?:s|es)?(?![\w])", re.IGNORECASE)
-        _PHRASE_CACHE[phrase] = pat
-    return pat
+    "LLMs", not "LLaMA"; "gan" does not match "organ"). Cached: the last
+    :data:`PHRASE_CACHE_SIZE` phrases."""
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    body = r"[\s\-]+".join(words) if words else r"(?!)"
+    return re.compile(rf"(?<![\w]){body}(?:s|es)?(?![\w])", re.IGNORECASE)
 
 
 def _text_of(item: Any) -> str:
