@@ -1,0 +1,102 @@
+"""Query parameters shared by the paged digests and search: ``cursor`` and the filters.
+
+``cursor`` is the ``next_cursor`` of the previous answer (opaque, signed, see
+:mod:`aggregator.digest.cursor`); a cursor that is not one, or that was made for other
+parameters, is a 422. The filters (:class:`aggregator.digest.filters.DigestFilters`):
+``category`` (repeatable), ``source`` (feed id, repeatable), ``kind``, ``venue``, ``has_code``,
+``unread`` (signed-in readers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import Depends, Query, Request
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from aggregator.api.deps import unprocessable
+from aggregator.config import Settings
+from aggregator.digest import cursor as cursors
+from aggregator.digest.filters import DigestFilters
+from aggregator.digest.paging import max_item_id
+
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=cursors.MAX_CURSOR_CHARS,
+        description="`next_cursor` of the previous page; omit for the first",
+    ),
+]
+
+FeedId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+_keys: dict[int, bytes] = {}
+
+
+def cursor_key(engine: sa.Engine, settings: Settings) -> bytes:
+    """The key cursors are signed with: SHA-256 of the app's secret key (the configured one or
+    the stored one), under the purpose label ``cursor``; read once per engine."""
+    key = _keys.get(id(engine))
+    if key is None:
+        from aggregator.mail.tokens import signing_key
+
+        with Session(engine) as session:
+            secret = signing_key(session, settings)
+            session.commit()
+        key = _keys[id(engine)] = hashlib.sha256(b"cursor:" + secret.encode()).digest()
+    return key
+
+
+def filters_query(
+    category: Annotated[
+        list[str] | None,
+        Query(max_length=64, description="arXiv category, e.g. cs.LG (repeatable; cross-lists match)"),
+    ] = None,
+    source: Annotated[list[FeedId] | None, Query(description="feed id (repeatable)")] = None,
+    kind: Annotated[Literal["paper", "post"] | None, Query(description="only papers or only posts")] = None,
+    venue: Annotated[
+        str | None, Query(max_length=64, description="venue, e.g. NeurIPS (case-insensitive)")
+    ] = None,
+    has_code: Annotated[bool, Query(description="only items with a code link")] = False,
+    unread: Annotated[bool, Query(description="signed-in readers: only items not marked read")] = False,
+) -> DigestFilters:
+    """The filters of a request (FastAPI dependency)."""
+    if category is not None and len(category) > 20:
+        raise unprocessable("at most 20 categories", ("query", "category"))
+    if source is not None and len(source) > 20:
+        raise unprocessable("at most 20 sources", ("query", "source"))
+    return DigestFilters(
+        categories=tuple(category or ()),
+        sources=tuple(source or ()),
+        kind=kind,
+        venue=venue or None,
+        has_code=has_code,
+        unread=unread,
+    )
+
+
+FiltersDep = Annotated[DigestFilters, Depends(filters_query)]
+
+
+def open_cursor(
+    request: Request, text: str | None, query: str, session: Session, loc: str = "cursor"
+) -> cursors.Cursor:
+    """The decoded ``cursor`` parameter, or when absent a fresh cursor whose snapshot bound is
+    the largest item id now. Raises a 422 (FastAPI's shape) for a bad one."""
+    state = request.app.state
+    if text is None:
+        return cursors.Cursor(query=query, max_id=max_item_id(session), run=None)
+    try:
+        return cursors.decode(text, cursor_key(state.engine, state.settings), query)
+    except cursors.CursorError as err:
+        raise unprocessable(str(err), ("query", loc)) from err
+
+
+def next_cursor(request: Request, cursor: cursors.Cursor | None) -> str | None:
+    """The ``next_cursor`` text of ``cursor`` (None on the last page)."""
+    if cursor is None:
+        return None
+    state = request.app.state
+    return cursors.encode(cursor, cursor_key(state.engine, state.settings))
