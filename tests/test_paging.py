@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
 from fastapi.testclient import TestClient
-from test_me_api import DAY, INTERESTS, make_settings
+from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
 
 from aggregator.api.app import create_app
@@ -148,3 +148,65 @@ def test_bad_cursors_are_422(client: TestClient) -> None:
     other = client.get("/api/digest", params={"date": DAY, "limit": 10, "cursor": cursor, "kind": "paper"})
     assert other.status_code == 422 and "another request" in other.text
     assert client.get("/api/digest", params={"date": DAY, "limit": 5, "cursor": cursor}).status_code == 200
+
+
+def _visible(engine: sa.Engine, day: str, muted: str) -> set[int]:
+    import re
+
+    word = re.compile(r"(?<![a-z0-9])" + re.escape(muted))
+    with session_factory(engine)() as s:
+        rows = s.execute(
+            sa.select(Item.id, Item.title, Item.summary).where(Item.id.in_(day_ids(engine, day)))
+        ).all()
+    return {r.id for r in rows if not word.search(" ".join(f"{r.title} {r.summary}".lower().split()))}
+
+
+@pytest.mark.parametrize("day", ["2026-06-12", DAY])
+def test_reader_digest_is_the_whole_day_once_across_ingest_and_rescore(
+    client: TestClient, engine: sa.Engine, day: str
+) -> None:
+    auth, _ = signup(client, "pager@example.com")
+    profile = {"interests": "reinforcement learning for robot control", "muted": ["quantum"]}
+    assert client.put("/api/me/profile", headers=auth, json=profile).is_success
+    first = client.get("/api/me/digest", headers=auth, params={"date": day, "limit": 20}).json()
+    assert first["profile"].startswith("reader:") and len(first["items"]) == 20 and first["next_cursor"]
+    visible = _visible(engine, day, "quantum")
+    added: set[int] = set()
+
+    def between(n: int) -> None:
+        if n == 1:
+            added.update(ingest_more(engine, day))
+        if n == 3:  # the reader changes their interests: their rows are rescored
+            changed = {"interests": "graph neural networks", "muted": ["quantum"]}
+            assert client.put("/api/me/profile", headers=auth, json=changed).is_success
+
+    got = [
+        i
+        for p in pages(client, "/api/me/digest", between=between, headers=auth, date=day, limit=30)
+        for i in p
+    ]
+    ids = [i["id"] for i in got]
+    assert added and len(ids) == len(set(ids)), "an item was shown twice"
+    assert set(ids) == visible, "the whole day minus the muted items, nothing ingested later"
+    quiet = [i["id"] for p in pages(client, "/api/me/digest", headers=auth, date=day, limit=500) for i in p]
+    assert set(quiet) == _visible(engine, day, "quantum")  # a new paging includes the new papers
+    head = client.get("/api/me/digest", headers=auth, params={"date": day, "limit": 30}).json()["items"]
+    assert [i["id"] for i in head] == quiet[:30]  # the served first page and the general path agree
+
+
+def test_reader_digest_filters_and_plain_pages(client: TestClient, engine: sa.Engine) -> None:
+    auth, _ = signup(client, "filters@example.com")
+    assert client.put("/api/me/profile", headers=auth, json={"interests": "image segmentation"}).is_success
+    got = [
+        i
+        for p in pages(client, "/api/me/digest", headers=auth, date=DAY, limit=50, category="cs.CV")
+        for i in p
+    ]
+    assert got and all("cs.CV" in i["categories"] for i in got)
+    with session_factory(engine)() as s:
+        n_cv = sum(
+            "cs.CV" in c for c in s.scalars(sa.select(Item.categories).where(Item.id.in_(day_ids(engine))))
+        )
+    assert len(got) == n_cv
+    plain = pages(client, "/api/me/digest", headers=auth, date=DAY, limit=100)
+    assert sum(len(p) for p in plain) == len(day_ids(engine))

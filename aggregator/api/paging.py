@@ -9,8 +9,9 @@ parameters, is a 422. The filters (:class:`aggregator.digest.filters.DigestFilte
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, Query, Request
@@ -20,8 +21,11 @@ from sqlalchemy.orm import Session
 from aggregator.api.deps import unprocessable
 from aggregator.config import Settings
 from aggregator.digest import cursor as cursors
+from aggregator.digest import served
 from aggregator.digest.filters import DigestFilters
-from aggregator.digest.paging import max_item_id
+from aggregator.digest.paging import max_item_id, scores_run
+from aggregator.digest.public import DEFAULT_PROFILE
+from aggregator.store.tables import Score
 
 CursorQuery = Annotated[
     str | None,
@@ -100,3 +104,45 @@ def next_cursor(request: Request, cursor: cursors.Cursor | None) -> str | None:
         return None
     state = request.app.state
     return cursors.encode(cursor, cursor_key(state.engine, state.settings))
+
+
+def reader_query(reader_id: int, day: dt.date, days: int, filters: DigestFilters) -> str:
+    """The fingerprint of a reader's digest request (what its cursors are valid for)."""
+    return cursors.fingerprint("me", reader_id, day, days, filters.key())
+
+
+class ServedPaging:
+    """The ``next_cursor`` of a plain ``GET /api/me/digest`` served from stored JSON
+    (:class:`aggregator.digest.served.Paging`): the same cursor the general path
+    (:mod:`aggregator.accounts.paged_digest`) would give after these rows, all of tier 1. One
+    more query: the snapshot bound, the last row's time and the scores fingerprint."""
+
+    def __init__(self, engine: sa.Engine, settings: Settings, days: int, limit: int) -> None:
+        self.engine, self.settings, self.days, self.limit = engine, settings, days, limit
+
+    def next_cursor(
+        self,
+        conn: sa.Connection,
+        reader: served.ReaderKey,
+        rows: list[Any],
+        day: dt.date,
+        window: tuple[dt.datetime, dt.datetime],
+    ) -> str | None:
+        n_muted = int(rows[0][5] or 0)
+        if served.window_total(conn, *window) <= len(rows) + n_muted:
+            return None
+        score, item_id = rows[-1][0], rows[-1][4]
+        profile = f"reader:{reader.id}"
+        published = conn.scalar(
+            sa.select(Score.published).where(Score.profile == profile, Score.item_id == item_id)
+        )
+        if published is None:  # rescored meanwhile: the next page starts from the top
+            published = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+        cursor = cursors.Cursor(
+            query=reader_query(reader.id, day, self.days, DigestFilters()),
+            max_id=max_item_id(conn),
+            run=scores_run(conn, [profile, DEFAULT_PROFILE], *window),
+            key=[1, score, ["d", published.isoformat()], item_id],
+        )
+        cursor.mark(r[4] for r in rows)
+        return cursors.encode(cursor, cursor_key(self.engine, self.settings))

@@ -92,12 +92,14 @@ def read_page(
     return out, more
 
 
-def max_item_id(session: Session) -> int:
+def max_item_id(session: Session | sa.Connection) -> int:
     """The snapshot bound: the largest ``items.id`` now (0 when there are none)."""
     return int(session.scalar(sa.select(sa.func.max(Item.id))) or 0)
 
 
-def scores_run(session: Session, profiles: Sequence[str], start: dt.datetime, end: dt.datetime) -> int | None:
+def scores_run(
+    session: Session | sa.Connection, profiles: Sequence[str], start: dt.datetime, end: dt.datetime
+) -> int | None:
     """The scores fingerprint of a window: the newest ``scores.run`` of ``profiles`` there
     (each precompute run writes a larger ``time.time_ns()``), with the row count so that a run
     that only deletes rows changes it too."""

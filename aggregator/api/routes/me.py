@@ -47,9 +47,12 @@ from aggregator.api.me_schemas import (
     TopicIn,
     TopicOut,
 )
+from aggregator.api.paging import CursorQuery, FiltersDep, ServedPaging
+from aggregator.api.reader_paging import paged_reader_response
 from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, ItemId, LimitQuery, digest_item
 from aggregator.config import Settings
 from aggregator.digest import cards, served
+from aggregator.digest.filters import DigestFilters
 from aggregator.digest.public import default_day
 from aggregator.feeds import opml
 from aggregator.ranking import similar
@@ -130,6 +133,8 @@ async def my_digest(
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
     group: GroupQuery = None,
+    cursor: CursorQuery = None,
+    filters: FiltersDep = DigestFilters(),
 ) -> Response:
     """Your ranked digest, best first, each item labelled with the topic filters it matches.
     Reads your precomputed scores; until those exist, the default profile's order.
@@ -143,10 +148,11 @@ async def my_digest(
     if credentials is None:
         raise unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
     token_hash = readers.hash_token(credentials.credentials)
-    if group is None:
+    if group is None and cursor is None and not filters.active():
+        paging = ServedPaging(state.engine, settings, days, limit)
         found = state.reads.run(
             lambda conn: served.serve_digest(
-                conn, token_hash, settings.tz, settings.timezone, date, days, limit
+                conn, token_hash, settings.tz, settings.timezone, date, days, limit, paging=paging
             )
         )
         if found.body is not None:
@@ -156,7 +162,9 @@ async def my_digest(
         reader = state.reads.run(lambda conn: served.reader_for_token_hash(conn, token_hash))
     if reader is None:
         raise unauthorized("invalid API token", error="invalid_token")
-    answer = await run_in_threadpool(_reader_digest_response, state, reader.id, date, days, limit, group)
+    answer = await run_in_threadpool(
+        paged_reader_response, request, reader.id, date, days, limit, group, cursor, filters
+    )
     return Response(answer.model_dump_json().encode(), media_type="application/json")
 
 
