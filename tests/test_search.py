@@ -165,3 +165,32 @@ def test_parse() -> None:
     assert q.words == ("diffusion",) and q.arxiv_ids == ("2406.01234",)
     with pytest.raises(BadQuery):
         parse('"a')
+
+
+def test_cli_search_and_digest_all(
+    engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli.app import app
+    from aggregator.config import get_settings
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the CLI path is the same on both databases; run once")
+    load_papers(engine, ("2026-06-15",))
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("")
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    paper = bulk_papers(DAY)[3]
+    out = runner.invoke(app, ["search", paper["id"]], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and f"arXiv:{paper['id']}" in out.output, out.output
+    bad = runner.invoke(app, ["search", '"open'])
+    assert bad.exit_code == 2 and "unbalanced quotes" in bad.stderr
+    whole = runner.invoke(app, ["digest", "--date", DAY, "--all"], env={"COLUMNS": "200"})
+    assert whole.exit_code == 0, whole.output
+    n = len(bulk_papers(DAY))
+    assert whole.output.count("arXiv:") == n and f"of {n}" in whole.output
+    get_settings.cache_clear()
