@@ -22,7 +22,7 @@ from conftest import Replay
 from helpers import free_port
 from typer.testing import CliRunner, Result
 
-from aggregator.cli.common import app
+from aggregator.cli.app import app
 from aggregator.config import get_settings
 from aggregator.store.db import make_engine
 from aggregator.store.tables import Feed, Item

@@ -408,7 +408,7 @@ def test_weekly_email_over_smtp_then_links_change_data(
 def test_preview_api_and_cli(engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from aggregator.cli.common import app as cli
+    from aggregator.cli.app import app as cli
     from aggregator.config import get_settings
 
     settings = mail_settings(database_url, tmp_path, 25)

@@ -188,7 +188,7 @@ def test_cli_fetch_enriches(replay: Replay, tmp_path: Path) -> None:
     """``aggregator fetch`` runs the same step and says what it did."""
     from typer.testing import CliRunner
 
-    from aggregator.cli.common import app
+    from aggregator.cli.app import app
     from aggregator.config import get_settings
 
     feeds = replay.feeds_toml(tmp_path, only=ARXIV_FEEDS, extra='\n[interests]\ntext = "language"\n')

@@ -262,7 +262,7 @@ def test_cli_library_import(
     from typer.testing import CliRunner
 
     from aggregator.accounts import readers
-    from aggregator.cli.common import app
+    from aggregator.cli.app import app
 
     load_papers(engine)
     with session_factory(engine)() as s:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from aggregator.api.app import create_app
-from aggregator.cli.common import app as cli_app
+from aggregator.cli.app import app as cli_app
 from aggregator.config import FeedConfig, Settings, get_settings
 from aggregator.feeds import opml
 from aggregator.feeds.ingest import sync_feeds

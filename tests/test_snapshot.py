@@ -136,7 +136,7 @@ def test_bad_lines_are_reported_with_their_numbers(engine: sa.Engine, tmp_path: 
 
 
 def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aggregator.cli.common import app
+    from aggregator.cli.app import app
 
     lines = SAMPLE.read_bytes().splitlines(keepends=True)
     path = tmp_path / "arxiv-metadata-oai-snapshot.json"

@@ -232,7 +232,7 @@ def test_cli_table(
     and says so plainly when nothing rises."""
     from typer.testing import CliRunner
 
-    from aggregator.cli.common import app
+    from aggregator.cli.app import app
     from aggregator.config import get_settings
 
     feeds = tmp_path / "feeds.toml"

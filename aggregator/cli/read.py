@@ -25,9 +25,14 @@ def digest(
     ] = None,
     days: Annotated[int, typer.Option(min=1, max=31)] = 1,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    all_pages: Annotated[bool, typer.Option("--all", help="every item of the day, page by page")] = False,
 ) -> None:
     """Print the ranked digest in the terminal: under each title the arXiv id (papers) or a
     short URL (posts) to open it by; the title links to it where the terminal supports links."""
+    if all_pages:
+        from aggregator.cli import search as search_cli
+
+        return search_cli.digest_all(date, days)
     from aggregator.digest.public import build_digest
 
     settings, _ = _setup()
