@@ -85,7 +85,6 @@ _ATOM_KNOWN: dict[str, str] = {
             f"{_DC}rights",
             f"{_ARXIV}doi",
             f"{_ARXIV}DOI",
-            f"{_ARXIV}journal_ref",
             f"{_ARXIV}journal_reference",
         )
     },

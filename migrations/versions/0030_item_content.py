@@ -4,7 +4,7 @@ A post with both a summary and full content keeps the summary in ``summary``/``s
 (the digest) and the sanitised full content here (item page, search).
 
 Revision ID: 0030
-Revises: 0013
+Revises: 0020
 """
 
 import sqlalchemy as sa
@@ -17,10 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("items") as batch:
-        batch.add_column(sa.Column("content_html", sa.Text(), nullable=True))
+    # plain ADD/DROP COLUMN (SQLite has both since 3.35): batch mode would copy the table, and
+    # dropping the old items table cascades into every table referencing it (item_sources, ...)
+    op.add_column("items", sa.Column("content_html", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("items") as batch:
-        batch.drop_column("content_html")
+    op.drop_column("items", "content_html")
