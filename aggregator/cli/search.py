@@ -23,7 +23,7 @@ PAGE = 50
 
 
 def _table(title: str, entries: list[DigestEntry], first: int, score: str | None) -> Table:
-    from aggregator.cli.read import item_locator
+    from aggregator.cli.common import item_locator
 
     table = Table(title=title, show_lines=False)
     table.add_column("#", justify="right")

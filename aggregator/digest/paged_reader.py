@@ -123,7 +123,9 @@ def reader_page(
     docstring), filtered by ``filters`` (``unread``: this reader's read state). ``total``
     counts the window's items matching the filters; ``hidden`` the reader's muted rows of the
     window. ``profile`` is ``reader:<id>`` when the reader has precomputed rows in the window,
-    else ``default``. Raises :class:`aggregator.errors.NotFound` for no such reader."""
+    else ``default``. Raises :class:`aggregator.errors.NotFound` for no such reader.
+
+    Long because it builds the two tiers' queries and the cursor from one set of bounds."""
     profile = profiles.build_profile(session, reader_id)
     key = profile.score_key
     day = day or default_day(session, tz)
