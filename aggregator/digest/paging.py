@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.digest import public
+from aggregator.digest.cards import links_fields
 from aggregator.digest.cursor import Cursor
 from aggregator.digest.filters import DigestFilters, conditions
 from aggregator.store import queries
@@ -123,6 +124,7 @@ ITEM_COLUMNS = (
     Item.published,
     Item.summary,
     Item.arxiv_id,
+    *public.LINK_COLUMNS,
 )
 
 
@@ -150,6 +152,7 @@ def entries(session: Session, rows: Sequence[Any]) -> list[public.DigestEntry]:
             discussed_in=discussed.get(r.id, 0),
             stored_topics=getattr(r, "topics", None),
             stored_authors=getattr(r, "followed", None),
+            **links_fields(r),
         )
         for r in rows
     ]
