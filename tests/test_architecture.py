@@ -18,10 +18,23 @@ LAYERS: dict[str, set[str]] = {
     "ranking": {"base", "store", "feeds", "accounts"},
     "trends": {"base", "store", "feeds"},
     "digest": {"base", "store", "feeds", "accounts", "ranking", "trends"},
+    "search": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest"},
     "mail": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest"},
     "worker": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest", "mail"},
-    "api": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest", "mail", "worker"},
-    "cli": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest", "mail", "worker", "api"},
+    "api": {"base", "store", "feeds", "accounts", "ranking", "trends", "digest", "search", "mail", "worker"},
+    "cli": {
+        "base",
+        "store",
+        "feeds",
+        "accounts",
+        "ranking",
+        "trends",
+        "digest",
+        "search",
+        "mail",
+        "worker",
+        "api",
+    },
 }
 
 

@@ -19,15 +19,18 @@ from aggregator.api.limits import BodySizeLimit, RateLimit, rate_limit_options
 from aggregator.api.pages import account as reader_pages
 from aggregator.api.pages import library as library_pages
 from aggregator.api.pages import public as pages
+from aggregator.api.pages import search as search_pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
 from aggregator.api.routes import items as items_routes
 from aggregator.api.routes import library as library_routes
 from aggregator.api.routes import me
+from aggregator.api.routes import search as search_routes
 from aggregator.api.routes import topics as topics_routes
 from aggregator.api.routes import trends as trends_routes
 from aggregator.api.security_headers import SecurityHeaders
+from aggregator.api.static import STATIC_DIR, StaticFiles
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served_async as served_pg
 from aggregator.feeds.ssrf import NetGuard
@@ -112,6 +115,9 @@ def create_app(
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(library_pages.router, include_in_schema=False)
     app.include_router(email_routes.router)
+    app.include_router(search_routes.router)
+    app.include_router(search_pages.router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # style.css, keys.js
     return app
 
 

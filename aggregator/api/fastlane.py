@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aggregator.accounts import readers
+from aggregator.api.paging import ServedPaging
 from aggregator.config import Settings
 from aggregator.digest import served
 
@@ -110,6 +111,7 @@ class DigestFastLane:
         state = scope["app"].state
         settings: Settings = state.settings
         token_hash = readers.hash_token(token)
+        query["paging"] = ServedPaging(state.engine, settings, query["days"], query["limit"])
         if state.async_reads is not None:  # PostgreSQL: the event loop works while one waits
             answer = await state.async_reads.serve_digest(token_hash, settings.tz, settings.timezone, **query)
         else:

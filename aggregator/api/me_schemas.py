@@ -54,6 +54,7 @@ class ReaderDigestResponse(BaseModel):
     groups: list[TopicGroupOut] | None = Field(
         None, description="with ?group=topic: the items grouped by the reader's topic filters"
     )
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")
 
 
 class ProfileIn(BaseModel):

@@ -50,6 +50,7 @@ class DigestResponse(BaseModel):
         "then ordered by `discussed_in`, then newest first, and every `score` is null",
     )
     items: list[DigestItem]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")
 
 
 class ItemSourceOut(BaseModel):

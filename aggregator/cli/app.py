@@ -12,6 +12,7 @@ import sys
 
 # the command modules register their commands on ``app`` when imported
 from aggregator.cli import admin, feeds, read, serve, snapshot  # noqa: F401
+from aggregator.cli import search as search_cli
 from aggregator.cli.common import app, db_app, email_app, feeds_app, users_app
 from aggregator.cli.library import app as library_app
 
@@ -20,6 +21,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(email_app, name="email")
 app.add_typer(library_app, name="library")
+app.command("search")(search_cli.search)
 
 
 def main() -> None:

@@ -175,3 +175,17 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     return engine
 
 
+
+
+def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:
+    """How to open an item from a terminal, as plain text: ``arXiv:2606.01234`` for a paper,
+    else its URL without scheme, ``www.`` and trailing slash, cut to ``width`` characters with
+    ``…`` (``lilianweng.github.io/posts/2024-…``), or ``-`` without either."""
+    if arxiv_id:
+        return f"arXiv:{arxiv_id}"
+    if not url:
+        return "-"
+    short = re.sub(r"\A[a-z][a-z0-9+.-]*://(www\.)?", "", url.strip(), flags=re.IGNORECASE).rstrip("/")
+    return short if len(short) <= width else short[: width - 1] + "…"
+
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +12,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from aggregator.cli.common import _day_option, _engine, _fail, _setup, app, console
+from aggregator.cli.common import _day_option, _engine, _fail, _setup, app, console, item_locator
 from aggregator.store.db import session_factory
 
 
@@ -25,9 +24,14 @@ def digest(
     ] = None,
     days: Annotated[int, typer.Option(min=1, max=31)] = 1,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    all_pages: Annotated[bool, typer.Option("--all", help="every item of the day, page by page")] = False,
 ) -> None:
     """Print the ranked digest in the terminal: under each title the arXiv id (papers) or a
     short URL (posts) to open it by; the title links to it where the terminal supports links."""
+    if all_pages:
+        from aggregator.cli import search as search_cli
+
+        return search_cli.digest_all(date, days)
     from aggregator.digest.public import build_digest
 
     settings, _ = _setup()
@@ -63,18 +67,6 @@ def digest(
     console.print(table)
     if not d.ranked:
         console.print("set [interests] in the feeds file to rank the digest for you", markup=False)
-
-
-def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:
-    """How to open an item from a terminal, as plain text: ``arXiv:2606.01234`` for a paper,
-    else its URL without scheme, ``www.`` and trailing slash, cut to ``width`` characters with
-    ``…`` (``lilianweng.github.io/posts/2024-…``), or ``-`` without either."""
-    if arxiv_id:
-        return f"arXiv:{arxiv_id}"
-    if not url:
-        return "-"
-    short = re.sub(r"\A[a-z][a-z0-9+.-]*://(www\.)?", "", url.strip(), flags=re.IGNORECASE).rstrip("/")
-    return short if len(short) <= width else short[: width - 1] + "…"
 
 
 @app.command("eval")

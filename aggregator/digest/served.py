@@ -26,7 +26,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -341,6 +341,7 @@ def _body(
     days: int,
     window: tuple[dt.datetime, dt.datetime],
     timezone: str,
+    next_cursor: str | None = None,
 ) -> bytes:
     """The JSON answer of the ranked ``rows`` (see :data:`_RANKED`): each card with the
     reader's score, why, topics still subscribed, followed authors and vote appended."""
@@ -368,7 +369,25 @@ def _body(
         f'{{"date":"{day.isoformat()}","days":{days},"timezone":{json_text(timezone)},"total":{total},'
         f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
     )
-    return head.encode() + b"".join(parts) + b'],"groups":null}'
+    tail = f'],"groups":null,"next_cursor":{json_text(next_cursor)}}}'.encode()
+    return head.encode() + b"".join(parts) + tail
+
+
+class Paging(Protocol):
+    """How a served page gets its ``next_cursor`` (:mod:`aggregator.api.paging`): ``limit`` the
+    page size, ``next_cursor(conn, reader, rows, day, window)`` the cursor after the full page
+    ``rows`` (None when nothing follows)."""
+
+    limit: int
+
+    def next_cursor(
+        self,
+        conn: sa.Connection,
+        reader: ReaderKey,
+        rows: list[Any],
+        day: dt.date,
+        window: tuple[dt.datetime, dt.datetime],
+    ) -> str | None: ...
 
 
 _READ = {
@@ -409,6 +428,7 @@ def serve_digest(
     days: int = 1,
     limit: int = 50,
     now: dt.datetime | None = None,
+    paging: Paging | None = None,
 ) -> Answer:
     """The reader of ``token_hash`` (SHA-256 hex of the API token) and the JSON body of their
     digest of the ``days`` local days (zone ``tz``, named ``timezone`` in the answer) ending
@@ -423,7 +443,7 @@ def serve_digest(
         day = default_day(conn, tz, now)
     window = day_window(day, days, tz)
     who, rows = _fetch(conn, digest_queries(conn.dialect.name, token_hash, window, limit))
-    return answer(conn, who, rows, day, days, window, timezone)
+    return answer(conn, who, rows, day, days, window, timezone, paging)
 
 
 def ranked_params(
@@ -459,12 +479,16 @@ def answer(
     days: int,
     window: tuple[dt.datetime, dt.datetime],
     timezone: str,
+    paging: Paging | None = None,
 ) -> Answer:
     """The :class:`Answer` of the rows of :func:`digest_queries` (``conn`` is read only on a
-    cache miss: cards, the window's count)."""
+    cache miss: cards, the window's count). With ``paging`` (issue 13): no body when the rows
+    do not fill the page (the general path then ranks the rest of the window), and the body
+    ends with ``next_cursor``."""
     reader = _reader_key(who)
-    if reader is None or not rows:
-        return Answer(reader, None)
-    return Answer(reader, _body(conn, reader, rows, day, days, window, timezone))
+    if reader is None or not rows or (paging is not None and len(rows) < paging.limit):
+        return Answer(reader, None)  # a short page: the general path ranks the rest of the day
+    more = None if paging is None else paging.next_cursor(conn, reader, rows, day, window)
+    return Answer(reader, _body(conn, reader, rows, day, days, window, timezone, more))
 
 

@@ -117,6 +117,7 @@ class AsyncReads:
         day: dt.date | None = None,
         days: int = 1,
         limit: int = 50,
+        paging: served.Paging | None = None,
     ) -> served.Answer:
         """:func:`aggregator.digest.served.serve_digest`, its two queries made one
         (:data:`aggregator.digest.served.READER_AND_RANKED`) and awaited on an async connection. Raises
@@ -126,7 +127,7 @@ class AsyncReads:
         window = day_window(day, days, tz)
         params = served.ranked_params("postgresql", token_hash, window, limit)
         who, rows = served.split_all(await self.fetch(served.READER_AND_RANKED, params))
-        return self.sync.run(lambda conn: served.answer(conn, who, rows, day, days, window, timezone))
+        return self.sync.run(lambda conn: served.answer(conn, who, rows, day, days, window, timezone, paging))
 
     async def close(self) -> None:
         """Close every connection opened."""

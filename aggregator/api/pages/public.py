@@ -14,8 +14,12 @@ from fastapi.responses import HTMLResponse
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.errors import HTML_422
 from aggregator.api.html import templates
+from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
-from aggregator.digest.public import build_digest
+from aggregator.digest.cursor import fingerprint
+from aggregator.digest.filters import DigestFilters
+from aggregator.digest.paging import public_page
+from aggregator.digest.public import default_day
 from aggregator.feeds.status import FeedState, ago, describe, failing_feeds, feed_states, state_of, until
 
 router = APIRouter()
@@ -29,11 +33,21 @@ def digest_page(
     date: DateQuery = None,
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    filters: FiltersDep = DigestFilters(),
 ) -> HTMLResponse:
     """The ranked daily digest as a page readable on a phone (without ``date``: the newest day
     with papers). Unranked when no interests are set (then it says so and shows no scores),
-    with a notice at the top when most feeds failed on their last fetch."""
-    digest = build_digest(session, settings.tz, date, days, limit)
+    with a notice at the top when most feeds failed on their last fetch. Paged: a "more" link
+    at the bottom (``cursor``); the filters of ``GET /api/digest``."""
+    date = date or default_day(session, settings.tz)
+    at = open_cursor(request, cursor, fingerprint("digest", date, days, filters.key()), session)
+    page = public_page(session, settings.tz, date, days, limit, at, filters)
+    digest = page.digest
+    token = next_cursor(request, page.cursor)
+    more = (
+        None if token is None else str(request.url.include_query_params(cursor=token, date=date.isoformat()))
+    )
     return templates.TemplateResponse(
         request,
         "digest.html",
@@ -43,6 +57,8 @@ def digest_page(
             "prev_day": digest.date - dt.timedelta(days=1),
             "next_day": digest.date + dt.timedelta(days=1),
             "limit": limit,
+            "more": more,
+            "first": 0 if cursor is None else None,
             "rising": rising_terms(session),
             "failing": failing_feeds(session),
         },

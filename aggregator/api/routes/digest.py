@@ -7,13 +7,17 @@ import re
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator
 
 from aggregator.api.deps import SessionDep, SettingsDep
+from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor
 from aggregator.api.schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
-from aggregator.digest.public import DigestEntry, build_digest
+from aggregator.digest.cursor import fingerprint
+from aggregator.digest.filters import DigestFilters
+from aggregator.digest.paging import public_page
+from aggregator.digest.public import DigestEntry, default_day
 from aggregator.digest.remote_images import without_remote_images
 from aggregator.feeds.status import feed_states
 from aggregator.store.queries import item_sources
@@ -57,17 +61,29 @@ def digest_item(entry: DigestEntry, ranked: bool = True) -> DigestItem:
 
 @router.get("/api/digest", response_model=DigestResponse, tags=["digest"])
 def get_digest(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     date: DateQuery = None,
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    filters: FiltersDep = DigestFilters(),
 ) -> DigestResponse:
     """The ranked daily digest for the configured interests, best first. Without ``date``:
     the newest day with papers (items dated by their fetch time never decide it). When no
     interests are set, ``ranked`` is false, every ``score`` null, and the items are ordered by
-    the blog posts discussing them (``discussed_in``), then newest first."""
-    digest = build_digest(session, settings.tz, date, days, limit)
+    the blog posts discussing them (``discussed_in``), then newest first.
+
+    Paged: ``next_cursor`` gives the next page (``cursor``); paging with any ``limit`` shows
+    every item of the window exactly once, also while an ingest or a rescore runs. Filters:
+    ``category`` (repeatable, cross-lists match), ``source`` (feed id), ``kind``, ``venue``,
+    ``has_code`` (:mod:`aggregator.api.paging`)."""
+    if date is None:
+        date = default_day(session, settings.tz)
+    at = open_cursor(request, cursor, fingerprint("digest", date, days, filters.key()), session)
+    page = public_page(session, settings.tz, date, days, limit, at, filters)
+    digest = page.digest
     return DigestResponse(
         date=digest.date,
         days=days,
@@ -75,6 +91,7 @@ def get_digest(
         total=digest.total,
         ranked=digest.ranked,
         items=[digest_item(e, digest.ranked) for e in digest.items],
+        next_cursor=next_cursor(request, page.cursor),
     )
 
 

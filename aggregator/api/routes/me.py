@@ -35,10 +35,13 @@ from aggregator.api.me_schemas import (
     SettingsOut,
     TopicGroupOut,
 )
+from aggregator.api.paging import CursorQuery, FiltersDep, ServedPaging
+from aggregator.api.reader_paging import paged_reader_response
 from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, LimitQuery, digest_item
 from aggregator.config import Settings
 from aggregator.digest import personal, served
 from aggregator.digest.atom import atom_feed
+from aggregator.digest.filters import DigestFilters
 from aggregator.digest.public import default_day
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,8 @@ async def my_digest(
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
     group: GroupQuery = None,
+    cursor: CursorQuery = None,
+    filters: FiltersDep = DigestFilters(),
 ) -> Response:
     """Your ranked digest, best first, each item labelled with the topic filters it matches.
     Reads your precomputed scores; until those exist, the default profile's order.
@@ -111,13 +116,15 @@ async def my_digest(
         raise unauthorized("missing API token: send the header 'Authorization: Bearer TOKEN'")
     token_hash = readers.hash_token(credentials.credentials)
     probe = getattr(request.state, fastlane.PROBE, None)
-    if probe is not None and probe[:4] == (token_hash, date, days, limit):
+    plain = group is None and cursor is None and not filters.active()
+    if plain and probe is not None and probe[:4] == (token_hash, date, days, limit):
         found: served.Answer = probe[4]  # the fast lane read it already
         reader = found.reader
-    elif group is None:
+    elif plain:
+        paging = ServedPaging(state.engine, settings, days, limit)
         found = state.reads.run(
             lambda conn: served.serve_digest(
-                conn, token_hash, settings.tz, settings.timezone, date, days, limit
+                conn, token_hash, settings.tz, settings.timezone, date, days, limit, paging=paging
             )
         )
         if found.body is not None:
@@ -127,7 +134,9 @@ async def my_digest(
         reader = state.reads.run(lambda conn: served.reader_for_token_hash(conn, token_hash))
     if reader is None:
         raise unauthorized("invalid API token", error="invalid_token")
-    answer = await run_in_threadpool(_reader_digest_response, state, reader.id, date, days, limit, group)
+    answer = await run_in_threadpool(
+        paged_reader_response, request, reader.id, date, days, limit, group, cursor, filters
+    )
     return Response(answer.model_dump_json().encode(), media_type="application/json")
 
 
