@@ -26,6 +26,12 @@ SHARED = Path(os.environ.get("AGGREGATOR_SHARED_DIR", ROOT.parent / "shared")).r
 DATA = SHARED / "data"
 FEEDREPLAY = SHARED / "tools" / "feedreplay.py"
 
+# Pages and sign-ups are rate limited per client address (AGGREGATOR_HTML_RATE_LIMIT,
+# AGGREGATOR_AUTH_RATE_LIMIT); every TestClient is one address, so the suite lifts those two
+# limits. tests/test_limits.py passes its own and checks them.
+os.environ.setdefault("AGGREGATOR_HTML_RATE_LIMIT", "100000/second")
+os.environ.setdefault("AGGREGATOR_AUTH_RATE_LIMIT", "100000/second")
+
 if not DATA.is_dir():  # pragma: no cover - a broken checkout, said loudly
     raise RuntimeError(f"the real data folder {DATA} is missing; tests read ../shared/data")
 
