@@ -127,7 +127,7 @@ def test_enrichment_resumes_after_a_failure(replay: Replay, database_url: str, t
     resumed = [i for b in _id_lists(_api_requests(replay)) for i in b]
     assert len(resumed) == total - 100  # the first batch was not asked again
     with session_factory(engine)() as s:
-        assert s.scalar(sa.select(sa.func.count()).where(Item.comment.is_not(None))) > total / 3
+        assert (s.scalar(sa.select(sa.func.count()).where(Item.comment.is_not(None))) or 0) > total / 3
     engine.dispose()
 
 
