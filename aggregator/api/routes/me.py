@@ -49,7 +49,7 @@ from aggregator.api.me_schemas import (
 )
 from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, ItemId, LimitQuery, digest_item
 from aggregator.config import Settings
-from aggregator.digest import cards, served
+from aggregator.digest import badges, cards, served
 from aggregator.digest.public import default_day
 from aggregator.feeds import opml
 from aggregator.ranking import similar
@@ -253,6 +253,7 @@ def atom_feed(
         for category in item.categories[:8]:
             sub(entry, "category", term=category)
         lines = [item.summary[:4000]] if item.summary else []
+        lines += badges.add_to_atom_entry(entry, item)  # venue badge, code/project links (issue 13)
         if len(item.authors) > ATOM_AUTHORS:
             lines.append(f"Authors: {', '.join(item.authors[:ATOM_AUTHORS])} et al. ({len(item.authors)})")
         about = [f"From {item.source}"]
