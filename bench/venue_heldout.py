@@ -24,69 +24,111 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 BULK = ROOT.parent / "shared" / "data" / "bulk" / "daily-arxiv-ai-enhanced"
 DEV = ROOT / "tests" / "data" / "venue_labels.jsonl"
-LABELS = ROOT / "tests" / "data" / "venue_heldout.jsonl"
-#: ``git rev-parse HEAD:aggregator/feeds/venues.py`` when the sample was drawn
-FROZEN_BLOB = "5ce33ebaa7db29e8f44dadde4983ef1fe0553f2c"
-SEED = 2026
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out set: its labels, the files it is drawn from, the sets it must not overlap,
+    and the git blob of aggregator/feeds/venues.py frozen when it was drawn."""
+
+    labels: Path
+    files: str
+    excluded: tuple[Path, ...]
+    frozen_blob: str
+    seed: int
+
+
+SETS = {
+    # drawn with the rules of the first commit, before any held-out comment was seen
+    "1": HeldOut(
+        ROOT / "tests/data/venue_heldout.jsonl",
+        "dw-dengwei-2025-*.jsonl",
+        (DEV,),
+        "5ce33ebaa7db29e8f44dadde4983ef1fe0553f2c",
+        2026,
+    ),
+    # drawn after the rules were changed for set 1's errors (set 1 is no longer held out)
+    "2": HeldOut(
+        ROOT / "tests/data/venue_heldout2.jsonl",
+        "dw-dengwei-2026-*.jsonl",
+        (DEV, ROOT / "tests/data/venue_heldout.jsonl"),
+        "e03c4ddf4177a3138e75df905d05c870c2e08b6f",
+        2027,
+    ),
+}
 MENTIONING, OTHER = 70, 30
 
 
-def _mentions(comment: str) -> bool:
-    sys.path.insert(0, str(ROOT))
-    from aggregator.feeds.venues import VENUES
-
-    names = "|".join(VENUES.values())
+def _mentions(comment: str, names: str) -> bool:
     cue = re.search(r"accept|review|workshop|conference", comment, re.I)
     return bool(re.search(rf"\b(?:{names})", comment) or cue)
 
 
-def sample() -> list[dict[str, str]]:
-    """The 100 held-out comments, ``{"id", "comment"}``, in a fixed order."""
-    dev = {json.loads(line)["id"] for line in DEV.open()}
+def _rules(blob: str | None) -> ModuleType:
+    """aggregator.feeds.venues as it is now, or as git blob ``blob`` (the frozen rules)."""
+    sys.path.insert(0, str(ROOT))
+    if blob is None:
+        from aggregator.feeds import venues
+
+        return venues
+    source = subprocess.run(["git", "cat-file", "-p", blob], cwd=ROOT, capture_output=True, check=True).stdout
+    module = ModuleType(f"venues_{blob[:7]}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"venues.py@{blob[:7]}", "exec"), module.__dict__)  # noqa: S102 - our own file
+    return module
+
+
+def sample(which: str) -> list[dict[str, str]]:
+    """The 100 comments of held-out set ``which``, ``{"id", "comment"}``, in a fixed order."""
+    spec = SETS[which]
+    names = "|".join(_rules(spec.frozen_blob).VENUES.values())
+    seen = {json.loads(line)["id"] for path in spec.excluded for line in path.open()}
     papers: dict[str, str] = {}
-    for path in sorted(BULK.glob("dw-dengwei-2025-*.jsonl")):
+    for path in sorted(BULK.glob(spec.files)):
         for line in path.open(encoding="utf-8"):
             paper = json.loads(line)
             comment = " ".join((paper.get("comment") or "").split())
-            if comment and paper["id"] not in dev:
+            if comment and paper["id"] not in seen:
                 papers.setdefault(paper["id"], comment)
     ids = sorted(papers)
-    mentioning = [i for i in ids if _mentions(papers[i])]
-    other = [i for i in ids if not _mentions(papers[i])]
-    rng = random.Random(SEED)
+    mentioning = [i for i in ids if _mentions(papers[i], names)]
+    other = [i for i in ids if not _mentions(papers[i], names)]
+    rng = random.Random(spec.seed)
     chosen = rng.sample(mentioning, MENTIONING) + rng.sample(other, OTHER)
     return [{"id": i, "comment": papers[i]} for i in chosen]
 
 
-def score() -> tuple[float, float, int, int, int]:
-    """(precision, recall, correct, predicted, gold) on the held-out labels."""
-    sys.path.insert(0, str(ROOT))
-    from aggregator.feeds.venues import venue_in
-
+def score(labels: Path, rules: ModuleType) -> tuple[int, int, int]:
+    """(correct, predicted, gold) of ``rules.venue_in`` on the labelled comments."""
     predicted = correct = gold = 0
-    for line in LABELS.open():
+    for line in labels.open():
         row = json.loads(line)
-        v = venue_in(row["comment"])
+        v = rules.venue_in(row["comment"])
         truth = (row["venue"], row["year"], row["workshop"]) if row["venue"] else None
         gold += truth is not None
         if v is not None:
             predicted += 1
             correct += (v.name, v.year, v.workshop) == truth
-    return correct / predicted, correct / gold, correct, predicted, gold
+    return correct, predicted, gold
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["sample"]:
-        for row in sample():
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "sample" and args[1] in SETS:
+        for row in sample(args[1]):
             print(json.dumps(row, ensure_ascii=False))
-    elif sys.argv[1:] == ["score"]:
-        p, r, c, n, g = score()
-        print(f"precision {c}/{n} = {p:.1%}, recall {c}/{g} = {r:.1%}")
+    elif len(args) in (2, 3) and args[0] == "score" and args[1] in SETS:
+        spec = SETS[args[1]]
+        c, n, g = score(spec.labels, _rules(spec.frozen_blob if args[2:] == ["--frozen"] else None))
+        print(f"precision {c}/{n} = {c / n:.1%}, recall {c}/{g} = {c / g:.1%}")
     else:
         sys.exit(__doc__)
