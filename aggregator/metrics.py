@@ -31,6 +31,12 @@ SCHEDULER_LAG = Gauge(
     "aggregator_scheduler_lag_seconds", "How late the last scheduled job started after its due time", ["job"]
 )
 EMAIL_SENDS = Counter("aggregator_email_sends_total", "Weekly email send attempts by result", ["result"])
+PAPERS_ENRICHED = Counter(
+    "aggregator_papers_enriched_total",
+    "Papers asked for by id_list from the arXiv API after an RSS ingest, by result (answered, missing)",
+    ["result"],
+)
+ENRICH_PENDING = Gauge("aggregator_enrich_pending", "Papers awaiting their arXiv comment after a pass")
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

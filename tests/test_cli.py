@@ -41,6 +41,7 @@ def cli_env(replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "AGGREGATOR_FEEDS_FILE": str(feeds),
         "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.2",
+        "AGGREGATOR_ARXIV_API_URL": replay.url("/api/query"),  # `fetch` enriches new papers
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

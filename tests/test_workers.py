@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
         "AGGREGATOR_FEEDS_FILE": str(feeds),
         "AGGREGATOR_ARXIV_DELAY_SECONDS": "0.5",
         "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1",
+        "AGGREGATOR_ARXIV_API_URL": replay.url("/api/query"),  # enrichment after each pass
         "AGGREGATOR_METRICS_PORT": "0",
         "AGGREGATOR_LOG_FORMAT": "json",
         "AGGREGATOR_PORT": str(api_port),
@@ -74,7 +76,10 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
                     sa.select(sa.func.count()).select_from(Feed).where(Feed.last_status.is_not(None))
                 ).scalar_one()
                 refits = sum(log.read_text().count("refit finished") for log in logs)
-                done = fetched == n_feeds and refits >= 1
+                unenriched = c.execute(
+                    sa.select(sa.func.count()).where(Item.kind == "paper", Item.enriched_at.is_(None))
+                ).scalar_one()
+                done = fetched == n_feeds and refits >= 1 and unenriched == 0
         time.sleep(3)  # let any pass already under way finish, then look
         assert done, [log.read_text()[-1500:] for log in logs]
         with urllib.request.urlopen(
@@ -89,8 +94,15 @@ def test_three_workers_and_an_api_share_one_postgres(replay: Replay, tmp_path: P
             p.wait(timeout=30)
 
     requests = [r["path"] for r in replay.log() if not r["path"].startswith("/_replay")]
-    counts = Counter(requests)
+    counts = Counter(r for r in requests if not r.startswith("/api/query"))
     assert len(counts) == n_feeds and set(counts.values()) == {1}, counts  # each feed fetched exactly once
+    asked = [
+        i
+        for r in requests
+        if r.startswith("/api/query")
+        for i in urllib.parse.parse_qs(urllib.parse.urlsplit(r).query)["id_list"][0].split(",")
+    ]
+    assert len(asked) == len(set(asked)) == len(_replayed_ids(replay))  # enriched once, under the lease
 
     spans = []
     for log in logs:

@@ -346,10 +346,12 @@ def mark_reannounced_seen(session: Session, since: dt.datetime, now: dt.datetime
     if not marks:
         return 0
     conn = session.connection()
-    stmt = insert(conn, ReadMark.__table__).on_conflict_do_nothing()
+    table = ReadMark.__table__
+    # RETURNING counts the rows written (an executemany's rowcount is -1 on psycopg)
+    stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
     written = 0
     for start in range(0, len(marks), 1000):
-        written += conn.execute(stmt, marks[start : start + 1000]).rowcount or 0
+        written += len(conn.execute(stmt, marks[start : start + 1000]).all())
     return written
 
 

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from fastapi import Request
 
-from aggregator.digest import personal
+from aggregator.digest import badges, personal
 from aggregator.store.tables import Reader
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -81,6 +81,7 @@ def atom_feed(
         for category in item.categories[:8]:
             sub(entry, "category", term=category)
         lines = [item.summary[:4000]] if item.summary else []
+        lines += badges.add_to_atom_entry(entry, item)  # venue badge, code/project links
         if len(item.authors) > ATOM_AUTHORS:
             lines.append(f"Authors: {', '.join(item.authors[:ATOM_AUTHORS])} et al. ({len(item.authors)})")
         about = [f"From {item.source}"]

@@ -29,14 +29,14 @@ from typing import Any
 
 #: canonical name → regular expression of how authors write it (case-insensitive unless upper)
 VENUES: dict[str, str] = {
-    "NeurIPS": r"NeurIPS|NIPS",
-    "ICML": r"ICML",
-    "ICLR": r"ICLR",
-    "CVPR": r"CVPR",
+    "NeurIPS": r"NeurIPS|NIPS|Neurips|Conference on Neural Information Processing Systems",
+    "ICML": r"ICML|International Conference on Machine Learning",
+    "ICLR": r"ICLR|International Conference on Learning Representations",
+    "CVPR": r"CVPR|Conference on Computer Vision and Pattern Recognition",
     "ICCV": r"ICCV",
     "ECCV": r"ECCV",
     "ACL": r"ACL",
-    "EMNLP": r"EMNLP",
+    "EMNLP": r"EMNLP|Conference on Empirical Methods in Natural Language Processing",
     "NAACL": r"NAACL",
     "AAAI": r"AAAI",
     "IJCAI": r"IJCAI",
@@ -96,6 +96,26 @@ _FINDINGS = re.compile(r"findings", re.IGNORECASE)
 _KIND = re.compile(r"\b(oral|spotlight|highlight)\b", re.IGNORECASE)
 
 
+#: "SCSL @ ICLR 2025", "TerraBytes@ICML", "RAIL 2026 @ LREC": a workshop named by its acronym
+_AT_VENUE = re.compile(r"[A-Za-z][\w'-]*\)?(?:\s+(?:19|20)\d\d)?\s*@\s*$")
+#: a 4-digit year just before a written-out name ("The 2025 Conference on Empirical Methods …")
+_YEAR_BEFORE = re.compile(r"((?:19|20)\d\d)\s+(?:IEEE\s+|ACM\s+|IEEE/CVF\s+)?$")
+#: a 4-digit year after ", " or ") ," or a "Main"/"main track" word ("(Proc. of SIGGRAPH), 2025",
+#: "EMNLP Main 2025"); two-digit years are only taken right after the name (``NeurIPS'25``)
+_YEAR_AFTER = re.compile(r"^\)?(?:,\s*|\s+[Mm]ain(?:\s+[Tt]rack|\s+[Cc]onference)?\s+)((?:19|20)\d\d)(?!\d)")
+
+
+def _same(other: re.Match[str], index: int) -> int | None:
+    """The year of a later mention ``other`` when it names the same venue (``index``)."""
+    return _year(other.group("year")) if other.group(f"v{index}") else None
+
+
+def _year_around(clause: str, start: int, end: int) -> int | None:
+    """A year written before a venue's full name, or after a comma or "Main" (see above)."""
+    found = _YEAR_AFTER.search(clause[end:]) or _YEAR_BEFORE.search(clause[max(0, start - 20) : start])
+    return int(found.group(1)) if found else None
+
+
 @dataclass(frozen=True, slots=True)
 class Venue:
     """An accepted venue: ``name`` (canonical, e.g. ``NeurIPS``), ``year`` (4 digits or None),
@@ -133,10 +153,12 @@ def venue_in(text: str | None, journal: bool = False) -> Venue | None:
             name, found = _CANON[index], m.group(f"v{index}")
             if not _case_ok(name, found):
                 continue
-            year = _year(m.group("year"))
+            year = _year(m.group("year")) or _year_around(clause, m.start(), m.end())
+            if year is None:  # "39th Conference on Neural … Systems (NeurIPS 2025)": the other mention's
+                year = next((y for o in _MENTION.finditer(clause, m.end()) if (y := _same(o, index))), None)
             if not (journal or year or _ACCEPTED.search(clause)):
                 continue
-            workshop = bool(m.group("w") or _WORKSHOP.search(clause))
+            workshop = bool(m.group("w") or _WORKSHOP.search(clause) or _AT_VENUE.search(clause[: m.start()]))
             label = name + (f" {year}" if year else "")
             if workshop:
                 label += " Workshop"

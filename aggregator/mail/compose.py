@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from aggregator import errors
 from aggregator.digest import personal
+from aggregator.digest.badges import PaperLinks, paper_links
 from aggregator.feeds.parse import trim_text
 from aggregator.store.tables import Reader
 
@@ -118,6 +119,8 @@ class EmailItem:
     why_terms: list[str]
     topics: list[str]
     followed_authors: list[str]
+    #: abstract, PDF, code and project links and the venue badge (issue 13)
+    links: PaperLinks = field(default_factory=PaperLinks)
 
     @property
     def why(self) -> str:
@@ -265,6 +268,7 @@ def compose_week(
                 why_terms=_why_terms(entry.why),
                 topics=[names.get(s, s) for s in e.topics],
                 followed_authors=list(e.followed_authors),
+                links=paper_links(entry),
             )
         )
     slugs = {i.item_id: e.topics for i, e in zip(ranked, d.items, strict=True)}

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from aggregator import metrics
 from aggregator.accounts.library import mark_reannounced_seen
 from aggregator.config import Settings
 from aggregator.feeds import arxiv
@@ -167,6 +168,8 @@ async def _enrich(engine: sa.Engine, settings: Settings, max_batches: int, repor
             report.enriched += answered
             report.missing += len(batch) - answered
             report.changed += changed
+            metrics.PAPERS_ENRICHED.labels(result="answered").inc(answered)
+            metrics.PAPERS_ENRICHED.labels(result="missing").inc(len(batch) - answered)
 
 
 def enrich_papers(engine: sa.Engine, settings: Settings, *, max_batches: int = MAX_BATCHES) -> EnrichReport:
@@ -179,6 +182,7 @@ def enrich_papers(engine: sa.Engine, settings: Settings, *, max_batches: int = M
         if held:
             asyncio.run(_enrich(engine, settings, max_batches, report))
     report.pending = len(pending(engine))
+    metrics.ENRICH_PENDING.set(report.pending)
     return report
 
 

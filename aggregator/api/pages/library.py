@@ -164,7 +164,9 @@ async def import_form(
     csrf_token: CsrfForm = "",
     as_seeds: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Import a BibTeX, RIS or CSL-JSON file from the profile page; the outcome is shown on /library."""
+    """Import a BibTeX, RIS or CSL-JSON file from the profile page. Answers a page with the
+    counts and every left-out entry (line, title, reason); a malformed file goes back to
+    /library with the error."""
     ws = _require(ws, csrf_token)
     try:
         _, refs = read_references(await file.read(), file.filename)
@@ -186,11 +188,11 @@ async def import_form(
             [r for r in refs if r.arxiv_id in wanted],
             report.pending,
         )
-    words = (
-        f"{len(refs)} entries: {report.imported} imported by arXiv id, {report.matched} matched by title, "
-        f"{len(report.pending)} being fetched from arXiv, {len(report.left_out)} left out"
+    return templates.TemplateResponse(  # the outcome itself, each left-out entry with its reason
+        request,
+        "library_import.html",
+        {"ws": ws, "filename": file.filename or "the file", "entries": len(refs), "report": report},
     )
-    return _see_other("/library?" + urllib.parse.urlencode({"imported": words}))
 
 
 @router.get("/me/library.{suffix}", name="library_export_page")
