@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from test_email import INTERESTS, NOW, WEEK_DAYS, add_reader, mail_settings
 from test_readers import bulk_papers
 
-from aggregator.accounts import rescore_queue
 from aggregator.api.app import create_app
 from aggregator.digest.badges import VENUE_SCHEME
 from aggregator.feeds.ingest import write_entries
 from aggregator.mail import compose, tokens
 from aggregator.mail.render import render_week
+from aggregator.ranking.personal import rescore
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item
 from aggregator.worker import tasks as jobs
@@ -60,7 +60,7 @@ def test_weekly_email_links_and_badges(enriched_week: sa.Engine) -> None:
     # an interest in released code: the week's picks include papers with code links
     rid = add_reader(enriched_week, "ada@example.com", interests="code is available at github")
     with session_factory(enriched_week)() as s:
-        assert rescore_queue.rescore(s, rid)
+        assert rescore.rescore(s, rid)
         week = compose.compose_week(s, rid, "2026-W25")
     links = tokens.EmailLinks("https://d.example.org/", tokens.LinkSigner("k"))
     out = render_week(week, links, weekday=0, send_time="08:00")

@@ -130,7 +130,7 @@ def _entry(s: library.Saved, read: set[int], found: dict[int, dict[str, Any]]) -
     )
 
 
-@router.put("/api/me/library/{item_id}", response_model=LibraryEntry, responses={**_AUTH, **_404, **_BAD})
+@router.put("/api/me/library/{item_id:int}", response_model=LibraryEntry, responses={**_AUTH, **_404, **_BAD})
 def save(item_id: ItemId, body: LibraryIn, reader: ReaderDep, session: SessionDep) -> LibraryEntry:
     """Save an item in your library, or change its tags and note (a field left out keeps its
     value). Too many or too long tags, or a too long note, are a 422 saying which bound."""
@@ -140,7 +140,7 @@ def save(item_id: ItemId, body: LibraryIn, reader: ReaderDep, session: SessionDe
 
 
 @router.delete(
-    "/api/me/library/{item_id}", status_code=204, response_class=Response, responses={**_AUTH, **_404}
+    "/api/me/library/{item_id:int}", status_code=204, response_class=Response, responses={**_AUTH, **_404}
 )
 def remove(item_id: ItemId, reader: ReaderDep, session: SessionDep) -> Response:
     """Take an item out of your library (its tags and note go with it)."""
@@ -177,14 +177,17 @@ def _download(body: str | bytes, media_type: str, name: str) -> Response:
 
 
 def _file_name(tag: str | None, suffix: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (tag or ""))[:40]
+    # ASCII only: the name goes into a latin-1 header (Content-Disposition)
+    safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else "-" for ch in (tag or ""))[:40]
     return f"library{'-' + safe if safe else ''}.{suffix}"
 
 
-_EXPORT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **_AUTH}
+def _export(media_type: str, schema: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of an export: the file's media type and body, and the 401."""
+    return {200: {"content": {media_type: {"schema": schema or {"type": "string"}}}}, **_AUTH}
 
 
-@router.get("/api/me/library.bib", response_class=Response, responses=_EXPORT)
+@router.get("/api/me/library.bib", response_class=Response, responses=_export("application/x-bibtex"))
 def export_bibtex(reader: ReaderDep, session: SessionDep, tag: TagQuery = None) -> Response:
     """Your library (or one tag) as BibTeX: arXiv papers as arXiv writes them (``eprint``,
     ``archivePrefix``, ``primaryClass``, title, authors, year, URL), posts as ``@misc``."""
@@ -192,14 +195,22 @@ def export_bibtex(reader: ReaderDep, session: SessionDep, tag: TagQuery = None) 
     return _download(text, "application/x-bibtex; charset=utf-8", _file_name(tag, "bib"))
 
 
-@router.get("/api/me/library.ris", response_class=Response, responses=_EXPORT)
+@router.get(
+    "/api/me/library.ris", response_class=Response, responses=_export("application/x-research-info-systems")
+)
 def export_ris(reader: ReaderDep, session: SessionDep, tag: TagQuery = None) -> Response:
     """Your library (or one tag) as RIS (Zotero, EndNote, Mendeley)."""
     text = citations.to_ris(library_io.works(session, reader.id, tag))
     return _download(text, "application/x-research-info-systems; charset=utf-8", _file_name(tag, "ris"))
 
 
-@router.get("/api/me/library.json", response_class=Response, responses=_EXPORT)
+@router.get(
+    "/api/me/library.json",
+    response_class=Response,
+    responses=_export(
+        "application/vnd.citationstyles.csl+json", {"type": "array", "items": {"type": "object"}}
+    ),
+)
 def export_csl(reader: ReaderDep, session: SessionDep, tag: TagQuery = None) -> Response:
     """Your library (or one tag) as CSL-JSON (citeproc, Pandoc, Zotero)."""
     data = citations.to_csl(library_io.works(session, reader.id, tag))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from aggregator.api.auth import OptionalReaderDep
-from aggregator.api.deps import SessionDep, SettingsDep, unprocessable
+from aggregator.api.deps import OPTIONAL_AUTH, SessionDep, SettingsDep, unprocessable
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor
 from aggregator.api.routes.digest import IsoDate, digest_item
 from aggregator.api.schemas import DigestItem
@@ -63,7 +63,7 @@ def run_search(
     return search_page(session, query, limit, at, filters, start, end, profile, reader_id)
 
 
-@router.get("/api/search", response_model=SearchResponse, tags=["search"])
+@router.get("/api/search", response_model=SearchResponse, tags=["search"], openapi_extra=OPTIONAL_AUTH)
 def search(
     request: Request,
     session: SessionDep,
