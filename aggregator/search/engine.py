@@ -13,7 +13,7 @@ ingest needs no extra step. Relevance (``rel``, larger is better):
   per ``author:`` (names are matched unstemmed, among authors only).
 
 Only the newest :data:`CANDIDATES` matches (by item id, i.e. arrival) are ranked: a query
-matching more (a common word) ranks its most recent 5,000, so paging ends there; filters
+matching more (a common word) ranks its most recent 2,000, so paging ends there; filters
 apply to those candidates.
 
 An arXiv id or link finds that paper by ``items.arxiv_id`` (relevance 1000), and the rest of
@@ -43,9 +43,10 @@ from aggregator.store.tables import Item, Score
 #: FTS5 bm25 column weights: title, summary, authors, arxiv_id.
 BM25_WEIGHTS = (8.0, 1.0, 3.0, 8.0)
 #: Matches ranked per query: the newest this many (by item id). Ranking every match of a common
-#: word ("learning": 350,000 of 1M items) costs 1.3 s on FTS5 and as much on PostgreSQL; the
-#: newest 5,000 take ~30 ms (bench/search.py). A query with fewer matches ranks them all.
-CANDIDATES = 5_000
+#: word ("learning": 350,000 of 1M items) costs 1.3 s on FTS5 and 6 s on PostgreSQL; the newest
+#: 5,000 cost 40–180 ms, the newest 2,000 15–60 ms (bench/search.py, 2 busy cores). A query
+#: with fewer matches (a phrase, an author, a technical term) ranks them all.
+CANDIDATES = 2_000
 #: How much a reader's score lifts relevance with ``personal=true``: rel × (1 + PERSONAL × score).
 PERSONAL = 2.0
 
