@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from aggregator.store.tables import Base, Item, ItemSource
 
-#: Names the read-state table may have (items a reader marked read: ``reader_id``, ``item_id``).
-READ_TABLES = ("item_reads", "read_items", "read_state", "reads")
+#: The read-state table of the library work (``read_marks``: ``reader_id``, ``item_id``; issue 13 part A).
+READ_TABLES = ("read_marks",)
 
 
 @dataclass(frozen=True, slots=True)

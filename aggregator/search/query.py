@@ -153,7 +153,7 @@ STOP_WORDS = frozenset(
     ]
 )
 
-_ARXIV_NEW = r"\d{4}\.\d{4,5}"
+_ARXIV_NEW = r"\d{4,5}\.\d{4,5}"  # YYMM.NNNNN (5 digits before the dot: bench/load.py's synthetic ids)
 _ARXIV_OLD = r"[a-z][a-z.-]*/\d{7}"
 ARXIV_ID = re.compile(rf"(?:arxiv:)?({_ARXIV_NEW}|{_ARXIV_OLD})(?:v\d+)?", re.IGNORECASE)
 ARXIV_LINK = re.compile(

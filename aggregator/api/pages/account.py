@@ -25,9 +25,12 @@ from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.html import templates
 from aggregator.api.pages.forms import ProfileForm
+from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor, reader_query
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.api.routes.me import feed_url
-from aggregator.digest import personal
+from aggregator.digest.filters import DigestFilters
+from aggregator.digest.paged_reader import reader_page
+from aggregator.digest.public import default_day
 from aggregator.feeds import added_feeds as reader_feeds
 from aggregator.feeds.status import failing_feeds
 
@@ -127,12 +130,19 @@ def reader_digest_page(
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
     group: Annotated[str | None, Query(pattern="^topic$")] = None,
+    cursor: CursorQuery = None,
+    filters: FiltersDep = DigestFilters(),
 ) -> Response:
     """Your ranked digest with 👍/👎 buttons and your topic labels (a notice at the top when
-    most feeds failed on their last fetch)."""
+    most feeds failed on their last fetch): the whole day, a page at a time ("more" link)."""
     if ws is None:
         return _signin_redirect(request)
-    d = personal.reader_digest(session, settings.tz, ws.reader_id, date, days, limit)
+    date = date or default_day(session, settings.tz)
+    at = open_cursor(request, cursor, reader_query(ws.reader_id, date, days, filters), session)
+    page = reader_page(session, settings.tz, ws.reader_id, date, days, limit, at, filters)
+    d = page.digest
+    token = next_cursor(request, page.cursor)
+    more = token and str(request.url.include_query_params(cursor=token, date=date.isoformat()))
     names = {t.slug: t.name for t in d.topics}
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return _render(
@@ -148,6 +158,7 @@ def reader_digest_page(
             "prev_day": d.digest.date - dt.timedelta(days=1),
             "next_day": d.digest.date + dt.timedelta(days=1),
             "limit": limit,
+            "more": more,
             "here": here,
             "group": group,
             "failing": failing_feeds(session),
