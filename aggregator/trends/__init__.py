@@ -98,6 +98,13 @@ from aggregator.trends.detect import (
     min_support,
     rising_p_values,
 )
+from aggregator.trends.monthly import (
+    MONTH_BASELINE_DAYS,
+    MonthSection,
+    headline_terms,
+    month_bounds,
+    month_reports,
+)
 from aggregator.trends.report import DayCount, TrendItem, TrendReport, TrendTerm
 from aggregator.trends.results import (
     get_report,
@@ -124,6 +131,11 @@ from aggregator.trends.terms import (
 from aggregator.trends.window import MAX_EXAMPLES, _WindowItems
 
 __all__ = [
+    "MONTH_BASELINE_DAYS",
+    "MonthSection",
+    "headline_terms",
+    "month_bounds",
+    "month_reports",
     "CATEGORIES",
     "DEFAULT_BASELINE_DAYS",
     "DEFAULT_WINDOW_DAYS",

@@ -23,7 +23,12 @@ three statistics per gram that occurs in at least :data:`MIN_DF` sampled items:
   not. A term is topical when residual IDF ≥ :data:`MIN_RIDF` or coherence ≥
   :data:`MIN_COHERENCE`; an expansion is topical when its acronym is (``large language model``
   is abbreviated after the first mention, so its own residual IDF is low; ``llm``'s is high).
-  Single words must also be in at most :data:`MAX_WORD_SHARE` of the items ("model", "data").
+  A single word needs both, with residual IDF ≥ :data:`MIN_WORD_RIDF` (0.6; at 0.4 alone
+  3,900 plain words such as "update", "rule", "event" were terms), must be in at most
+  :data:`MAX_WORD_SHARE` of the items ("model", "data"), and not in :data:`GENRE_WORDS`
+  (coined names and acronyms are testable anyway, see ``detect._reportable``). An expansion
+  borrows its acronym's topicality only when ≥ :data:`ACRONYM_TOGETHER` of the acronym's
+  documents spell it out (two-letter initials collide: "sa" is not "state of the art").
 
 Measured on the 22k bulk papers (2025-03..2026-07): residual IDF 0.33–1.5 and coherence 1.5–3.5
 for "world model", "tool use", "mixture of experts", "chain of thought", "Mamba", "agentic";
@@ -62,10 +67,16 @@ MIN_DF = 5
 MIN_NPMI = 0.15
 FRAGMENT_SHARE = 0.8
 MIN_RIDF = 0.4
+#: Single words need more repetition, and coherence too: thousands of plain words ("update",
+#: "rule", "continuous", "event") repeat within the documents that use them.
+MIN_WORD_RIDF = 0.6
 MIN_COHERENCE = 1.5
 #: Added to :data:`MIN_COHERENCE` divided by √df: the coherence of few documents is noisy.
 COHERENCE_NOISE = 2.0
 MAX_WORD_SHARE = 0.05
+#: An expansion borrows its acronym's topicality when at least this share of the acronym's
+#: documents also spell the expansion out.
+ACRONYM_TOGETHER = 0.2
 _DIMS = 128
 
 #: Last words that make a phrase an evaluation quantity or a reporting device, not a topic.
@@ -94,6 +105,28 @@ EVALUATION_HEADS = frozenset(
         "range",
         "drop",
         "improvement",
+    ]
+)
+#: Single words of mathematical writing: they repeat within theory papers (residual IDF 0.7–0.8)
+#: and those papers are alike (coherence ≈ 1.3–1.6, as "agentic" has 1.54), so the statistics
+#: cannot tell them from topics; they are the register of a genre, never the subject.
+GENRE_WORDS = frozenset(
+    [
+        "sum",
+        "proof",
+        "theorem",
+        "lemma",
+        "bound",
+        "corollary",
+        "proposition",
+        "inequality",
+        "equation",
+        "formula",
+        "estimate",
+        "assumption",
+        "condition",
+        "constant",
+        "coefficient",
     ]
 )
 #: Words that make any term evaluation vocabulary (statistical tests, reporting units).
@@ -225,20 +258,36 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     terms: dict[str, tuple[int, float, float, float | None]] = {}
     for g, i in index.items():
         terms[g] = (df[g], round(_ridf(df[g], cf[g], n), 3), round(float(coherence[i]), 3), cands[g])
-    topical = {
-        g
-        for g, (d, r, c, _) in terms.items()
-        if r >= MIN_RIDF or c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
-    }
-    # an expansion is topical when its acronym is, however frequent the acronym ("llm")
-    acronyms = {a for g in terms if " " in g and df.get(a := _acronym(g), 0) >= MIN_DF}
+    # phrases: repeated within their documents, or documents alike; single words: both
+    def is_topical(g: str, d: int, r: float, c: float) -> bool:
+        alike = c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
+        if " " in g:  # a phrase: repeated within its documents, or documents alike
+            return r >= MIN_RIDF or alike
+        return r >= MIN_WORD_RIDF and alike and g not in GENRE_WORDS  # a word: both
+
+    topical = {g for g, (d, r, c, _) in terms.items() if is_topical(g, d, r, c)}
+    # an expansion is topical when its acronym is, however frequent the acronym ("llm"), if
+    # the two go together: the acronym's documents often spell it out ("sa" is not "state of
+    # the art", "ls" not "large scale")
+    both = _acronym_pairs(doc_sets, [g for g in terms if " " in g and df.get(_acronym(g), 0) >= MIN_DF])
     topical |= {
         g
-        for g in terms
-        if " " in g and _acronym(g) in acronyms and _ridf(df[a := _acronym(g)], cf[a], n) >= MIN_RIDF
+        for g, k in both.items()
+        if k >= ACRONYM_TOGETHER * df[a := _acronym(g)] and _ridf(df[a], cf[a], n) >= MIN_RIDF
     }
     topical -= {g for g in topical if _adverb_edge(g) or _participle_end(g)}
     return Lexicon(n, through, {g: terms[g] for g in sorted(topical)})
+
+
+def _acronym_pairs(doc_sets: Sequence[set[str]], expansions: list[str]) -> dict[str, int]:
+    """For each expansion, the number of documents holding both it and its acronym."""
+    wanted = {g: _acronym(g) for g in expansions}
+    both: Counter[str] = Counter()
+    for grams in doc_sets:
+        for g in grams & wanted.keys():
+            if wanted[g] in grams:
+                both[g] += 1
+    return {g: both.get(g, 0) for g in wanted}
 
 
 def _ridf(df: int, cf: int, n: int) -> float:

@@ -61,7 +61,7 @@ def store_report(
 
 #: Part of every result's inputs digest: changed whenever detection changes, so that stored
 #: results are recomputed by the next refresh.
-DETECTION_VERSION = "2026-08 learned lexicon, exact test, BH FDR over the testable terms"
+DETECTION_VERSION = "2026-12 learned lexicon, mix-shift strata, exact test, BH FDR; leading + watch lists"
 
 
 def _inputs(

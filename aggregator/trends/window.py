@@ -117,7 +117,7 @@ class _Window:
                     n = counts.get(raw, 0)
                     if n:
                         seen += n
-                        if raw.isupper() and not raw.isdigit():
+                        if (raw.isupper() or raw[-1] == "s" and raw[:-1].isupper()) and not raw.isdigit():
                             upper += n
                         if raw[1:] != raw[1:].lower():
                             coined += n
@@ -125,7 +125,8 @@ class _Window:
         return stats
 
     def label(self, term: str) -> str:
-        """``term`` with acronym tokens upper-cased (when most occurrences are all-caps)."""
+        """``term`` with acronym tokens upper-cased (when most occurrences are all-caps, a
+        plural ``s`` aside: "MLLMs")."""
         out = []
         for w in term.split():
             seen, upper, _ = self.case(w)
