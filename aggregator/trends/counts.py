@@ -46,15 +46,19 @@ SEP = "|"
 
 
 def stratum_scope(scope: str, kind: str, categories: Sequence[str], feed_id: int | None) -> str:
-    """The stratum scope string of an item in ``scope``: ``"cs.LG|CV|12"`` for a paper of
-    primary category cs.CV first announced by feed 12, counted in cs.LG (at most 16 characters, the
-    column's width, for feed ids below 10⁷)."""
+    """The stratum of an item in ``scope`` (mix-shift correction, :mod:`.strata`): the scope,
+    the item's primary arXiv category (its first; ``cs.`` dropped, dots dropped, at most 5
+    characters: ``RO``, ``statM``, ``mathO``; ``p`` for posts, ``o`` for none) and its source
+    feed: ``"cs.LG|RO|12"``. At most 16 characters (the column's width): the feed part is
+    the id modulo 10,000 where longer."""
     if kind == "post":
         cat = "p"
     else:
         first = categories[0] if categories else ""
-        cat = first[3:] if first in CATEGORIES else "o"
-    return f"{scope}{SEP}{cat}{SEP}{feed_id or 0}"
+        cat = first.removeprefix("cs.").replace(".", "")[:5] or "o"
+    head = f"{scope}{SEP}{cat}{SEP}"
+    key = f"{head}{feed_id or 0}"
+    return key if len(key) <= 16 else f"{head}{(feed_id or 0) % 10_000}"[:16]
 
 
 def item_day(published: dt.datetime) -> dt.date:

@@ -52,7 +52,7 @@ def log_likelihood_g2(a: np.ndarray, b: np.ndarray, n1: int, n2: int) -> np.ndar
 
 
 def rising_p_values(
-    a: np.ndarray, b: np.ndarray, n1: int, n2: int, rho: np.ndarray | None = None
+    a: np.ndarray, b: np.ndarray, n1: Any, n2: int, rho: np.ndarray | None = None
 ) -> np.ndarray:
     """One-sided exact p-values that each term's share rose: ``a`` of ``n1`` window items and
     ``b`` of ``n2`` baseline items contain it (integer arrays of equal shape; returns float64
@@ -65,12 +65,12 @@ def rising_p_values(
     approximation of G², it is exact at the counts of 5–20 items most rising terms have, where
     the approximation understates p three- to tenfold. ``rho`` (float array, default 1) is the
     mix-shift factor of each term (:mod:`.strata`): the success probability becomes ``ρ·n1 /
-    (ρ·n1 + n2)``."""
+    (ρ·n1 + n2)``; ``n1`` may be an array (per term window items of the tested strata)."""
     from scipy.special import bdtrc  # scipy.special only (0.3 s to import, not scipy.stats)
 
     a = np.asarray(a, dtype=np.int64)
     k = a + np.asarray(b, dtype=np.int64)
-    if n1 + n2 == 0:
+    if np.all(np.asarray(n1) + n2 == 0):
         return np.ones(a.shape)
     r = np.ones(a.shape) if rho is None else np.asarray(rho, dtype=np.float64)
     p = bdtrc(np.maximum(a - 1, 0), k, n1 * r / (n1 * r + n2))
@@ -269,15 +269,18 @@ def _compute(
     idx = idx[reportable]
     a = a_all[idx]
     b = b_all[idx]
-    # the expected window count follows the window's mix of categories and sources
-    # (:mod:`.strata`); rho = 1 and expected = n1 b / n2 without strata rows
-    rho, expected = strata.mix_ratio(session, scope, ids[idx], b, bs, ws, end, n1, n2)
-    lift = ((a + 0.5) / (n1 + 1)) / ((b + 0.5) / (n2 + 1)) / rho
-    eligible = (a >= support) & (days_all[idx] >= 2) & (lift >= MIN_LIFT) & (a > expected)
+    # the expected window count follows the window's mix of categories and sources, and
+    # window items of strata the baseline never saw are not tested (:mod:`.strata`)
+    adj = strata.adjust(session, scope, ids[idx], a, b, bs, ws, end, n1, n2)
+    expected = adj.expected
+    a_t = adj.a.astype(np.int64)
+    n1_t = adj.n1
+    lift = ((a_t + 0.5) / (n1_t + 1)) / ((b + 0.5) / (n2 + 1)) / adj.rho
+    eligible = (a_t >= support) & (days_all[idx] >= 2) & (lift >= MIN_LIFT) & (a > expected)
     p = np.ones(len(idx))
-    p[eligible] = rising_p_values(a[eligible], b[eligible], n1, n2, rho[eligible])
-    p0 = n1 * rho / (n1 * rho + n2)
-    p_min = p0 ** (a + b).astype(np.float64)  # all K items in the window
+    p[eligible] = rising_p_values(a_t[eligible], b[eligible], n1_t[eligible], n2, adj.rho[eligible])
+    p0 = n1_t * adj.rho / (n1_t * adj.rho + n2)
+    p_min = p0 ** (a_t + b).astype(np.float64)  # all K items in the window
     rejected, q, tested = fdr_select(p, p_min, FDR)
     g2 = log_likelihood_g2(a, b, n1, max(n2, 0))
     new_since = ws - dt.timedelta(days=window_days)

@@ -132,9 +132,7 @@ def term_series(
             dict(
                 session.execute(
                     sa.select(tc.c.day, tc.c.data).where(tc.c.scope == scope, tc.c.day.in_(missing))
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             if missing
             else {}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,33 +43,47 @@ from aggregator.store.tables import DayTotal, TermCount
 from aggregator.trends.counts import SEP, stratum_scope, unpack_counts
 
 #: A stratum needs this many baseline items for its own baseline share.
-MIN_BASELINE = 100
+MIN_BASELINE = 50
 #: Strata must cover this share of the scope's window and baseline items to be used.
 MIN_COVERAGE = 0.9
 
-__all__ = ["MIN_BASELINE", "MIN_COVERAGE", "mix_ratio", "stratum_scope"]
+__all__ = ["MIN_BASELINE", "MIN_COVERAGE", "Adjusted", "adjust", "stratum_scope"]
 
 
-def mix_ratio(
+@dataclass(frozen=True, slots=True)
+class Adjusted:
+    """The test's inputs after the mix-shift correction, per term (float arrays): ``a`` and
+    ``n1`` the window count and items in the strata the baseline covers, ``rho`` the mix
+    factor, ``expected`` the expected window count of all the window's items (the items of
+    strata the baseline does not cover count as expected: they are not tested)."""
+
+    a: np.ndarray
+    n1: np.ndarray
+    rho: np.ndarray
+    expected: np.ndarray
+
+
+def adjust(
     session: Session,
     scope: str,
     term_ids: np.ndarray,
+    a: np.ndarray,
     b: np.ndarray,
     baseline_start: dt.date,
     window_start: dt.date,
     end: dt.date,
     n1: int,
     n2: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ρ, E) for each term (``term_ids`` sorted ascending, ``b`` their baseline counts in the
-    scope): the mix-shift factor and the expected window count (see the module doc). Reads the
-    strata's day totals and their baseline days' packed counts; ρ = 1 and E = n1·b/n2 when
-    there are no usable strata."""
-    b = b.astype(np.float64)
-    pooled = b * n1 / n2 if n2 else np.zeros(len(b))
-    ones = np.ones(len(b))
+) -> Adjusted:
+    """The mix-shift correction of each term (``term_ids`` sorted ascending; ``a``, ``b`` its
+    window and baseline counts in the scope); see the module doc. Reads the strata's day totals
+    and their packed counts over the window and baseline. Without usable strata: ``a``, ``n1``,
+    ρ = 1 and E = n1·b/n2."""
+    bf = b.astype(np.float64)
+    pooled = bf * n1 / n2 if n2 else np.zeros(len(b))
+    plain = Adjusted(a.astype(np.float64), np.full(len(a), float(n1)), np.ones(len(b)), pooled)
     if n2 == 0 or not len(b):
-        return ones, pooled
+        return plain
     n1_s: dict[str, int] = defaultdict(int)
     n2_s: dict[str, int] = defaultdict(int)
     for key, day, n in session.execute(
@@ -78,25 +93,45 @@ def mix_ratio(
     ):
         (n1_s if day >= window_start else n2_s)[key] += n
     if len(set(n1_s) | set(n2_s)) < 2:
-        return ones, pooled
+        return plain
     if sum(n1_s.values()) < MIN_COVERAGE * n1 or sum(n2_s.values()) < MIN_COVERAGE * n2:
-        return ones, pooled
-    b_s = _stratum_baseline_counts(session, term_ids, list(n2_s), baseline_start, window_start)
-    expected = _expected(term_ids, b, n1_s, n2_s, b_s, n1, n2)
-    c = 0.5 * n1 / (n2 + 1)
-    return (expected + c) / (pooled + c), expected
+        return plain
+    counts = _stratum_counts(
+        session, term_ids, list(set(n1_s) | set(n2_s)), baseline_start, window_start, end
+    )
+    cat_n: dict[str, int] = defaultdict(int)
+    for key, n in n2_s.items():
+        cat_n[_category(key)] += n
+    uncovered = [k for k in n1_s if n2_s.get(k, 0) < MIN_BASELINE and cat_n[_category(k)] < MIN_BASELINE]
+    zeros = np.zeros(len(term_ids))
+    a_out = a - sum((counts[k][0] for k in uncovered), zeros)
+    n1_out = n1 - sum(n1_s[k] for k in uncovered)
+    covered = {k: n for k, n in n1_s.items() if k not in uncovered}
+    expected = _expected(term_ids, bf, covered, n2_s, {k: v[1] for k, v in counts.items()}, n1_out, n2)
+    c = 0.5 * max(n1_out, 1) / (n2 + 1)
+    rho = (expected + c) / (bf * n1_out / n2 + c)
+    return Adjusted(a_out, np.full(len(a), float(n1_out)), rho, expected + (a - a_out))
 
 
-def _stratum_baseline_counts(
-    session: Session, term_ids: np.ndarray, keys: list[str], start: dt.date, window_start: dt.date
-) -> dict[str, np.ndarray]:
-    """Baseline dfs of the sorted ``term_ids`` in each stratum: one read of the strata's
-    packed rows of the baseline days, one binary search per row."""
+def _category(key: str) -> str:
+    return key.split(SEP)[1]
+
+
+def _stratum_counts(
+    session: Session,
+    term_ids: np.ndarray,
+    keys: list[str],
+    start: dt.date,
+    window_start: dt.date,
+    end: dt.date,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Window and baseline dfs of the sorted ``term_ids`` in each stratum: one read of the
+    strata's packed rows, one binary search per row."""
     tc: Any = TermCount.__table__
-    out = {k: np.zeros(len(term_ids), np.float64) for k in keys}
-    for key, n_terms, data in session.execute(
-        sa.select(tc.c.scope, tc.c.n_terms, tc.c.data).where(
-            tc.c.scope.in_(keys), tc.c.day >= start, tc.c.day < window_start
+    out = {k: (np.zeros(len(term_ids)), np.zeros(len(term_ids))) for k in keys}
+    for key, day, n_terms, data in session.execute(
+        sa.select(tc.c.scope, tc.c.day, tc.c.n_terms, tc.c.data).where(
+            tc.c.scope.in_(keys), tc.c.day >= start, tc.c.day <= end
         )
     ):
         day_ids, day_dfs = unpack_counts(n_terms, data)
@@ -104,7 +139,7 @@ def _stratum_baseline_counts(
             continue
         pos = np.minimum(np.searchsorted(term_ids, day_ids), len(term_ids) - 1)
         hit = term_ids[pos] == day_ids
-        np.add.at(out[key], pos[hit], day_dfs[hit])
+        np.add.at(out[key][0 if day >= window_start else 1], pos[hit], day_dfs[hit])
     return out
 
 
@@ -124,13 +159,13 @@ def _expected(
     cat_b: dict[str, np.ndarray] = defaultdict(lambda: zeros.copy())
     cat_n: dict[str, int] = defaultdict(int)
     for key, n in n2_s.items():
-        cat = key.split(SEP)[1]
+        cat = _category(key)
         cat_b[cat] = cat_b[cat] + b_s.get(key, zeros)
         cat_n[cat] += n
     scope_share = b / n2
     expected = zeros.copy()
     for key, n in n1_s.items():
-        cat = key.split(SEP)[1]
+        cat = _category(key)
         if n2_s.get(key, 0) >= MIN_BASELINE:
             share = b_s[key] / n2_s[key]
         elif cat_n.get(cat, 0) >= MIN_BASELINE:
