@@ -14,6 +14,8 @@ three statistics per gram that occurs in at least :data:`MIN_DF` sampled items:
 * **Not a fragment**: a gram most of whose occurrences (≥ :data:`FRAGMENT_SHARE`) sit inside
   one longer gram is a piece of it ("large language" of "large language model", "space
   model" of "state space model", "splatting" of "gaussian splatting"), not a term.
+* **Not a right part**: a phrase ≥ :data:`FRAGMENT_SHARE` of whose occurrences follow some
+  content word, whichever ("use agent" after "computer" or "tool"), is a piece of several terms.
 * **Topicality**: residual IDF (Church & Gale 1995, "Poisson mixtures", NLE 1(2)): observed IDF
   minus the IDF a Poisson spread of the same occurrences predicts, ``-log2(df/D) + log2(1 -
   exp(-cf/D))``; topic words repeat within the documents that use them, boilerplate ("test
@@ -59,7 +61,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.tables import Item, TrendLexicon
-from aggregator.trends.terms import _BREAK, CONNECTORS, _gram_list, _tokens, item_text
+from aggregator.trends.terms import _BREAK, _NUMBER_UNIT, CONNECTORS, _gram_list, _tokens, item_text
 
 SAMPLE_NEWEST = 5000
 SAMPLE_OLDER = 3000
@@ -229,7 +231,7 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     n = len(texts)
     total = sum(c for g, c in cf.items() if " " not in g) or 1
     frequent = [g for g, d in df.items() if d >= MIN_DF]
-    fragments = _fragments(frequent, cf, total)
+    fragments = _fragments(frequent, cf, total) | _right_parts(frequent, cf)
     cands: dict[str, float | None] = {}
     for g in frequent:
         if g in fragments or is_evaluation(g):
@@ -277,6 +279,20 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     }
     topical -= {g for g in topical if _adverb_edge(g) or _participle_end(g)}
     return Lexicon(n, through, {g: terms[g] for g in sorted(topical)})
+
+
+def _right_parts(grams: Iterable[str], cf: Counter[str]) -> set[str]:
+    """Phrases that are mostly the right part of longer phrases, whatever precedes them: ≥
+    :data:`FRAGMENT_SHARE` of their occurrences follow a content word ("use agent" after
+    "computer" or "tool"). Single words are left alone, and so is a phrase after a size
+    such as "3d" ("gaussian splatting")."""
+    ext: Counter[str] = Counter()
+    for g, c in cf.items():
+        first, _, tail = g.partition(" ")
+        inner = " " in tail and tail.partition(" ")[0] not in CONNECTORS and first not in CONNECTORS
+        if inner and not _NUMBER_UNIT.fullmatch(first):  # "3d gaussian splatting" keeps its tail
+            ext[tail] += c
+    return {g for g in grams if " " in g and ext.get(g, 0) >= FRAGMENT_SHARE * cf[g]}
 
 
 def _acronym_pairs(doc_sets: Sequence[set[str]], expansions: list[str]) -> dict[str, int]:

@@ -82,9 +82,11 @@ def bucket_end(start: dt.date, interval: str) -> dt.date:
 
 
 #: Unpacked day rows, most recently used last: (scope, day, n_terms) → (ids, dfs). A row is
-#: only ever rewritten with more terms, so the key changes when the row does.
+#: only ever rewritten with more terms, so the key changes when the row does. At most
+#: :data:`CACHE_TERMS` (term, df) pairs are kept per process (16 bytes each: 64 MB).
 _ROWS: OrderedDict[tuple[str, dt.date, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-_ROWS_KEEP = 64
+CACHE_TERMS = 4_000_000
+_cached = [0]
 
 
 def _day_df(key: tuple[str, dt.date, int], data: bytes | None, term_id: int) -> int:
@@ -94,8 +96,10 @@ def _day_df(key: tuple[str, dt.date, int], data: bytes | None, term_id: int) -> 
             return -1
         row = unpack_counts(key[2], data)
         _ROWS[key] = row
-        if len(_ROWS) > _ROWS_KEEP:
-            _ROWS.popitem(last=False)
+        _cached[0] += key[2]
+        while _cached[0] > CACHE_TERMS and len(_ROWS) > 1:
+            old_key, _ = _ROWS.popitem(last=False)
+            _cached[0] -= old_key[2]
     else:
         _ROWS.move_to_end(key)
     ids, dfs = row

@@ -136,8 +136,10 @@ class _Window:
     def is_name(self, token: str) -> bool:
         """A coined name or acronym: most occurrences have an upper-case letter after the first
         (``GRPO``, ``LoRA``, ``DINOv2``) or a digit (``qwen3``, ``o3``), but not a number with a
-        one-letter unit (``3x``, ``7b``, ``4k``, ``3d``: a size or speed-up, not a topic)."""
-        if _NUMBER_UNIT.fullmatch(token):
+        one-letter unit (``3x``, ``7b``, ``4k``, ``3d``: a size or speed-up, not a topic), and not
+        a token of two characters (``v1``, ``L1``, ``CI``, ``CV``: a version, norm or
+        abbreviation with many meanings, frowned at as a topic)."""
+        if len(token) < 3 or _NUMBER_UNIT.fullmatch(token):
             return False
         if any(ch.isdigit() for ch in token):
             return True
