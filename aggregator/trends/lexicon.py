@@ -242,7 +242,7 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
             score = _npmi(g, cf, total)
             if score >= MIN_NPMI:
                 cands[g] = score
-        elif df[g] <= MAX_WORD_SHARE * n:
+        elif df[g] <= MAX_WORD_SHARE * n and not _NUMBER_UNIT.fullmatch(g):  # not "2d", "7b"
             cands[g] = None
     if not cands:
         return Lexicon(n, through, {})
