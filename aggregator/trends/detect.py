@@ -146,10 +146,28 @@ def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
 SAME_DOCS = 0.5
 
 
+def _abbreviates(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    """``shorter`` is ``longer`` with one run of two or more content words written as its
+    initials: ``medical vlm`` of ``medical vision language model``, ``moe layer`` of
+    ``mixture of experts layer`` (connectors inside the run skipped)."""
+    n = len(longer)
+    for i in range(n):
+        for j in range(i + 2, n + 1):
+            run = [w for w in longer[i:j] if w not in CONNECTORS]
+            if len(run) < 2 or longer[i] in CONNECTORS or longer[j - 1] in CONNECTORS:
+                continue
+            if (*longer[:i], "".join(w[0] for w in run), *longer[j:]) == shorter:
+                return True
+    return False
+
+
 def _same_topic(x: _Cand, y: _Cand, docs: Any) -> bool:
     """``x`` and ``y`` name one topic: their window items largely coincide (Jaccard ≥
-    :data:`SAME_DOCS`), or one is a part or acronym of the other and the longer holds at least
-    half of the shorter's items (``vision language model`` / ``vlm``)."""
+    :data:`SAME_DOCS`), or one is the other with a run of words abbreviated (``medical vlm``
+    / ``medical vision language model``), or one is a part or acronym of the other and the
+    longer holds at least half of the shorter's items (``vision language model`` / ``vlm``)."""
+    if _abbreviates(x.tokens, y.tokens) or _abbreviates(y.tokens, x.tokens):
+        return True  # an acronym and its expansion are one term, whoever wrote which
     dx, dy = docs(x.term), docs(y.term)
     inter = len(dx & dy)
     if inter and inter >= SAME_DOCS * len(dx | dy):
