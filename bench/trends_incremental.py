@@ -42,7 +42,7 @@ def main() -> None:
                 p = json.loads(line)
                 papers.append({**p, "id": "99" + p["id"]})
         with make() as s, s.begin():
-            feed = s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar()
+            feed = int(s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar_one())
             entries = [paper_entry(p, "2026-07-02") for p in papers[:2000]]
             ids = write_entries(s, feed, entries, dt.datetime.now(dt.UTC)).new_item_ids
         with make() as s, s.begin():
