@@ -272,3 +272,22 @@ def test_pages_in_chromium(loaded: sa.Engine, database_url: str, tmp_path: Path)
         page.goto(f"{base}/?date=2026-06-30")
         assert page.locator("a[href='/trends?end=2026-06-30']").count() == 1
         browser.close()
+
+
+def test_collapse_merges_an_expansion_and_its_abbreviated_form() -> None:
+    from aggregator.trends.detect import collapse
+    from aggregator.trends.report import _Cand
+
+    def cand(term: str, a: int, score: float) -> _Cand:
+        c = _Cand(term, a, 0, score, 2.0, None, False)
+        c.score = score
+        return c
+
+    docs = {
+        "medical vision language model": frozenset({1, 2, 3}),
+        "medical vlm": frozenset({4, 5}),
+        "harness": frozenset({6, 7}),
+    }
+    out = collapse([cand(t, len(d), 10.0 - i) for i, (t, d) in enumerate(docs.items())], docs.__getitem__)
+    assert [c.term for c in out] == ["medical vision language model", "harness"]
+    assert out[0].variants == ["medical vlm"]
