@@ -60,7 +60,7 @@ def test_no_boilerplate_in_any_scopes_top_20(engine: sa.Engine) -> None:
     seen: set[str] = set()
     for path in files:
         day = path.stem[-10:]
-        papers = []
+        papers: list = []
         for line in path.open(encoding="utf-8"):
             p = json.loads(line)
             if p["id"] not in seen and len(papers) < PER_FILE:
@@ -72,7 +72,7 @@ def test_no_boilerplate_in_any_scopes_top_20(engine: sa.Engine) -> None:
             trends.update_counts(session, summary.new_item_ids)
     with make() as session, session.begin():
         reports = trends.refresh_results(session, end=END, window_days=28, baseline_days=365)
-    listed = {}
+    listed: dict[str, str] = {}
     for r in reports:
         for kind in ("terms", "leading", "watch"):
             for t in getattr(r, kind)[:20]:

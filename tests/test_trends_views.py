@@ -132,7 +132,7 @@ def test_series_api_and_ranges(loaded: sa.Engine, database_url: str, tmp_path: P
         assert s["points"][0]["start"] == "2026-06-01"  # a Monday
         assert all(set(p) == {"start", "count", "total", "share"} for p in s["points"])
         with session_factory(loaded)() as session:
-            papers = session.scalar(sa.select(sa.func.count()).where(Item.kind == "paper"))
+            papers = int(session.scalar(sa.select(sa.func.count()).where(Item.kind == "paper")) or 0)
             assert sum(p["total"] for p in s["points"]) == papers > 1000
             assert sum(p["count"] for p in s["points"]) == _direct(session, term, dt.date(2026, 6, 1), END)
         typed = client.get("/api/trends/series", params={"term": term.upper().replace(" ", "-") + "s"})
