@@ -18,7 +18,9 @@ and, with ``--repeat``, copied as a template: never the test suite's ``test`` da
    of ``refresh_results`` (5 scopes, all recomputed) and of a second ``refresh_results`` right
    after (nothing changed, so every scope is kept).
 4. GET /api/trends latency: N requests through a real uvicorn on loopback (httpx client,
-   keep-alive), p50/p99 printed.
+   keep-alive), p50/p99 printed; then GET /api/trends/series for the listed terms of every
+   scope (weekly points over a year) after one warm-up pass, and the first two-year monthly
+   series (day rows not yet cached).
 5. One million items (a corpus of counts, not of items): every distinct real paper of the bulk
    days 2025-01-01..2026-07-01 (about 18,400 papers) has its term set extracted once with
    ``trends.extract_terms`` and gets term ids. 500 synthetic days ending 2026-06-28 of 2,000
@@ -285,12 +287,43 @@ def api_latency(url: str, n_requests: int) -> None:
             )
             times.append(time.perf_counter() - t0)
             assert r.status_code == 200, r.text
+        # the term explorer: the shown terms of every scope plus phrases never counted, weekly
+        # over the default year, after one warm-up pass (the process caches unpacked day rows)
+        terms = [
+            t["term"]
+            for s in scopes
+            for k in ("terms", "leading", "watch")
+            for t in client.get("/api/trends", params={"category": s}).json().get(k, [])
+        ][:60]
+        terms += ["zzqx flurb", "world model", "mixture of experts", "chain of thought"]
+        series_params = [
+            {"term": t, "category": s, "interval": "week"} for t in terms for s in ("all", "cs.CV")
+        ]
+        for p in series_params:
+            client.get("/api/trends/series", params=p)
+        series_times = []
+        for i in range(n_requests):
+            t0 = time.perf_counter()
+            r = client.get("/api/trends/series", params=series_params[i % len(series_params)])
+            series_times.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
+        cold = []
+        for p in series_params[:20]:  # month points over two years, first time each
+            t0 = time.perf_counter()
+            client.get("/api/trends/series", params={**p, "interval": "month", "from": "2024-07-01"})
+            cold.append(time.perf_counter() - t0)
     server.should_exit = True
     thread.join()
     ms = np.array(times) * 1000
     print(
         f"\nGET /api/trends via uvicorn on loopback, {n_requests} sequential requests (5 scopes, limit=20): "
         f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms"
+    )
+    ms = np.array(series_times) * 1000
+    print(
+        f"GET /api/trends/series, {n_requests} sequential requests ({len(series_params)} term/scope pairs, "
+        f"weekly, one year): p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms; "
+        f"first two-year monthly series (rows not cached yet): median {1000 * np.median(cold):.0f} ms"
     )
     engine.dispose()
 

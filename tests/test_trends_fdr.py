@@ -264,17 +264,18 @@ def test_labels_and_names_match_a_direct_count(engine: sa.Engine) -> None:
                     token = terms._normal(raw.casefold())
                     if token:
                         seen[token] = seen.get(token, 0) + 1
-                        upper[token] = upper.get(token, 0) + (raw.isupper() and not raw.isdigit())
+                        caps = raw.isupper() or raw[-1] == "s" and raw[:-1].isupper()  # MLLMs
+                        upper[token] = upper.get(token, 0) + (caps and not raw.isdigit())
                         coined[token] = coined.get(token, 0) + any(ch.isupper() for ch in raw[1:])
             window = items.view(scope)
             assert len(seen) > 3000
             for token in seen:
                 want_label = token.upper() if upper[token] * 2 > seen[token] > 0 else token
                 number_unit = re.fullmatch(r"[0-9]+[a-z]", token) is not None  # 3x, 7b: not names
-                want_name = not number_unit and (
+                want_name = not number_unit and len(token) >= 3 and (  # v1, CI: not names
                     any(ch.isdigit() for ch in token) or coined[token] * 2 > seen[token] > 0
                 )
                 assert window.label(token) == want_label, token
                 assert window.is_name(token) == want_name, token
             assert window.label("ner") == "NER" or "ner" not in seen
-            assert window.is_name("qwen3") and window.is_name("o3") and not window.is_name("7b")
+            assert window.is_name("qwen3") and not window.is_name("o3") and not window.is_name("7b")

@@ -153,6 +153,27 @@ class RisingTerm:
     baseline_count: int
     lift: float
     is_new: bool
+    #: False for a leading topic shown because nothing rose significantly (not a rise).
+    rising: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTopics:
+    """One scope of the monthly block: labels of the month's rising terms and leading topics."""
+
+    scope: str
+    rising: list[str]
+    leading: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBlock:
+    """The monthly report in the first issue of a month: the previous calendar month's rising
+    and leading topics per arXiv scope (against the year before), and the page that has more."""
+
+    label: str  # "June 2026"
+    month: str  # "2026-06"
+    scopes: list[MonthTopics]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +190,12 @@ class WeekEmail:
     groups: list[EmailGroup]
     rising: list[RisingTerm] = field(default_factory=list)
     total_items: int = 0  # items published in the week, before ranking
+    month: MonthBlock | None = None  # first issue of a month only
+
+    @property
+    def rising_is_leading(self) -> bool:
+        """The "rising this week" block holds leading topics: nothing rose significantly."""
+        return bool(self.rising) and not any(t.rising for t in self.rising)
 
     @property
     def items(self) -> list[EmailItem]:
@@ -193,34 +220,60 @@ def _why_terms(why: list[dict[str, Any]]) -> list[str]:
 
 
 def rising_terms(session: Session, last_day: dt.date, limit: int = RISING_TERMS) -> list[RisingTerm]:
-    """The terms rising in the 7 UTC days ending ``last_day`` against the 56 before, from
-    :func:`aggregator.trends.top_rising`; empty when trends are unavailable or fail (the
-    block is then left out of the email)."""
+    """The terms rising in the 7 UTC days ending ``last_day`` against the 56 before, or, when
+    none rises significantly, the week's leading topics (``rising`` False, and the email says
+    so), from :func:`aggregator.trends.headline_terms`; empty when trends are unavailable or
+    fail (the block is then left out of the email)."""
     try:
         from aggregator import trends
     except ImportError:  # pragma: no cover - trends not installed
         return []
     try:
-        terms = trends.top_rising(
-            session, end=last_day, window_days=7, baseline_days=56, scope="all", limit=limit
-        )
+        terms, rising = trends.headline_terms(session, last_day, limit=limit)
     except Exception:  # the email goes out without the block rather than not at all
         log.exception("rising terms for the week ending %s failed", last_day)
         session.rollback()
         return []
-    out = []
-    for t in terms:
-        out.append(
-            RisingTerm(
-                label=str(getattr(t, "label", None) or t.term),
-                score=float(t.score),
-                window_count=int(getattr(t, "window_count", 0)),
-                baseline_count=int(getattr(t, "baseline_count", 0)),
-                lift=float(getattr(t, "lift", 0.0)),
-                is_new=bool(getattr(t, "is_new", False)),
-            )
+    return [
+        RisingTerm(
+            label=str(t.label or t.term),
+            score=float(t.score),
+            window_count=int(t.window_count),
+            baseline_count=int(t.baseline_count),
+            lift=float(t.lift),
+            is_new=bool(t.is_new) and rising,
+            rising=rising,
         )
-    return out
+        for t in terms
+    ]
+
+
+#: Scopes of the monthly block, and topics per list.
+MONTH_SCOPES = ("all", "cs.LG", "cs.CV", "cs.CL")
+MONTH_TERMS = 5
+
+
+def month_block(session: Session, last_day: dt.date) -> MonthBlock | None:
+    """The monthly block of the issue whose content ends ``last_day``: the previous calendar
+    month's report when ``last_day`` is in the first 7 days of a month (the month's first
+    issue), else None; None too when trends are unavailable or fail."""
+    if last_day.day > 7:
+        return None
+    month = (last_day.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    try:
+        from aggregator import trends
+
+        sections = trends.month_reports(session, month, limit=MONTH_TERMS, scopes=MONTH_SCOPES)
+    except Exception:  # the email goes out without the block rather than not at all
+        log.exception("monthly report for %s failed", month)
+        session.rollback()
+        return None
+    scopes = [
+        MonthTopics(s.scope, [t.label for t in s.rising], [t.label for t in s.leading])
+        for s in sections
+        if s.report is not None and s.report.window_docs
+    ]
+    return MonthBlock(f"{month:%B %Y}", f"{month:%Y-%m}", scopes) if scopes else None
 
 
 def compose_week(
@@ -296,4 +349,5 @@ def compose_week(
         groups=groups,
         rising=rising,
         total_items=d.digest.total,
+        month=month_block(session, last) if with_rising else None,
     )

@@ -70,6 +70,7 @@ def render_week(
         "unsubscribe_url": unsubscribe,
         "settings_url": links.page("/me/profile"),
         "site_url": links.page("/me"),
+        "month_url": links.page(f"/trends/month?month={week.month.month}") if week.month else "",
         "date_range": date_range(week.first_day, week.last_day),
         "weekday_name": WEEKDAYS[weekday % 7],
         "send_time": parse_hhmm(send_time).strftime("%H:%M"),

@@ -14,13 +14,16 @@ and ``blogs`` (posts). The counts are updated incrementally after each ingest
 Terms. Title and abstract (or post summary) are case-folded; hyphens and slashes between word
 characters become spaces ("vision-language-action" → ``vision language action``); a plural
 last letter is dropped by a light rule (``llms`` → ``llm``, ``policies`` → ``policy``). English
-stop words (scikit-learn's list, copied as :data:`ENGLISH_STOP_WORDS`), a domain stop-list of
-paper boilerplate ("propose", "novel", "results", "state of the art" …), numbers and
-one-letter tokens split the text into runs; terms are the 1- to 3-grams inside a run, so a
-phrase never spans a stop word or punctuation; a unigram of a generic word (:data:`WEAK_WORDS`:
-"model", "data" …) is not a term. Acronyms survive as case-folded tokens (``grpo``, ``rlvr``,
-``vla``); labels shown to readers restore the upper case when the texts mostly write the token
-that way.
+stop words (scikit-learn's list, copied as :data:`ENGLISH_STOP_WORDS`), a short domain list of
+reporting verbs, adverbs and markup debris (:data:`DOMAIN_STOP_WORDS`), numbers and one-letter
+tokens split the text into runs; the counted grams are the 1- to 4-grams inside a run that
+begin and end with a content word, the connectors "of the to for and" allowed inside
+("mixture of experts", "chain of thought"). Which grams are *reportable terms* is learned from
+the corpus (:mod:`.lexicon`): collocations by normalised PMI, not fragments of a longer term,
+and topical by residual IDF (Church & Gale 1995) or document coherence; boilerplate ("test
+set", "percentage point") is learned out, with a small documented hand list for what the data
+cannot show. Acronyms survive as case-folded tokens (``grpo``, ``vla``); labels restore the
+upper case when the texts mostly write the token that way.
 
 Detection. For a window W (e.g. 7 days ending ``end``) and the baseline B before it (e.g. 56
 days), a term in ``a`` of the ``N1`` window items and ``b`` of the ``N2`` baseline items is
@@ -57,16 +60,33 @@ transformer`` / ``diffusion``), or an acronym and its expansion (``ner`` / ``nam
 recognition``), become one entry under the phrase when the phrase accounts for at least half of
 the part's window items.
 
-Modules, along the flow: :mod:`.terms` (text → terms), :mod:`.counts` (the incremental
-per-day counts), :mod:`.detect` (the test, the ranking, near-duplicates) with :mod:`.report`
-(the typed records) and :mod:`.window` (the window's items: labels, examples, blog
-attention), and :mod:`.results` (stored results, refreshed after each ingest). This package
-re-exports their public names.
+Mix shift (:mod:`.strata`). Expected counts follow the window's mix: each item is also counted
+in its stratum (primary category × source feed), and a term's expected window count is
+``Σ_s n1_s · b_s / n2_s``; window items of strata the baseline never saw are not tested (the
+Jan–Feb 2026 replay comes from a cs.LG/cs.RO/cs.CR-heavy scraper absent from the baseline).
+The test keeps its form with ``p0 = ρ·n1 / (ρ·n1 + n2)``, ρ the mix factor (1 without shift).
+
+Never empty. Every report also keeps its **leading topics** (the window's most frequent lexicon
+terms, with their change) and a **watch list** (the strongest rises that did not reach the
+false-discovery rate, with their q-values); pages, API and the weekly email show them, labelled,
+when nothing rises significantly. The default window ends at the newest day with papers
+(:func:`latest_day`), never on a week of blog posts alone. Windows go up to 31 days and
+baselines up to 730; :mod:`.monthly` gives the calendar month's report per scope (against the
+365 days before) and the email's headline terms; :mod:`.series` gives one term's share per
+day, week or month (the term explorer) and the items behind a point.
+
+Modules, along the flow: :mod:`.terms` (text → grams), :mod:`.lexicon` (which grams are terms),
+:mod:`.counts` (the incremental per-day counts), :mod:`.strata` (mix-shift correction),
+:mod:`.detect` (the test, the ranking, near-duplicates, leading topics and watch list) with
+:mod:`.report` (the typed records) and :mod:`.window` (the window's items: labels, examples,
+blog attention), :mod:`.results` (stored results, refreshed after each ingest), :mod:`.monthly`
+and :mod:`.series` (the views). This package re-exports their public names.
 
 Serving. :func:`refresh_results`, run after each ingest, computes and stores the default 7 d /
 56 d results of every scope into ``trend_results``: it keeps a scope's stored result when the
 digest of its inputs (day totals, window items, links) is unchanged, and reads the window's
-items once for the scopes it recomputes. The API only reads them (:func:`stored_report`).
+items once for the scopes it recomputes. The API only reads them (:func:`stored_report`);
+other windows, months and ends are computed on first request and stored.
 """
 
 from __future__ import annotations
@@ -98,6 +118,13 @@ from aggregator.trends.detect import (
     min_support,
     rising_p_values,
 )
+from aggregator.trends.monthly import (
+    MONTH_BASELINE_DAYS,
+    MonthSection,
+    headline_terms,
+    month_bounds,
+    month_reports,
+)
 from aggregator.trends.report import DayCount, TrendItem, TrendReport, TrendTerm
 from aggregator.trends.results import (
     get_report,
@@ -124,6 +151,11 @@ from aggregator.trends.terms import (
 from aggregator.trends.window import MAX_EXAMPLES, _WindowItems
 
 __all__ = [
+    "MONTH_BASELINE_DAYS",
+    "MonthSection",
+    "headline_terms",
+    "month_bounds",
+    "month_reports",
     "CATEGORIES",
     "DEFAULT_BASELINE_DAYS",
     "DEFAULT_WINDOW_DAYS",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.db import insert
-from aggregator.store.tables import Item
+from aggregator.store.tables import Item, ItemSource
 from aggregator.store.trends_tables import DayTotal, Term, TermCount, TrendCounted
 from aggregator.trends.terms import extract_terms, item_text
 
@@ -40,6 +40,26 @@ def item_scopes(kind: str, categories: Sequence[str]) -> tuple[str, ...]:
     if kind == "post":
         return ("all", "blogs")
     return ("all", *(c for c in CATEGORIES if c in categories))
+
+
+#: Separates the parts of a stratum scope (:func:`stratum_scope`).
+SEP = "|"
+
+
+def stratum_scope(scope: str, kind: str, categories: Sequence[str], feed_id: int | None) -> str:
+    """The stratum of an item in ``scope`` (mix-shift correction, :mod:`.strata`): the scope,
+    the item's primary arXiv category (its first; ``cs.`` dropped, dots dropped, at most 5
+    characters: ``RO``, ``statM``, ``mathO``; ``p`` for posts, ``o`` for none) and its source
+    feed: ``"cs.LG|RO|12"``. At most 16 characters (the column's width): the feed part is
+    the id modulo 10,000 where longer."""
+    if kind == "post":
+        cat = "p"
+    else:
+        first = categories[0] if categories else ""
+        cat = first.removeprefix("cs.").replace(".", "")[:5] or "o"
+    head = f"{scope}{SEP}{cat}{SEP}"
+    key = f"{head}{feed_id or 0}"
+    return key if len(key) <= 16 else f"{head}{(feed_id or 0) % 10_000}"[:16]
 
 
 def item_day(published: dt.datetime) -> dt.date:
@@ -118,6 +138,13 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
         if not rows:
             continue
         days = {r.id: item_day(r.published) for r in rows}
+        sources = dict(
+            conn.execute(
+                sa.select(ItemSource.item_id, sa.func.min(ItemSource.feed_id))
+                .where(ItemSource.item_id.in_(chunk))
+                .group_by(ItemSource.item_id)
+            ).all()
+        )
         claimed = set(conn.execute(claim, [{"item_id": i, "day": d} for i, d in days.items()]).scalars())
         for r in rows:
             if r.id not in claimed:
@@ -125,9 +152,12 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
             counted += 1
             day = days[r.id]
             terms = extract_terms(item_text(r.title, r.summary or ""))
-            for scope in item_scopes(r.kind, r.categories or ()):
-                totals[scope, day] += 1
-                term_df[scope, day].update(terms)
+            cats = r.categories or ()
+            for scope in item_scopes(r.kind, cats):
+                # the scope, and the item's stratum of it (mix-shift correction, :mod:`.strata`)
+                for key in (scope, stratum_scope(scope, r.kind, cats, sources.get(r.id))):
+                    totals[key, day] += 1
+                    term_df[key, day].update(terms)
     if not counted:
         return 0
     term_id: dict[str, int] = {}
@@ -241,8 +271,10 @@ def _term_ids(conn: sa.Connection, day: dt.date, masks: dict[str, int]) -> dict[
         ids: dict[str, int] = dict(cur.fetchall())
         if len(ids) < len(masks):  # (PostgreSQL) the known terms whose first days stayed
             rest = [t for t in masks if t not in ids]
-            if postgres:
-                cur.execute("SELECT term, id FROM terms WHERE term = ANY(%s)", (rest,))
+            if postgres:  # one join with the batch already copied (issue 16: no per-term look-ups)
+                cur.execute(
+                    "SELECT t.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term"
+                )
             else:
                 cur.execute(
                     "SELECT t.term, t.id FROM json_each(?) j JOIN terms t ON t.term = j.value",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.store.trends_tables import DayTotal, TermCount
-from aggregator.trends import lexicon
+from aggregator.trends import lexicon, strata
 from aggregator.trends.counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
 from aggregator.trends.report import DayCount, TrendReport, TrendTerm, _Cand
 from aggregator.trends.terms import CONNECTORS
@@ -28,6 +28,9 @@ FDR = 0.1
 MIN_LIFT = 1.5
 #: How many ranked terms a stored result keeps (the API's ``limit`` is at most this).
 STORED_LIMIT = 50
+#: How many leading topics and watch-list terms a report keeps.
+LEADING_LIMIT = 12
+WATCH_LIMIT = 10
 
 
 def log_likelihood_g2(a: np.ndarray, b: np.ndarray, n1: int, n2: int) -> np.ndarray:
@@ -48,7 +51,9 @@ def log_likelihood_g2(a: np.ndarray, b: np.ndarray, n1: int, n2: int) -> np.ndar
     return np.maximum(2.0 * parts.sum(axis=0), 0.0)
 
 
-def rising_p_values(a: np.ndarray, b: np.ndarray, n1: int, n2: int) -> np.ndarray:
+def rising_p_values(
+    a: np.ndarray, b: np.ndarray, n1: Any, n2: int, rho: np.ndarray | None = None
+) -> np.ndarray:
     """One-sided exact p-values that each term's share rose: ``a`` of ``n1`` window items and
     ``b`` of ``n2`` baseline items contain it (integer arrays of equal shape; returns float64
     in (0, 1], same shape). Conditional on the ``k = a + b`` items that contain the term, an
@@ -58,14 +63,17 @@ def rising_p_values(a: np.ndarray, b: np.ndarray, n1: int, n2: int) -> np.ndarra
     finite-population correction, and never below Fisher's one-sided p for ``a`` ≥ 2 (checked
     on random tables; tested terms have ``a`` ≥ 5): slightly conservative. Unlike the χ²
     approximation of G², it is exact at the counts of 5–20 items most rising terms have, where
-    the approximation understates p three- to tenfold."""
+    the approximation understates p three- to tenfold. ``rho`` (float array, default 1) is the
+    mix-shift factor of each term (:mod:`.strata`): the success probability becomes ``ρ·n1 /
+    (ρ·n1 + n2)``; ``n1`` may be an array (per term window items of the tested strata)."""
     from scipy.special import bdtrc  # scipy.special only (0.3 s to import, not scipy.stats)
 
     a = np.asarray(a, dtype=np.int64)
     k = a + np.asarray(b, dtype=np.int64)
-    if n1 + n2 == 0:
+    if np.all(np.asarray(n1) + n2 == 0):
         return np.ones(a.shape)
-    p = bdtrc(np.maximum(a - 1, 0), k, n1 / (n1 + n2))
+    r = np.ones(a.shape) if rho is None else np.asarray(rho, dtype=np.float64)
+    p = bdtrc(np.maximum(a - 1, 0), k, n1 * r / (n1 * r + n2))
     return np.where(a > 0, np.clip(p, 0.0, 1.0), 1.0)
 
 
@@ -106,8 +114,19 @@ def min_support(window_docs: int) -> int:
 
 
 def latest_day(session: Session, today: dt.date | None = None) -> dt.date | None:
-    """The latest UTC day with counted items no later than ``today`` (default: today)."""
+    """The latest UTC day with counted papers no later than ``today`` (default: today), so
+    that the default window never ends on a week of blog posts alone (issue 16); the latest
+    day with any counted item when no paper was ever counted (a blogs-only install)."""
     today = today or dt.datetime.now(dt.UTC).date()
+    every = sa.orm.aliased(DayTotal)
+    posts = sa.orm.aliased(DayTotal)
+    with_papers = session.scalar(
+        sa.select(sa.func.max(every.day))
+        .outerjoin(posts, sa.and_(posts.day == every.day, posts.scope == "blogs"))
+        .where(every.scope == "all", every.day <= today, every.n_docs > sa.func.coalesce(posts.n_docs, 0))
+    )
+    if with_papers is not None:
+        return with_papers  # type: ignore[no-any-return]
     return session.scalar(
         sa.select(sa.func.max(DayTotal.day)).where(DayTotal.scope == "all", DayTotal.day <= today)
     )
@@ -127,10 +146,28 @@ def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
 SAME_DOCS = 0.5
 
 
+def _abbreviates(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    """``shorter`` is ``longer`` with one run of two or more content words written as its
+    initials: ``medical vlm`` of ``medical vision language model``, ``moe layer`` of
+    ``mixture of experts layer`` (connectors inside the run skipped)."""
+    n = len(longer)
+    for i in range(n):
+        for j in range(i + 2, n + 1):
+            run = [w for w in longer[i:j] if w not in CONNECTORS]
+            if len(run) < 2 or longer[i] in CONNECTORS or longer[j - 1] in CONNECTORS:
+                continue
+            if (*longer[:i], "".join(w[0] for w in run), *longer[j:]) == shorter:
+                return True
+    return False
+
+
 def _same_topic(x: _Cand, y: _Cand, docs: Any) -> bool:
     """``x`` and ``y`` name one topic: their window items largely coincide (Jaccard ≥
-    :data:`SAME_DOCS`), or one is a part or acronym of the other and the longer holds at least
-    half of the shorter's items (``vision language model`` / ``vlm``)."""
+    :data:`SAME_DOCS`), or one is the other with a run of words abbreviated (``medical vlm``
+    / ``medical vision language model``), or one is a part or acronym of the other and the
+    longer holds at least half of the shorter's items (``vision language model`` / ``vlm``)."""
+    if _abbreviates(x.tokens, y.tokens) or _abbreviates(y.tokens, x.tokens):
+        return True  # an acronym and its expansion are one term, whoever wrote which
     dx, dy = docs(x.term), docs(y.term)
     inter = len(dx & dy)
     if inter and inter >= SAME_DOCS * len(dx | dy):
@@ -211,11 +248,8 @@ def _compute(
     now: dt.datetime | None,
     items: _WindowItems | None,
 ) -> TrendReport:
-    """The rising and new terms of every scope of one window against its baseline.
-
-    Long because it is one pass over the window's counts per scope, and the steps share the
-    count arrays.
-    """
+    """The report of one scope (see :func:`compute_report`): rising, new, leading and watch
+    lists. Long because it is one pass over the read counts; the steps are commented."""
     now = now or dt.datetime.now(dt.UTC)
     ws = end - dt.timedelta(days=window_days - 1)
     bs = ws - dt.timedelta(days=baseline_days)
@@ -231,15 +265,7 @@ def _compute(
     if n1 == 0:
         return empty
     support = min_support(n1)
-    # one read of the window + baseline days' packed rows (primary key range scope, day)
-    tc: Any = TermCount.__table__
-    per_day: dict[dt.date, tuple[np.ndarray, np.ndarray]] = {}
-    for day, n_terms, data in session.execute(
-        sa.select(tc.c.day, tc.c.n_terms, tc.c.data).where(
-            tc.c.scope == scope, tc.c.day >= bs, tc.c.day <= end
-        )
-    ):
-        per_day[day] = unpack_counts(n_terms, data)
+    per_day = _read_days(session, scope, bs, end)
     win_days = [v for d, v in per_day.items() if d >= ws and len(v[0])]
     if not win_days:
         return empty
@@ -247,13 +273,7 @@ def _compute(
     ids, inverse = np.unique(np.concatenate([i for i, _ in win_days]), return_inverse=True)
     a_all = np.bincount(inverse, weights=np.concatenate([f for _, f in win_days])).astype(np.int64)
     days_all = np.bincount(inverse)
-    # baseline dfs of those terms: one binary search of each baseline day's sorted ids
-    b_all = np.zeros(len(ids), np.int64)
-    for d, (day_ids, day_dfs) in per_day.items():
-        if d < ws and len(day_ids):
-            pos = np.minimum(np.searchsorted(ids, day_ids), len(ids) - 1)
-            hit = ids[pos] == day_ids
-            b_all[pos[hit]] += day_dfs[hit]
+    b_all = _baseline_counts(ids, per_day, ws)
     # terms in enough items to be tested at all (a + b ≥ support; all have a ≥ 1)
     idx = np.flatnonzero(a_all + b_all >= support)
     if not len(idx):
@@ -262,32 +282,37 @@ def _compute(
     items = items or _WindowItems(session, ws, end)
     win = items.view(scope)
     # testable: the lexicon's terms, and single words that are coined names or acronyms
-    reportable = _reportable(lexicon.current(session), win, [names[int(i)][0] for i in ids[idx]], a_all[idx])
+    lex = lexicon.current(session)
+    reportable = _reportable(lex, win, [names[int(i)][0] for i in ids[idx]], a_all[idx])
     idx = idx[reportable]
     a = a_all[idx]
     b = b_all[idx]
-    lift = ((a + 0.5) / (n1 + 1)) / ((b + 0.5) / (n2 + 1))
-    eligible = (a >= support) & (days_all[idx] >= 2) & (lift >= MIN_LIFT) & (a * n2 > b * n1)
+    # the expected window count follows the window's mix of categories and sources, and
+    # window items of strata the baseline never saw are not tested (:mod:`.strata`)
+    adj = strata.adjust(session, scope, ids[idx], a, b, bs, ws, end, n1, n2)
+    expected = adj.expected
+    a_t = adj.a.astype(np.int64)
+    n1_t = adj.n1
+    lift = ((a_t + 0.5) / (n1_t + 1)) / ((b + 0.5) / (n2 + 1)) / adj.rho
+    eligible = (a_t >= support) & (days_all[idx] >= 2) & (lift >= MIN_LIFT) & (a > expected)
     p = np.ones(len(idx))
-    p[eligible] = rising_p_values(a[eligible], b[eligible], n1, n2)
-    p_min = (n1 / (n1 + n2)) ** (a + b).astype(np.float64)  # all K items in the window
+    p[eligible] = rising_p_values(a_t[eligible], b[eligible], n1_t[eligible], n2, adj.rho[eligible])
+    p0 = n1_t * adj.rho / (n1_t * adj.rho + n2)
+    p_min = p0 ** (a_t + b).astype(np.float64)  # all K items in the window
     rejected, q, tested = fdr_select(p, p_min, FDR)
-    empty = dataclasses.replace(empty, tested=tested)
-    kept = np.flatnonzero(rejected)
-    if not len(kept):
-        return empty
-    g2 = log_likelihood_g2(a[kept], b[kept], n1, max(n2, 0))
+    g2 = log_likelihood_g2(a, b, n1, max(n2, 0))
     new_since = ws - dt.timedelta(days=window_days)
-    cands: list[_Cand] = []
-    for j, i in enumerate(kept):
+
+    def cand(i: int) -> _Cand:
         term_id = int(ids[idx[i]])
         term, first_ord = names[term_id]
         first_day = dt.date.fromordinal(first_ord) if first_ord else None
         is_new = first_day is not None and first_day >= new_since
-        cand = _Cand(term, int(a[i]), int(b[i]), float(g2[j]), float(lift[i]), first_day, is_new)
-        cand.term_id, cand.p, cand.q = term_id, float(p[i]), float(q[i])
-        cands.append(cand)
-    cands.sort(key=lambda c: (-c.g2, c.term))
+        c = _Cand(term, int(a[i]), int(b[i]), float(g2[i]), float(lift[i]), first_day, is_new)
+        c.term_id, c.p, c.q, c.expected = term_id, float(p[i]), float(q[i]), float(expected[i])
+        return c
+
+    cands = sorted((cand(int(i)) for i in np.flatnonzero(rejected)), key=lambda c: (-c.g2, c.term))
     # blog attention and examples for the best candidates only
     top = cands[: max(3 * limit, 60)]
     top_ids = {id(c) for c in top}
@@ -298,7 +323,22 @@ def _compute(
     top.sort(key=lambda c: (-c.score, c.term))
     rising = collapse(top, win.docs)[:limit]
     new = collapse([c for c in top if c.is_new], win.docs)[:limit]
-    series = _series({c.term: c.term_id for c in rising + new}, per_day, day_totals)
+    # the week's leading topics (most frequent lexicon terms) and the watch list (the strongest
+    # rises that did not reach the false-discovery rate): shown, labelled, when nothing rises
+    topical = np.fromiter((names[int(ids[i])][0] in lex for i in idx), dtype=bool, count=len(idx))
+    lead_idx = np.flatnonzero(topical)
+    lead_idx = lead_idx[np.argsort(-a[lead_idx], kind="stable")][: 3 * LEADING_LIMIT]
+    watch_idx = np.flatnonzero(eligible & ~rejected)
+    watch_idx = watch_idx[np.argsort(p[watch_idx], kind="stable")][: 3 * WATCH_LIMIT]
+    leading_c = [cand(int(i)) for i in lead_idx]
+    watch_c = [cand(int(i)) for i in watch_idx]
+    win.attach_examples(leading_c + watch_c)
+    for c in leading_c + watch_c:
+        c.score = c.g2
+    leading = collapse(leading_c, win.docs)[:LEADING_LIMIT]
+    watch = collapse(watch_c, win.docs)[:WATCH_LIMIT]
+    shown = rising + new + leading + watch
+    series = _series({c.term: c.term_id for c in shown}, per_day, day_totals)
 
     def out(c: _Cand) -> TrendTerm:
         return TrendTerm(
@@ -319,9 +359,49 @@ def _compute(
             variants=tuple(dict.fromkeys(c.variants)),
             p_value=float(f"{c.p:.3g}"),
             q_value=float(f"{c.q:.3g}"),
+            expected_count=round(c.expected, 2),
         )
 
-    return dataclasses.replace(empty, terms=tuple(map(out, rising)), new_terms=tuple(map(out, new)))
+    return dataclasses.replace(
+        empty,
+        tested=tested,
+        terms=tuple(map(out, rising)),
+        new_terms=tuple(map(out, new)),
+        leading=tuple(map(out, leading)),
+        watch=tuple(map(out, watch)),
+    )
+
+
+def _read_days(
+    session: Session, scope: str, start: dt.date, end: dt.date
+) -> dict[dt.date, tuple[np.ndarray, np.ndarray]]:
+    """The unpacked ``term_counts`` rows of ``scope`` from ``start`` to ``end`` (inclusive):
+    day → (sorted term ids, dfs). One primary-key range read."""
+    tc: Any = TermCount.__table__
+    return {
+        day: unpack_counts(n_terms, data)
+        for day, n_terms, data in session.execute(
+            sa.select(tc.c.day, tc.c.n_terms, tc.c.data).where(
+                tc.c.scope == scope, tc.c.day >= start, tc.c.day <= end
+            )
+        )
+    }
+
+
+def _baseline_counts(
+    ids: np.ndarray, per_day: dict[dt.date, tuple[np.ndarray, np.ndarray]], ws: dt.date
+) -> np.ndarray:
+    """Baseline dfs (days before ``ws``) of the sorted term ``ids``: one binary search of each
+    baseline day's sorted ids."""
+    out = np.zeros(len(ids), np.int64)
+    if not len(ids):
+        return out
+    for d, (day_ids, day_dfs) in per_day.items():
+        if d < ws and len(day_ids):
+            pos = np.minimum(np.searchsorted(ids, day_ids), len(ids) - 1)
+            hit = ids[pos] == day_ids
+            out[pos[hit]] += day_dfs[hit]
+    return out
 
 
 def _reportable(lex: lexicon.Lexicon, win: Any, terms: list[str], counts: np.ndarray) -> np.ndarray:

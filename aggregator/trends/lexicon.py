@@ -14,6 +14,8 @@ three statistics per gram that occurs in at least :data:`MIN_DF` sampled items:
 * **Not a fragment**: a gram most of whose occurrences (≥ :data:`FRAGMENT_SHARE`) sit inside
   one longer gram is a piece of it ("large language" of "large language model", "space
   model" of "state space model", "splatting" of "gaussian splatting"), not a term.
+* **Not a right part**: a phrase ≥ :data:`FRAGMENT_SHARE` of whose occurrences follow some
+  content word, whichever ("use agent" after "computer" or "tool"), is a piece of several terms.
 * **Topicality**: residual IDF (Church & Gale 1995, "Poisson mixtures", NLE 1(2)): observed IDF
   minus the IDF a Poisson spread of the same occurrences predicts, ``-log2(df/D) + log2(1 -
   exp(-cf/D))``; topic words repeat within the documents that use them, boilerplate ("test
@@ -23,7 +25,12 @@ three statistics per gram that occurs in at least :data:`MIN_DF` sampled items:
   not. A term is topical when residual IDF ≥ :data:`MIN_RIDF` or coherence ≥
   :data:`MIN_COHERENCE`; an expansion is topical when its acronym is (``large language model``
   is abbreviated after the first mention, so its own residual IDF is low; ``llm``'s is high).
-  Single words must also be in at most :data:`MAX_WORD_SHARE` of the items ("model", "data").
+  A single word needs both, with residual IDF ≥ :data:`MIN_WORD_RIDF` (0.6; at 0.4 alone
+  3,900 plain words such as "update", "rule", "event" were terms), must be in at most
+  :data:`MAX_WORD_SHARE` of the items ("model", "data"), and not in :data:`GENRE_WORDS`
+  (coined names and acronyms are testable anyway, see ``detect._reportable``). An expansion
+  borrows its acronym's topicality only when ≥ :data:`ACRONYM_TOGETHER` of the acronym's
+  documents spell it out (two-letter initials collide: "sa" is not "state of the art").
 
 Measured on the 22k bulk papers (2025-03..2026-07): residual IDF 0.33–1.5 and coherence 1.5–3.5
 for "world model", "tool use", "mixture of experts", "chain of thought", "Mamba", "agentic";
@@ -55,18 +62,26 @@ from sqlalchemy.orm import Session
 
 from aggregator.store.tables import Item
 from aggregator.store.trends_tables import TrendLexicon
-from aggregator.trends.terms import _BREAK, CONNECTORS, _gram_list, _tokens, item_text
+from aggregator.trends.terms import _BREAK, _NUMBER_UNIT, CONNECTORS, _gram_list, _tokens, item_text
 
+#: The lexicon is relearned when it is this many days older than the newest counted day.
+RELEARN_DAYS = 7
 SAMPLE_NEWEST = 5000
 SAMPLE_OLDER = 3000
 MIN_DF = 5
 MIN_NPMI = 0.15
 FRAGMENT_SHARE = 0.8
 MIN_RIDF = 0.4
+#: Single words need more repetition, and coherence too: thousands of plain words ("update",
+#: "rule", "continuous", "event") repeat within the documents that use them.
+MIN_WORD_RIDF = 0.6
 MIN_COHERENCE = 1.5
 #: Added to :data:`MIN_COHERENCE` divided by √df: the coherence of few documents is noisy.
 COHERENCE_NOISE = 2.0
 MAX_WORD_SHARE = 0.05
+#: An expansion borrows its acronym's topicality when at least this share of the acronym's
+#: documents also spell the expansion out.
+ACRONYM_TOGETHER = 0.2
 _DIMS = 128
 
 #: Last words that make a phrase an evaluation quantity or a reporting device, not a topic.
@@ -95,6 +110,28 @@ EVALUATION_HEADS = frozenset(
         "range",
         "drop",
         "improvement",
+    ]
+)
+#: Single words of mathematical writing: they repeat within theory papers (residual IDF 0.7–0.8)
+#: and those papers are alike (coherence ≈ 1.3–1.6, as "agentic" has 1.54), so the statistics
+#: cannot tell them from topics; they are the register of a genre, never the subject.
+GENRE_WORDS = frozenset(
+    [
+        "sum",
+        "proof",
+        "theorem",
+        "lemma",
+        "bound",
+        "corollary",
+        "proposition",
+        "inequality",
+        "equation",
+        "formula",
+        "estimate",
+        "assumption",
+        "condition",
+        "constant",
+        "coefficient",
     ]
 )
 #: Words that make any term evaluation vocabulary (statistical tests, reporting units).
@@ -197,7 +234,7 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     n = len(texts)
     total = sum(c for g, c in cf.items() if " " not in g) or 1
     frequent = [g for g, d in df.items() if d >= MIN_DF]
-    fragments = _fragments(frequent, cf, total)
+    fragments = _fragments(frequent, cf, total) | _right_parts(frequent, cf)
     cands: dict[str, float | None] = {}
     for g in frequent:
         if g in fragments or is_evaluation(g):
@@ -206,7 +243,7 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
             score = _npmi(g, cf, total)
             if score >= MIN_NPMI:
                 cands[g] = score
-        elif df[g] <= MAX_WORD_SHARE * n:
+        elif df[g] <= MAX_WORD_SHARE * n and not _NUMBER_UNIT.fullmatch(g):  # not "2d", "7b"
             cands[g] = None
     if not cands:
         return Lexicon(n, through, {})
@@ -226,20 +263,50 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     terms: dict[str, tuple[int, float, float, float | None]] = {}
     for g, i in index.items():
         terms[g] = (df[g], round(_ridf(df[g], cf[g], n), 3), round(float(coherence[i]), 3), cands[g])
-    topical = {
-        g
-        for g, (d, r, c, _) in terms.items()
-        if r >= MIN_RIDF or c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
-    }
-    # an expansion is topical when its acronym is, however frequent the acronym ("llm")
-    acronyms = {a for g in terms if " " in g and df.get(a := _acronym(g), 0) >= MIN_DF}
+    # phrases: repeated within their documents, or documents alike; single words: both
+    def is_topical(g: str, d: int, r: float, c: float) -> bool:
+        alike = c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
+        if " " in g:  # a phrase: repeated within its documents, or documents alike
+            return r >= MIN_RIDF or alike
+        return r >= MIN_WORD_RIDF and alike and g not in GENRE_WORDS  # a word: both
+
+    topical = {g for g, (d, r, c, _) in terms.items() if is_topical(g, d, r, c)}
+    # an expansion is topical when its acronym is, however frequent the acronym ("llm"), if
+    # the two go together: the acronym's documents often spell it out ("sa" is not "state of
+    # the art", "ls" not "large scale")
+    both = _acronym_pairs(doc_sets, [g for g in terms if " " in g and df.get(_acronym(g), 0) >= MIN_DF])
     topical |= {
         g
-        for g in terms
-        if " " in g and _acronym(g) in acronyms and _ridf(df[a := _acronym(g)], cf[a], n) >= MIN_RIDF
+        for g, k in both.items()
+        if k >= ACRONYM_TOGETHER * df[a := _acronym(g)] and _ridf(df[a], cf[a], n) >= MIN_RIDF
     }
     topical -= {g for g in topical if _adverb_edge(g) or _participle_end(g)}
     return Lexicon(n, through, {g: terms[g] for g in sorted(topical)})
+
+
+def _right_parts(grams: Iterable[str], cf: Counter[str]) -> set[str]:
+    """Phrases that are mostly the right part of longer phrases, whatever precedes them: ≥
+    :data:`FRAGMENT_SHARE` of their occurrences follow a content word ("use agent" after
+    "computer" or "tool"). Single words are left alone, and so is a phrase after a size
+    such as "3d" ("gaussian splatting")."""
+    ext: Counter[str] = Counter()
+    for g, c in cf.items():
+        first, _, tail = g.partition(" ")
+        inner = " " in tail and tail.partition(" ")[0] not in CONNECTORS and first not in CONNECTORS
+        if inner and not _NUMBER_UNIT.fullmatch(first):  # "3d gaussian splatting" keeps its tail
+            ext[tail] += c
+    return {g for g in grams if " " in g and ext.get(g, 0) >= FRAGMENT_SHARE * cf[g]}
+
+
+def _acronym_pairs(doc_sets: Sequence[set[str]], expansions: list[str]) -> dict[str, int]:
+    """For each expansion, the number of documents holding both it and its acronym."""
+    wanted = {g: _acronym(g) for g in expansions}
+    both: Counter[str] = Counter()
+    for grams in doc_sets:
+        for g in grams & wanted.keys():
+            if wanted[g] in grams:
+                both[g] += 1
+    return {g: both.get(g, 0) for g in wanted}
 
 
 def _ridf(df: int, cf: int, n: int) -> float:
@@ -324,10 +391,14 @@ def current(session: Session) -> Lexicon:
 
 
 def refresh(session: Session, through: dt.date) -> Lexicon:
-    """Relearn and store the lexicon when the stored one was learned before ``through`` (the
-    newest counted day); otherwise return the stored one. Keeps only the newest row."""
+    """Relearn and store the lexicon when the stored one was learned :data:`RELEARN_DAYS` or
+    more days before ``through`` (the newest counted day); otherwise return the stored one.
+    Keeps only the newest row. Learning costs 6 s on an idle 2-core VM and 30–50 s on the
+    shared one (2026-12), far above the 2 s an incremental update may take, so it runs once a
+    week, not after every day's ingest: a phrase coined this week is reportable before that
+    as the full form of a coined name (``detect._reportable``)."""
     stored = session.scalar(sa.select(sa.func.max(TrendLexicon.through)))
-    if stored is not None and stored >= through:
+    if stored is not None and stored >= through - dt.timedelta(days=RELEARN_DAYS - 1):
         return current(session)
     lex = learn(*sample_texts(session, through))
     session.execute(sa.delete(TrendLexicon))

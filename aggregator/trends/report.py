@@ -64,6 +64,7 @@ class TrendTerm:
     variants: tuple[str, ...] = ()
     p_value: float | None = None
     q_value: float | None = None
+    expected_count: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,11 @@ class TrendReport:
     """The rising terms (``terms``, best first) and brand-new terms (``new_terms``) of one scope
     for the ``window_days`` days ending ``end`` (inclusive, UTC) against the ``baseline_days``
     days before them. ``tested`` is how many terms were tested (the false-discovery-rate family,
-    see the module doc; 0 in results stored before it existed)."""
+    see the module doc; 0 in results stored before it existed). ``leading`` are the window's
+    most frequent topical terms (lexicon terms, by window count, with their change) and
+    ``watch`` the strongest rises that did *not* reach the false-discovery rate (by p-value,
+    with their q-values): shown, labelled as such, when nothing rises significantly; both empty
+    in results stored before they existed."""
 
     scope: str
     end: dt.date
@@ -83,6 +88,8 @@ class TrendReport:
     terms: tuple[TrendTerm, ...] = ()
     new_terms: tuple[TrendTerm, ...] = ()
     tested: int = 0
+    leading: tuple[TrendTerm, ...] = ()
+    watch: tuple[TrendTerm, ...] = ()
 
     @property
     def window_start(self) -> dt.date:
@@ -127,6 +134,8 @@ class TrendReport:
             terms=tuple(term(t) for t in data["terms"]),
             new_terms=tuple(term(t) for t in data["new_terms"]),
             tested=data.get("tested", 0),
+            leading=tuple(term(t) for t in data.get("leading", ())),
+            watch=tuple(term(t) for t in data.get("watch", ())),
         )
 
 
@@ -146,6 +155,7 @@ class _Cand:
     term_id: int = 0
     p: float = 1.0
     q: float = 1.0
+    expected: float = 0.0
 
     @property
     def tokens(self) -> tuple[str, ...]:

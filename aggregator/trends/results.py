@@ -62,7 +62,10 @@ def store_report(
 
 #: Part of every result's inputs digest: changed whenever detection changes, so that stored
 #: results are recomputed by the next refresh.
-DETECTION_VERSION = "2026-08 learned lexicon, exact test, BH FDR over the testable terms"
+DETECTION_VERSION = (
+    "2026-12b lexicon (words need ridf >= 0.6 and coherence), strata by category x source, "
+    "exact test, BH FDR; leading + watch"
+)
 
 
 def _inputs(

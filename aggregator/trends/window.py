@@ -117,7 +117,7 @@ class _Window:
                     n = counts.get(raw, 0)
                     if n:
                         seen += n
-                        if raw.isupper() and not raw.isdigit():
+                        if (raw.isupper() or raw[-1] == "s" and raw[:-1].isupper()) and not raw.isdigit():
                             upper += n
                         if raw[1:] != raw[1:].lower():
                             coined += n
@@ -125,7 +125,8 @@ class _Window:
         return stats
 
     def label(self, term: str) -> str:
-        """``term`` with acronym tokens upper-cased (when most occurrences are all-caps)."""
+        """``term`` with acronym tokens upper-cased (when most occurrences are all-caps, a
+        plural ``s`` aside: "MLLMs")."""
         out = []
         for w in term.split():
             seen, upper, _ = self.case(w)
@@ -135,8 +136,10 @@ class _Window:
     def is_name(self, token: str) -> bool:
         """A coined name or acronym: most occurrences have an upper-case letter after the first
         (``GRPO``, ``LoRA``, ``DINOv2``) or a digit (``qwen3``, ``o3``), but not a number with a
-        one-letter unit (``3x``, ``7b``, ``4k``, ``3d``: a size or speed-up, not a topic)."""
-        if _NUMBER_UNIT.fullmatch(token):
+        one-letter unit (``3x``, ``7b``, ``4k``, ``3d``: a size or speed-up, not a topic), and not
+        a token of two characters (``v1``, ``L1``, ``CI``, ``CV``: a version, norm or
+        abbreviation with many meanings, frowned at as a topic)."""
+        if len(token) < 3 or _NUMBER_UNIT.fullmatch(token):
             return False
         if any(ch.isdigit() for ch in token):
             return True

@@ -66,11 +66,16 @@ def digest_page(
 
 
 def rising_terms(session: SessionDep, limit: int = 5) -> list[dict[str, object]]:
-    """The top rising terms of all scopes (stored 7 d / 56 d result) for the page header."""
+    """The top rising terms of all scopes (stored 7 d / 56 d result) for the page header; when
+    none rises, the week's leading topics, each marked ``"leading": True``."""
     from aggregator.trends import stored_payload
 
     payload = stored_payload(session)
-    return [] if payload is None else payload["terms"][:limit]
+    if payload is None:
+        return []
+    if payload["terms"]:
+        return payload["terms"][:limit]  # type: ignore[no-any-return]
+    return [{**t, "leading": True} for t in payload.get("leading", [])[:limit]]
 
 
 #: the order of the feed page: what needs attention first

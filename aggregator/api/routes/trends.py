@@ -22,13 +22,14 @@ from aggregator.api.routes.digest import IsoDate
 
 router = APIRouter()
 
-WINDOW_RANGE = (1, 28)
-BASELINE_RANGE = (7, 365)
+#: Windows up to a month, baselines up to two years (issue 16: readers keep up monthly).
+WINDOW_RANGE = (1, 31)
+BASELINE_RANGE = (7, 730)
 _DAYS = re.compile(r"^\s*(\d{1,3})\s*d\s*$", re.IGNORECASE)
 
 
 def parse_days(text: str, name: str) -> int:
-    """``"7d"`` → 7. Windows are 1–28 days, baselines 7–365 days. Raises ``ValueError``."""
+    """``"7d"`` → 7. Windows are 1–31 days, baselines 7–730 days. Raises ``ValueError``."""
     m = _DAYS.match(text or "")
     lo, hi = WINDOW_RANGE if name == "window" else BASELINE_RANGE
     if m is None:
@@ -76,6 +77,11 @@ class TrendTermOut(BaseModel):
         description="Benjamini-Hochberg adjusted p-value among the report's tested terms; listed terms "
         f"have q_value <= the false discovery rate ({trends.FDR:g})",
     )
+    expected_count: float | None = Field(
+        None,
+        description="window items the baseline predicts for the window's mix of categories and "
+        "sources (mix-shift correction); lift and p-value are taken against it",
+    )
 
 
 class TrendsResponse(BaseModel):
@@ -89,6 +95,16 @@ class TrendsResponse(BaseModel):
     terms: list[TrendTermOut] = Field(description="rising terms, best first")
     new_terms: list[TrendTermOut] = Field(description="brand-new rising terms, best first")
     tested: int = Field(0, description="terms tested for a rise (the false-discovery-rate family)")
+    leading: list[TrendTermOut] = Field(
+        [],
+        description="the window's leading topics: its most frequent topical terms, with their change; "
+        "NOT a significance claim",
+    )
+    watch: list[TrendTermOut] = Field(
+        [],
+        description="watch list: the strongest rises that did NOT reach the false discovery rate "
+        "(q_value > FDR), by p-value",
+    )
 
 
 def _params(window: str, baseline: str, category: str | None) -> tuple[int, int, str]:
@@ -103,9 +119,9 @@ def _params(window: str, baseline: str, category: str | None) -> tuple[int, int,
     return w, b, scope
 
 
-WindowQuery = Annotated[str, Query(pattern=r"^[0-9]{1,3}d$", description="window length, e.g. 7d (1d–28d)")]
+WindowQuery = Annotated[str, Query(pattern=r"^[0-9]{1,3}d$", description="window length, e.g. 7d (1d–31d)")]
 BaselineQuery = Annotated[
-    str, Query(pattern=r"^[0-9]{1,3}d$", description="baseline before the window, e.g. 56d (7d–365d)")
+    str, Query(pattern=r"^[0-9]{1,3}d$", description="baseline before the window, e.g. 56d (7d–730d)")
 ]
 CategoryQuery = Annotated[
     Literal["all", "cs.LG", "cs.CV", "cs.CL", "blogs"] | None, Query(description="scope of the statistics")
@@ -125,6 +141,8 @@ def _empty(scope: str, w: int, b: int) -> dict[str, Any]:
         "computed_at": dt.datetime.now(dt.UTC),
         "terms": [],
         "new_terms": [],
+        "leading": [],
+        "watch": [],
     }
 
 
@@ -157,6 +175,8 @@ def get_trends(
     payload = _payload(session, scope, w, b, end) or _empty(scope, w, b)
     payload["terms"] = payload["terms"][:limit]
     payload["new_terms"] = payload["new_terms"][:limit]
+    payload["leading"] = payload.get("leading", [])[:limit]
+    payload["watch"] = payload.get("watch", [])[:limit]
     return TrendsResponse.model_validate(payload)
 
 
@@ -201,9 +221,13 @@ def trends_page(
     payload = _payload(session, scope, w, b, end)
     if payload is not None:
         start = (dt.date.fromisoformat(payload["end"]) - dt.timedelta(days=w - 1)).isoformat()
-        for t in payload["terms"] + payload["new_terms"]:
+        for t in [*payload["terms"], *payload["new_terms"], *payload.get("leading", ())] + list(
+            payload.get("watch", ())
+        ):
             t["spark"] = sparkline(t["series"], start)
         payload["window_start"] = start
+        payload["prev_end"] = (dt.date.fromisoformat(payload["end"]) - dt.timedelta(days=w)).isoformat()
+        payload["next_end"] = (dt.date.fromisoformat(payload["end"]) + dt.timedelta(days=w)).isoformat()
     return templates.TemplateResponse(
         request,
         "trends.html",
@@ -216,7 +240,16 @@ def trends_page(
             "limit": limit,
             "terms": (payload or {}).get("terms", [])[:limit],
             "new_terms": (payload or {}).get("new_terms", [])[:10],
+            "leading": (payload or {}).get("leading", []),
+            "watch": (payload or {}).get("watch", []),
             "end": end,
+            "latest": trends.latest_day(session),
             "fdr": trends.FDR,
         },
     )
+
+
+# the term explorer and the monthly report (:mod:`.trends_views`) share this router
+from aggregator.api.routes import trends_views  # noqa: E402
+
+router.include_router(trends_views.router)
