@@ -16,7 +16,7 @@ from aggregator.config import FeedConfig
 from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.ranking import personal
 from aggregator.ranking import tfidf as rank
-from aggregator.ranking.personal import ItemFields
+from aggregator.ranking.personal import ItemFacts
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
 from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter
@@ -143,26 +143,25 @@ def test_exclude_and_include_categories(model, window) -> None:
 
 
 def test_matches_topic_any_all_negative() -> None:
-    item = ItemFields(
+    item = ItemFacts(
         "Diffusion Models for Robot Manipulation",
         "We train policies with LLMs.",
         categories=("cs.RO", "cs.LG"),
         authors=("Ada  Lovelace",),
         sources=("arXiv cs.RO",),
     )
-    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("diffusion model", "speech")))
-    assert not personal.matches_topic(
-        item, TopicFilter("a", "A", phrases=("diffusion model", "speech"), match="all")
-    )
-    assert personal.matches_topic(
-        item, TopicFilter("a", "A", phrases=("robot manipulation",), categories=("cs.RO",), match="all")
-    )
-    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLM",)))  # plural allowed
-    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLaMA",)))
-    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("robot",), negative=("policies",)))
-    assert personal.matches_topic(item, TopicFilter("a", "A", authors=("ada lovelace",)))
-    assert personal.matches_topic(item, TopicFilter("a", "A", sources=("arxiv cs.ro",)))
-    assert not personal.matches_topic(item, TopicFilter("a", "A"))  # no criteria: nothing
+    def hit(topic: TopicFilter) -> bool:
+        return personal.match_topic(topic, item)
+
+    assert hit(TopicFilter("a", "A", phrases=("diffusion model", "speech")))
+    assert not hit(TopicFilter("a", "A", phrases=("diffusion model", "speech"), match="all"))
+    assert hit(TopicFilter("a", "A", phrases=("robot manipulation",), categories=("cs.RO",), match="all"))
+    assert hit(TopicFilter("a", "A", phrases=("LLM",)))  # plural allowed
+    assert not hit(TopicFilter("a", "A", phrases=("LLaMA",)))
+    assert not hit(TopicFilter("a", "A", phrases=("robot",), negative=("policies",)))
+    assert hit(TopicFilter("a", "A", authors=("ada lovelace",)))
+    assert hit(TopicFilter("a", "A", sources=("arxiv cs.ro",)))
+    assert not personal.match_topic(TopicFilter("a", "A"), item)  # no criteria: nothing
 
 
 def test_topic_masks_agree_with_pure_matching_and_are_reported(model, window) -> None:
@@ -174,8 +173,13 @@ def test_topic_masks_agree_with_pure_matching_and_are_reported(model, window) ->
     for t in topics:
         pure = np.array(
             [
-                personal.matches_topic(
-                    ItemFields(*window.texts[r].split("\n", 1), window.categories[r], window.authors[r]), t
+                personal.match_topic(
+                    t,
+                    ItemFacts(
+                        *window.texts[r].split("\n", 1),
+                        authors=window.authors[r],
+                        categories=window.categories[r],
+                    ),
                 )
                 for r in range(len(window))
             ]

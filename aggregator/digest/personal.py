@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.accounts.feedback import feedback_of
-from aggregator.accounts.profiles import build_profile
-from aggregator.accounts.topic_filters import ItemFacts, _normal, _phrase_re, match_topic
+from aggregator.accounts.profiles import load_profile
+from aggregator.accounts.topic_filters import ItemFacts, is_excluded, is_muted, match_topic, normal_name
 from aggregator.digest.public import (
     DEFAULT_PROFILE,
     Digest,
@@ -67,15 +67,18 @@ class ReaderDigest:
         return [g for g in out if g.items]
 
 
-def _hidden_by_profile(p: ReaderProfile, e: DigestEntry) -> bool:
-    cats = {c.lower() for c in e.categories}
-    if any(c.lower() in cats for c in p.exclude_categories):
-        return True
-    sources = {_normal(s) for s in e.sources}
-    if any(_normal(s) in sources for s in p.exclude_sources):
-        return True
-    text = _normal(f"{e.title} {e.summary}")
-    return any(_phrase_re(m).search(text) for m in p.muted)
+def _facts(e: DigestEntry) -> ItemFacts:
+    return ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
+
+
+def hidden_by_profile(p: ReaderProfile, e: DigestEntry) -> bool:
+    """Whether the reader's profile hides ``e``: the rules precomputing applies
+    (``accounts.topic_filters.is_muted`` for muted phrases and authors,
+    ``is_excluded`` for excluded and included categories and sources)."""
+    facts = _facts(e)
+    return is_muted(p.muted, facts) or is_excluded(
+        facts, p.exclude_categories, p.exclude_sources, p.include_categories, p.include_sources
+    )
 
 
 def reader_digest(
@@ -95,7 +98,7 @@ def reader_digest(
     authors on it. Reads only; nothing is scored here. ``GET /api/me/digest`` serves the same
     digest from :mod:`aggregator.digest.served`; this is the path of the pages, the Atom feed and of
     readers without precomputed scores."""
-    profile = build_profile(session, reader_id)
+    profile = load_profile(session, reader_id)
     key = profile.score_key
     if day is None:
         day = default_day(session, tz)
@@ -115,7 +118,7 @@ def reader_digest(
         while len(kept) < limit:
             digest = build_digest(session, tz, day, days, limit=batch, offset=offset, profile=key)
             for e in digest.items:
-                if _hidden_by_profile(profile, e):
+                if hidden_by_profile(profile, e):
                     hidden += 1
                 elif len(kept) < limit:
                     kept.append(e)
@@ -123,19 +126,19 @@ def reader_digest(
             if len(digest.items) < batch:
                 break
     votes = feedback_of(session, reader_id, [e.id for e in kept])
-    followed = {_normal(a): a for a in profile.followed_authors}
+    followed = {normal_name(a): a for a in profile.followed_authors}
     subscribed = {t.slug for t in profile.topics}
     items = []
     for e in kept:
         if personal and e.stored_topics is not None:  # matched when the scores were precomputed
             topics = [t for t in e.stored_topics if t in subscribed]
         else:
-            facts = ItemFacts(e.title, e.summary, e.authors, e.categories, e.sources)
+            facts = _facts(e)
             topics = [t.slug for t in profile.topics if match_topic(t, facts)]
         if personal and e.stored_authors is not None:
             authors = list(e.stored_authors)
         else:
-            authors = [a for a in e.authors if _normal(a) in followed]
+            authors = [a for a in e.authors if normal_name(a) in followed]
         items.append(ReaderEntry(e, topics=topics, followed_authors=authors, feedback=votes.get(e.id, 0)))
     return ReaderDigest(
         Digest(day, days, start, end, digest.total, kept), key, items, hidden, list(profile.topics)
