@@ -20,7 +20,7 @@ from aggregator.api.pages import public as pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
-from aggregator.api.routes import me
+from aggregator.api.routes import me, rescore_status
 from aggregator.api.routes import trends as trends_routes
 from aggregator.config import Settings, get_settings
 from aggregator.digest import served
@@ -94,6 +94,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(trends_routes.router)
     app.include_router(me.router)
+    app.include_router(rescore_status.router)
     app.include_router(my_feeds.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(email_routes.router)

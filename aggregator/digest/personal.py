@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -48,8 +49,10 @@ class TopicGroup:
 
 @dataclass(frozen=True, slots=True)
 class ReaderDigest:
-    """The reader's digest. ``profile`` is the ``scores.profile`` read: ``reader:<id>``, or
-    ``default`` when the reader has no scores in this window yet. ``total`` counts the
+    """The reader's digest. ``profile`` is the ``scores.profile`` read: ``reader:<id>``;
+    ``default`` when the reader has no preferences (or nothing is ranked yet); ``pending``
+    (no items) when the reader has preferences, the window is ranked, and the reader's own
+    scores could not be made in time: the default order is never passed off as theirs. ``total`` counts the
     window's items before muted and excluded ones are dropped; ``hidden`` how many of those
     looked at were dropped."""
 
@@ -81,6 +84,60 @@ def hidden_by_profile(p: ReaderProfile, e: DigestEntry) -> bool:
     )
 
 
+#: ``ensure_scores(session, reader_id, around)``: make the reader's scores for the days around
+#: ``around`` (UTC) now or through a worker; True when done. Supplied by the API.
+EnsureScores = Callable[[Session, int, dt.datetime], bool]
+PENDING_PROFILE = "pending"
+
+
+def has_preferences(p: ReaderProfile) -> bool:
+    """Whether the reader told us anything their ranking depends on (interests, keywords, seed
+    papers, votes, subscriptions, followed authors)."""
+    return bool(
+        p.interests.strip()
+        or p.keywords
+        or p.seed_papers
+        or p.liked_item_ids
+        or p.disliked_item_ids
+        or p.topics
+        or p.followed_authors
+    )
+
+
+def _score_here(session: Session, reader_id: int, around: dt.datetime) -> bool:
+    """Score the reader in this process (the worker, mail, the CLI): ``ranking.personal.rescore``."""
+    from aggregator.ranking.personal import rescore
+
+    return rescore.rescore(session, reader_id, around=around) is not None
+
+
+def _own_scores(
+    session: Session,
+    profile: ReaderProfile,
+    start: dt.datetime,
+    end: dt.datetime,
+    ensure_scores: EnsureScores | None,
+) -> str:
+    """The ``scores.profile`` to read for the window: the reader's key when they have rows in
+    it (made now through ``ensure_scores`` when missing and they have preferences),
+    :data:`PENDING_PROFILE` when that failed while the default profile is ranked, else
+    ``default``."""
+    key = profile.score_key
+
+    def has(k: str) -> bool:
+        window = sa.and_(Score.profile == k, Score.published >= start, Score.published < end)
+        return session.scalar(sa.select(Score.item_id).where(window).limit(1)) is not None
+
+    if has(key):
+        return key
+    if not has_preferences(profile) or not has(DEFAULT_PROFILE):
+        return DEFAULT_PROFILE  # nothing of theirs to rank by, or nothing ranked at all
+    ensure = ensure_scores or _score_here
+    if ensure(session, profile.reader_id, start) and has(key):
+        return key
+    return PENDING_PROFILE
+
+
 def reader_digest(
     session: Session,
     tz: zoneinfo.ZoneInfo,
@@ -88,6 +145,7 @@ def reader_digest(
     day: dt.date | None = None,
     days: int = 1,
     limit: int = 50,
+    ensure_scores: EnsureScores | None = None,
 ) -> ReaderDigest:
     """The reader's ranked digest of the ``days`` local days (time zone ``tz``) ending ``day``,
     best first: the reader's precomputed scores (``reader:<id>``), or the default profile's
@@ -95,19 +153,28 @@ def reader_digest(
     category or an excluded source are left out (with precomputed scores: the rows marked
     ``muted``, all of the window's counted in ``hidden``; excluded items have no rows). Each
     item is labelled with the reader's subscribed topic filters it matches and the followed
-    authors on it. Reads only; nothing is scored here. ``GET /api/me/digest`` serves the same
-    digest from :mod:`aggregator.digest.served`; this is the path of the pages, the Atom feed and of
-    readers without precomputed scores."""
+    authors on it. Nothing is scored here but through ``ensure_scores``. ``GET /api/me/digest``
+    serves the same digest from :mod:`aggregator.digest.served`; this is the path of the pages,
+    the Atom feed and of readers without precomputed scores.
+
+    A reader with preferences but no scores in the window is scored first through
+    ``ensure_scores`` (default: in this process); if that fails the answer is ``pending`` with no items,
+    never the default order under the reader's name (issue 17)."""
     profile = load_profile(session, reader_id)
     key = profile.score_key
     if day is None:
         day = default_day(session, tz)
     start, end = day_window(day, days, tz)
-    in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
-    has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1))
-    personal = has_scores is not None
+    read = _own_scores(session, profile, start, end, ensure_scores)
+    personal = read == key
     kept: list[DigestEntry] = []
     hidden = 0
+    if read == PENDING_PROFILE:
+        digest = build_digest(session, tz, day, days, limit=0, profile=DEFAULT_PROFILE)
+        return ReaderDigest(
+            Digest(day, days, start, end, digest.total, []), PENDING_PROFILE, [], 0, list(profile.topics)
+        )
+    in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
     if personal:  # muted rows were marked when the scores were precomputed
         digest = build_digest(session, tz, day, days, limit, profile=key, scored_only=True, hide_muted=True)
         kept = digest.items

@@ -131,7 +131,9 @@ def reader_digest_page(
     most feeds failed on their last fetch)."""
     if ws is None:
         return _signin_redirect(request)
-    d = personal.reader_digest(session, settings.tz, ws.reader_id, date, days, limit)
+    d = personal.reader_digest(
+        session, settings.tz, ws.reader_id, date, days, limit, rescoring.ensure_scores(request.app.state)
+    )
     names = {t.slug: t.name for t in d.topics}
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return _render(
@@ -337,12 +339,9 @@ def profile_form(
         session.rollback()
         return _profile_page(request, ws, session, error=str(err), status_code=422)
     session.commit()
-    tasks.add_task(
-        rescoring.after_profile_change,
-        request.app.state,
-        ws.reader_id,
-        profiles.missing_seed_papers(session, p.seed_papers),
-    )
+    pending = profiles.missing_seed_papers(session, p.seed_papers)
+    rescoring.profile_saved(request.app.state, session, ws.reader_id, pending)  # before the answer
+    tasks.add_task(rescoring.after_profile_change, request.app.state, ws.reader_id, pending)
     return _see_other("/me/profile?saved=true")
 
 
