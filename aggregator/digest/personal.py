@@ -138,6 +138,25 @@ def _own_scores(
     return PENDING_PROFILE
 
 
+def _default_order(
+    session: Session, tz: zoneinfo.ZoneInfo, profile: ReaderProfile, day: dt.date, days: int, limit: int
+) -> tuple[Digest, list[DigestEntry], int]:
+    """The default profile's order with the reader's hidden items left out: (the last page read,
+    up to ``limit`` kept entries, how many were hidden)."""
+    kept: list[DigestEntry] = []
+    hidden, offset, batch = 0, 0, limit + 20
+    while True:
+        digest = build_digest(session, tz, day, days, limit=batch, offset=offset, profile=DEFAULT_PROFILE)
+        for e in digest.items:
+            if hidden_by_profile(profile, e):
+                hidden += 1
+            elif len(kept) < limit:
+                kept.append(e)
+        offset += batch
+        if len(kept) >= limit or len(digest.items) < batch:
+            return digest, kept, hidden
+
+
 def reader_digest(
     session: Session,
     tz: zoneinfo.ZoneInfo,
@@ -167,8 +186,6 @@ def reader_digest(
     start, end = day_window(day, days, tz)
     read = _own_scores(session, profile, start, end, ensure_scores)
     personal = read == key
-    kept: list[DigestEntry] = []
-    hidden = 0
     if read == PENDING_PROFILE:
         digest = build_digest(session, tz, day, days, limit=0, profile=DEFAULT_PROFILE)
         return ReaderDigest(
@@ -181,17 +198,7 @@ def reader_digest(
         hidden = session.scalar(sa.select(sa.func.count()).where(in_window, Score.muted.is_(True))) or 0
     else:  # the default profile's order, filtered by the reader's profile as it is read
         key = DEFAULT_PROFILE
-        offset, batch = 0, limit + 20
-        while len(kept) < limit:
-            digest = build_digest(session, tz, day, days, limit=batch, offset=offset, profile=key)
-            for e in digest.items:
-                if hidden_by_profile(profile, e):
-                    hidden += 1
-                elif len(kept) < limit:
-                    kept.append(e)
-            offset += batch
-            if len(digest.items) < batch:
-                break
+        digest, kept, hidden = _default_order(session, tz, profile, day, days, limit)
     votes = feedback_of(session, reader_id, [e.id for e in kept])
     followed = {normal_name(a): a for a in profile.followed_authors}
     subscribed = {t.slug for t in profile.topics}
