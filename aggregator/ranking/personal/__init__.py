@@ -25,6 +25,10 @@ The score of item *d* for a reader is::
   in its title/abstract, marks the item muted. Its score is left as it is and its row is stored
   with ``muted`` set: every digest of the reader hides it and counts it in ``hidden`` ("12 items
   hidden by your filters" are the ones that would have made the digest).
+* Votes in item space (:mod:`.votes`): 👍 adds ``LIKE_PULL·max(sim − 0.05, 0)`` with the
+  nearest liked item, 👎 subtracts ``DISLIKE_PUSH·max(sim − 0.05, 0)`` with the nearest
+  disliked one (sim: cosine with the voted item's 25 heaviest terms), and a 👎'd item itself
+  is stored last with ``muted`` set, so the digest hides and counts it (issue 17).
 * Filters: an item with an excluded category or source is **excluded**; when include lists are
   given an item must carry one of the included categories **or** come from one of the included
   sources (union). Excluded items get no ``scores`` row (an old one is deleted).

@@ -218,16 +218,23 @@ def precompute_all(
             text = encoded[key] = json.dumps(names)
         return text
 
-    def scored(start: int) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], float]:
+    def scored(
+        start: int,
+    ) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
         """The chunk of readers from ``start``: queries, scores, kept and explained rows."""
         t2 = time.perf_counter()
         sl = slice(start, start + _READER_CHUNK)
         queries, score = _query_matrix(window, base[sl], disliked[sl], rated[sl])
-        _adjust_rows(window, profiles[sl], score, rec)
+        thumbs_down = _adjust_rows(window, profiles[sl], score, rec)
         if restrict is not None:
             score[:, restrict] = -np.inf
         kept, explained = _kept_rows(score, top_k, why_top, day_rows, day_top)
-        return queries, score, kept, explained, time.perf_counter() - t2
+        for j, rows in enumerate(thumbs_down):  # 👎'd items are stored last, flagged hidden
+            extra = rows[np.isfinite(score[j, rows]) & ~np.isin(rows, kept[j])]
+            if len(extra):
+                kept[j] = np.concatenate([kept[j], extra])
+                explained[j] = np.concatenate([explained[j], np.zeros(len(extra), dtype=bool)])
+        return queries, score, kept, explained, thumbs_down, time.perf_counter() - t2
 
     # Pipelined over two threads: while this thread explains and encodes one chunk (Python,
     # holding the GIL), the next chunk's sparse products run in the other (scipy's sparsetools
@@ -236,7 +243,7 @@ def precompute_all(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute") as pool:
         pending = pool.submit(scored, starts[0])
         for n_chunk, start in enumerate(starts):
-            queries, score, kept, explained, took = pending.result()
+            queries, score, kept, explained, thumbs_down, took = pending.result()
             if n_chunk + 1 < len(starts):
                 pending = pool.submit(scored, starts[n_chunk + 1])
             timings.score += took
@@ -253,7 +260,10 @@ def precompute_all(
                 vals = score[j, rows].tolist()
                 authors, topics = _matched(window, prof, rows)
                 mute = _mute_mask(window, prof.muted)
-                muted = [False] * len(rows) if mute is None else mute[rows].tolist()
+                hide = np.isin(rows, thumbs_down[j])
+                if mute is not None:
+                    hide |= mute[rows]
+                muted = hide.tolist()
                 for i, (r, has_why) in enumerate(zip(rows.tolist(), explained[j].tolist(), strict=True)):
                     rows_out.append(
                         (

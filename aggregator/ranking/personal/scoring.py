@@ -375,10 +375,14 @@ def _mute_mask(window: ItemWindow, muted: Sequence[str]) -> np.ndarray | None:
 
 def _adjust_rows(
     window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray, rec: np.ndarray
-) -> None:
-    """Filters, boosts and recency applied in place to ``score`` (n_readers × n_items
+) -> list[np.ndarray]:
+    """Filters, boosts, votes and recency applied in place to ``score`` (n_readers × n_items
     cosine similarities, reader-major): per reader a few vector operations on memoised masks,
-    no loop over items. Excluded items get ``-inf``."""
+    no loop over items. Excluded items get ``-inf``; 👍/👎 move the voted items' neighbours
+    and 👎'd items sink below all others (:mod:`.votes`). Returns each reader's 👎'd rows."""
+    from aggregator.ranking.personal.votes import apply_votes, sink_disliked
+
+    disliked = apply_votes(window, profiles, score)
     for j, p in enumerate(profiles):
         row = score[j]
         rows = _author_rows(window, p.followed_authors)
@@ -392,6 +396,8 @@ def _adjust_rows(
         keep = _keep_mask(window, p)
         if keep is not None:
             score[j, ~keep] = -np.inf
+    sink_disliked(score, disliked)
+    return disliked
 
 
 def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tuple[list[Any], list[Any]]:
@@ -414,7 +420,7 @@ def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tu
 def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.ndarray) -> Ranked:
     """Apply filters, boosts and recency to cosine similarities ``sim`` (n_items); flag muted items."""
     score = np.array(sim, dtype=np.float32).reshape(1, -1)
-    _adjust_rows(window, [profile], score, rec)
+    disliked = _adjust_rows(window, [profile], score, rec)[0]
     keep = _keep_mask(window, profile)
     keep = np.ones(len(window), dtype=bool) if keep is None else keep.copy()
     authors: dict[int, list[str]] = {}
@@ -429,6 +435,7 @@ def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.
             topics.setdefault(r, []).append(t.slug)
     mute = _mute_mask(window, profile.muted)
     muted = np.zeros(len(window), dtype=bool) if mute is None else mute.copy()
+    muted[disliked] = True  # hidden and counted like a muted item
     return Ranked(score[0], keep, authors, topics, muted)
 
 
