@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
+from aggregator.ranking.personal.prf_guard import bound_prf_one, bound_prf_rows
 from aggregator.types import ReaderProfile, TopicFilter
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
@@ -194,8 +195,8 @@ def _query_matrix(
         (np.ones(top.size, dtype=np.float32), (np.repeat(readers, top.shape[1]), top.ravel())),
         shape=(n, len(window)),
     )
-    prf = _l2_rows(sel @ window.matrix)
-    q2 = q1 + PRF_WEIGHT * prf - sp.csr_matrix(disliked, dtype=np.float32)
+    prf = bound_prf_rows(q1, _l2_rows(sel @ window.matrix), PRF_WEIGHT)  # drift guard
+    q2 = q1 + prf - sp.csr_matrix(disliked, dtype=np.float32)
     q2 = _clip_rows(q2, bg)
     if not nonempty.all():  # an empty profile is not expanded: its query stays empty
         q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
@@ -253,7 +254,7 @@ def _query_one(
     cols = np.union1d(c1, cp)
     values = np.zeros(len(cols), dtype=np.float32)
     values[np.searchsorted(cols, c1)] += v1
-    values[np.searchsorted(cols, cp)] += PRF_WEIGHT * _unit(vp)
+    values[np.searchsorted(cols, cp)] += bound_prf_one(c1, cp, PRF_WEIGHT * _unit(vp))  # drift guard
     d = sp.csr_matrix(disliked, dtype=np.float32)
     d.sum_duplicates()
     at = np.searchsorted(cols, d.indices)
