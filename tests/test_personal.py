@@ -16,7 +16,7 @@ from aggregator.config import FeedConfig
 from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.ranking import personal
 from aggregator.ranking import tfidf as rank
-from aggregator.ranking.personal import ItemFacts
+from aggregator.ranking.personal import ItemFacts, votes
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
 from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter
@@ -360,6 +360,30 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
     newest_day = [r for r in rows if r.published == newest]
     assert 50 <= len(newest_day) <= n <= 60 and all(r.why for r in newest_day)
     assert sum(1 for r in rows if r.why and r.published != newest) <= 5  # the best 5 (why_top)
+
+
+def test_why_names_the_liked_and_disliked_papers_that_moved_an_item(engine: sa.Engine) -> None:
+    model = _load(engine)
+    with session_factory(engine)() as s:
+        window = personal.item_window(s, model, dt.datetime(2026, 6, 1, tzinfo=UTC))
+        sims = votes.neighbour_sims(window, np.arange(len(window)))
+        near = (sims * votes.LIKE_PULL >= votes.REASON_MIN).sum(1)
+        liked, disliked = (int(window.ids[r]) for r in np.argsort(-near)[:2])
+        prof = ReaderProfile(
+            1, interests="language models", liked_item_ids=(liked,), disliked_item_ids=(disliked,)
+        )
+    with session_factory(engine)() as s, s.begin():
+        _reader(s, 1)
+        s.flush()
+        personal.precompute(s, model, prof, now=NOW, top_k=None)
+    with session_factory(engine)() as s:
+        whys = [w for why in s.scalars(sa.select(Score.why).where(Score.profile == "reader:1")) for w in why]
+        title = " ".join(s.get(Item, liked).title.split())
+    up = [w for w in whys if w.get("kind") == "liked"]
+    down = [w for w in whys if w.get("kind") == "disliked"]
+    assert len(up) >= 3 and all(w["item_id"] == liked for w in up)
+    assert up[0]["term"] == f"similar to a paper you liked: {title}"
+    assert len(down) >= 3 and all(w["term"] == "you marked a similar paper 👎" for w in down)
 
 
 def test_precompute_all_and_new_items(engine: sa.Engine) -> None:

@@ -43,6 +43,7 @@ from aggregator.ranking.personal.scoring import (
     profile_vectors,
     recency,
 )
+from aggregator.ranking.personal.votes import VoteEffect
 from aggregator.store.db import dbapi_datetime
 from aggregator.store.tables import Item, Score
 from aggregator.types import ReaderProfile
@@ -220,12 +221,13 @@ def precompute_all(
 
     def scored(
         start: int,
-    ) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
+    ) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], VoteEffect, float]:
         """The chunk of readers from ``start``: queries, scores, kept and explained rows."""
         t2 = time.perf_counter()
         sl = slice(start, start + _READER_CHUNK)
         queries, score = _query_matrix(window, base[sl], disliked[sl], rated[sl])
-        thumbs_down = _adjust_rows(window, profiles[sl], score, rec)
+        effect = _adjust_rows(window, profiles[sl], score, rec)
+        thumbs_down = effect.disliked
         if restrict is not None:
             score[:, restrict] = -np.inf
         kept, explained = _kept_rows(score, top_k, why_top, day_rows, day_top)
@@ -234,7 +236,7 @@ def precompute_all(
             if len(extra):
                 kept[j] = np.concatenate([kept[j], extra])
                 explained[j] = np.concatenate([explained[j], np.zeros(len(extra), dtype=bool)])
-        return queries, score, kept, explained, thumbs_down, time.perf_counter() - t2
+        return queries, score, kept, explained, effect, time.perf_counter() - t2
 
     # Pipelined over two threads: while this thread explains and encodes one chunk (Python,
     # holding the GIL), the next chunk's sparse products run in the other (scipy's sparsetools
@@ -243,7 +245,7 @@ def precompute_all(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute") as pool:
         pending = pool.submit(scored, starts[0])
         for n_chunk, start in enumerate(starts):
-            queries, score, kept, explained, thumbs_down, took = pending.result()
+            queries, score, kept, explained, effect, took = pending.result()
             if n_chunk + 1 < len(starts):
                 pending = pool.submit(scored, starts[n_chunk + 1])
             timings.score += took
@@ -260,7 +262,8 @@ def precompute_all(
                 vals = score[j, rows].tolist()
                 authors, topics = _matched(window, prof, rows)
                 mute = _mute_mask(window, prof.muted)
-                hide = np.isin(rows, thumbs_down[j])
+                hide = np.isin(rows, effect.disliked[j])
+                voted = effect.reasons(window, j, rows)
                 if mute is not None:
                     hide |= mute[rows]
                 muted = hide.tolist()
@@ -270,7 +273,7 @@ def precompute_all(
                             key,
                             ids[r],
                             vals[i],
-                            next(whys) if has_why else _NO_LIST,
+                            _with_votes(voted[i], next(whys)) if has_why else _NO_LIST,
                             model.model_id,
                             _NO_LIST if topics[i] is None else encode(topics[i]),
                             _NO_LIST if authors[i] is None else encode(authors[i]),
@@ -288,6 +291,14 @@ def precompute_all(
     for name in timings.__slots__:  # type: ignore[attr-defined]
         setattr(LAST_TIMINGS, name, getattr(timings, name))
     return len(rows_out)
+
+
+def _with_votes(entries: str, why: str) -> str:
+    """The ``why`` JSON list with the vote reasons (JSON objects each followed by a comma)
+    first."""
+    if not entries:
+        return why
+    return "[" + (entries[:-1] if why == "[]" else entries + why[1:-1]) + "]"
 
 
 class _Stamps(dict[int, Any]):

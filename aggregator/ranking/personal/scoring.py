@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
 from aggregator.ranking.personal.prf_guard import bound_prf_one, bound_prf_rows
+from aggregator.ranking.personal.votes import VoteEffect, apply_votes, sink_disliked
 from aggregator.types import ReaderProfile, TopicFilter
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
@@ -376,14 +377,12 @@ def _mute_mask(window: ItemWindow, muted: Sequence[str]) -> np.ndarray | None:
 
 def _adjust_rows(
     window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray, rec: np.ndarray
-) -> list[np.ndarray]:
+) -> VoteEffect:
     """Filters, boosts, votes and recency applied in place to ``score`` (n_readers × n_items
     cosine similarities, reader-major): per reader a few vector operations on memoised masks,
     no loop over items. Excluded items get ``-inf``; 👍/👎 move the voted items' neighbours
-    and 👎'd items sink below all others (:mod:`.votes`). Returns each reader's 👎'd rows."""
-    from aggregator.ranking.personal.votes import apply_votes, sink_disliked
-
-    disliked = apply_votes(window, profiles, score)
+    and 👎'd items sink below all others (:mod:`.votes`). Returns the votes' effect."""
+    effect = apply_votes(window, profiles, score)
     for j, p in enumerate(profiles):
         row = score[j]
         rows = _author_rows(window, p.followed_authors)
@@ -397,8 +396,8 @@ def _adjust_rows(
         keep = _keep_mask(window, p)
         if keep is not None:
             score[j, ~keep] = -np.inf
-    sink_disliked(score, disliked)
-    return disliked
+    sink_disliked(score, effect.disliked)
+    return effect
 
 
 def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tuple[list[Any], list[Any]]:
@@ -421,7 +420,7 @@ def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tu
 def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.ndarray) -> Ranked:
     """Apply filters, boosts and recency to cosine similarities ``sim`` (n_items); flag muted items."""
     score = np.array(sim, dtype=np.float32).reshape(1, -1)
-    disliked = _adjust_rows(window, [profile], score, rec)[0]
+    disliked = _adjust_rows(window, [profile], score, rec).disliked[0]
     keep = _keep_mask(window, profile)
     keep = np.ones(len(window), dtype=bool) if keep is None else keep.copy()
     authors: dict[int, list[str]] = {}

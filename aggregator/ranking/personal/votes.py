@@ -20,7 +20,9 @@ query only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,22 +74,60 @@ def neighbour_sims(window: ItemWindow, rows: np.ndarray) -> np.ndarray:
     return np.maximum(sims - SIM_FLOOR, 0, out=sims)
 
 
-def apply_votes(window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray) -> list[np.ndarray]:
+REASON_MIN = 0.02  # a vote is named in ``why`` when it moved the score by at least this
+
+
+@dataclass(frozen=True, slots=True)
+class VoteEffect:
+    """What :func:`apply_votes` did for a block of readers: per reader the 👍'd and 👎'd
+    window rows (sorted); ``every`` all of them (sorted) and ``sims`` their
+    :func:`neighbour_sims` (len(every) × n_items)."""
+
+    liked: list[np.ndarray]
+    disliked: list[np.ndarray]
+    every: np.ndarray
+    sims: np.ndarray
+
+    def reasons(self, window: ItemWindow, j: int, rows: np.ndarray) -> list[str]:
+        """Per row of reader ``j``: ``why`` entries (JSON text, each ending in a comma) naming
+        the 👍'd item that pulled it up ("similar to a paper you liked: <title>") and a 👎'd
+        one that pushed it down, when either moved it by ≥ :data:`REASON_MIN`."""
+        out = [""] * len(rows)
+        both = ((self.liked[j], LIKE_PULL, "liked"), (self.disliked[j], DISLIKE_PUSH, "disliked"))
+        for voted, push, kind in both:
+            if not len(voted) or not len(rows):
+                continue
+            block = self.sims[np.searchsorted(self.every, voted)][:, rows]
+            best, moved = block.argmax(axis=0), push * block.max(axis=0)
+            for i in np.flatnonzero(moved >= REASON_MIN).tolist():
+                source = int(voted[best[i]])
+                if source == int(rows[i]):
+                    continue
+                if kind == "liked":
+                    title = " ".join(window.texts[source].split("\n", 1)[0].split())
+                    term = f"similar to a paper you liked: {title}"
+                else:
+                    term = "you marked a similar paper 👎"
+                entry = {"term": term, "weight": round(float(moved[i]), 4), "kind": kind}
+                entry["item_id"] = int(window.ids[source])
+                out[i] += json.dumps(entry, ensure_ascii=False) + ","
+        return out
+
+
+def apply_votes(window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray) -> VoteEffect:
     """Add the neighbour pull/push to ``score`` (n_readers × n_items, reader-major, in place,
-    before recency) and give each reader's 👎'd rows :data:`DISLIKED_SCORE`. Returns, per
-    reader, their 👎'd window rows (sorted), to be kept and flagged hidden."""
+    before recency). Returns the :class:`VoteEffect`: each reader's 👎'd window rows are to
+    be sunk (:func:`sink_disliked`), kept and flagged hidden."""
     liked = [voted_rows(window, p.liked_item_ids) for p in profiles]
     disliked = [voted_rows(window, p.disliked_item_ids) for p in profiles]
     every = np.unique(np.concatenate([*liked, *disliked, _EMPTY]))
-    if len(every) == 0:
-        return disliked
     sims = neighbour_sims(window, every)
     for j in range(len(profiles)):
         if len(liked[j]):
             score[j] += LIKE_PULL * sims[np.searchsorted(every, liked[j])].max(axis=0)
         if len(disliked[j]):
             score[j] -= DISLIKE_PUSH * sims[np.searchsorted(every, disliked[j])].max(axis=0)
-    return disliked
+    return VoteEffect(liked, disliked, every, sims)
 
 
 def sink_disliked(score: np.ndarray, disliked: Sequence[np.ndarray]) -> None:
