@@ -55,6 +55,7 @@ def _page(status: int, title: str, message: str, **extra: object) -> HTMLRespons
             item_title=extra.get("item_title"),
             form_action=extra.get("form_action"),
             form_label=extra.get("form_label"),
+            form_kind=extra.get("form_kind", "unsubscribe"),
             home_url="/me",
         )
     )
@@ -101,6 +102,7 @@ def email_feedback_form(t: _TOKEN, request: Request, session: SessionDep) -> HTM
         item_title=item.title,
         form_action=str(request.url),
         form_label=_word(claim.value),
+        form_kind="vote",
     )
 
 

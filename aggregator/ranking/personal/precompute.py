@@ -170,7 +170,11 @@ def precompute_all(
     scored items are then replaced by the new ones (:func:`_write`: upserted in place, the rest
     deleted, so excluded and dropped items disappear). ``write=False`` scores without touching
     the database (benchmarks). Returns rows written (or that would be written). The caller
-    commits."""
+    commits.
+
+    Long because the two-thread pipeline (``scored`` in the pool, explaining and encoding
+    here) shares the window, the readers' matrices and the row buffer; split, each piece would
+    take a dozen arguments. 👎'd items are added to the kept rows last and flagged hidden."""
     timings = PrecomputeTimings()
     profiles = list({p.score_key: p for p in profiles}.values())  # one result per reader
     if not profiles:
