@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 from conftest import bulk_papers
 
-from aggregator.ranking.personal import item_matrix, topic_match
+from aggregator.accounts import topic_filters
+from aggregator.ranking.personal import item_matrix
 from aggregator.ranking.personal.item_matrix import ItemWindow
 
 
@@ -55,7 +56,7 @@ def _phrases(window: ItemWindow) -> list[str]:
 def test_memory_stays_flat_under_150_saves_of_200_new_phrases() -> None:
     window = _window()
     phrases = _phrases(window)
-    getattr(topic_match.phrase_pattern, "cache_clear", dict)()  # (a plain dict before the fix)
+    getattr(topic_filters.phrase_pattern, "cache_clear", dict)()  # (a plain dict before the fix)
     sizes = []
     for save in range(150):
         for phrase in phrases[save * 200 : (save + 1) * 200]:
@@ -66,5 +67,5 @@ def test_memory_stays_flat_under_150_saves_of_200_new_phrases() -> None:
     after_100, after_150 = sizes
     grown = (after_150 - after_100) / 2**20
     assert grown < 5, f"RSS grew {grown:.1f} MB in the last 50 saves"
-    assert topic_match.phrase_pattern.cache_info().currsize <= topic_match.PHRASE_CACHE_SIZE
+    assert topic_filters.phrase_pattern.cache_info().currsize <= topic_filters.PHRASE_CACHE_SIZE
     assert sum(isinstance(k, tuple) for k in window._memo) <= item_matrix.MEMO_QUERIES

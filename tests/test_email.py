@@ -355,11 +355,22 @@ def test_weekly_email_over_smtp_then_links_change_data(
             parts = urlsplit(url)
             return client.get(f"{parts.path}?{parts.query}")
 
+        def post(url: str) -> object:
+            parts = urlsplit(url)
+            return client.post(f"{parts.path}?{parts.query}")
+
         first, second = week.items[0].item_id, week.items[1].item_id
-        resp = get(up_links[0])
+        # a GET (a mail client's link scanner) shows the item and a button, and records nothing
+        form = get(up_links[0])
+        assert form.status_code == 200 and '<form method="post"' in form.text
+        assert "More like this" in form.text and week.items[0].title.replace("&", "&amp;") in form.text
+        assert get(down_links[1]).status_code == 200
+        with session_factory(engine)() as s:
+            assert s.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
+        resp = post(up_links[0])
         assert resp.status_code == 200 and "Thanks" in resp.text and "More like this" in resp.text
         assert resp.headers["cache-control"] == "no-store"
-        resp = get(down_links[1])
+        resp = post(down_links[1])
         assert resp.status_code == 200 and "Less like this" in resp.text
         with session_factory(engine)() as s:
             votes = dict(
@@ -371,13 +382,14 @@ def test_weekly_email_over_smtp_then_links_change_data(
         token = up_links[2].split("t=")[1]
         payload, rest = token.split(".", 1)
         forged = tokens.LinkSigner("x").feedback_token(ada, first, 1).split(".", 1)[0]
+        assert client.post(f"/email/feedback?t={forged}.{rest}").status_code == 400
         assert client.get(f"/email/feedback?t={forged}.{rest}").status_code == 400
-        assert client.get(f"/email/feedback?t={payload}.{rest[:-3]}xyz").status_code == 400
-        assert client.get("/email/feedback?t=").status_code in (400, 422)
+        assert client.post(f"/email/feedback?t={payload}.{rest[:-3]}xyz").status_code == 400
+        assert client.post("/email/feedback?t=").status_code in (400, 422)
         with session_factory(engine)() as s:
             signer = tokens.LinkSigner(tokens.signing_key(s, settings))
         stale = signer.feedback_token(ada, week.items[3].item_id, 1, now=NOW - dt.timedelta(days=31))
-        resp = client.get(f"/email/feedback?t={stale}")
+        resp = client.post(f"/email/feedback?t={stale}")
         assert resp.status_code == 410 and "expired" in resp.text
         with session_factory(engine)() as s:
             n = s.scalar(sa.select(sa.func.count()).select_from(Feedback).where(Feedback.reader_id == ada))

@@ -16,7 +16,7 @@ from aggregator.config import FeedConfig
 from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.ranking import personal
 from aggregator.ranking import tfidf as rank
-from aggregator.ranking.personal import ItemFields
+from aggregator.ranking.personal import ItemFacts, votes
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Feedback, Item, Profile, Reader, Score, Subscription, Topic
 from aggregator.types import ParsedEntry, ReaderProfile, TopicFilter
@@ -99,6 +99,50 @@ def test_thumbs_down_moves_similar_items_down(model, window) -> None:
     assert np.mean(moved) > 5 and sum(m > 0 for m in moved) >= 7
 
 
+def _top(res: personal.Ranked, n: int) -> list[int]:
+    """The reader's first ``n`` rows as the digest shows them (hidden/muted rows left out)."""
+    order = [int(r) for r in np.argsort(-res.score, kind="stable") if np.isfinite(res.score[r])]
+    return [r for r in order if not res.muted[r]][:n]
+
+
+@pytest.mark.parametrize(
+    "interests",
+    [
+        "diffusion models for image and video generation",
+        "large language models for mathematical reasoning",
+        "robot manipulation and grasping",
+    ],
+)
+def test_thumbs_down_leaves_the_top_20_and_pushes_its_neighbours(model, window, interests: str) -> None:
+    """Issue 17: after 👎 on the top item it stayed in the top 20 in two cases of three."""
+    before = ranked(model, window, ReaderProfile(1, interests=interests))
+    top20 = _top(before, 20)
+    target = top20[0]
+    after = ranked(model, window, ReaderProfile(1, interests=interests, disliked_item_ids=(target,)))
+    assert target not in _top(after, 20) and after.muted[target]  # hidden, and counted as such
+    assert rank_of(after, target) > int(np.isfinite(after.score).sum()) - 2  # below every other item
+    # its nearest neighbours move down
+    sims = (window.matrix @ window.matrix[target].T).toarray().ravel()
+    sims[target] = -1
+    near = [int(i) for i in np.argsort(-sims)[:5]]
+    # ranks among the other items (the 👎'd one left out before too: its leaving lifts all by one)
+    was = {r: i for i, r in enumerate(r for r in np.argsort(-before.score, kind="stable") if r != target)}
+    moved = [rank_of(after, r) - was[r] for r in near]
+    assert sum(m > 0 for m in moved) >= 4 and np.mean(moved) > 5, moved
+
+
+def test_thumbs_up_pulls_a_far_papers_neighbours_into_the_top_50(model, window) -> None:
+    interests = "large language models for mathematical reasoning"
+    before = ranked(model, window, ReaderProfile(1, interests=interests))
+    target = int(np.argsort(-before.score)[300])  # a paper the profile alone ranks ~300th
+    sims = (window.matrix @ window.matrix[target].T).toarray().ravel()
+    sims[target] = -1
+    near = [int(i) for i in np.argsort(-sims)[:5]]
+    after = ranked(model, window, ReaderProfile(1, interests=interests, liked_item_ids=(target,)))
+    moved = [rank_of(before, r) - rank_of(after, r) for r in near]
+    assert all(m > 0 for m in moved) and np.mean(moved) > 50, moved
+
+
 def test_muted_keyword_and_author_are_flagged_not_rescored(model, window) -> None:
     base = ReaderProfile(1, interests="diffusion models for image generation")
     before = ranked(model, window, base)
@@ -143,26 +187,25 @@ def test_exclude_and_include_categories(model, window) -> None:
 
 
 def test_matches_topic_any_all_negative() -> None:
-    item = ItemFields(
+    item = ItemFacts(
         "Diffusion Models for Robot Manipulation",
         "We train policies with LLMs.",
         categories=("cs.RO", "cs.LG"),
         authors=("Ada  Lovelace",),
         sources=("arXiv cs.RO",),
     )
-    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("diffusion model", "speech")))
-    assert not personal.matches_topic(
-        item, TopicFilter("a", "A", phrases=("diffusion model", "speech"), match="all")
-    )
-    assert personal.matches_topic(
-        item, TopicFilter("a", "A", phrases=("robot manipulation",), categories=("cs.RO",), match="all")
-    )
-    assert personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLM",)))  # plural allowed
-    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("LLaMA",)))
-    assert not personal.matches_topic(item, TopicFilter("a", "A", phrases=("robot",), negative=("policies",)))
-    assert personal.matches_topic(item, TopicFilter("a", "A", authors=("ada lovelace",)))
-    assert personal.matches_topic(item, TopicFilter("a", "A", sources=("arxiv cs.ro",)))
-    assert not personal.matches_topic(item, TopicFilter("a", "A"))  # no criteria: nothing
+    def hit(topic: TopicFilter) -> bool:
+        return personal.match_topic(topic, item)
+
+    assert hit(TopicFilter("a", "A", phrases=("diffusion model", "speech")))
+    assert not hit(TopicFilter("a", "A", phrases=("diffusion model", "speech"), match="all"))
+    assert hit(TopicFilter("a", "A", phrases=("robot manipulation",), categories=("cs.RO",), match="all"))
+    assert hit(TopicFilter("a", "A", phrases=("LLM",)))  # plural allowed
+    assert not hit(TopicFilter("a", "A", phrases=("LLaMA",)))
+    assert not hit(TopicFilter("a", "A", phrases=("robot",), negative=("policies",)))
+    assert hit(TopicFilter("a", "A", authors=("ada lovelace",)))
+    assert hit(TopicFilter("a", "A", sources=("arxiv cs.ro",)))
+    assert not personal.match_topic(TopicFilter("a", "A"), item)  # no criteria: nothing
 
 
 def test_topic_masks_agree_with_pure_matching_and_are_reported(model, window) -> None:
@@ -174,8 +217,13 @@ def test_topic_masks_agree_with_pure_matching_and_are_reported(model, window) ->
     for t in topics:
         pure = np.array(
             [
-                personal.matches_topic(
-                    ItemFields(*window.texts[r].split("\n", 1), window.categories[r], window.authors[r]), t
+                personal.match_topic(
+                    t,
+                    ItemFacts(
+                        *window.texts[r].split("\n", 1),
+                        authors=window.authors[r],
+                        categories=window.categories[r],
+                    ),
                 )
                 for r in range(len(window))
             ]
@@ -289,10 +337,16 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
         assert others == {("reader:2", ids[0]): 0.5, ("default", ids[0]): 0.25}
     # top-K bounds the rows, and a second run replaces (not adds to) the reader's rows
     with session_factory(engine)() as s, s.begin():
-        assert personal.precompute(s, model, prof, now=NOW, top_k=50, day_top=0) == 50
+        # the best 50, plus the 👎'd item: stored last, flagged hidden (the digest counts it)
+        assert personal.precompute(s, model, prof, now=NOW, top_k=50, day_top=0) == 51
     with session_factory(engine)() as s:
         count = s.scalar(sa.select(sa.func.count()).select_from(Score).where(Score.profile == "reader:1"))
-        assert count == 50
+        assert count == 51
+        mine_q = sa.select(Score).where(Score.profile == "reader:1")
+        down = s.execute(mine_q.where(Score.item_id == ids[4])).scalar_one()
+        assert down.muted and down.score == min(
+            s.scalars(sa.select(Score.score).where(Score.profile == "reader:1"))
+        )
         # rewritten in place, all by that one run: the rows it did not write are gone
         runs = set(s.scalars(sa.select(Score.run).where(Score.profile == "reader:1")))
         assert len(runs) == 1 and None not in runs
@@ -306,6 +360,30 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
     newest_day = [r for r in rows if r.published == newest]
     assert 50 <= len(newest_day) <= n <= 60 and all(r.why for r in newest_day)
     assert sum(1 for r in rows if r.why and r.published != newest) <= 5  # the best 5 (why_top)
+
+
+def test_why_names_the_liked_and_disliked_papers_that_moved_an_item(engine: sa.Engine) -> None:
+    model = _load(engine)
+    with session_factory(engine)() as s:
+        window = personal.item_window(s, model, dt.datetime(2026, 6, 1, tzinfo=UTC))
+        sims = votes.neighbour_sims(window, np.arange(len(window)))
+        near = (sims * votes.LIKE_PULL >= votes.REASON_MIN).sum(1)
+        liked, disliked = (int(window.ids[r]) for r in np.argsort(-near)[:2])
+        prof = ReaderProfile(
+            1, interests="language models", liked_item_ids=(liked,), disliked_item_ids=(disliked,)
+        )
+    with session_factory(engine)() as s, s.begin():
+        _reader(s, 1)
+        s.flush()
+        personal.precompute(s, model, prof, now=NOW, top_k=None)
+    with session_factory(engine)() as s:
+        whys = [w for why in s.scalars(sa.select(Score.why).where(Score.profile == "reader:1")) for w in why]
+        title = " ".join(s.get(Item, liked).title.split())
+    up = [w for w in whys if w.get("kind") == "liked"]
+    down = [w for w in whys if w.get("kind") == "disliked"]
+    assert len(up) >= 3 and all(w["item_id"] == liked for w in up)
+    assert up[0]["term"] == f"similar to a paper you liked: {title}"
+    assert len(down) >= 3 and all(w["term"] == "you marked a similar paper 👎" for w in down)
 
 
 def test_precompute_all_and_new_items(engine: sa.Engine) -> None:

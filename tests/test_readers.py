@@ -251,11 +251,11 @@ def test_feedback_profile_and_digest_filters(engine: sa.Engine) -> None:
         feedback.set_feedback(s, b, first.id, -1)
         feedback.set_feedback(s, a, second.id, 1)  # a change of mind replaces the vote
         subscriptions.subscribe(s, a, "llm-reasoning")
-        profile = profiles.build_profile(s, a)
+        profile = profiles.load_profile(s, a)
         assert profile.liked_item_ids == tuple(sorted((first.id, second.id)))
         assert profile.disliked_item_ids == ()
         assert [t.slug for t in profile.topics] == ["llm-reasoning"] and profile.score_key == f"reader:{a}"
-        assert profiles.build_profile(s, b).disliked_item_ids == (first.id,)
+        assert profiles.load_profile(s, b).disliked_item_ids == (first.id,)
         feedback.set_feedback(s, a, second.id, 0)
         assert s.scalar(sa.select(sa.func.count()).select_from(Feedback).where(Feedback.reader_id == a)) == 1
 

@@ -1,6 +1,13 @@
 """The built-in catalogue of topic filters (``created_by`` NULL), inserted on start by
 :func:`ensure_default_topics`. Phrases follow the matching rules of
-:mod:`aggregator.accounts.topic_filters`."""
+:mod:`aggregator.accounts.topic_filters`.
+
+Each filter's precision is measured on 200 real papers of 2026-06-08..12 labelled by hand
+(``tests/data/builtin_topic_labels.json``, ``tests/test_builtin_topics.py``); every filter is
+at least 0.8. Phrases that abstracts use in passing ("reasoning model", "pruning",
+"probing", "manipulation", "agentic", "preference optimization") were replaced by ones that
+name the topic, which trades recall for precision: LLM reasoning and efficient inference
+match far fewer papers than before (26 and 16 in that week, from 106 and 57)."""
 
 from __future__ import annotations
 
@@ -60,16 +67,16 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
             "llm-reasoning",
             "LLM reasoning",
             [
-                "chain-of-thought",
-                "chain of thought",
-                "reasoning model",
-                "mathematical reasoning",
-                "test-time scaling",
+                "large reasoning model",
+                "long chain-of-thought",
+                "chain-of-thought reasoning",
                 "test-time compute",
-                "llm reasoning",
-                "reasoning of large language",
+                "overthinking",
+                "reasoning budget",
+                "chain-of-thought budget",
+                "math reasoning",
                 "reasoning in large language",
-                "reasoning capabilities",
+                "reasoning capabilities of large language",
             ],
         ),
         "Chain-of-thought, test-time compute and reasoning in large language models.",
@@ -79,16 +86,26 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
             "rl-for-llms",
             "RL for LLMs",
             [
-                "rlhf",
                 "reinforcement learning from human feedback",
                 "grpo",
                 "rlvr",
                 "verifiable reward",
                 "reward model",
                 "direct preference optimization",
-                "preference optimization",
                 "reinforcement learning for large language",
                 "reinforcement learning for llm",
+                "llm reinforcement learning",
+                "process reward",
+            ],
+            negative=[
+                "video generation",
+                "image generation",
+                "super-resolution",
+                "text-to-image",
+                "diffusion model",
+                "image editing",
+                "autonomous driving",
+                "self-distillation",
             ],
         ),
         "Reinforcement learning and preference optimisation to train language models.",
@@ -115,17 +132,32 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
             "efficient-inference",
             "Efficient inference",
             [
-                "quantization",
+                "post-training quantization",
+                "weight quantization",
+                "quantization-aware",
+                "quantized llm",
+                "quantized model",
+                "low-bit quantization",
+                "4-bit",
+                "2-bit",
                 "speculative decoding",
-                "kv cache",
-                "kv-cache",
-                "efficient inference",
-                "inference acceleration",
+                "kv cache compression",
+                "kv cache eviction",
                 "model compression",
-                "low-bit",
-                "pruning",
+                "structured pruning",
+                "token pruning",
+                "layer pruning",
+                "network pruning",
+                "weight pruning",
+                "magnitude pruning",
                 "sparse attention",
+                "attention skipping",
+                "efficient llm inference",
+                "llm serving",
+                "inference acceleration",
+                "accelerating inference",
             ],
+            negative=["vector quantization", "lora"],
         ),
         "Quantisation, pruning, speculative decoding, KV caches: making models cheaper to run.",
     ),
@@ -134,13 +166,21 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
             "interpretability",
             "Interpretability",
             [
-                "interpretability",
-                "mechanistic",
+                "mechanistic interpretability",
                 "sparse autoencoder",
-                "explainability",
-                "probing",
-                "feature attribution",
+                "activation steering",
+                "steering vector",
+                "activation patching",
+                "probing classifier",
+                "internal representations",
+                "residual stream",
                 "circuit discovery",
+                "feature attribution",
+                "logit lens",
+                "layerwise probing",
+                "representation engineering",
+                "explainability platform",
+                "explainable ai",
             ],
         ),
         "Mechanistic interpretability, probing, attribution and explanations.",
@@ -152,14 +192,28 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
             [
                 "llm agent",
                 "language agent",
-                "agentic",
-                "multi-agent",
+                "llm-based agent",
+                "agentic system",
+                "agentic framework",
+                "agentic workflow",
+                "agentic search",
+                "agentic task",
                 "tool use",
-                "tool-use",
                 "web agent",
-                "autonomous agent",
+                "gui agent",
                 "computer-use",
+                "computer use agent",
+                "autonomous agent",
+                "multi-agent system",
+                "multi-agent framework",
+                "multi-agent debate",
+                "agent framework",
+                "deep research",
+                "tool calling",
+                "agent benchmark",
+                "self-evolving agent",
             ],
+            negative=["multi-agent reinforcement learning", "physical tool"],
         ),
         "LLM agents: tool use, planning, multi-agent systems, web and computer use.",
     ),
@@ -167,7 +221,21 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
         _tf(
             "robotics",
             "Robotics",
-            ["robot", "manipulation", "embodied", "locomotion", "vision-language-action"],
+            [
+                "robot",
+                "robotic manipulation",
+                "dexterous manipulation",
+                "manipulation task",
+                "manipulation policy",
+                "grasping",
+                "embodied agent",
+                "embodied ai",
+                "vision-language-action",
+                "locomotion",
+                "humanoid",
+                "tactile",
+                "robot learning",
+            ],
             categories=["cs.RO"],
         ),
         "Robot learning, manipulation, locomotion and embodied AI (and everything in cs.RO).",
@@ -176,17 +244,25 @@ DEFAULT_TOPICS: tuple[tuple[TopicFilter, str], ...] = (
 
 
 def ensure_default_topics(session: Session, now: dt.datetime | None = None) -> int:
-    """Insert the built-in topic filters that are missing (by slug); safe to run concurrently
-    from several instances. Returns how many were added."""
-    have = set(session.scalars(sa.select(Topic.slug)))
-    rows = [
+    """Insert the built-in topic filters that are missing (by slug) and bring stored built-in
+    ones (``created_by`` NULL) up to date with :data:`DEFAULT_TOPICS` (their criteria are
+    revised when measured imprecise; readers cannot edit them). Safe to run concurrently from
+    several instances. Returns how many were added."""
+    rows = {r.slug: r for r in session.scalars(sa.select(Topic))}
+    new = [
         {**_topic_values(t), "description": d, "created_by": None, "created_at": now or utcnow()}
         for t, d in DEFAULT_TOPICS
-        if t.slug not in have
+        if t.slug not in rows
     ]
-    if rows:
+    for t, d in DEFAULT_TOPICS:
+        row = rows.get(t.slug)
+        if row is None or row.created_by is not None:
+            continue
+        for key, value in {**_topic_values(t), "description": d}.items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+    if new:
         conn = session.connection()
-        conn.execute(insert(conn, Topic.__table__).on_conflict_do_nothing(index_elements=["slug"]), rows)
-    return len(rows)
-
-
+        conn.execute(insert(conn, Topic.__table__).on_conflict_do_nothing(index_elements=["slug"]), new)
+    session.flush()
+    return len(new)

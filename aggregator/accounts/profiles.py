@@ -10,7 +10,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.accounts.feedback import feedback_of
 from aggregator.accounts.fields import (
     MAX_INTERESTS_CHARS,
     clean_list,
@@ -18,7 +17,6 @@ from aggregator.accounts.fields import (
     normalise_seed_papers,
 )
 from aggregator.accounts.readers import _empty_profile
-from aggregator.accounts.subscriptions import list_subscriptions
 from aggregator.accounts.topic_filters import topic_filter
 from aggregator.clock import utcnow
 from aggregator.errors import NotFound, ReaderError
@@ -80,10 +78,12 @@ def load_profiles(session: Session, reader_ids: Sequence[int] | None = None) -> 
 
 
 def load_profile(session: Session, reader_id: int) -> ReaderProfile:
-    """The :class:`ReaderProfile` of one reader. Raises ``LookupError`` for an unknown reader."""
+    """The :class:`ReaderProfile` of one reader: the one profile loader of every path (the
+    digest, a rescore, precomputing all readers through :func:`load_profiles`). Raises
+    :class:`NotFound` (a ``LookupError``) for an unknown reader."""
     found = load_profiles(session, [reader_id])
     if not found:
-        raise LookupError(f"no reader with id {reader_id}")
+        raise NotFound(f"no reader with id {reader_id}")
     return found[0]
 
 
@@ -169,27 +169,3 @@ def missing_seed_papers(session: Session, arxiv_ids: Sequence[str]) -> list[str]
         return []
     have = set(session.scalars(sa.select(Item.arxiv_id).where(Item.arxiv_id.in_(list(arxiv_ids)))))
     return [i for i in arxiv_ids if i not in have]
-
-
-def build_profile(session: Session, reader_id: int) -> ReaderProfile:
-    """Everything the personal ranking needs for one reader, from the profiles,
-    subscriptions (with their topic filters) and feedback tables. Raises :class:`NotFound`."""
-    p = get_profile(session, reader_id)
-    votes = feedback_of(session, reader_id)
-    return ReaderProfile(
-        reader_id=reader_id,
-        interests=p.interests,
-        keywords=p.keywords,
-        muted=p.muted,
-        followed_authors=p.followed_authors,
-        include_categories=p.include_categories,
-        exclude_categories=p.exclude_categories,
-        include_sources=p.include_sources,
-        exclude_sources=p.exclude_sources,
-        seed_papers=p.seed_papers,
-        liked_item_ids=tuple(sorted(i for i, v in votes.items() if v > 0)),
-        disliked_item_ids=tuple(sorted(i for i, v in votes.items() if v < 0)),
-        topics=tuple(t.filter for t in list_subscriptions(session, reader_id)),
-    )
-
-

@@ -1,16 +1,15 @@
 """Topic filters (:class:`aggregator.types.TopicFilter`): stored, listed, created, edited and
 deleted by their owner, and matched against items.
 
-A filter matches an item by case-insensitive phrases in its title and abstract (a phrase must
-start at a word boundary: "agent" matches "agents" but not "reagent"), arXiv categories,
-authors (whole names) and source feed names. With ``match="any"`` one hit of any kind is
-enough; with ``match="all"`` every phrase must occur and each non-empty list of categories,
-authors and sources must have a hit. A negative phrase that occurs rules the item out.
+The one topic matcher (:func:`match_topic`), phrase rule (:func:`phrase_pattern`), mute rule
+(:func:`is_muted`) and category/source filter rule (:func:`is_excluded`) of every path live
+here; ``aggregator.ranking.personal.item_matrix`` vectorises the same rules.
 Functions never commit; errors: ``ReaderError``, ``NotFound``, ``Forbidden``, ``Conflict``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,12 +182,26 @@ def delete_topic(session: Session, reader_id: int, slug: str) -> None:
     session.flush()
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
+def normal_name(text: str) -> str:
+    """``text`` case-folded with runs of whitespace made one space (how names, sources and
+    authors are compared)."""
+    return " ".join(text.casefold().split())
 
 
-def _phrase_re(phrase: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![a-z0-9])" + re.escape(_normal(phrase)))
+#: compiled phrase patterns kept (an LRU): profiles bring new phrases with every save
+PHRASE_CACHE_SIZE = 2048
+
+
+@functools.lru_cache(maxsize=PHRASE_CACHE_SIZE)
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """The one phrase rule of topic filters, muted phrases and the ranking's masks: whole
+    words, case-insensitive; words may be separated by any run of whitespace or hyphens
+    ("diffusion model" and "diffusion-model" match each other both ways) and the last word may
+    take a plural ``s``/``es`` ("agent" matches "agents", not "reagent" nor "agentic"; "gan"
+    matches "GANs", not "Gangs" nor "organ"). A blank phrase matches nothing."""
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    body = r"[\s\-]+".join(words) if words else r"(?!)"
+    return re.compile(rf"(?<![\w]){body}(?:s|es)?(?![\w])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,20 +214,31 @@ class ItemFacts:
     categories: Sequence[str] = ()
     sources: Sequence[str] = ()
 
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.summary}"
+
 
 def match_topic(topic: TopicFilter, item: ItemFacts) -> bool:
-    """Whether ``item`` matches ``topic`` (rules in the module docstring)."""
-    text = _normal(f"{item.title} {item.summary}")
-    if any(_phrase_re(n).search(text) for n in topic.negative):
+    """Whether ``item`` matches ``topic``: the one matcher of every path (the reader's digest,
+    precomputing through the vectorised ``ItemWindow.topic_mask``, previews, built-in labels).
+
+    Phrases use :func:`phrase_pattern` on title and abstract; categories compare
+    case-insensitively; authors and sources as :func:`normal_name`. ``match="any"``: one hit
+    of any kind; ``match="all"``: every phrase occurs and each non-empty list of categories,
+    authors and sources has a hit. A negative phrase that occurs rules the item out; a filter
+    without positive criteria matches nothing."""
+    text = item.text
+    if any(phrase_pattern(n).search(text) for n in topic.negative):
         return False
-    phrase_hits = [bool(_phrase_re(p).search(text)) for p in topic.phrases]
-    cats = {c.lower() for c in item.categories}
-    authors = {_normal(a) for a in item.authors}
-    sources = {_normal(s) for s in item.sources}
+    phrase_hits = [bool(phrase_pattern(p).search(text)) for p in topic.phrases]
+    cats = {c.casefold() for c in item.categories}
+    authors = {normal_name(a) for a in item.authors}
+    sources = {normal_name(s) for s in item.sources}
     groups = [
-        (topic.categories, any(c.lower() in cats for c in topic.categories)),
-        (topic.authors, any(_normal(a) in authors for a in topic.authors)),
-        (topic.sources, any(_normal(s) in sources for s in topic.sources)),
+        (topic.categories, any(c.casefold() in cats for c in topic.categories)),
+        (topic.authors, any(normal_name(a) in authors for a in topic.authors)),
+        (topic.sources, any(normal_name(s) in sources for s in topic.sources)),
     ]
     if topic.match == "all":
         return (
@@ -225,3 +249,35 @@ def match_topic(topic: TopicFilter, item: ItemFacts) -> bool:
     return any(phrase_hits) or any(hit for _, hit in groups)
 
 
+def is_muted(muted: Sequence[str], item: ItemFacts) -> bool:
+    """The one mute rule: an entry of ``muted`` equal to an author of the item
+    (:func:`normal_name`) or occurring as a phrase in its title/abstract (:func:`phrase_pattern`)."""
+    authors = {normal_name(a) for a in item.authors}
+    text = item.text
+    return any(
+        m.strip() and (normal_name(m) in authors or phrase_pattern(m).search(text)) for m in muted
+    )
+
+
+def is_excluded(
+    item: ItemFacts,
+    exclude_categories: Sequence[str] = (),
+    exclude_sources: Sequence[str] = (),
+    include_categories: Sequence[str] = (),
+    include_sources: Sequence[str] = (),
+) -> bool:
+    """The one category/source filter rule: excluded when the item carries an excluded category
+    or comes from an excluded source; when include lists are given, it must carry an included
+    category **or** come from an included source (union)."""
+    cats = {c.casefold() for c in item.categories}
+    sources = {normal_name(s) for s in item.sources}
+    if any(c.casefold() in cats for c in exclude_categories):
+        return True
+    if any(normal_name(s) in sources for s in exclude_sources):
+        return True
+    if include_categories or include_sources:
+        return not (
+            any(c.casefold() in cats for c in include_categories)
+            or any(normal_name(s) in sources for s in include_sources)
+        )
+    return False

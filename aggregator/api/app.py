@@ -25,7 +25,7 @@ from aggregator.api.routes import email_links as email_routes
 from aggregator.api.routes import feeds as my_feeds
 from aggregator.api.routes import items as items_routes
 from aggregator.api.routes import library as library_routes
-from aggregator.api.routes import me
+from aggregator.api.routes import me, rescore_status
 from aggregator.api.routes import search as search_routes
 from aggregator.api.routes import topics as topics_routes
 from aggregator.api.routes import trends as trends_routes
@@ -110,6 +110,7 @@ def create_app(
     app.include_router(me.router)
     app.include_router(topics_routes.router)
     app.include_router(items_routes.router)
+    app.include_router(rescore_status.router)
     app.include_router(my_feeds.router)
     app.include_router(library_routes.router)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API

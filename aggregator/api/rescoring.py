@@ -46,6 +46,30 @@ def after_change(
     return None
 
 
+def ensure_scores(state: Any) -> Callable[[Session, int, dt.datetime], bool]:
+    """The ``ensure_scores`` hook of :func:`aggregator.digest.personal.reader_digest` for this
+    API: rescore the reader here (``score_in_api``) or queue them and wait up to
+    ``rescore_wait`` seconds for a worker. Returns True when the scores were made."""
+
+    def ensure(session: Session, reader_id: int, around: dt.datetime) -> bool:
+        if state.settings.score_in_api:
+            return rescore.rescore(session, reader_id, around=around) is not None
+        rescore_queue.request_rescore(session, reader_id, around=around)
+        session.commit()
+        return wait_for_workers(session, reader_id, state.settings.rescore_wait_seconds)
+
+    return ensure
+
+
+def pending(state: Any, session: Session, reader_id: int) -> bool:
+    """Whether the reader's rescore is still queued for the workers (always False for a
+    process that scores itself). A request that changed the ranking answers 202 then, and
+    the pages poll ``GET /api/me/rescore``."""
+    if state.settings.score_in_api:
+        return False
+    return rescore_queue.rescore_pending(session, reader_id)
+
+
 def wait_until(session: Session, ready: Callable[[], bool], seconds: float, poll: float = 0.05) -> bool:
     """Call ``ready()`` until it returns True, at most ``seconds`` (looking every ``poll`` s);
     the session's transaction ends between looks, so each sees what workers committed. True
@@ -65,22 +89,33 @@ def wait_for_workers(session: Session, reader_id: int, seconds: float) -> bool:
     return wait_until(session, lambda: not rescore_queue.rescore_pending(session, reader_id), seconds)
 
 
+def profile_saved(state: Any, session: Session, reader_id: int, seeds: list[str]) -> bool:
+    """After a committed profile change, before the answer (issue 17: the next digest read
+    must reflect it): rescore here, or queue the reader (with ``seeds``: the worker fetches
+    them first) and wait up to ``rescore_wait`` s. Returns True when the rescore is done; then
+    seed papers still missing are fetched by :func:`after_profile_change` in the background."""
+    if state.settings.score_in_api:
+        rescore.rescore(session, reader_id)
+        return True
+    rescore_queue.request_rescore(session, reader_id, seeds=bool(seeds))
+    session.commit()
+    return wait_for_workers(session, reader_id, state.settings.rescore_wait_seconds)
+
+
 def after_profile_change(state: Any, reader_id: int, seeds: list[str]) -> None:
-    """After a profile change (a background task: it may fetch papers): fetch the seed papers
-    not stored yet from the arXiv API (``settings.arxiv_api_url``, id_list; the fetcher's
-    timeouts and 3 s arXiv delay apply), then rescore; or queue both for the workers. Errors
-    are logged, never raised."""
+    """After a profile change with seed papers not stored yet (a background task, in a
+    process that scores): fetch them from the arXiv API (``settings.arxiv_api_url``, id_list;
+    the fetcher's timeouts and 3 s arXiv delay apply), then rescore. A process that does not
+    score queued them for the workers already (:func:`profile_saved`). Errors are logged,
+    never raised."""
     try:
-        with state.sessionmaker() as session:
-            if not state.settings.score_in_api:
-                rescore_queue.request_rescore(session, reader_id, seeds=bool(seeds))
-                session.commit()
-                return
-        if seeds:
-            from aggregator.worker import backfill
-            report = backfill.fetch_papers(state.engine, state.settings, seeds)
-            if report.error:
-                log.warning("fetching seed papers %s failed: %s", seeds, report.error)
+        if not state.settings.score_in_api or not seeds:
+            return
+        from aggregator.worker import backfill
+
+        report = backfill.fetch_papers(state.engine, state.settings, seeds)
+        if report.error:
+            log.warning("fetching seed papers %s failed: %s", seeds, report.error)
         with state.sessionmaker() as session:
             rescore.rescore(session, reader_id)
     except Exception:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WhyTerm(BaseModel):
-    term: str = Field(description="a TF-IDF term (unigram or bigram)")
-    weight: float = Field(description="its contribution to the cosine similarity")
+    """A reason for a score. A phrase of the text has ``term`` and ``weight`` only; a vote's
+    reason ("similar to a paper you liked: <title>", "you marked a similar paper 👎") also
+    has ``kind`` (``liked``/``disliked``) and ``item_id`` (the voted item), kept as extra
+    fields so that both serialise exactly as stored (issue 17)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    term: str = Field(description="a phrase of the text (unigram or bigram), or a vote's reason")
+    weight: float = Field(description="its contribution to the score")
 
 
 class DigestItem(BaseModel):

@@ -61,7 +61,9 @@ class _Visible:
         if row.k0 == 1:
             return True
         p = self.profile
-        if not (p.exclude_categories or p.exclude_sources or p.muted):
+        if not (
+            p.exclude_categories or p.exclude_sources or p.muted or p.include_categories or p.include_sources
+        ):
             return True
         if p.exclude_sources and row.id not in self.names:
             self.names.update(item_sources(self.session, [row.id]))
@@ -69,7 +71,7 @@ class _Visible:
             id=row.id,
             title=row.title,
             url=None,
-            authors=[],
+            authors=list(getattr(row, "authors", None) or []),
             source="",
             sources=self.names.get(row.id, []),
             kind=row.kind,
@@ -80,7 +82,7 @@ class _Visible:
             summary=row.summary,
             arxiv_id=None,
         )
-        return not personal._hidden_by_profile(p, facts)
+        return not personal.hidden_by_profile(p, facts)
 
 
 def _labelled(
@@ -89,7 +91,7 @@ def _labelled(
     """Reader entries of the page's entries: topic filters matched, followed authors, votes
     (as :func:`aggregator.digest.personal.reader_digest` labels them)."""
     votes = feedback.feedback_of(session, reader_id, [e.id for e in found])
-    followed = {topic_filters._normal(a): a for a in profile.followed_authors}
+    followed = {topic_filters.normal_name(a): a for a in profile.followed_authors}
     subscribed = {t.slug for t in profile.topics}
     out = []
     for e in found:
@@ -101,7 +103,7 @@ def _labelled(
         authors = (
             list(e.stored_authors)
             if e.stored_authors is not None
-            else [a for a in e.authors if topic_filters._normal(a) in followed]
+            else [a for a in e.authors if topic_filters.normal_name(a) in followed]
         )
         out.append(
             personal.ReaderEntry(e, topics=topics, followed_authors=authors, feedback=votes.get(e.id, 0))
@@ -126,7 +128,7 @@ def reader_page(
     else ``default``. Raises :class:`aggregator.errors.NotFound` for no such reader.
 
     Long because it builds the two tiers' queries and the cursor from one set of bounds."""
-    profile = profiles.build_profile(session, reader_id)
+    profile = profiles.load_profile(session, reader_id)
     key = profile.score_key
     day = day or default_day(session, tz)
     start, end = day_window(day, days, tz)

@@ -2,7 +2,9 @@
 profile, and ``why`` (the terms that contributed most to a score).
 
 Settings follow arxiv-sanity-lite (karpathy): unigrams and bigrams, sublinear tf, English stop
-words, token pattern ``\\b[a-zA-Z_][a-zA-Z0-9_]+\\b``, float32. The model is fitted on a bounded
+words, token pattern ``\\b[a-zA-Z_][a-zA-Z0-9_]+\\b``, float32; but bigrams never cross
+punctuation or a stop word, URLs and LaTeX are dropped, and authors are whole-name terms
+(:mod:`aggregator.ranking.text`, issue 17). The model is fitted on a bounded
 recent window of the corpus and stored in the ``rank_models`` table (vocabulary + IDF as a
 compressed ``.npz`` blob, no pickle) in one transaction, so a reader never sees half a model.
 Scores are precomputed into ``scores``; the request path only reads them.
@@ -27,6 +29,7 @@ from sklearn.preprocessing import normalize
 from sqlalchemy.orm import Session
 
 from aggregator.config import Interests
+from aggregator.ranking.text import AUTHOR_PREFIX, AUTHOR_SEP, AUTHORS_MARK, analyze, is_quiet_term
 from aggregator.store.db import insert
 from aggregator.store.tables import Item, RankModel, Score
 
@@ -38,8 +41,9 @@ _KEEP_MODELS = 3
 
 def item_text(title: str, summary: str, authors: Sequence[str]) -> str:
     """The text a paper or post is ranked on: title (twice: it is the densest signal),
-    abstract or summary, and author names."""
-    return f"{title}. {title}. {summary} {' '.join(authors)}"
+    abstract or summary, then the author names after ``text.AUTHORS_MARK`` (each one whole-name
+    term for :func:`aggregator.ranking.text.analyze`, never words of the text)."""
+    return f"{title}. {title}. {summary}{AUTHORS_MARK}{AUTHOR_SEP.join(authors)}"
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,7 @@ class TfidfModel:
         object.__setattr__(
             self,
             "_counter",
-            CountVectorizer(
-                vocabulary=vocab,
-                ngram_range=(1, 2),
-                stop_words="english",
-                token_pattern=TOKEN_PATTERN,
-                lowercase=True,
-                dtype=np.float32,
-            ),
+            CountVectorizer(vocabulary=vocab, analyzer=analyze, dtype=np.float32),
         )
 
     @property
@@ -97,10 +94,8 @@ def fit(texts: Sequence[str]) -> TfidfModel:
     n = len(texts)
     min_df = 5 if n >= 2000 else 2 if n >= 50 else 1
     vec = TfidfVectorizer(
-        ngram_range=(1, 2),
+        analyzer=analyze,
         sublinear_tf=True,
-        stop_words="english",
-        token_pattern=TOKEN_PATTERN,
         min_df=min_df,
         max_df=0.5 if n >= 50 else 1.0,
         dtype=np.float32,
@@ -151,6 +146,7 @@ def explain(
         return []
     order = np.argsort(-contrib.data)[: 4 * k]
     ranked = [(str(model.terms[contrib.indices[i]]), float(contrib.data[i])) for i in order]
+    ranked = [(t, w) for t, w in ranked if not t.startswith(AUTHOR_PREFIX)]
     merged: dict[str, float] = {t: w for t, w in ranked if " " in t}
     bigrams = list(merged)
     for term, weight in ranked:
@@ -158,7 +154,7 @@ def explain(
             continue
         host = next((b for b in bigrams if term in b.split(" ")), None)
         merged[host or term] = merged.get(host or term, 0.0) + weight
-    best = sorted(merged.items(), key=lambda tw: -tw[1])[:k]
+    best = sorted(((t, w) for t, w in merged.items() if not is_quiet_term(t)), key=lambda tw: -tw[1])[:k]
     return [{"term": t, "weight": round(w, 4)} for t, w in best]
 
 

@@ -320,12 +320,9 @@ def profile_form(
         session.rollback()
         return _profile_page(request, ws, session, error=str(err), status_code=422)
     session.commit()
-    tasks.add_task(
-        rescoring.after_profile_change,
-        request.app.state,
-        ws.reader_id,
-        profiles.missing_seed_papers(session, p.seed_papers),
-    )
+    pending = profiles.missing_seed_papers(session, p.seed_papers)
+    rescoring.profile_saved(request.app.state, session, ws.reader_id, pending)  # before the answer
+    tasks.add_task(rescoring.after_profile_change, request.app.state, ws.reader_id, pending)
     return _see_other("/me/profile?saved=true")
 
 

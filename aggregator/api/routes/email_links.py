@@ -1,8 +1,9 @@
 """Routes of the weekly email's links, and its preview.
 
-* ``GET /email/feedback?t=TOKEN`` records the signed 👍/👎 (no sign-in), rescored the reader's
-  items, and shows a small confirmation page. A tampered token → 400, an expired one → 410,
-  an item or reader that no longer exists → 404; nothing is recorded then.
+* ``GET /email/feedback?t=TOKEN`` shows the item and a button; its ``POST`` records the
+  signed 👍/👎 (no sign-in), rescores the reader's items, and says so (a link scanner's GET
+  votes nothing: issue 17). A tampered token → 400, an expired one → 410, an item or reader
+  that no longer exists → 404; nothing is recorded then.
 * ``GET /email/unsubscribe?t=TOKEN`` shows a confirmation form; ``POST`` (the form, or a mail
   client's RFC 8058 one-click ``List-Unsubscribe=One-Click`` POST) turns the weekly email
   off. Same errors as above. Idempotent.
@@ -54,6 +55,7 @@ def _page(status: int, title: str, message: str, **extra: object) -> HTMLRespons
             item_title=extra.get("item_title"),
             form_action=extra.get("form_action"),
             form_label=extra.get("form_label"),
+            form_kind=extra.get("form_kind", "unsubscribe"),
             home_url="/me",
         )
     )
@@ -66,24 +68,59 @@ def _token_error(err: tokens.TokenError) -> HTMLResponse:
     return _page(400, "Link not valid", f"{err}. Nothing was changed.")
 
 
-@router.get("/email/feedback", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
-def email_feedback(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
-    """Record the 👍 or 👎 of an email link and show a confirmation page."""
+def _feedback_claim(
+    request: Request, session: SessionDep, t: str
+) -> tuple[tokens.FeedbackClaim | None, Reader | None, Item | None, HTMLResponse | None]:
+    """The token's claim, reader and item; or the error page (400/410/404) to answer."""
     try:
         claim = _signer(request).load_feedback(t)
     except tokens.TokenError as err:
-        return _token_error(err)
+        return None, None, None, _token_error(err)
     reader = session.get(Reader, claim.reader_id)
     item = session.get(Item, claim.item_id)
     if reader is None or item is None:
-        return _page(404, "Not found", "This item or account no longer exists. Nothing was recorded.")
+        page = _page(404, "Not found", "This item or account no longer exists. Nothing was recorded.")
+        return None, None, None, page
+    return claim, reader, item, None
+
+
+def _word(value: int) -> str:
+    return "👍 More like this" if value > 0 else "👎 Less like this"
+
+
+@router.get("/email/feedback", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
+def email_feedback_form(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
+    """The item and a button that confirms the vote; nothing is recorded until it is posted
+    (a mail client's link scanner only GETs; issue 17)."""
+    claim, _, item, error = _feedback_claim(request, session, t)
+    if error is not None or claim is None or item is None:
+        return error or _page(404, "Not found", "Nothing was recorded.")
+    return _page(
+        200,
+        f"{_word(claim.value)}?",
+        "Confirm to record this vote; your next digest takes it into account.",
+        item_title=item.title,
+        form_action=str(request.url),
+        form_label=_word(claim.value),
+        form_kind="vote",
+    )
+
+
+@router.post("/email/feedback", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
+def email_feedback(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
+    """Record the 👍 or 👎 of an email link (the confirmation form's POST) and say so."""
+    claim, reader, item, error = _feedback_claim(request, session, t)
+    if error is not None or claim is None or reader is None or item is None:
+        return error or _page(404, "Not found", "Nothing was recorded.")
     title = item.title
     feedback.set_feedback(session, reader.id, item.id, claim.value)
     session.commit()
     rescoring.after_change(request.app.state, session, reader.id, wait=False)  # never raises
-    word = "👍 More like this" if claim.value > 0 else "👎 Less like this"
     return _page(
-        200, "Thanks!", f"Recorded: {word}. Your next digest takes it into account.", item_title=title
+        200,
+        "Thanks!",
+        f"Recorded: {_word(claim.value)}. Your next digest takes it into account.",
+        item_title=title,
     )
 
 

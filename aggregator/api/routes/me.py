@@ -137,7 +137,8 @@ async def my_digest(
     answer = await run_in_threadpool(
         paged_reader_response, request, reader.id, date, days, limit, group, cursor, filters
     )
-    return Response(answer.model_dump_json().encode(), media_type="application/json")
+    status = 202 if answer.profile == personal.PENDING_PROFILE else 200  # scores being made
+    return Response(answer.model_dump_json().encode(), status, media_type="application/json")
 
 
 def _reader_digest_response(
@@ -145,7 +146,9 @@ def _reader_digest_response(
 ) -> ReaderDigestResponse:
     settings: Settings = state.settings
     with state.sessionmaker() as session:
-        d = personal.reader_digest(session, settings.tz, reader_id, day, days, limit)
+        d = personal.reader_digest(
+            session, settings.tz, reader_id, day, days, limit, rescoring.ensure_scores(state)
+        )
         read = library.read_ids(session, reader_id, [e.entry.id for e in d.items])
     items = {e.entry.id: _reader_item(e, d.digest.ranked, e.entry.id in read) for e in d.items}
     groups = None
@@ -206,7 +209,15 @@ def my_digest_atom(
     end = date or default_day(session, settings.tz)
     n = days or settings.atom_days
     digests = [
-        personal.reader_digest(session, settings.tz, reader.id, end - dt.timedelta(days=i), 1, limit)
+        personal.reader_digest(
+            session,
+            settings.tz,
+            reader.id,
+            end - dt.timedelta(days=i),
+            1,
+            limit,
+            rescoring.ensure_scores(request.app.state),
+        )
         for i in range(n)
     ]
     body = atom_feed(request, reader, digests, end - dt.timedelta(days=n - 1), end)
@@ -242,14 +253,22 @@ def get_profile(reader: ReaderDep, session: SessionDep) -> ProfileOut:
 
 @router.put("/api/me/profile", response_model=ProfileOut, tags=["me"], responses={**AUTH_401, **BAD_422})
 def put_profile(
-    body: ProfileIn, reader: ReaderDep, request: Request, session: SessionDep, tasks: BackgroundTasks
+    body: ProfileIn,
+    reader: ReaderDep,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    tasks: BackgroundTasks,
 ) -> ProfileOut:
     """Change your interest profile (fields left out keep their value). Seed papers not stored
     yet are fetched from the arXiv API in the background (listed in ``seed_papers_pending``
-    meanwhile); then your scores are recomputed."""
+    meanwhile). Your scores are recomputed before the answer (200); 202 when a worker has not
+    finished within ``AGGREGATOR_RESCORE_WAIT_SECONDS`` s: poll ``GET /api/me/rescore``."""
     p = profiles.update_profile(session, reader.id, **body.model_dump(exclude_none=True))
     session.commit()
     pending = profiles.missing_seed_papers(session, p.seed_papers)
+    if not rescoring.profile_saved(request.app.state, session, reader.id, pending):
+        response.status_code = 202
     tasks.add_task(rescoring.after_profile_change, request.app.state, reader.id, pending)
     return _profile_out(p, pending)
 
@@ -278,13 +297,17 @@ def put_settings(body: SettingsIn, reader: ReaderDep, session: SessionDep) -> Se
     tags=["me"],
     responses={**AUTH_401, 404: {"description": "no such item"}, **BAD_422},
 )
-def post_feedback(body: FeedbackIn, reader: ReaderDep, request: Request, session: SessionDep) -> FeedbackOut:
+def post_feedback(
+    body: FeedbackIn, reader: ReaderDep, request: Request, response: Response, session: SessionDep
+) -> FeedbackOut:
     """👍 (1) or 👎 (-1) an item, or 0 to take your vote back. Your scores of the recent items
     are recomputed before the answer (by this process, or by a worker, waited for up to
     ``AGGREGATOR_RESCORE_WAIT_SECONDS`` s), so the next digest already reflects it."""
     published = feedback.set_feedback(session, reader.id, body.item_id, body.value)
     session.commit()
     n = rescoring.after_change(request.app.state, session, reader.id, around=published)
+    if rescoring.pending(request.app.state, session, reader.id):
+        response.status_code = 202  # a worker is still at it: poll GET /api/me/rescore
     return FeedbackOut(item_id=body.item_id, value=body.value, rescored=n)
 
 

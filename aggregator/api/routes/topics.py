@@ -144,11 +144,15 @@ def list_subscriptions(reader: ReaderDep, session: SessionDep) -> list[TopicOut]
     tags=["me"],
     responses={**AUTH_401, 404: {"description": "no such topic filter"}, **BAD_422},
 )
-def subscribe(body: SubscriptionIn, reader: ReaderDep, request: Request, session: SessionDep) -> TopicOut:
-    """Follow a topic filter (again is harmless)."""
+def subscribe(
+    body: SubscriptionIn, reader: ReaderDep, request: Request, response: Response, session: SessionDep
+) -> TopicOut:
+    """Follow a topic filter (again is harmless); 202 while a worker still rescores you."""
     t = subscriptions.subscribe(session, reader.id, body.topic)
     session.commit()
     rescoring.after_change(request.app.state, session, reader.id)
+    if rescoring.pending(request.app.state, session, reader.id):
+        response.status_code = 202
     return _topic_out(t, reader.id, _subscribed(session, reader.id))
 
 
@@ -164,4 +168,4 @@ def unsubscribe(topic: str, reader: ReaderDep, request: Request, session: Sessio
     subscriptions.unsubscribe(session, reader.id, topic)
     session.commit()
     rescoring.after_change(request.app.state, session, reader.id)
-    return Response(status_code=204)
+    return Response(status_code=202 if rescoring.pending(request.app.state, session, reader.id) else 204)

@@ -25,6 +25,10 @@ The score of item *d* for a reader is::
   in its title/abstract, marks the item muted. Its score is left as it is and its row is stored
   with ``muted`` set: every digest of the reader hides it and counts it in ``hidden`` ("12 items
   hidden by your filters" are the ones that would have made the digest).
+* Votes in item space (:mod:`.votes`): 👍 adds ``LIKE_PULL·max(sim − 0.05, 0)`` with the
+  nearest liked item, 👎 subtracts ``DISLIKE_PUSH·max(sim − 0.05, 0)`` with the nearest
+  disliked one (sim: cosine with the voted item's 25 heaviest terms), and a 👎'd item itself
+  is stored last with ``muted`` set, so the digest hides and counts it (issue 17).
 * Filters: an item with an excluded category or source is **excluded**; when include lists are
   given an item must carry one of the included categories **or** come from one of the included
   sources (union). Excluded items get no ``scores`` row (an old one is deleted).
@@ -50,19 +54,21 @@ only (one sparse elementwise product per chunk), and writes all rows with one ex
 on the nonzeros of ``x`` (the background is ≥ 0, so every other term clips to 0). A single
 reader (:func:`precompute` after feedback) takes a dense-free path on the query's terms.
 
-Modules: :mod:`.topics` (topic-filter and muted-phrase matching), :mod:`.window` (the item
+Modules: ``aggregator.accounts.topic_filters`` (the one topic-filter, mute and filter
+rule), ``aggregator.accounts.profiles`` (the one profile loader), :mod:`.item_matrix` (the item
 window and its cache), :mod:`.scoring` (the formula above, pure), :mod:`.explain` (``why``),
-:mod:`.scores` (precomputing: batched scoring and writing ``scores``), :mod:`.profiles` (profiles from the
-tables); this package re-exports their public names.
+:mod:`.precompute` (batched scoring and writing ``scores``); this package re-exports their
+public names.
 
 Imports: this package loads numpy/scipy only; scikit-learn is imported by :mod:`aggregator.ranking.tfidf`
-when a model is loaded, not by importing this module (so ``matches_topic``/``load_profile`` stay
+when a model is loaded, not by importing this module (so ``match_topic``/``load_profile`` stay
 light for the API).
 """
 
 from __future__ import annotations
 
 from aggregator.accounts.profiles import load_profile, load_profiles, topic_filter
+from aggregator.accounts.topic_filters import ItemFacts, match_topic, phrase_pattern
 from aggregator.ranking.personal.explain import explain_rows
 from aggregator.ranking.personal.item_matrix import (
     ItemWindow,
@@ -105,7 +111,6 @@ from aggregator.ranking.personal.scoring import (
     similarities,
     top_rows,
 )
-from aggregator.ranking.personal.topic_match import ItemFields, matches_topic, phrase_pattern
 
 __all__ = [
     "ALPHA",
@@ -124,7 +129,7 @@ __all__ = [
     "WHY_TERMS",
     "WHY_TOP",
     "WINDOW_DAYS",
-    "ItemFields",
+    "ItemFacts",
     "ItemWindow",
     "PrecomputeTimings",
     "Ranked",
@@ -138,7 +143,7 @@ __all__ = [
     "load_items",
     "load_profile",
     "load_profiles",
-    "matches_topic",
+    "match_topic",
     "phrase_pattern",
     "precompute",
     "precompute_all",

@@ -122,7 +122,20 @@ def _explain(
         _part_columns(window, terms),
         len(rows),
         k,
+        _quiet_columns(window, terms),
     )
+
+
+def _quiet_columns(window: ItemWindow, terms: np.ndarray) -> np.ndarray:
+    """n_terms bool: terms ``why`` never names alone (``author:`` names, filler words:
+    :func:`aggregator.ranking.text.is_quiet_term`). Memoised on the window."""
+    from aggregator.ranking.text import is_quiet_term
+
+    def make() -> np.ndarray:
+        names = _vocabulary(window, terms)[0]
+        return np.fromiter((is_quiet_term(t) for t in names), dtype=bool, count=len(names))
+
+    return window._memoised(("quiet", len(terms)), make)  # type: ignore[no-any-return]
 
 
 def _part_columns(window: ItemWindow, terms: np.ndarray) -> np.ndarray:
@@ -146,6 +159,7 @@ def _fold(
     parts: np.ndarray,
     n_pairs: int,
     k: int,
+    quiet: np.ndarray | None = None,
 ) -> Folded:
     """The unigram → bigram folding of :func:`aggregator.ranking.tfidf.explain` for many (item, query)
     pairs at once, vectorised: entries ``(pair, column, weight, is bigram)`` sorted by pair,
@@ -153,7 +167,8 @@ def _fold(
     best bigram entry of its pair that contains the word (its host), else it stands alone; per
     pair the ``k`` best of bigrams and lone unigrams are returned, ties in the order bigrams
     first, then entry order (as the Python loop it replaced, which cost 40 µs a pair and was
-    the costliest step of precomputing)."""
+    the costliest step of precomputing). ``quiet`` (n_terms bool): columns never returned as
+    a reason of their own (they may still add to a bigram)."""
     n_terms = int(parts.shape[0])
     entry = np.arange(len(cols))
     bi = np.flatnonzero(is_bi)
@@ -178,6 +193,8 @@ def _fold(
     alone = is_bi.copy()
     alone[uni[~hosted]] = True
     cand = np.flatnonzero(alone)
+    if quiet is not None:  # names and filler are never a reason on their own
+        cand = cand[~quiet[cols[cand]]]
     cand = cand[np.lexsort((cand, ~is_bi[cand], -merged[cand], pair[cand]))]
     p = pair[cand]
     starts = (

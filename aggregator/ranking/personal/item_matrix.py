@@ -15,7 +15,8 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.ranking.personal.topic_match import _norm, phrase_pattern
+from aggregator.accounts.topic_filters import normal_name as _norm
+from aggregator.accounts.topic_filters import phrase_pattern
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.types import TopicFilter
 
@@ -166,17 +167,26 @@ class ItemWindow:
         return mask
 
     def topic_mask(self, topic: TopicFilter) -> np.ndarray:
-        """n_items bool: :func:`matches_topic` for every item, vectorised and memoised."""
+        """n_items bool: ``accounts.topic_filters.match_topic`` for every item, vectorised and
+        memoised (the same rule: "all" needs every phrase and a hit in each non-empty list)."""
 
         def make() -> np.ndarray:
-            checks = [self.phrase_mask(p) for p in topic.phrases]
-            checks += [self._rows_mask(self.rows_with_category(c)) for c in topic.categories]
-            checks += [self._rows_mask(self.rows_with_author(a)) for a in topic.authors]
-            checks += [self._rows_mask(self.rows_with_source(s)) for s in topic.sources]
-            if not checks:
+            phrases = [self.phrase_mask(p) for p in topic.phrases]
+            groups = [
+                np.isin(np.arange(len(self)), np.concatenate([rows(v) for v in values]))
+                for values, rows in (
+                    (topic.categories, self.rows_with_category),
+                    (topic.authors, self.rows_with_author),
+                    (topic.sources, self.rows_with_source),
+                )
+                if values
+            ]
+            if not phrases and not groups:
                 return np.zeros(len(self), dtype=bool)
-            stack = np.vstack(checks)
-            hit = stack.all(axis=0) if topic.match == "all" else stack.any(axis=0)
+            if topic.match == "all":
+                hit = np.vstack(phrases + groups).all(axis=0)
+            else:
+                hit = np.vstack(phrases + groups).any(axis=0)
             for n in topic.negative:
                 hit &= ~self.phrase_mask(n)
             return np.asarray(hit, dtype=bool)

@@ -43,6 +43,7 @@ from aggregator.ranking.personal.scoring import (
     profile_vectors,
     recency,
 )
+from aggregator.ranking.personal.votes import VoteEffect
 from aggregator.store.db import dbapi_datetime
 from aggregator.store.tables import Item, Score
 from aggregator.types import ReaderProfile
@@ -172,10 +173,9 @@ def precompute_all(
     Returns rows written (or that would be written). The caller
     commits.
 
-    Long because it is one batched pass (matrices built once for all readers, then scored,
-    explained and written per chunk), timed step by step; split, the intermediate matrices would
-    have to cross function boundaries.
-    """
+    Long because the two-thread pipeline (``scored`` in the pool, explaining and encoding
+    here) shares the window, the readers' matrices and the row buffer; split, each piece would
+    take a dozen arguments. 👎'd items are added to the kept rows last and flagged hidden."""
     timings = timings if timings is not None else PrecomputeTimings()
     profiles = list({p.score_key: p for p in profiles}.values())  # one result per reader
     if not profiles:
@@ -224,16 +224,24 @@ def precompute_all(
             text = encoded[key] = json.dumps(names)
         return text
 
-    def scored(start: int) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], float]:
+    def scored(
+        start: int,
+    ) -> tuple[sp.csr_matrix, np.ndarray, list[np.ndarray], list[np.ndarray], VoteEffect, float]:
         """The chunk of readers from ``start``: queries, scores, kept and explained rows."""
         t2 = time.perf_counter()
         sl = slice(start, start + _READER_CHUNK)
         queries, score = _query_matrix(window, base[sl], disliked[sl], rated[sl])
-        _adjust_rows(window, profiles[sl], score, rec)
+        effect = _adjust_rows(window, profiles[sl], score, rec)
+        thumbs_down = effect.disliked
         if restrict is not None:
             score[:, restrict] = -np.inf
         kept, explained = _kept_rows(score, top_k, why_top, day_rows, day_top)
-        return queries, score, kept, explained, time.perf_counter() - t2
+        for j, rows in enumerate(thumbs_down):  # 👎'd items are stored last, flagged hidden
+            extra = rows[np.isfinite(score[j, rows]) & ~np.isin(rows, kept[j])]
+            if len(extra):
+                kept[j] = np.concatenate([kept[j], extra])
+                explained[j] = np.concatenate([explained[j], np.zeros(len(extra), dtype=bool)])
+        return queries, score, kept, explained, effect, time.perf_counter() - t2
 
     # Pipelined over two threads: while this thread explains and encodes one chunk (Python,
     # holding the GIL), the next chunk's sparse products run in the other (scipy's sparsetools
@@ -242,7 +250,7 @@ def precompute_all(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute") as pool:
         pending = pool.submit(scored, starts[0])
         for n_chunk, start in enumerate(starts):
-            queries, score, kept, explained, took = pending.result()
+            queries, score, kept, explained, effect, took = pending.result()
             if n_chunk + 1 < len(starts):
                 pending = pool.submit(scored, starts[n_chunk + 1])
             timings.score += took
@@ -259,14 +267,18 @@ def precompute_all(
                 vals = score[j, rows].tolist()
                 authors, topics = _matched(window, prof, rows)
                 mute = _mute_mask(window, prof.muted)
-                muted = [False] * len(rows) if mute is None else mute[rows].tolist()
+                hide = np.isin(rows, effect.disliked[j])
+                voted = effect.reasons(window, j, rows)
+                if mute is not None:
+                    hide |= mute[rows]
+                muted = hide.tolist()
                 for i, (r, has_why) in enumerate(zip(rows.tolist(), explained[j].tolist(), strict=True)):
                     rows_out.append(
                         (
                             key,
                             ids[r],
                             vals[i],
-                            next(whys) if has_why else _NO_LIST,
+                            _with_votes(voted[i], next(whys)) if has_why else _NO_LIST,
                             model.model_id,
                             _NO_LIST if topics[i] is None else encode(topics[i]),
                             _NO_LIST if authors[i] is None else encode(authors[i]),
@@ -282,6 +294,14 @@ def precompute_all(
         )
         timings.write = time.perf_counter() - t4
     return len(rows_out)
+
+
+def _with_votes(entries: str, why: str) -> str:
+    """The ``why`` JSON list with the vote reasons (JSON objects each followed by a comma)
+    first."""
+    if not entries:
+        return why
+    return "[" + (entries[:-1] if why == "[]" else entries + why[1:-1]) + "]"
 
 
 class _Stamps(dict[int, Any]):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from aggregator.accounts.profiles import build_profile
+from aggregator.accounts.profiles import load_profile
 from aggregator.ranking.personal.precompute import precompute
 from aggregator.ranking.tfidf import load_model
 
@@ -34,7 +34,7 @@ def rescore(
         model = load_model(session)
         if model is None:
             return None
-        profile = build_profile(session, reader_id)
+        profile = load_profile(session, reader_id)
         ids = list(item_ids) if item_ids is not None else None
         now = None if around is None else around + dt.timedelta(days=1)
         n = int(precompute(session, model, profile, item_ids=ids, now=now))

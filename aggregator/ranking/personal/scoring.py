@@ -10,6 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
+from aggregator.ranking.personal.prf_guard import bound_prf_one, bound_prf_rows
+from aggregator.ranking.personal.votes import VoteEffect, apply_votes, sink_disliked
 from aggregator.types import ReaderProfile, TopicFilter
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
@@ -194,8 +196,8 @@ def _query_matrix(
         (np.ones(top.size, dtype=np.float32), (np.repeat(readers, top.shape[1]), top.ravel())),
         shape=(n, len(window)),
     )
-    prf = _l2_rows(sel @ window.matrix)
-    q2 = q1 + PRF_WEIGHT * prf - sp.csr_matrix(disliked, dtype=np.float32)
+    prf = bound_prf_rows(q1, _l2_rows(sel @ window.matrix), PRF_WEIGHT)  # drift guard
+    q2 = q1 + prf - sp.csr_matrix(disliked, dtype=np.float32)
     q2 = _clip_rows(q2, bg)
     if not nonempty.all():  # an empty profile is not expanded: its query stays empty
         q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
@@ -253,7 +255,7 @@ def _query_one(
     cols = np.union1d(c1, cp)
     values = np.zeros(len(cols), dtype=np.float32)
     values[np.searchsorted(cols, c1)] += v1
-    values[np.searchsorted(cols, cp)] += PRF_WEIGHT * _unit(vp)
+    values[np.searchsorted(cols, cp)] += bound_prf_one(c1, cp, PRF_WEIGHT * _unit(vp))  # drift guard
     d = sp.csr_matrix(disliked, dtype=np.float32)
     d.sum_duplicates()
     at = np.searchsorted(cols, d.indices)
@@ -375,10 +377,12 @@ def _mute_mask(window: ItemWindow, muted: Sequence[str]) -> np.ndarray | None:
 
 def _adjust_rows(
     window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray, rec: np.ndarray
-) -> None:
-    """Filters, boosts and recency applied in place to ``score`` (n_readers × n_items
+) -> VoteEffect:
+    """Filters, boosts, votes and recency applied in place to ``score`` (n_readers × n_items
     cosine similarities, reader-major): per reader a few vector operations on memoised masks,
-    no loop over items. Excluded items get ``-inf``."""
+    no loop over items. Excluded items get ``-inf``; 👍/👎 move the voted items' neighbours
+    and 👎'd items sink below all others (:mod:`.votes`). Returns the votes' effect."""
+    effect = apply_votes(window, profiles, score)
     for j, p in enumerate(profiles):
         row = score[j]
         rows = _author_rows(window, p.followed_authors)
@@ -392,6 +396,8 @@ def _adjust_rows(
         keep = _keep_mask(window, p)
         if keep is not None:
             score[j, ~keep] = -np.inf
+    sink_disliked(score, effect.disliked)
+    return effect
 
 
 def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tuple[list[Any], list[Any]]:
@@ -414,7 +420,7 @@ def _matched(window: ItemWindow, profile: ReaderProfile, rows: np.ndarray) -> tu
 def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.ndarray) -> Ranked:
     """Apply filters, boosts and recency to cosine similarities ``sim`` (n_items); flag muted items."""
     score = np.array(sim, dtype=np.float32).reshape(1, -1)
-    _adjust_rows(window, [profile], score, rec)
+    disliked = _adjust_rows(window, [profile], score, rec).disliked[0]
     keep = _keep_mask(window, profile)
     keep = np.ones(len(window), dtype=bool) if keep is None else keep.copy()
     authors: dict[int, list[str]] = {}
@@ -429,6 +435,7 @@ def adjust(window: ItemWindow, profile: ReaderProfile, sim: np.ndarray, rec: np.
             topics.setdefault(r, []).append(t.slug)
     mute = _mute_mask(window, profile.muted)
     muted = np.zeros(len(window), dtype=bool) if mute is None else mute.copy()
+    muted[disliked] = True  # hidden and counted like a muted item
     return Ranked(score[0], keep, authors, topics, muted)
 
 

@@ -1,0 +1,138 @@
+"""Votes in item space: 👎 hides the item and pushes its nearest neighbours down, 👍 pulls its
+neighbours up (issue 17: "👎 means less like this, visibly").
+
+The Rocchio query already moves towards liked and away from disliked items' terms, but a term
+subtraction rarely moves a near duplicate of a 👎'd paper out of the top 20 (measured through
+the product: the 👎'd item itself stayed in the top 20 in two cases of three). Here each
+reader's score of item ``i`` also gets
+
+    + LIKE_PULL · max_{l ∈ liked} s(i, l) − DISLIKE_PUSH · max_{d ∈ disliked} s(i, d),
+    s = max(sim − SIM_FLOOR, 0),
+
+where ``sim`` is the cosine of the two items' *specific* TF-IDF vectors: each voted item keeps
+its ``NEIGHBOUR_TERMS`` heaviest terms (its topic words, not "model" or "learning"), so one
+sparse product over those few, rare terms gives every item's similarity with every voted item
+of a chunk of readers. The voted items' own rows are then set apart: 👎'd ones get
+``DISLIKED_SCORE`` (below every other item) and are flagged hidden like muted items, so the
+digest leaves them out and counts them. Votes on items outside the window act through the
+query only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
+from aggregator.types import ReaderProfile
+
+LIKE_PULL = 0.5  # added per unit of similarity with the nearest 👍'd item (above SIM_FLOOR)
+DISLIKE_PUSH = 1.0  # subtracted per unit of similarity with the nearest 👎'd item (above SIM_FLOOR)
+SIM_FLOOR = 0.05  # similarities up to this are noise between unrelated papers: no effect
+NEIGHBOUR_TERMS = 25  # heaviest terms of a voted item used for its neighbours
+DISLIKED_SCORE = -10.0  # a 👎'd item's own score: below every unvoted item (scores are ≥ −1)
+
+
+def voted_rows(window: ItemWindow, ids: Sequence[int]) -> np.ndarray:
+    """Window rows of the item ids (those in the window only), unique and sorted (int64)."""
+    pos = window.position
+    rows = sorted({pos[i] for i in ids if i in pos})
+    return np.asarray(rows, dtype=np.int64) if rows else _EMPTY
+
+
+def _specific(window: ItemWindow, rows: np.ndarray) -> sp.csr_matrix:
+    """The items' rows (len(rows) × n_terms CSR) cut to their ``NEIGHBOUR_TERMS`` heaviest
+    terms and L2-normalised again."""
+    m = sp.csr_matrix(window.matrix[rows], dtype=np.float32)
+    m.sum_duplicates()
+    keep = np.zeros(len(m.data), dtype=bool)
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        if hi - lo <= NEIGHBOUR_TERMS:
+            keep[lo:hi] = True
+        else:
+            keep[lo + np.argpartition(-m.data[lo:hi], NEIGHBOUR_TERMS - 1)[:NEIGHBOUR_TERMS]] = True
+    m.data = np.where(keep, m.data, 0).astype(np.float32)
+    m.eliminate_zeros()
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ m, dtype=np.float32)
+
+
+def neighbour_sims(window: ItemWindow, rows: np.ndarray) -> np.ndarray:
+    """len(rows) × n_items float32: cosine of each voted item's specific vector
+    (:func:`_specific`) with every item of the window (full vectors, L2-normalised), minus
+    :data:`SIM_FLOOR`, clipped at 0."""
+    if len(rows) == 0 or len(window) == 0:
+        return np.zeros((len(rows), len(window)), dtype=np.float32)
+    t = window._memoised("t_csr", lambda: sp.csr_matrix(window.matrix.T))
+    sims = np.asarray((_specific(window, rows) @ t).toarray(), dtype=np.float32)
+    return np.maximum(sims - SIM_FLOOR, 0, out=sims)
+
+
+REASON_MIN = 0.02  # a vote is named in ``why`` when it moved the score by at least this
+
+
+@dataclass(frozen=True, slots=True)
+class VoteEffect:
+    """What :func:`apply_votes` did for a block of readers: per reader the 👍'd and 👎'd
+    window rows (sorted); ``every`` all of them (sorted) and ``sims`` their
+    :func:`neighbour_sims` (len(every) × n_items)."""
+
+    liked: list[np.ndarray]
+    disliked: list[np.ndarray]
+    every: np.ndarray
+    sims: np.ndarray
+
+    def reasons(self, window: ItemWindow, j: int, rows: np.ndarray) -> list[str]:
+        """Per row of reader ``j``: ``why`` entries (JSON text, each ending in a comma) naming
+        the 👍'd item that pulled it up ("similar to a paper you liked: <title>") and a 👎'd
+        one that pushed it down, when either moved it by ≥ :data:`REASON_MIN`."""
+        out = [""] * len(rows)
+        both = ((self.liked[j], LIKE_PULL, "liked"), (self.disliked[j], DISLIKE_PUSH, "disliked"))
+        for voted, push, kind in both:
+            if not len(voted) or not len(rows):
+                continue
+            block = self.sims[np.searchsorted(self.every, voted)][:, rows]
+            best, moved = block.argmax(axis=0), push * block.max(axis=0)
+            for i in np.flatnonzero(moved >= REASON_MIN).tolist():
+                source = int(voted[best[i]])
+                if source == int(rows[i]):
+                    continue
+                if kind == "liked":
+                    title = " ".join(window.texts[source].split("\n", 1)[0].split())
+                    term = f"similar to a paper you liked: {title}"
+                else:
+                    term = "you marked a similar paper 👎"
+                entry = {"term": term, "weight": round(float(moved[i]), 4), "kind": kind}
+                entry["item_id"] = int(window.ids[source])
+                out[i] += json.dumps(entry, ensure_ascii=False) + ","
+        return out
+
+
+def apply_votes(window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray) -> VoteEffect:
+    """Add the neighbour pull/push to ``score`` (n_readers × n_items, reader-major, in place,
+    before recency). Returns the :class:`VoteEffect`: each reader's 👎'd window rows are to
+    be sunk (:func:`sink_disliked`), kept and flagged hidden."""
+    liked = [voted_rows(window, p.liked_item_ids) for p in profiles]
+    disliked = [voted_rows(window, p.disliked_item_ids) for p in profiles]
+    every = np.unique(np.concatenate([*liked, *disliked, _EMPTY]))
+    sims = neighbour_sims(window, every)
+    for j in range(len(profiles)):
+        if len(liked[j]):
+            score[j] += LIKE_PULL * sims[np.searchsorted(every, liked[j])].max(axis=0)
+        if len(disliked[j]):
+            score[j] -= DISLIKE_PUSH * sims[np.searchsorted(every, disliked[j])].max(axis=0)
+    return VoteEffect(liked, disliked, every, sims)
+
+
+def sink_disliked(score: np.ndarray, disliked: Sequence[np.ndarray]) -> None:
+    """Set each reader's 👎'd rows to :data:`DISLIKED_SCORE` (after recency and filters)."""
+    for j, rows in enumerate(disliked):
+        if len(rows):
+            keep = np.isfinite(score[j, rows])
+            score[j, rows[keep]] = DISLIKED_SCORE

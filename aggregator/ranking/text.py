@@ -1,0 +1,110 @@
+"""The ranking model's analyzer: terms a researcher would accept as a reason (issue 17).
+
+scikit-learn's default word analyzer (``token_pattern`` + stop words, then n-grams over what
+is left) made ``why`` terms nobody trusts: bigrams across punctuation and removed stop words
+("rewards rlvr" from "rewards (RLVR)", "optimization grpo"), URL pieces ("github com",
+"https github"), LaTeX ("propose textbf") and author surnames ("zhang", "wang"), because
+authors were plain words of the text. This analyzer:
+
+* drops URLs (``http(s)://…``, ``www.…``, ``name.com/…``) and LaTeX commands (``\\textbf``),
+  and treats ``$``, braces and other punctuation as a break;
+* makes unigrams of the tokens (``[a-z_][a-z0-9_]+``, as arxiv-sanity-lite's token pattern)
+  that are not stop words (scikit-learn's English list plus a few markup/URL words), and
+  bigrams only of two tokens adjacent in one run: never across punctuation or a stop word
+  (a hyphen joins: "vision-language" gives "vision language");
+* turns each author (after :data:`AUTHORS_MARK` in :func:`aggregator.ranking.tfidf.item_text`)
+  into one whole-name term ``author:<first_last>``: a name still helps similarity, but it is
+  never a word of the text, and ``why`` leaves ``author:`` terms out (a followed author is
+  named by its own reason).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+#: Separates the text from the author list in :func:`aggregator.ranking.tfidf.item_text`.
+AUTHORS_MARK = "\x1e"
+AUTHOR_SEP = "\x1f"
+AUTHOR_PREFIX = "author:"
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+MARKUP_WORDS = _words(
+    """github https http www com org io html htm pdf abs arxiv doi url
+    textbf textit texttt emph mathcal mathbf mathrm mathbb mathit frac cdot ldots leq geq sqrt
+    times left right begin end cite ref href"""
+)
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | MARKUP_WORDS
+
+_URL = re.compile(
+    r"https?://\S+|www\.\S+|\b[\w.-]+\.(?:com|org|io|net|edu|ai|dev|html?)(?:/\S*)?", re.IGNORECASE
+)
+_URL_HINT = re.compile(r"http|www\.|\.(?:com|org|io|net|edu|ai|dev|htm)", re.IGNORECASE)
+_LATEX = re.compile(r"\\[a-zA-Z]+\*?|\\.")
+# a token, or a piece that ends a run (any other non-space, non-hyphen character)
+_SCAN = re.compile(r"[a-z_][a-z0-9_]+|[0-9a-z]+|[^\sa-z0-9_\-]+")
+_BREAK = ""
+
+
+def author_term(name: str) -> str:
+    """``"Wei  Zhang"`` → ``"author:wei_zhang"`` (case-folded, no spaces: never a bigram)."""
+    return AUTHOR_PREFIX + "_".join(name.casefold().split())
+
+
+class _Pieces(dict[str, str]):
+    """A cache: a ``_SCAN`` match → itself when it is a term token, else ``_BREAK``
+    (punctuation, a number, a one-letter token or a stop word end the run). At most a
+    million entries are kept."""
+
+    def __missing__(self, piece: str) -> str:
+        c = piece[0]
+        ok = (c.isalpha() or c == "_") and len(piece) >= 2 and piece not in STOP_WORDS
+        token = piece if ok else _BREAK
+        if len(self) < 1_000_000:
+            self[piece] = token
+        return token
+
+
+_PIECES = _Pieces()
+
+
+def _runs_tokens(text: str) -> list[str]:
+    if "\\" in text:
+        text = _LATEX.sub(" . ", text)
+    if _URL_HINT.search(text):  # a cheap test first: the full pattern costs 80 µs a text
+        text = _URL.sub(" . ", text)
+    return list(map(_PIECES.__getitem__, _SCAN.findall(text.casefold())))
+
+
+def analyze(text: str) -> list[str]:
+    """The terms of one document (unigrams, in-run bigrams, ``author:`` names), in order and
+    with repeats (counts are term frequencies). See the module docstring."""
+    body, _, authors = text.partition(AUTHORS_MARK)
+    tokens = _runs_tokens(body)
+    terms = [t for t in tokens if t]
+    terms += [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False) if a and b]
+    if authors:
+        terms += [author_term(a) for a in authors.split(AUTHOR_SEP) if a.strip()]
+    return terms
+
+
+def is_quiet_term(term: str) -> bool:
+    """True for a term ``why`` never names: an ``author:`` name or a filler word alone
+    (:data:`FILLER`)."""
+    return term.startswith(AUTHOR_PREFIX) or term in FILLER
+
+
+#: Too generic to be a reason alone (fine inside a phrase: "large language models"); from the
+#: filler the issue names and the trends module's weak words.
+FILLER = _words(
+    """large level learning time model models data network networks training dataset datasets
+    benchmark language image images system systems high low better best good end real world scale
+    multi single analysis accuracy quality evaluation approach design information feature features
+    representation representations generation process output input method methods algorithm
+    setting way ability number set case application applications result results domain type
+    structure value values task tasks performance framework propose proposed novel new based"""
+)
