@@ -247,3 +247,19 @@ def test_a_newer_version_updates_a_paper_an_rss_feed_stored_first(engine: sa.Eng
         ).all()
     assert version == int(PAPERS[2]["versions"][-1]["version"][1:])
     assert len(feeds) == 2 and _counts(engine) == (10, 11)
+
+
+def test_the_trend_counts_of_an_import_count_each_paper_once(engine: sa.Engine) -> None:
+    from aggregator.store.tables import TrendCounted, TrendResult
+    from aggregator.worker.snapshot_trends import count_snapshot_trends
+
+    import_snapshot(engine, SAMPLE)
+    seen: list[int] = []
+    done = count_snapshot_trends(engine, chunk=64, progress=lambda r: seen.append(r.counted))
+    assert done.counted == 200 and seen == [64, 128, 192, 200]  # a transaction per chunk
+    with engine.connect() as conn:
+        counted = conn.scalar(sa.select(sa.func.count()).select_from(TrendCounted))
+        results = conn.scalar(sa.select(sa.func.count()).select_from(TrendResult))
+    assert counted == 200 and results == done.scopes > 0  # stored after the counts
+    again = count_snapshot_trends(engine)
+    assert (again.counted, again.scopes) == (0, 0)
