@@ -196,10 +196,20 @@ def _date(value: str) -> dt.datetime | None:
     return when
 
 
+def _join(uri: str) -> str:
+    """``feedparser.urls._urljoin("", uri)``: extra slashes after ``scheme://`` dropped (its
+    ``_urifixer``); with no base, nothing else changes. Without the regex for the common
+    ``https://host…`` (nothing to drop)."""
+    if uri.startswith(("https://", "http://")) and uri[uri.index("://") + 3 : uri.index("://") + 4] != "/":
+        return uri
+    return _urljoin("", uri)
+
+
 def _link_text(text: str) -> str:
     """feedparser's repair of ``&``-mangled query strings in an entry's link, and its join."""
-    text = _UNESCAPED_REF_RE.sub(r"&\g<1>", text.replace("&amp;", "&"))
-    return _urljoin("", text) if text else text
+    if "&" in text:
+        text = _UNESCAPED_REF_RE.sub(r"&\g<1>", text.replace("&amp;", "&"))
+    return _join(text) if text else text
 
 
 def _rss_title(el: Any, value: str | None = None) -> tuple[str, bool]:
@@ -276,7 +286,7 @@ def _rss_item(item: Any) -> RawEntry:
             entry.content, entry.content_html = value, True
         elif field == "guid":
             is_link = (el.get("isPermaLink") or "true") == "true"
-            entry.guid = _urljoin("", value) if is_link and value else value
+            entry.guid = _join(value) if is_link and value else value
             guid_link = entry.guid if is_link else None
         elif field == "published":
             published = _date(value)
@@ -314,7 +324,7 @@ def _atom_links(parent: Any, first: str | None) -> tuple[str | None, tuple[str, 
         href = el.get("href")
         if href is None:
             raise Decline("atom:link without href")
-        href = _urljoin("", href)
+        href = _join(href)
         rel = el.get("rel", "alternate")
         kind = el.get("type", "application/atom+xml" if rel == "self" else "text/html")
         hrefs.append(href)
@@ -384,7 +394,7 @@ def _atom_entry(item: Any) -> RawEntry:
             entry.title, entry.title_html = _atom_text(el)
         elif field == "guid":
             value = _text(el)
-            entry.guid = _urljoin("", value) if value else None
+            entry.guid = _join(value) if value else None
         elif field == "summary":
             entry.summary, entry.summary_html = _atom_text(el)
         elif field == "content":
