@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
+from aggregator.feeds.ingest_bulk import insert_returning
 from aggregator.store import queries
 from aggregator.store.db import insert
-from aggregator.store.tables import Feed, Item, ItemSource
+from aggregator.store.tables import Feed, Item
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 
 _CHUNK = 500  # keys per IN (...) lookup; well under SQLite's 32766 bound-parameter limit
@@ -150,10 +151,7 @@ def write_entries(
         # (a cross-list) commits the same paper first, ON CONFLICT skips it and it is not "new"
         # here, though it looked absent when `decide` ran.
         rows = [_item_row(e, d, now) for e, d in plan.insert]
-        table = Item.__table__
-        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.id)
-        for start in range(0, len(rows), _CHUNK):
-            inserted += conn.execute(stmt, rows[start : start + _CHUNK]).scalars().all()
+        inserted += insert_returning(conn, "items", rows, "id")  # raw DBAPI: no bind processing
     for item_id, entry, digest in plan.update:
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
@@ -175,11 +173,7 @@ def write_entries(
         if e.key in ids
     ]
     if sources:
-        table = ItemSource.__table__
-        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
-        announced: set[int] = set()
-        for start in range(0, len(sources), _CHUNK):
-            announced.update(conn.execute(stmt, sources[start : start + _CHUNK]).scalars())
+        announced = set(insert_returning(conn, "item_sources", sources, "item_id"))
         # an item announced by one more feed (a cross-list) lists it in its card's sources
         queries.invalidate(session, announced - set(inserted))
     return summary
