@@ -1,5 +1,6 @@
 """The two bulk inserts of :func:`aggregator.feeds.ingest.write_entries`, through the DBAPI
-cursor: multi-row ``INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING …``.
+cursor: ``INSERT … ON CONFLICT DO NOTHING RETURNING …``, multi-row ``VALUES`` on SQLite, and
+one single-row statement pipelined by psycopg's ``executemany(returning=True)`` on PostgreSQL.
 
 The same statements SQLAlchemy Core compiles for ``insert().on_conflict_do_nothing()
 .returning()``, without its per-row bind processing (a third of a first fetch's CPU time on an
@@ -55,6 +56,14 @@ def insert_returning(
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     out: list[Any] = []
     try:
+        if dialect == "postgresql":  # one statement, pipelined: psycopg parses a long query in Python
+            params = [[_value(dialect, c, r[c]) for c in columns] for r in rows]
+            cur.executemany(head + marks + tail, params, returning=True)
+            while True:
+                out.extend(r[0] for r in cur.fetchall())
+                if not cur.nextset():
+                    break
+            return out
         for start in range(0, len(rows), _ROWS):
             chunk = rows[start : start + _ROWS]
             params = [_value(dialect, c, r[c]) for r in chunk for c in columns]
