@@ -24,6 +24,8 @@ from aggregator.store.db import dbapi_datetime
 #: rows per statement: 19 columns × 400 = 7,600 parameters, well under SQLite's 32,766
 _ROWS = 400
 _JSON = frozenset({"authors", "categories"})
+#: the UTCDateTime columns of ``items`` and ``item_sources``
+_DATETIME = frozenset({"published", "first_seen_at", "updated_at", "seen_at"})
 
 
 def _marks(conn: sa.Connection, columns: Sequence[str]) -> str:
@@ -32,12 +34,25 @@ def _marks(conn: sa.Connection, columns: Sequence[str]) -> str:
     return "(" + ", ".join("CAST(%s AS json)" if c in _JSON else "%s" for c in columns) + ")"
 
 
-def _value(dialect: str, column: str, value: Any) -> Any:
-    if column in _JSON:
-        return json.dumps(value)
-    if isinstance(value, dt.datetime):
-        return dbapi_datetime(dialect, value)
-    return value
+def _params(dialect: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Each row's values in ``columns`` order, JSON columns as text, datetime columns
+    (:data:`_DATETIME`) as the driver takes them (each distinct datetime converted once)."""
+    json_at = [i for i, c in enumerate(columns) if c in _JSON]
+    dt_at = [i for i, c in enumerate(columns) if c in _DATETIME]
+    done: dict[dt.datetime, Any] = {}
+    out = []
+    for r in rows:
+        values = [r[c] for c in columns]
+        for i in json_at:
+            values[i] = json.dumps(values[i])
+        for i in dt_at:
+            when = values[i]
+            if when is not None:
+                if when not in done:
+                    done[when] = dbapi_datetime(dialect, when)
+                values[i] = done[when]
+        out.append(values)
+    return out
 
 
 def insert_returning(
@@ -57,17 +72,16 @@ def insert_returning(
     out: list[Any] = []
     try:
         if dialect == "postgresql":  # one statement, pipelined: psycopg parses a long query in Python
-            params = [[_value(dialect, c, r[c]) for c in columns] for r in rows]
-            cur.executemany(head + marks + tail, params, returning=True)
+            cur.executemany(head + marks + tail, _params(dialect, columns, rows), returning=True)
             while True:
                 out.extend(r[0] for r in cur.fetchall())
                 if not cur.nextset():
                     break
             return out
+        params = _params(dialect, columns, rows)
         for start in range(0, len(rows), _ROWS):
-            chunk = rows[start : start + _ROWS]
-            params = [_value(dialect, c, r[c]) for r in chunk for c in columns]
-            cur.execute(head + ", ".join([marks] * len(chunk)) + tail, params)
+            chunk = params[start : start + _ROWS]
+            cur.execute(head + ", ".join([marks] * len(chunk)) + tail, [v for r in chunk for v in r])
             out.extend(r[0] for r in cur.fetchall())
     finally:
         cur.close()
