@@ -263,3 +263,18 @@ def test_the_trend_counts_of_an_import_count_each_paper_once(engine: sa.Engine) 
     assert counted == 200 and results == done.scopes > 0  # stored after the counts
     again = count_snapshot_trends(engine)
     assert (again.counted, again.scopes) == (0, 0)
+
+
+def test_the_command_counts_trends_and_refits_after_an_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.cli.app import app
+
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text('[[feeds]]\nname = "x"\nurl = "http://127.0.0.1:9/x"\n')
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    result = CliRunner().invoke(app, ["import-snapshot", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "trends: counted 200 papers" in result.output
+    assert "scopes refreshed" in result.output and "refitted TF-IDF and scored 200 items" in result.output
