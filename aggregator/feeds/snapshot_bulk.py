@@ -65,6 +65,12 @@ class PaperRow:
     raw: bytes
 
 
+def _new_id(text: str) -> bool:
+    """``text`` (ASCII, 9 or 10 characters, a dot at 4) is a whole new-style id without version,
+    ``YYMM.NNNN(N)`` with month 01-12: what ``arxiv._ID_RE`` matches as ``new`` over all of it."""
+    return text[:4].isdigit() and text[5:].isdigit() and "01" <= text[2:4] <= "12"
+
+
 def _hash(parts: Sequence[str]) -> str:
     """:func:`aggregator.feeds.ingest.content_hash` of these six parts (same bytes hashed)."""
     return hashlib.sha1(("\x1e".join(parts) + "\x1e").encode("utf-8", "replace")).hexdigest()
@@ -150,9 +156,13 @@ def _fast(line: bytes, sqlite: bool) -> PaperRow | None:
     if not (type(raw_id) is str and type(title) is str and type(abstract) is str and type(cats) is str):
         return None
     raw_id = raw_id.strip()
-    found = split_arxiv_id(raw_id)
-    if found is None or raw_id not in (found[0], f"{found[0]}v{found[1]}"):
-        return None
+    if len(raw_id) in (9, 10) and raw_id[4] == "." and raw_id.isascii() and _new_id(raw_id):
+        found: tuple[str, int | None] = (raw_id, None)  # what split_arxiv_id gives, sooner
+    else:
+        got = split_arxiv_id(raw_id)
+        if got is None or raw_id not in (got[0], f"{got[0]}v{got[1]}"):
+            return None
+        found = got
     versions = p["versions"]
     if type(versions) is not list or not versions or type(versions[0]) is not dict:
         return None
