@@ -53,10 +53,10 @@ def test_every_paper_with_its_first_version_date(engine: sa.Engine) -> None:
         assert row.primary_category == paper["categories"].split()[0]
         assert row.url == f"https://arxiv.org/abs/{paper['id']}"
         assert len(row.authors) == len(paper["authors_parsed"])
-    first = rows["0704.0001"]
-    assert first.published == dt.datetime(2007, 4, 2, 19, 18, 42, tzinfo=dt.UTC)  # v1, not v2 (July)
-    assert first.authors == ["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C. -P. Yuan"]
-    assert first.comment == "37 pages, 15 figures; published version"
+    row0 = rows["0704.0001"]
+    assert row0.published == dt.datetime(2007, 4, 2, 19, 18, 42, tzinfo=dt.UTC)  # v1, not v2 (July)
+    assert row0.authors == ["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C. -P. Yuan"]
+    assert row0.comment == "37 pages, 15 figures; published version"
 
 
 def test_import_again_adds_nothing(engine: sa.Engine) -> None:
@@ -160,3 +160,121 @@ def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     engine.dispose()
     result = runner.invoke(app, ["import-snapshot", str(path), "--categories", "cs.XX"])
     assert result.exit_code == 2 and "unknown arXiv category cs.XX" in result.output
+
+
+def _variants() -> list[bytes]:
+    """The real lines, and lines of other shapes that the fast path must read as
+    ``paper_entry`` does or hand to it: odd whitespace, accents, quotes, suffixes, empty names,
+    no ``authors_parsed``, an old-style id, a version stamp of another form, bad lines."""
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    p = PAPERS[0]
+    odd = [
+        {**p, "title": "  Q&A: <1% error\n  in \"quotes\" \\ and\ttabs  "},
+        {**p, "abstract": "a\u00a0b\u2028c \x07 d\u202ee", "comments": "  \n "},
+        {**p, "authors_parsed": [["Balázs", "C.", "Jr"], ["", "", ""], [" Doe ", " J. ", ""],
+                                 ["Ng", "", ""],]},
+        {**p, "authors_parsed": [["Doe", "J."], ["X", "Y", "Z", "W"]]},
+        {**p, "authors_parsed": [["Doe", "J.", None]]},
+        {**p, "authors_parsed": ["Doe J."]},
+        {**p, "authors_parsed": [["Doe", "J.", "", "MIT"], ["Roe", "R.", "", None], ["P", "P.", "", ["x"]]]},
+        {**p, "authors_parsed": [["Doe", "J.", "", "MIT"], ["Roe", "R.", "", {"a": 1}]]},
+        {**p, "authors_parsed": []},
+        {**p, "id": "hep-th/0601001v2", "categories": "hep-th hep-th math.GT"},
+        {**p, "versions": [{"version": "v1", "created": "2 Apr 2007 19:18:42 +0200"}]},
+        {**p, "versions": [{"version": "v1", "created": "Mon, 31 Feb 2007 19:18:42 GMT"}]},
+        {**p, "versions": [{"version": "vX", "created": "Mon, 2 Apr 2007 19:18:42 GMT"}, "v2"]},
+        {**p, "title": " \n "},
+        {**p, "categories": ""},
+        {**p, "id": 704.0001},
+    ]
+    return lines + [json.dumps(o, ensure_ascii=False).encode() + b"\n" for o in odd] + [b'{"id": NaN}\n']
+
+
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_the_fast_path_gives_the_rows_of_paper_entry(sqlite: bool) -> None:
+    from aggregator.feeds.ingest import _item_row, content_hash
+    from aggregator.feeds.snapshot import BadLine, paper_entry
+    from aggregator.feeds.snapshot_bulk import ITEM_COLUMNS, _fast, paper_row
+
+    fast = 0
+    for line in _variants():
+        try:
+            entry = paper_entry(line)
+        except BadLine as err:
+            with pytest.raises(BadLine, match=str(err)[:20].replace("(", r"\(")):
+                paper_row(line, sqlite, paper_entry)
+            continue
+        row = paper_row(line, sqlite, paper_entry)
+        fast += _fast(line, sqlite) is not None
+        want = _item_row(entry, content_hash(entry), entry.published)
+        got = dict(zip(ITEM_COLUMNS, row.values, strict=False))
+        got["authors"], got["categories"] = json.loads(got["authors"]), json.loads(got["categories"])
+        assert got["authors"] == want["authors"] and got["categories"] == want["categories"]
+        assert row.values[6] == json.dumps(want["authors"])
+        assert row.values[8] == json.dumps(want["categories"])
+        stamp = entry.published.replace(tzinfo=None).isoformat(" ", "microseconds")
+        assert got.pop("published") == (stamp if sqlite else entry.published)
+        assert got == {k: want[k] for k in got if k != "published"}
+        assert (row.key, row.day, row.categories) == (entry.key, entry.published.date(), entry.categories)
+    assert fast >= 200  # the real lines take the fast path
+
+
+def test_a_newer_version_updates_a_paper_an_rss_feed_stored_first(engine: sa.Engine, tmp_path: Path) -> None:
+    from aggregator.feeds.ingest import write_entries
+    from aggregator.feeds.snapshot import paper_entry
+    from aggregator.store.db import session_factory
+
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)[:10]
+    old = {**PAPERS[2], "versions": PAPERS[2]["versions"][:1]}
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(b"".join(lines))
+    with session_factory(engine)() as session, session.begin():  # an RSS feed announced v1 first
+        now = dt.datetime.now(dt.UTC)
+        feed = Feed(url="http://127.0.0.1:9/rss", name="rss", kind="arxiv", interval_minutes=60,
+                    tags=[], scheduled=True, created_at=now, error_count=0)  # fmt: skip
+        session.add(feed)
+        session.flush()
+        feed_id = session.scalars(sa.select(Feed.id)).one()
+        entry = paper_entry(json.dumps(old).encode())
+        write_entries(session, feed_id, [entry], entry.published)
+    report = import_snapshot(engine, path)
+    assert len(PAPERS[2]["versions"]) == 3
+    assert (report.kept, report.new, report.updated, report.unchanged) == (10, 9, 1, 0)
+    with engine.connect() as conn:
+        version = conn.scalar(sa.select(Item.version).where(Item.arxiv_id == PAPERS[2]["id"]))
+        feeds = conn.scalars(
+            sa.select(ItemSource.feed_id).join(Item).where(Item.arxiv_id == PAPERS[2]["id"])
+        ).all()
+    assert version == int(PAPERS[2]["versions"][-1]["version"][1:])
+    assert len(feeds) == 2 and _counts(engine) == (10, 11)
+
+
+def test_the_trend_counts_of_an_import_count_each_paper_once(engine: sa.Engine) -> None:
+    from aggregator.store.tables import TrendCounted, TrendResult
+    from aggregator.worker.snapshot_trends import count_snapshot_trends
+
+    import_snapshot(engine, SAMPLE)
+    seen: list[int] = []
+    done = count_snapshot_trends(engine, chunk=64, progress=lambda r: seen.append(r.counted))
+    assert done.counted == 200 and seen == [64, 128, 192, 200]  # a transaction per chunk
+    with engine.connect() as conn:
+        counted = conn.scalar(sa.select(sa.func.count()).select_from(TrendCounted))
+        results = conn.scalar(sa.select(sa.func.count()).select_from(TrendResult))
+    assert counted == 200 and results == done.scopes > 0  # stored after the counts
+    again = count_snapshot_trends(engine)
+    assert (again.counted, again.scopes) == (0, 0)
+
+
+def test_the_command_counts_trends_and_refits_after_an_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.cli.app import app
+
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text('[[feeds]]\nname = "x"\nurl = "http://127.0.0.1:9/x"\n')
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
+    result = CliRunner().invoke(app, ["import-snapshot", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "trends: counted 200 papers" in result.output
+    assert "scopes refreshed" in result.output and "refitted TF-IDF and scored 200 items" in result.output

@@ -22,6 +22,7 @@ from aggregator import taxonomy
 from aggregator.cli.common import _day_option, _engine, _fail, _setup, app, console, err_console
 from aggregator.feeds import snapshot
 from aggregator.worker import tasks as jobs
+from aggregator.worker.snapshot_trends import count_snapshot_trends
 
 
 def _categories(values: list[str] | None) -> frozenset[str]:
@@ -127,8 +128,8 @@ def import_snapshot(
 
 
 def _count_trends(engine, settings) -> None:  # type: ignore[no-untyped-def]
-    """Add the snapshot's papers to the trend counts, 20,000 at a time (memory stays flat)."""
-    counted = 0
+    """Add the snapshot's papers to the trend counts, 20,000 per transaction (memory stays
+    flat), then refresh the trend results once (:mod:`aggregator.worker.snapshot_trends`)."""
     with Progress(
         TextColumn("trend counts"),
         TextColumn("{task.completed:,} papers"),
@@ -136,7 +137,8 @@ def _count_trends(engine, settings) -> None:  # type: ignore[no-untyped-def]
         console=err_console,
     ) as progress:
         task = progress.add_task("trends", total=None)
-        for ids in snapshot.uncounted_ids(engine):
-            counted += jobs.update_trends(engine, settings, ids).counted
-            progress.update(task, completed=counted)
-    console.print(f"trends: counted {counted:,} papers")
+        done = count_snapshot_trends(engine, progress=lambda r: progress.update(task, completed=r.counted))
+    console.print(
+        f"trends: counted {done.counted:,} papers in {done.count_s:.0f} s, "
+        f"results of {done.scopes} scopes refreshed in {done.refresh_s:.1f} s"
+    )

@@ -155,6 +155,8 @@ def split_author_list(text: str) -> list[str]:
     Commas inside parentheses do not split, and parenthesised affiliations are dropped
     (``"B"``). With unbalanced parentheses it falls back to a plain split on commas."""
     if "(" not in text:
+        if "  " not in text and text.isprintable():  # only single spaces: stripping collapses
+            return list(filter(None, map(str.strip, text.split(","))))
         return [" ".join(p.split()) for p in text.split(",") if p.strip()]
     names: list[str] = []
     current: list[str] = []

@@ -57,8 +57,11 @@ looks_like_html = _FeedParserMixin.looks_like_html
 def clean_text(text: str) -> str:
     """``text`` without control and bidi-override characters, whitespace collapsed to single spaces
     (the separators U+001C-U+001F count as whitespace)."""
+    stripped = text.strip()
+    if "  " not in stripped and stripped.isprintable():  # the common case, without splitting:
+        return stripped  # no whitespace but single spaces (isprintable is False for any other)
     joined = " ".join(text.split())
-    if joined.isprintable():  # the common case, in C: no control or format character left
+    if joined.isprintable():  # in C: no control or format character left
         return joined
     return " ".join(_CONTROL_RE.sub("", joined).split())
 

@@ -23,11 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
+from aggregator.feeds.ingest_bulk import insert_returning
 from aggregator.feeds.trust import Owner, Trust, feed_trust, may_create, verdict
 from aggregator.feeds.venues import extract
 from aggregator.store import queries
 from aggregator.store.db import insert
-from aggregator.store.tables import Feed, Item, ItemOwner, ItemSource
+from aggregator.store.tables import Feed, Item, ItemOwner
 from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 
 _CHUNK = 500  # keys per IN (...) lookup; well under SQLite's 32766 bound-parameter limit
@@ -246,10 +247,7 @@ def write_entries(
         # (a cross-list) commits the same paper first, ON CONFLICT skips it and it is not "new"
         # here, though it looked absent when `decide` ran.
         rows = [_item_row(e, d, now) for e, d in plan.insert]
-        table = Item.__table__
-        stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.id)
-        for start in range(0, len(rows), _CHUNK):
-            inserted += conn.execute(stmt, rows[start : start + _CHUNK]).scalars().all()
+        inserted += insert_returning(conn, "items", rows, "id")  # raw DBAPI: no bind processing
     for item_id, entry, digest in plan.update:
         values = _item_row(entry, digest, now)
         for keep in ("key", "first_seen_at", "published", "date_from_fetch"):
@@ -296,11 +294,7 @@ def _record_sources(
         }
         for item_id, e in seen
     ]
-    table = ItemSource.__table__
-    stmt = insert(conn, table).on_conflict_do_nothing().returning(table.c.item_id)
-    announced: set[int] = set()
-    for start in range(0, len(rows), _CHUNK):
-        announced.update(conn.execute(stmt, rows[start : start + _CHUNK]).scalars())
+    announced = set(insert_returning(conn, "item_sources", rows, "item_id"))
     # an item announced by one more feed (a cross-list) lists it in its card's sources
     queries.invalidate(session, announced - inserted)
 

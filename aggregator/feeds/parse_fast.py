@@ -196,14 +196,25 @@ def _date(value: str) -> dt.datetime | None:
     return when
 
 
+def _join(uri: str) -> str:
+    """``feedparser.urls._urljoin("", uri)``: extra slashes after ``scheme://`` dropped (its
+    ``_urifixer``); with no base, nothing else changes. Without the regex for the common
+    ``https://host…`` (nothing to drop)."""
+    if uri.startswith(("https://", "http://")) and uri[uri.index("://") + 3 : uri.index("://") + 4] != "/":
+        return uri
+    return _urljoin("", uri)
+
+
 def _link_text(text: str) -> str:
     """feedparser's repair of ``&``-mangled query strings in an entry's link, and its join."""
-    text = _UNESCAPED_REF_RE.sub(r"&\g<1>", text.replace("&amp;", "&"))
-    return _urljoin("", text) if text else text
+    if "&" in text:
+        text = _UNESCAPED_REF_RE.sub(r"&\g<1>", text.replace("&amp;", "&"))
+    return _join(text) if text else text
 
 
-def _rss_title(el: Any) -> tuple[str, bool]:
-    value = _text(el)
+def _rss_title(el: Any, value: str | None = None) -> tuple[str, bool]:
+    """An RSS title and whether it is HTML; ``value`` is ``_text(el)`` when already read."""
+    value = _text(el) if value is None else value
     kind = (el.get("type") or "text/plain").lower()
     if kind not in ("text/plain", "text", "text/html", "html"):
         raise Decline("title type")
@@ -251,42 +262,44 @@ def _rss_item(item: Any) -> RawEntry:
     seen: set[str] = set()
     for el in item:
         tag = el.tag
-        if not isinstance(tag, str):
-            continue
         field = _RSS_KNOWN.get(tag)
         if field is None:
+            if not isinstance(tag, str):
+                continue
             raise Decline(f"item element {tag}")
         if field == _IGNORED:
             continue
         if field in seen and field not in ("category", "author"):
             raise Decline(f"repeated {tag}")
         seen.add(field)
-        if field == "title":
-            entry.title, entry.title_html = _rss_title(el)
+        if len(el):  # _text(el), inline: every field below reads it once
+            raise Decline(f"markup inside <{tag}>")
+        value = el.text
+        value = (value.strip() if value.isascii() else _fix(value)) if value else ""
+        if field == "summary":
+            entry.summary, entry.summary_html = value, True
+        elif field == "title":
+            entry.title, entry.title_html = _rss_title(el, value)
         elif field == "link":
-            link = _link_text(_text(el))
-        elif field == "summary":
-            entry.summary, entry.summary_html = _text(el), True
+            link = _link_text(value)
         elif field == "content":
-            entry.content, entry.content_html = _text(el), True
+            entry.content, entry.content_html = value, True
         elif field == "guid":
-            value = _text(el)
             is_link = (el.get("isPermaLink") or "true") == "true"
-            entry.guid = _urljoin("", value) if is_link and value else value
+            entry.guid = _join(value) if is_link and value else value
             guid_link = entry.guid if is_link else None
         elif field == "published":
-            published = _date(_text(el))
+            published = _date(value)
         elif field == "updated":
-            updated = _date(_text(el))
+            updated = _date(value)
         elif field == "category":
-            categories.append(_text(el))
+            categories.append(value)
         elif field == "author":
-            name = _text(el)
-            if "@" in name or "(" in name and ")" not in name:
+            if "@" in value or "(" in value and ")" not in value:
                 raise Decline("author with e-mail")
-            authors.append(name)
+            authors.append(value)
         elif field == "announce_type":
-            entry.announce_type = _text(el)
+            entry.announce_type = value
     if link is None and guid_link:
         link = guid_link
     entry.links = (link,) if link else ()
@@ -311,7 +324,7 @@ def _atom_links(parent: Any, first: str | None) -> tuple[str | None, tuple[str, 
         href = el.get("href")
         if href is None:
             raise Decline("atom:link without href")
-        href = _urljoin("", href)
+        href = _join(href)
         rel = el.get("rel", "alternate")
         kind = el.get("type", "application/atom+xml" if rel == "self" else "text/html")
         hrefs.append(href)
@@ -381,7 +394,7 @@ def _atom_entry(item: Any) -> RawEntry:
             entry.title, entry.title_html = _atom_text(el)
         elif field == "guid":
             value = _text(el)
-            entry.guid = _urljoin("", value) if value else None
+            entry.guid = _join(value) if value else None
         elif field == "summary":
             entry.summary, entry.summary_html = _atom_text(el)
         elif field == "content":
