@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from test_api_workers import _free_port
+from helpers import free_port as _free_port
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import load_papers
 from test_rescoring import api_and_worker  # noqa: F401  (fixture)

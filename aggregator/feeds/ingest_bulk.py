@@ -20,31 +20,42 @@ from typing import Any
 import sqlalchemy as sa
 
 from aggregator.store.db import dbapi_datetime
+from aggregator.store.tables import Base, UTCDateTime
 
 #: rows per statement: 19 columns × 400 = 7,600 parameters, well under SQLite's 32,766
 _ROWS = 400
-_JSON = frozenset({"authors", "categories"})
-#: the UTCDateTime columns of ``items`` and ``item_sources``
-_DATETIME = frozenset({"published", "first_seen_at", "updated_at", "seen_at"})
 
 
-def _marks(conn: sa.Connection, columns: Sequence[str]) -> str:
+def _kinds(table: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The JSON and the UTC-datetime columns of ``table``, read from the ORM's metadata (one
+    source for the column types, so a new column cannot be missed here)."""
+    columns = Base.metadata.tables[table].columns
+    json_cols = frozenset(c.name for c in columns if isinstance(c.type, sa.JSON))
+    dt_cols = frozenset(c.name for c in columns if isinstance(c.type, UTCDateTime))
+    return json_cols, dt_cols
+
+
+def _marks(conn: sa.Connection, columns: Sequence[str], json_cols: frozenset[str]) -> str:
     if conn.dialect.name == "sqlite":
         return "(" + ", ".join("?" for _ in columns) + ")"
-    return "(" + ", ".join("CAST(%s AS json)" if c in _JSON else "%s" for c in columns) + ")"
+    return "(" + ", ".join("CAST(%s AS json)" if c in json_cols else "%s" for c in columns) + ")"
 
 
-def _params(dialect: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    """Each row's values in ``columns`` order, JSON columns as text, datetime columns
-    (:data:`_DATETIME`) as the driver takes them (each distinct datetime converted once)."""
-    json_at = [i for i, c in enumerate(columns) if c in _JSON]
-    dt_at = [i for i, c in enumerate(columns) if c in _DATETIME]
+def _params(
+    dialect: str, columns: Sequence[str], rows: Sequence[dict[str, Any]], table: str
+) -> list[list[Any]]:
+    """Each row's values in ``columns`` order, JSON columns as text (None stays NULL),
+    datetime columns as the driver takes them (each distinct datetime converted once)."""
+    json_cols, dt_cols = _kinds(table)
+    json_at = [i for i, c in enumerate(columns) if c in json_cols]
+    dt_at = [i for i, c in enumerate(columns) if c in dt_cols]
     done: dict[dt.datetime, Any] = {}
     out = []
     for r in rows:
         values = [r[c] for c in columns]
         for i in json_at:
-            values[i] = json.dumps(values[i])
+            if values[i] is not None:
+                values[i] = json.dumps(values[i])
         for i in dt_at:
             when = values[i]
             if when is not None:
@@ -65,20 +76,20 @@ def insert_returning(
         return []
     columns = list(rows[0])
     dialect = conn.dialect.name
-    marks = _marks(conn, columns)
+    marks = _marks(conn, columns, _kinds(table)[0])
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     tail = f" ON CONFLICT DO NOTHING RETURNING {returning}"
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     out: list[Any] = []
     try:
         if dialect == "postgresql":  # one statement, pipelined: psycopg parses a long query in Python
-            cur.executemany(head + marks + tail, _params(dialect, columns, rows), returning=True)
+            cur.executemany(head + marks + tail, _params(dialect, columns, rows, table), returning=True)
             while True:
                 out.extend(r[0] for r in cur.fetchall())
                 if not cur.nextset():
                     break
             return out
-        params = _params(dialect, columns, rows)
+        params = _params(dialect, columns, rows, table)
         for start in range(0, len(rows), _ROWS):
             chunk = params[start : start + _ROWS]
             cur.execute(head + ", ".join([marks] * len(chunk)) + tail, [v for r in chunk for v in r])

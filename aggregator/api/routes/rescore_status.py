@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from aggregator.api import rescoring
 from aggregator.api.auth import ReaderDep
-from aggregator.api.deps import SessionDep
+from aggregator.api.deps import AUTH_401, SessionDep
 
 router = APIRouter()
 
@@ -19,7 +19,7 @@ class RescoreStatus(BaseModel):
     pending: bool
 
 
-@router.get("/api/me/rescore", response_model=RescoreStatus, tags=["me"])
+@router.get("/api/me/rescore", response_model=RescoreStatus, tags=["me"], responses=AUTH_401)
 def rescore_status(reader: ReaderDep, request: Request, session: SessionDep) -> RescoreStatus:
     """``pending``: true while a rescore of yours is queued for the workers."""
     return RescoreStatus(pending=rescoring.pending(request.app.state, session, reader.id))
