@@ -348,7 +348,7 @@ def app_client(tmp_path: Path):  # type: ignore[no-untyped-def]
         ("/?date=yesterday", "date: a date must be written YYYY-MM-DD (you sent “yesterday”)"),
         ("/?days=0", "days: Input should be greater than or equal to 1 (you sent “0”)"),
         ("/trends?window=7days", "window: String should match pattern"),
-        ("/trends?window=99d", "window must be between 1d and 28d, not 99d"),
+        ("/trends?window=99d", "window must be between 1d and 31d, not 99d"),
         ("/email/feedback", "t: Field required"),
         ("/me/profile?feed=nonsense", "feed: Input should be"),
     ],

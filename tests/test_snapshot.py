@@ -250,7 +250,7 @@ def test_a_newer_version_updates_a_paper_an_rss_feed_stored_first(engine: sa.Eng
 
 
 def test_the_trend_counts_of_an_import_count_each_paper_once(engine: sa.Engine) -> None:
-    from aggregator.store.tables import TrendCounted, TrendResult
+    from aggregator.store.trends_tables import TrendCounted, TrendResult
     from aggregator.worker.snapshot_trends import count_snapshot_trends
 
     import_snapshot(engine, SAMPLE)

@@ -200,8 +200,8 @@ def test_email_block_falls_back_to_leading_and_month_report(loaded: sa.Engine) -
         "settings_url": "https://x/me/profile",
         "unsubscribe_url": "https://x/unsubscribe",
     }
-    text = environment().get_template("week.txt").render(context)
-    html = environment().get_template("week.html").render(context)
+    text = environment().get_template("email/week.txt").render(context)
+    html = environment().get_template("email/week.html").render(context)
     assert "LEADING TOPICS THIS WEEK (nothing rose significantly" in text
     assert "Leading topics this week" in html and "Nothing rose significantly this week" in html
     assert "JUNE 2026 IN REVIEW" in text and "June 2026 in review" in html

@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
 from aggregator.accounts import library
+from aggregator.accounts.profiles import load_profile
+from aggregator.api import rescoring
 from aggregator.api.me_schemas import ReaderDigestResponse, ReaderItem, TopicGroupOut
 from aggregator.api.paging import next_cursor, open_cursor, reader_query
 from aggregator.api.routes.digest import digest_item
@@ -19,7 +22,7 @@ from aggregator.config import Settings
 from aggregator.digest import personal
 from aggregator.digest.filters import DigestFilters
 from aggregator.digest.paged_reader import reader_page
-from aggregator.digest.public import default_day
+from aggregator.digest.public import day_window, default_day
 
 
 def _item(e: personal.ReaderEntry, read: bool) -> ReaderItem:
@@ -27,6 +30,17 @@ def _item(e: personal.ReaderEntry, read: bool) -> ReaderItem:
     return ReaderItem(
         **base, topics=e.topics, followed_authors=e.followed_authors, feedback=e.feedback, read=read
     )
+
+
+def _pending(request: Request, session: Session, reader_id: int, day: dt.date, days: int) -> bool:
+    """Whether the reader's scores for these days are still being made: the same rule as
+    :func:`aggregator.digest.personal.reader_digest` (scored now, or asked of a worker and
+    waited for; never the default order under the name of a reader who has preferences)."""
+    settings: Settings = request.app.state.settings
+    start, end = day_window(day, days, settings.tz)
+    profile = load_profile(session, reader_id)
+    ensure = rescoring.ensure_scores(request.app.state)
+    return personal._own_scores(session, profile, start, end, ensure) == personal.PENDING_PROFILE
 
 
 def paged_reader_response(
@@ -45,6 +59,11 @@ def paged_reader_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         day = day or default_day(session, settings.tz)
+        if cursor is None and _pending(request, session, reader_id, day, days):
+            return ReaderDigestResponse(
+                date=day, days=days, timezone=settings.timezone, total=0, hidden=0,
+                profile=personal.PENDING_PROFILE, items=[], groups=None, next_cursor=None,
+            )  # fmt: skip
         at = open_cursor(request, cursor, reader_query(reader_id, day, days, filters), session)
         page = reader_page(session, settings.tz, reader_id, day, days, limit, at, filters)
         read = library.read_ids(session, reader_id, [e.entry.id for e in page.digest.items])

@@ -1,6 +1,7 @@
 """Security headers on every answer (issue 14, finding 12), as pure ASGI middleware.
 
-* ``Content-Security-Policy``: the pages run no script and load nothing from elsewhere:
+* ``Content-Security-Policy``: the pages run only this origin's scripts (the keyboard's; no
+  inline script) and load nothing from elsewhere:
   ``default-src 'none'``, styles from this origin and inline (the templates' ``<style>``
   blocks), images from this origin and ``data:`` only -- so no remote image (a tracking
   pixel) is ever loaded by a page -- forms post to this origin only, no framing
@@ -19,7 +20,8 @@ from typing import Any
 from aggregator.api.client_keys import IPNetwork, forwarded_https
 
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 DOCS_CSP = (

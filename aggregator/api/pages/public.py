@@ -74,7 +74,7 @@ def rising_terms(session: SessionDep, limit: int = 5) -> list[dict[str, object]]
     if payload is None:
         return []
     if payload["terms"]:
-        return payload["terms"][:limit]  # type: ignore[no-any-return]
+        return [{**t, "leading": False} for t in payload["terms"][:limit]]
     return [{**t, "leading": True} for t in payload.get("leading", [])[:limit]]
 
 

@@ -37,9 +37,6 @@ WINDOW_DAYS = 30
 _READER_CHUNK = 64  # readers per sparse product in precompute_all (bounds memory: n_items × chunk)
 
 
-# --- scoring (pure) -----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class ReaderInputs:
     """A reader's profile compiled against a model: ``base`` is α·p + β·mean(liked) −
