@@ -366,24 +366,27 @@ def sample_texts(session: Session, through: dt.date | None = None) -> tuple[list
     return texts, last
 
 
-_CACHE: dict[tuple[int, int], Lexicon] = {}
+_CACHE: dict[tuple[object, ...], Lexicon] = {}
 
 
 def current(session: Session) -> Lexicon:
-    """The stored lexicon (cached per process by its row id), or, when none is stored yet, one
-    learned now from the stored items (not stored; cached by the item count and newest id)."""
+    """The stored lexicon (cached per process by database, row id and learning time), or, when
+    none is stored yet, one learned now from the stored items (not stored; cached by database,
+    item count and newest id)."""
+    database = str(session.connection().engine.url)
     row = session.execute(
-        sa.select(TrendLexicon.id, TrendLexicon.n_docs, TrendLexicon.through).order_by(TrendLexicon.id.desc())
+        sa.select(TrendLexicon.id, TrendLexicon.n_docs, TrendLexicon.through, TrendLexicon.learned_at)
+        .order_by(TrendLexicon.id.desc())
     ).first()
     if row is not None:
-        key = (row.id, -1)
+        key: tuple[object, ...] = (database, row.id, str(row.learned_at))
         if key not in _CACHE:
             data = session.scalar(sa.select(TrendLexicon.data).where(TrendLexicon.id == row.id))
             _CACHE.clear()
             _CACHE[key] = Lexicon.unpack(row.n_docs, row.through, data or b"")
         return _CACHE[key]
     n, top = session.execute(sa.select(sa.func.count(Item.id), sa.func.max(Item.id))).one()
-    key = (-1 - int(n), int(top or 0))
+    key = (database, -1 - int(n), int(top or 0))
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = learn(*sample_texts(session))
