@@ -12,12 +12,15 @@ import gc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from conftest import bulk_papers
 
 from aggregator.accounts import topic_filters
 from aggregator.ranking.personal import item_matrix
 from aggregator.ranking.personal.item_matrix import ItemWindow
+
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
 
 
 def _rss() -> int:

@@ -20,6 +20,8 @@ from aggregator.store.db import make_engine, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.worker import refresh
 
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+
 FULL = "/static/arxiv-rss/all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 
 

@@ -24,6 +24,8 @@ from aggregator.mail import status as send_status
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Reader
 
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

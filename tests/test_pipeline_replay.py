@@ -20,6 +20,8 @@ from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+
 ARXIV = ("cs.LG", "cs.CV", "cs.CL")
 INTERESTS = """
 [interests]

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import hypothesis
+import pytest
 import schemathesis
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
@@ -24,6 +25,8 @@ from aggregator.feeds.ingest import sync_feeds, write_entries
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed
 from aggregator.worker import tasks as jobs
+
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
 
 
 def _app(tmp: Path):  # type: ignore[no-untyped-def]

@@ -21,6 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+
 FLOOD_BYTES = 100 * 1024 * 1024
 
 
