@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from aggregator.accounts.profiles import load_profile
-from aggregator.ranking.personal.precompute import precompute
-from aggregator.ranking.tfidf import load_model
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,11 @@ def rescore(
     digest then falls back to the default profile's order). Never raises: a failure is logged
     and the session rolled back, since a rescore must not lose the change that triggered it
     (commit that first)."""
+    # imported here: scikit-learn and the item matrix stay out of processes that only serve
+    # requests (``aggregator api`` imports this module but queues rescores for the workers)
+    from aggregator.ranking.personal.precompute import precompute
+    from aggregator.ranking.tfidf import load_model
+
     try:
         model = load_model(session)
         if model is None:
