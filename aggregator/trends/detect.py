@@ -14,8 +14,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+import aggregator.trends.lexicon as lexicon
+import aggregator.trends.strata as strata
 from aggregator.store.trends_tables import DayTotal, TermCount
-from aggregator.trends import lexicon, strata
 from aggregator.trends.counts import FIRST_COLUMNS, SCOPES, _batched, unpack_counts
 from aggregator.trends.report import DayCount, TrendReport, TrendTerm, _Cand
 from aggregator.trends.terms import CONNECTORS

@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+import aggregator.trends.lexicon as lexicon
 from aggregator.store.tables import Item, ItemLink
 from aggregator.store.trends_tables import DayTotal, TrendResult
-from aggregator.trends import lexicon
 from aggregator.trends.counts import SCOPES
 from aggregator.trends.detect import (
     DEFAULT_BASELINE_DAYS,
