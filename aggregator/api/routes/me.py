@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from aggregator.accounts import feedback, library, profiles, readers
+from aggregator.accounts import feedback, profiles, readers
 from aggregator.api import fastlane, rescoring
 from aggregator.api.auth import BearerCredentials, ReaderDep, unauthorized
 from aggregator.api.deps import AUTH_401, BAD_422, SessionDep, SettingsDep
@@ -33,7 +33,6 @@ from aggregator.api.me_schemas import (
     ReaderItem,
     SettingsIn,
     SettingsOut,
-    TopicGroupOut,
 )
 from aggregator.api.paging import CursorQuery, FiltersDep, ServedPaging
 from aggregator.api.reader_paging import paged_reader_response
@@ -139,34 +138,6 @@ async def my_digest(
     )
     status = 202 if answer.profile == personal.PENDING_PROFILE else 200  # scores being made
     return Response(answer.model_dump_json().encode(), status, media_type="application/json")
-
-
-def _reader_digest_response(
-    state: Any, reader_id: int, day: dt.date | None, days: int, limit: int, group: str | None
-) -> ReaderDigestResponse:
-    settings: Settings = state.settings
-    with state.sessionmaker() as session:
-        d = personal.reader_digest(
-            session, settings.tz, reader_id, day, days, limit, rescoring.ensure_scores(state)
-        )
-        read = library.read_ids(session, reader_id, [e.entry.id for e in d.items])
-    items = {e.entry.id: _reader_item(e, d.digest.ranked, e.entry.id in read) for e in d.items}
-    groups = None
-    if group == "topic":
-        groups = [
-            TopicGroupOut(topic=g.slug, name=g.name, items=[items[e.entry.id] for e in g.items])
-            for g in d.groups()
-        ]
-    return ReaderDigestResponse(
-        date=d.digest.date,
-        days=days,
-        timezone=settings.timezone,
-        total=d.digest.total,
-        hidden=d.hidden,
-        profile=d.profile,
-        items=list(items.values()),
-        groups=groups,
-    )
 
 
 @router.get(
