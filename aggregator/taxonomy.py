@@ -99,5 +99,3 @@ def check_category(category: str, *, archives: bool = False) -> str:
     guess = closest_category(cat)
     hint = f"did you mean {guess}?" if guess else "see https://arxiv.org/category_taxonomy"
     raise UnknownCategory(f"unknown arXiv category {cat or repr(cat)}; {hint}")
-
-

@@ -51,6 +51,7 @@ def ingest_once(
 ) -> tuple[float, int, int, str | None, float]:
     """``(wall s, items parsed, items new, ETag, CPU s of this process)`` of one fetch + ingest
     (the replay server runs in another process: its CPU time is not counted)."""
+
     async def get():  # type: ignore[no-untyped-def]
         async with Fetcher(settings) as f:
             return await f.fetch(url, etag=etag, arxiv=False)

@@ -152,6 +152,7 @@ def make_readers(
     from aggregator.accounts import builtin_topics, profiles, readers, subscriptions, topic_filters
     from aggregator.ranking import personal
     from aggregator.ranking import tfidf as rank
+
     t0 = time.perf_counter()
     tokens = []
     with session_factory(engine)() as s:

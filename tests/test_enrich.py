@@ -30,9 +30,7 @@ API_CAPTURE = "arxiv-api/arxivpy-2026-04-12-api-new-q_testing_s0_m100_cfe7536492
 
 
 def _settings(replay: Replay, database_url: str, tmp_path: Path, **kw: object) -> Settings:
-    feeds = replay.feeds_toml(
-        tmp_path, only=ARXIV_FEEDS, extra='\n[interests]\ntext = "language models"\n'
-    )
+    feeds = replay.feeds_toml(tmp_path, only=ARXIV_FEEDS, extra='\n[interests]\ntext = "language models"\n')
     base: dict[str, object] = dict(
         database_url=database_url,
         feeds_file=feeds,

@@ -77,7 +77,9 @@ def ingested(
         + '\n[interests]\ntext = "diffusion models and reinforcement learning"\n'
     )
     url = f"sqlite:///{tmp / 'hostile.db'}"
-    settings = Settings(database_url=url, feeds_file=feeds, total_timeout_seconds=60, rate_limit="100000/second")  # type: ignore[call-arg]
+    settings = Settings(
+        database_url=url, feeds_file=feeds, total_timeout_seconds=60, rate_limit="100000/second"
+    )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -194,6 +194,7 @@ def test_matches_topic_any_all_negative() -> None:
         authors=("Ada  Lovelace",),
         sources=("arXiv cs.RO",),
     )
+
     def hit(topic: TopicFilter) -> bool:
         return personal.match_topic(topic, item)
 

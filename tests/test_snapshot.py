@@ -169,10 +169,17 @@ def _variants() -> list[bytes]:
     lines = SAMPLE.read_bytes().splitlines(keepends=True)
     p = PAPERS[0]
     odd = [
-        {**p, "title": "  Q&A: <1% error\n  in \"quotes\" \\ and\ttabs  "},
+        {**p, "title": '  Q&A: <1% error\n  in "quotes" \\ and\ttabs  '},
         {**p, "abstract": "a\u00a0b\u2028c \x07 d\u202ee", "comments": "  \n "},
-        {**p, "authors_parsed": [["Balázs", "C.", "Jr"], ["", "", ""], [" Doe ", " J. ", ""],
-                                 ["Ng", "", ""],]},
+        {
+            **p,
+            "authors_parsed": [
+                ["Balázs", "C.", "Jr"],
+                ["", "", ""],
+                [" Doe ", " J. ", ""],
+                ["Ng", "", ""],
+            ],
+        },
         {**p, "authors_parsed": [["Doe", "J."], ["X", "Y", "Z", "W"]]},
         {**p, "authors_parsed": [["Doe", "J.", None]]},
         {**p, "authors_parsed": ["Doe J."]},

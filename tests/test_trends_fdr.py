@@ -272,8 +272,12 @@ def test_labels_and_names_match_a_direct_count(engine: sa.Engine) -> None:
             for token in seen:
                 want_label = token.upper() if upper[token] * 2 > seen[token] > 0 else token
                 number_unit = re.fullmatch(r"[0-9]+[a-z]", token) is not None  # 3x, 7b: not names
-                want_name = not number_unit and len(token) >= 3 and (  # v1, CI: not names
-                    any(ch.isdigit() for ch in token) or coined[token] * 2 > seen[token] > 0
+                want_name = (
+                    not number_unit
+                    and len(token) >= 3
+                    and (  # v1, CI: not names
+                        any(ch.isdigit() for ch in token) or coined[token] * 2 > seen[token] > 0
+                    )
                 )
                 assert window.label(token) == want_label, token
                 assert window.is_name(token) == want_name, token

@@ -45,5 +45,3 @@ def feedback_of(session: Session, reader_id: int, item_ids: Sequence[int] | None
             return {}
         query = query.where(Feedback.item_id.in_(list(item_ids)))
     return dict(session.execute(query).all())
-
-

@@ -72,5 +72,3 @@ def normalise_seed_papers(values: Iterable[str] | None) -> list[str]:
 def non_blank_strings(values: Any) -> tuple[str, ...]:
     """The non-blank strings of a JSON list column (None → empty)."""
     return tuple(str(v) for v in (values or ()) if str(v).strip())
-
-

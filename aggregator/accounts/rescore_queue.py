@@ -44,5 +44,3 @@ def rescore_pending(session: Session, reader_id: int) -> bool:
     """Whether a rescore of the reader is still queued for the workers."""
     found = session.scalar(sa.select(RescoreRequest.reader_id).where(RescoreRequest.reader_id == reader_id))
     return found is not None
-
-

@@ -44,5 +44,3 @@ def unsubscribe(session: Session, reader_id: int, slug: str) -> None:
         raise NotFound(f"you are not subscribed to {slug!r}")
     session.delete(sub)
     session.flush()
-
-

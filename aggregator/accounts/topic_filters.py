@@ -254,9 +254,7 @@ def is_muted(muted: Sequence[str], item: ItemFacts) -> bool:
     (:func:`normal_name`) or occurring as a phrase in its title/abstract (:func:`phrase_pattern`)."""
     authors = {normal_name(a) for a in item.authors}
     text = item.text
-    return any(
-        m.strip() and (normal_name(m) in authors or phrase_pattern(m).search(text)) for m in muted
-    )
+    return any(m.strip() and (normal_name(m) in authors or phrase_pattern(m).search(text)) for m in muted)
 
 
 def is_excluded(

@@ -38,6 +38,7 @@ def users_add(email: Annotated[str, typer.Argument(help="the reader's email addr
     """Create a reader and print their API token and feed token (shown only this once)."""
     from aggregator import errors
     from aggregator.accounts import builtin_topics, readers
+
     settings = _settings()
     engine = _engine(settings)
     try:
@@ -62,6 +63,7 @@ def users_add(email: Annotated[str, typer.Argument(help="the reader's email addr
 def users_list() -> None:
     """List the readers (never their tokens: only digests are stored)."""
     from aggregator.accounts import readers
+
     settings = _settings()
     engine = _engine(settings)
     with session_factory(engine)() as session:
@@ -163,5 +165,3 @@ def email_status() -> None:
                 escape(r.last_error or ""),
             )
         console.print(rows)
-
-

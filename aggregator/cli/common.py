@@ -175,8 +175,6 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     return engine
 
 
-
-
 def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:
     """How to open an item from a terminal, as plain text: ``arXiv:2606.01234`` for a paper,
     else its URL without scheme, ``www.`` and trailing slash, cut to ``width`` characters with
@@ -187,5 +185,3 @@ def item_locator(arxiv_id: str | None, url: str | None, width: int = 48) -> str:
         return "-"
     short = re.sub(r"\A[a-z][a-z0-9+.-]*://(www\.)?", "", url.strip(), flags=re.IGNORECASE).rstrip("/")
     return short if len(short) <= width else short[: width - 1] + "…"
-
-

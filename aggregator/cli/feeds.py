@@ -178,6 +178,7 @@ def feeds_import(
     the database knows but no longer fetches (e.g. removed from feeds.toml) is scheduled again.
     Prints one line per feed: ``+ added``, ``↻ re-scheduled`` or ``= already followed``."""
     from aggregator.feeds import opml
+
     settings = _settings()
     try:
         feeds = opml.parse_opml(path.read_bytes())
@@ -203,5 +204,3 @@ def feeds_import(
     for f in report.feeds:
         url = f"  {escape(f.url)}" if f.state == "added" else ""
         console.print(f"  {marks[f.state]}  {escape(f.name)}{url}", soft_wrap=True, highlight=False)
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich import box
@@ -69,19 +69,45 @@ def digest(
         console.print("set [interests] in the feeds file to rank the digest for you", markup=False)
 
 
+EvalTask = Literal["seeds", "free-text", "feedback", "all"]
+
+
 @app.command("eval")
 def eval_ranking(
+    task: Annotated[
+        EvalTask,
+        typer.Option(
+            help="seeds (liked papers), free-text (a typed description), feedback (a week of votes), or all"
+        ),
+    ] = "all",
     seeds: Annotated[int, typer.Option(min=1, help="random seeds for which papers are liked")] = 5,
     liked: Annotated[int, typer.Option(min=1, help="liked papers per simulated reader")] = 5,
     k: Annotated[int, typer.Option(min=1, help="precision at k")] = 20,
 ) -> None:
-    """Offline ranking quality on the real bulk arXiv data (ours vs arxiv-sanity-lite's SVM vs random)."""
-    from aggregator.ranking import evaluate
+    """Offline ranking quality on the real bulk arXiv data, against arxiv-sanity-lite's SVM and
+    plain TF-IDF cosine on the same candidates (docs/ranking.md)."""
+    from aggregator.ranking import eval_tasks, evaluate
+
     try:
-        results = evaluate.run(seeds=tuple(range(seeds)), n_liked=liked, k=k)
+        papers = evaluate.load_bulk()
     except FileNotFoundError as err:
         raise _fail(str(err)) from err
-    console.print(evaluate.format_table(results, k), highlight=False, soft_wrap=True)
+    if task in ("seeds", "all"):
+        console.print("[bold]seed papers[/bold]: liked papers of a category → the later week ranked")
+        results = evaluate.run(papers=papers, seeds=tuple(range(seeds)), n_liked=liked, k=k)
+        console.print(escape(evaluate.format_table(results, k)), highlight=False, soft_wrap=True)
+    if task in ("free-text", "all"):
+        console.print("\n[bold]free text[/bold]: a one-line description of a category → its test week ranked")
+        results = [eval_tasks.free_text_split(papers, split, k=k) for split in evaluate.SPLITS]
+        console.print(
+            escape(evaluate.format_table(results, k, anchor="tfidf")), highlight=False, soft_wrap=True
+        )
+    if task in ("feedback", "all"):
+        console.print(
+            "\n[bold]feedback loop[/bold]: a week of 👍/👎 on the daily top 20 → the next week ranked"
+        )
+        results = [eval_tasks.feedback_split(papers, split, k=k) for split in eval_tasks.FEEDBACK_WEEKS]
+        console.print(escape(evaluate.format_table(results, k)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -152,5 +178,3 @@ def trends(
             f"no term rises significantly (false-discovery rate {trends_mod.FDR:.0%} over "
             f"{report.tested:,} terms tested)"
         )
-
-

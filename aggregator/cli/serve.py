@@ -217,5 +217,3 @@ def worker() -> None:
     engine = _engine(settings)
     console.print(f"aggregator worker: {len(feeds_file.feeds)} feeds from {escape(str(settings.feeds_file))}")
     start_scheduler(engine, settings, blocking=True)
-
-

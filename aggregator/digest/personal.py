@@ -215,5 +215,3 @@ def reader_digest(
     return ReaderDigest(
         Digest(day, days, start, end, digest.total, kept), key, items, hidden, list(profile.topics)
     )
-
-

@@ -207,5 +207,3 @@ def build_digest(
         for r in rows
     ]
     return Digest(day, days, start, end, total, entries, ranked)
-
-

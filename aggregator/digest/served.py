@@ -490,5 +490,3 @@ def answer(
         return Answer(reader, None)  # a short page: the general path ranks the rest of the day
     more = None if paging is None else paging.next_cursor(conn, reader, rows, day, window)
     return Answer(reader, _body(conn, reader, rows, day, days, window, timezone, more))
-
-

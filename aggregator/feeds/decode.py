@@ -122,5 +122,3 @@ class _Decoder:
         for stage in self.stages:
             out = itertools.chain(_pipe(stage, out), stage.flush())
         return out
-
-

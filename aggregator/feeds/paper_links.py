@@ -145,9 +145,7 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
         posts = [
             (r.id, post_text(r.title, r.summary, r.summary_html, r.url))
             for r in session.execute(
-                sa.select(Item.id, Item.title, Item.summary, _html_col(), Item.url).where(
-                    Item.kind == "post"
-                )
+                sa.select(Item.id, Item.title, Item.summary, _html_col(), Item.url).where(Item.kind == "post")
             )
             if r.id not in new_post_ids
         ]
@@ -166,5 +164,3 @@ def link_items(session: Session, item_ids: Iterable[int], now: dt.datetime | Non
     # a paper that gained a post shows a new "discussed in" count on its card
     queries.invalidate(session, conn.execute(stmt, params).scalars())
     return len(rows)
-
-

@@ -231,8 +231,7 @@ def _sql(sqlite: bool) -> tuple[str, str, str]:
         for name in ("authors", "categories"):
             marks[ITEM_COLUMNS.index(name)] = "CAST(%s AS json)"
     insert_item = (
-        f"INSERT INTO items ({', '.join(ITEM_COLUMNS)}) VALUES ({', '.join(marks)}) "
-        "ON CONFLICT DO NOTHING"
+        f"INSERT INTO items ({', '.join(ITEM_COLUMNS)}) VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"
     )
     insert_source = (
         "INSERT INTO item_sources (item_id, feed_id, announce_type, version, seen_at) "

@@ -91,5 +91,3 @@ def plan(engine: sa.Engine, now: dt.datetime) -> int:
         stmt = insert(conn, table).on_conflict_do_nothing(index_elements=["reader_id", "iso_week"])
         conn.execute(stmt, values)
     return len(values)
-
-

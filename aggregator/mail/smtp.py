@@ -89,5 +89,3 @@ def _error_text(err: BaseException) -> str:
 
 def _decode(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-

@@ -73,5 +73,3 @@ def email_status(session: Session, now: dt.datetime | None = None, limit: int = 
     planned = {tuple(r) for r in session.execute(sa.select(EmailSend.reader_id, EmailSend.iso_week))}
     due = sum(1 for d in due_readers(session, now) if (d.reader_id, d.iso_week) not in planned)
     return EmailStatus(counts, open_rows, due)
-
-

@@ -159,24 +159,11 @@ def evaluate_split(
     split, the shared setup would have to be passed around.
     """
     from aggregator.ranking import personal
-    from aggregator.ranking import tfidf as rank
     from aggregator.types import ReaderProfile
 
     train, test = select(papers, split.train), select(papers, split.test)
     both = train + test
-    texts = [rank.item_text(p.title, p.summary, p.authors) for p in both]
-    model = rank.fit(texts)
-    # the reader's window: training + test weeks, categories and sources hidden
-    window = personal.ItemWindow.build(
-        model,
-        list(range(len(both))),
-        [p.title for p in both],
-        [p.summary for p in both],
-        [p.authors for p in both],
-        [() for _ in both],
-        [() for _ in both],
-        np.asarray([_day_ts(p.day) for p in both]),
-    )
+    model, window = paper_window(both)
     x_train, x_test = window.matrix[: len(train)], window.matrix[len(train) :]
     test_rows = np.arange(len(train), len(both))
     n_train_pos = Counter(c for p in train for c in set(p.categories))
@@ -220,6 +207,27 @@ def evaluate_split(
     return result
 
 
+def paper_window(papers: Sequence[Paper]):  # type: ignore[no-untyped-def]
+    """``(model, window)``: a TF-IDF model fitted on the papers' texts and their
+    :class:`~aggregator.ranking.personal.ItemWindow` (rows in the order of ``papers``; categories
+    and sources hidden, published at 04:00 UTC of the paper's day)."""
+    from aggregator.ranking import personal
+    from aggregator.ranking import tfidf as rank
+
+    model = rank.fit([rank.item_text(p.title, p.summary, p.authors) for p in papers])
+    window = personal.ItemWindow.build(
+        model,
+        list(range(len(papers))),
+        [p.title for p in papers],
+        [p.summary for p in papers],
+        [p.authors for p in papers],
+        [() for _ in papers],
+        [() for _ in papers],
+        np.asarray([_day_ts(p.day) for p in papers]),
+    )
+    return model, window
+
+
 def svm_scores(x_train, liked: np.ndarray, x_test) -> np.ndarray:  # type: ignore[no-untyped-def]
     """arxiv-sanity-lite's per-reader SVM: liked rows positive, all other training rows
     negative; decision function on ``x_test`` (n_test float)."""
@@ -249,13 +257,13 @@ def run(
     return out
 
 
-def summary_rows(results: Sequence[SplitResult], k: int = 20) -> list[dict[str, object]]:
-    """One row per split × method: n (categories × seeds), P@k and AP mean ± std, and for
-    ``ours`` the paired difference to ``svm`` (mean ± standard error, and the share of
-    category × seed runs where ours is at least as good)."""
+def summary_rows(results: Sequence[SplitResult], k: int = 20, anchor: str = "svm") -> list[dict[str, object]]:
+    """One row per split × method: n (categories × seeds), P@k and AP mean ± std, and for every
+    other method the paired difference to ``anchor`` (mean ± standard error, and the share of
+    category × seed runs where the method is at least as good)."""
     rows: list[dict[str, object]] = []
     for res in results:
-        svm = res.methods.get("svm")
+        svm = res.methods.get(anchor)
         for name, m in res.methods.items():
             p, a = np.asarray(m.precision), np.asarray(m.ap)
             row: dict[str, object] = {
@@ -267,22 +275,22 @@ def summary_rows(results: Sequence[SplitResult], k: int = 20) -> list[dict[str, 
                 "n": len(p),
                 f"P@{k}": f"{p.mean():.3f} ± {p.std():.3f}" if len(p) else "-",
                 "AP": f"{a.mean():.3f} ± {a.std():.3f}" if len(a) else "-",
-                "ΔAP vs svm": "",
+                f"ΔAP vs {anchor}": "",
                 "wins": "",
             }
-            if name != "svm" and svm is not None and len(svm.ap) == len(a) and len(a):
+            if name != anchor and svm is not None and len(svm.ap) == len(a) and len(a):
                 d = a - np.asarray(svm.ap)
                 dp = p - np.asarray(svm.precision)
-                row["ΔAP vs svm"] = f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
-                row[f"ΔP@{k} vs svm"] = f"{dp.mean():+.3f} ± {dp.std(ddof=1) / np.sqrt(len(dp)):.3f}"
+                row[f"ΔAP vs {anchor}"] = f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
+                row[f"ΔP@{k} vs {anchor}"] = f"{dp.mean():+.3f} ± {dp.std(ddof=1) / np.sqrt(len(dp)):.3f}"
                 row["wins"] = f"{(d >= 0).mean():.0%}"
             rows.append(row)
     return rows
 
 
-def format_table(results: Sequence[SplitResult], k: int = 20) -> str:
+def format_table(results: Sequence[SplitResult], k: int = 20, anchor: str = "svm") -> str:
     """A plain-text table of :func:`summary_rows`."""
-    rows = summary_rows(results, k)
+    rows = summary_rows(results, k, anchor)
     cols = [
         "split",
         "role",
@@ -292,8 +300,8 @@ def format_table(results: Sequence[SplitResult], k: int = 20) -> str:
         "n",
         f"P@{k}",
         "AP",
-        f"ΔP@{k} vs svm",
-        "ΔAP vs svm",
+        f"ΔP@{k} vs {anchor}",
+        f"ΔAP vs {anchor}",
         "wins",
     ]
     width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}

@@ -79,6 +79,7 @@ def _window_of(session: Session, model: TfidfModel, item: Item) -> Any:
     """The ranking's window (cached by :func:`aggregator.ranking.personal.item_window`) when it holds
     ``item``; else the items around it, read and transformed for this call."""
     from aggregator.ranking import personal
+
     bounds = personal.window_bounds(session, None, personal.WINDOW_DAYS)
     if bounds is not None:
         window = personal.item_window(session, model, bounds[0])
@@ -100,6 +101,7 @@ def compute(session: Session, model: TfidfModel, item_id: int, k: int = NEIGHBOU
     ``AROUND_DAYS`` days of it — best first, each with its ``why`` (``personal.WHY_TERMS``
     terms). Raises ``LookupError`` for an unknown item."""
     from aggregator.ranking import personal
+
     item = session.get(Item, item_id)
     if item is None:
         raise LookupError(f"no item with id {item_id}")

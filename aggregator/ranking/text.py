@@ -29,6 +29,7 @@ AUTHORS_MARK = "\x1e"
 AUTHOR_SEP = "\x1f"
 AUTHOR_PREFIX = "author:"
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 

@@ -31,5 +31,3 @@ def load_or_create_secret(session: Session, name: str = SECRET_NAME) -> str:
         value = session.scalar(sa.select(AppSecret.value).where(AppSecret.name == name))
     assert value is not None
     return value
-
-

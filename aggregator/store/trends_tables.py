@@ -96,5 +96,3 @@ class TrendLexicon(Base):
     through: Mapped[dt.date]
     learned_at: Mapped[dt.datetime]
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
-
-

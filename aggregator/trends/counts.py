@@ -275,9 +275,7 @@ def _term_ids(conn: sa.Connection, day: dt.date, masks: dict[str, int]) -> dict[
         if len(ids) < len(masks):  # (PostgreSQL) the known terms whose first days stayed
             rest = [t for t in masks if t not in ids]
             if postgres:  # one join with the batch already copied (issue 16: no per-term look-ups)
-                cur.execute(
-                    "SELECT t.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term"
-                )
+                cur.execute("SELECT t.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term")
             else:
                 cur.execute(
                     "SELECT t.term, t.id FROM json_each(?) j JOIN terms t ON t.term = j.value",

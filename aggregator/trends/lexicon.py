@@ -263,6 +263,7 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     terms: dict[str, tuple[int, float, float, float | None]] = {}
     for g, i in index.items():
         terms[g] = (df[g], round(_ridf(df[g], cf[g], n), 3), round(float(coherence[i]), 3), cands[g])
+
     # phrases: repeated within their documents, or documents alike; single words: both
     def is_topical(g: str, d: int, r: float, c: float) -> bool:
         alike = c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
@@ -375,8 +376,9 @@ def current(session: Session) -> Lexicon:
     item count and newest id)."""
     database = str(session.connection().engine.url)
     row = session.execute(
-        sa.select(TrendLexicon.id, TrendLexicon.n_docs, TrendLexicon.through, TrendLexicon.learned_at)
-        .order_by(TrendLexicon.id.desc())
+        sa.select(
+            TrendLexicon.id, TrendLexicon.n_docs, TrendLexicon.through, TrendLexicon.learned_at
+        ).order_by(TrendLexicon.id.desc())
     ).first()
     if row is not None:
         key: tuple[object, ...] = (database, row.id, str(row.learned_at))

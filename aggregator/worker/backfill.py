@@ -205,5 +205,3 @@ def fetch_papers(engine: sa.Engine, settings: Settings, arxiv_ids: Sequence[str]
 
     asyncio.run(run())
     return report
-
-

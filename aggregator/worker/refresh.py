@@ -162,5 +162,3 @@ def refresh_feeds(
     report.new_item_ids.sort()
     report.outcomes.sort(key=lambda o: o.feed_id)
     return report
-
-

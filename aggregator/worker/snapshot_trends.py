@@ -69,4 +69,3 @@ def count_snapshot_trends(
             out.end = reports[0].end if reports else None
     out.refresh_s = time.perf_counter() - t0
     return out
-

@@ -103,6 +103,7 @@ def score_unscored(engine: sa.Engine, settings: Settings, interests: Interests) 
     before the newest fit, through the ``first_seen_at`` index, and loads the model only when
     something is missing, so it costs little on every scheduler tick."""
     from aggregator.ranking import tfidf as rank
+
     with session_factory(engine)() as session, session.begin():
         fitted = _latest_fit(session.connection())
         if fitted is None:
@@ -210,6 +211,7 @@ def fill_cards(engine: sa.Engine, limit: int | None = 20_000) -> int:
     (:func:`aggregator.digest.cards.fill_missing`); cheap when none is missing (one partial-index
     look-up), so the scheduler runs it every pass. Returns how many were written."""
     from aggregator.digest import cards
+
     with session_factory(engine)() as session:
         return cards.fill_missing(session, limit)
 
@@ -231,6 +233,7 @@ def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[
     One transaction; with no new items nothing is written."""
     from aggregator import trends
     from aggregator.feeds import paper_links as links
+
     out = TrendsUpdate()
     if not new_item_ids:
         return out

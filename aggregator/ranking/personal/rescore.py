@@ -47,5 +47,3 @@ def rescore(
         log.exception("rescoring reader %s failed", reader_id)
         session.rollback()
         return None
-
-

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
+from aggregator.ranking.personal.vote_model import blend_vote_models
 from aggregator.types import ReaderProfile
 
 LIKE_PULL = 0.5  # added per unit of similarity with the nearest 👍'd item (above SIM_FLOOR)
@@ -115,13 +116,15 @@ class VoteEffect:
 
 
 def apply_votes(window: ItemWindow, profiles: Sequence[ReaderProfile], score: np.ndarray) -> VoteEffect:
-    """Add the neighbour pull/push to ``score`` (n_readers × n_items, reader-major, in place,
+    """Blend in the readers' vote models (:mod:`.vote_model`, for readers who voted enough),
+    then add the neighbour pull/push to ``score`` (n_readers × n_items, reader-major, in place,
     before recency). Returns the :class:`VoteEffect`: each reader's 👎'd window rows are to
     be sunk (:func:`sink_disliked`), kept and flagged hidden."""
     liked = [voted_rows(window, p.liked_item_ids) for p in profiles]
     disliked = [voted_rows(window, p.disliked_item_ids) for p in profiles]
     every = np.unique(np.concatenate([*liked, *disliked, _EMPTY]))
     sims = neighbour_sims(window, every)
+    blend_vote_models(window, profiles, score, liked, disliked)
     for j in range(len(profiles)):
         if len(liked[j]):
             score[j] += LIKE_PULL * sims[np.searchsorted(every, liked[j])].max(axis=0)
