@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from test_readers import load_papers
 
 from aggregator.accounts.topic_filters import ItemFacts, match_topic
 from aggregator.api.app import create_app
-from aggregator.digest.topic_preview import PREVIEW_SHOW, preview_topic
+from aggregator.digest.topic_preview import PREVIEW_SHOW, PREVIEW_WORK, preview_topic
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Subscription, Topic
 from aggregator.types import TopicFilter
@@ -148,12 +149,16 @@ def test_api_preview_is_the_matcher_over_the_last_7_days(client: TestClient, eng
 
 def test_preview_reads_a_bounded_number_of_items(engine: sa.Engine) -> None:
     load_papers(engine, DAYS, FEED)
-    import zoneinfo
 
     with session_factory(engine)() as s:
         p = preview_topic(s, RL, zoneinfo.ZoneInfo("UTC"), scan=100, show=5)
     assert p.scanned == 100 and p.in_window > 100 and p.partial
     assert len(p.items) == 5 and 5 <= p.matched <= 100
+    # many phrases: fewer items read, so that items × phrases stays bounded
+    many = TopicFilter("", "many", phrases=tuple(f"phrase {i}" for i in range(199)), negative=("survey",))
+    with session_factory(engine)() as s:
+        p = preview_topic(s, many, zoneinfo.ZoneInfo("UTC"))
+    assert p.scanned == PREVIEW_WORK // 200 and p.partial
 
 
 def test_api_derives_a_missing_slug(client: TestClient) -> None:

@@ -3,8 +3,10 @@ the :data:`PREVIEW_DAYS` local days ending with the digest's default day
 (:func:`aggregator.digest.public.default_day`), matched with the one topic matcher
 (:func:`aggregator.accounts.topic_filters.match_topic`).
 
-Bounded cost: at most ``scan`` items (newest first) are read and matched, at most ``show`` of
-the matches are returned; the preview says when the week held more items than it read."""
+Bounded cost: at most ``scan`` items (newest first) are read and matched — fewer for a filter
+with many phrases, so that items × phrases stays under :data:`PREVIEW_WORK` (each phrase is a
+regular expression search of the title and abstract) — and at most ``show`` of the matches are
+returned; the preview says when the week held more items than it read."""
 
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ PREVIEW_DAYS = 7
 PREVIEW_SCAN = 5000
 #: matching items returned at most
 PREVIEW_SHOW = 50
+#: phrase searches (items read × (phrases + negative phrases)) of one preview at most: about a
+#: second of CPU (``bench/topic_preview.py``)
+PREVIEW_WORK = 40_000
 #: item ids per ``IN (...)`` of the source look-up
 _CHUNK = 500
 
@@ -84,11 +89,13 @@ def preview_topic(
     scan: int = PREVIEW_SCAN,
     show: int = PREVIEW_SHOW,
 ) -> TopicPreview:
-    """The items ``topic`` matches among the newest ``scan`` of the last :data:`PREVIEW_DAYS`
-    days (local days in ``tz`` ending with the default day as of ``now``, default the current
-    time). ``topic`` is checked first (:func:`validate_topic`; a blank slug is fine here):
-    raises :class:`aggregator.errors.ReaderError` as saving it would."""
+    """The items ``topic`` matches among the newest ``scan`` (bounded by :data:`PREVIEW_WORK`)
+    of the last :data:`PREVIEW_DAYS` days: local days in ``tz`` ending with the default day as
+    of ``now`` (default the current time). ``topic`` is checked first (:func:`validate_topic`;
+    a blank slug is fine here): raises :class:`aggregator.errors.ReaderError` as saving it
+    would."""
     topic = validate_topic(dataclasses.replace(topic, slug=topic.slug or "preview"))
+    scan = max(1, min(scan, PREVIEW_WORK // max(1, len(topic.phrases) + len(topic.negative))))
     last_day = default_day(session, tz, now)
     start, end = day_window(last_day, PREVIEW_DAYS, tz)
     in_window = session.scalar(

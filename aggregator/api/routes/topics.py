@@ -155,14 +155,19 @@ def get_topic(slug: str, session: SessionDep, reader: OptionalReaderDep) -> Topi
     tags=["topics"],
     responses={**AUTH_401, 403: _NOT_YOURS, 404: _NO_TOPIC, **BAD_422},
 )
-def update_topic(slug: str, body: TopicUpdate, reader: ReaderDep, session: SessionDep) -> TopicOut:
-    """Change one of your topic filters (the slug stays). ``shared`` false makes it yours only
-    again and ends other readers' subscriptions to it."""
+def update_topic(
+    slug: str, body: TopicUpdate, reader: ReaderDep, request: Request, session: SessionDep
+) -> TopicOut:
+    """Change one of your topic filters (the slug stays); you are rescored when you follow it.
+    ``shared`` false makes it yours only again and ends other readers' subscriptions to it."""
     t = topic_filters.update_topic(
         session, reader.id, slug, _filter(slug, body), body.description, shared=body.shared
     )
     session.commit()
-    return _topic_out(t, reader.id, _subscribed(session, reader.id))
+    subs = _subscribed(session, reader.id)
+    if slug in subs:
+        rescoring.after_change(request.app.state, session, reader.id)
+    return _topic_out(t, reader.id, subs)
 
 
 @router.delete(
