@@ -1,4 +1,4 @@
-"""Cost of a topic filter preview (``POST /api/topics/preview``, the /topics form's "Preview"
+"""Cost of a topic filter preview (``POST /api/topic-preview``, the /topics form's "Preview"
 button) on real arXiv papers: every paper of June 2026 in ``../shared/data/bulk`` stored in a
 temporary SQLite database, dated inside one week, so the week holds more items than the
 preview reads (:data:`aggregator.digest.topic_preview.PREVIEW_SCAN`). Prints, per filter, the

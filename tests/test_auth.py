@@ -33,7 +33,7 @@ ME_ROUTES = [
     ("POST", "/api/topics", {"slug": "x", "name": "x", "phrases": ["x"]}),
     ("PUT", "/api/topics/agents", {"name": "x", "phrases": ["x"]}),
     ("DELETE", "/api/topics/agents", None),
-    ("POST", "/api/topics/preview", {"name": "x", "phrases": ["x"]}),
+    ("POST", "/api/topic-preview", {"name": "x", "phrases": ["x"]}),
 ]
 
 

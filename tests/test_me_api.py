@@ -371,7 +371,7 @@ def test_openapi_documents_every_reader_route(client: TestClient) -> None:
         ("/api/topics", "get", "200"),
         ("/api/topics", "post", "201"),
         ("/api/topics/{slug}", "put", "200"),
-        ("/api/topics/preview", "post", "200"),
+        ("/api/topic-preview", "post", "200"),
         ("/api/items/{item_id}/similar", "get", "200"),
         ("/api/me/digest.atom", "get", "200"),
         ("/api/feeds.opml", "get", "200"),

@@ -106,7 +106,7 @@ def test_api_preview_is_the_matcher_over_the_last_7_days(client: TestClient, eng
         "phrases": ["reinforcement learning", "language model"],
         "negative": ["survey"],
     }
-    resp = client.post("/api/topics/preview", headers=auth, json=body)
+    resp = client.post("/api/topic-preview", headers=auth, json=body)
     assert resp.status_code == 200, resp.text
     p = resp.json()
     assert (p["first_day"], p["last_day"], p["days"]) == ("2026-06-09", "2026-06-15", 7)
@@ -126,7 +126,7 @@ def test_api_preview_is_the_matcher_over_the_last_7_days(client: TestClient, eng
     inside_ai, outside_ai, both_ai = _expected(narrow)
     assert inside_ai and outside_ai and len(inside_ai) < PREVIEW_SHOW
     resp = client.post(
-        "/api/topics/preview",
+        "/api/topic-preview",
         headers=auth,
         json={
             "name": narrow.name,
@@ -142,9 +142,9 @@ def test_api_preview_is_the_matcher_over_the_last_7_days(client: TestClient, eng
         assert (
             s.scalar(sa.select(sa.func.count()).select_from(Topic).where(Topic.created_by.is_not(None))) == 0
         )
-    bad = client.post("/api/topics/preview", headers=auth, json={"name": "x", "negative": ["survey"]})
+    bad = client.post("/api/topic-preview", headers=auth, json={"name": "x", "negative": ["survey"]})
     assert bad.status_code == 422 and "at least one" in bad.json()["detail"][0]["msg"]
-    assert client.post("/api/topics/preview", json=body).status_code == 401
+    assert client.post("/api/topic-preview", json=body).status_code == 401
 
 
 def test_preview_reads_a_bounded_number_of_items(engine: sa.Engine) -> None:

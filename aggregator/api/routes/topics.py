@@ -1,5 +1,5 @@
 """Topic filters and subscriptions: ``/api/topics`` (the catalogue and readers' own filters),
-``/api/topics/preview`` and ``/api/me/subscriptions``. Anonymous callers may list and read the
+``/api/topic-preview`` and ``/api/me/subscriptions``. Anonymous callers may list and read the
 shared filters; a reader's filter is seen by its owner only until shared (see
 :mod:`aggregator.accounts.topic_filters`); changes and previews need a token."""
 
@@ -122,8 +122,9 @@ def preview_out(p: TopicPreview) -> TopicPreviewOut:
     )
 
 
+# beside /api/topics, not under it: /api/topics/preview would be the filter whose slug is "preview"
 @router.post(
-    "/api/topics/preview",
+    "/api/topic-preview",
     response_model=TopicPreviewOut,
     tags=["topics"],
     responses={**AUTH_401, **BAD_422},
