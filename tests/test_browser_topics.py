@@ -66,3 +66,10 @@ def test_make_preview_save_and_edit_a_topic_filter(page: object, site: Site) -> 
     assert "yours, shared" in card.inner_text() and "not “benchmark”" in card.inner_text()
     # the page uses no inline style or script (the CSP would refuse them)
     assert page.locator("[style]").count() == 0 and page.locator("script:not([src])").count() == 0  # type: ignore[attr-defined]
+    # dark mode: the form and the preview stay readable
+    page.emulate_media(color_scheme="dark")  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/topics/rl-for-language-models/edit")  # type: ignore[attr-defined]
+    page.click("button:has-text('Preview last 7 days')")  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    assert page.locator("#preview .preview-list li").count() > 0  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "aggregator-topic-dark.png"), full_page=True)  # type: ignore[attr-defined]
