@@ -180,6 +180,9 @@ def test_api_derives_a_missing_slug(client: TestClient) -> None:
 
 def test_form_creates_then_edits_a_filter(client: TestClient) -> None:
     auth, _ = signup(client, "f@example.com")
+    anonymous = client.post("/topics/new", data={"name": "x", "phrases": "x"})
+    assert anonymous.status_code == 401 and "text/html" in anonymous.headers["content-type"]
+    assert 'action="/topics/new"' not in client.get("/topics").text  # the form is for readers
     csrf = _sign_in(client, _token(auth))
     page = client.get("/topics")
     assert 'action="/topics/new"' in page.text and 'name="phrases"' in page.text

@@ -132,7 +132,8 @@ def preview_out(p: TopicPreview) -> TopicPreviewOut:
 def preview(body: TopicIn, reader: ReaderDep, session: SessionDep, settings: SettingsDep) -> TopicPreviewOut:
     """The items a topic filter (the body of ``POST /api/topics``) would have matched over the
     last 7 days, before you save it: nothing is stored. At most 5000 items (newest first) are
-    read and 50 matches listed; ``matched`` counts every match among those read."""
+    read, fewer when the filter has many phrases (items × phrases ≤ 40,000), and 50 matches
+    listed; ``matched`` counts every match among those read, ``partial`` says the week held more."""
     return preview_out(preview_topic(session, _filter(body.slug or "", body), settings.tz))
 
 
