@@ -32,6 +32,7 @@ from aggregator.api.pages.account import (
     _signin_redirect,
 )
 from aggregator.api.pages.forms import TopicForm
+from aggregator.config import Settings
 from aggregator.digest.topic_preview import TopicPreview, preview_topic
 
 router = APIRouter(tags=["pages"])
@@ -106,7 +107,7 @@ def _submitted(
     request: Request,
     ws: WebSession,
     session: Session,
-    settings: Any,
+    settings: Settings,
     form: TopicForm,
     editing: TopicInfo | None,
 ) -> Response:
