@@ -73,3 +73,9 @@ def test_make_preview_save_and_edit_a_topic_filter(page: object, site: Site) -> 
     page.wait_for_load_state("load")  # type: ignore[attr-defined]
     assert page.locator("#preview .preview-list li").count() > 0  # type: ignore[attr-defined]
     page.screenshot(path=str(SHOTS / "aggregator-topic-dark.png"), full_page=True)  # type: ignore[attr-defined]
+    # a phone: the form's two-column rows become one column, nothing overflows sideways
+    page.emulate_media(color_scheme="light")  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 390, "height": 844})  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/topics/rl-for-language-models/edit")  # type: ignore[attr-defined]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "aggregator-topic-phone.png"), full_page=False)  # type: ignore[attr-defined]
