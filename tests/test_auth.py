@@ -33,6 +33,7 @@ ME_ROUTES = [
     ("POST", "/api/topics", {"slug": "x", "name": "x", "phrases": ["x"]}),
     ("PUT", "/api/topics/agents", {"name": "x", "phrases": ["x"]}),
     ("DELETE", "/api/topics/agents", None),
+    ("POST", "/api/topic-preview", {"name": "x", "phrases": ["x"]}),
 ]
 
 
@@ -119,8 +120,8 @@ def test_no_reader_can_touch_another_readers_data(app_parts: tuple[TestClient, s
     client.post("/api/me/feed-token", headers=b)  # B rotating leaves A's feed alone
     assert client.get("/api/me/digest.atom", params={"token": a_body["feed_token"]}).status_code == 200
 
-    # a topic filter made by A: B may subscribe, but not edit or delete it
-    topic = {"slug": "a-topic", "name": "A's", "phrases": ["reasoning"]}
+    # a topic filter A made and shared: B may subscribe, but not edit or delete it
+    topic = {"slug": "a-topic", "name": "A's", "phrases": ["reasoning"], "shared": True}
     assert client.post("/api/topics", headers=a, json=topic).status_code == 201
     assert client.post("/api/me/subscriptions", headers=b, json={"topic": "a-topic"}).status_code == 201
     edit = client.put("/api/topics/a-topic", headers=b, json={"name": "B's now", "phrases": ["x"]})

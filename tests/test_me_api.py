@@ -187,7 +187,13 @@ def test_topic_filters_api(client: TestClient) -> None:
     a, _ = signup(client, "a@example.com")
     public = client.get("/api/topics").json()
     assert len(public) >= 8 and all(t["builtin"] and not t["mine"] for t in public)
-    body = {"slug": "graph-nets", "name": "Graph nets", "phrases": ["graph neural network"], "match": "any"}
+    body = {
+        "slug": "graph-nets",
+        "name": "Graph nets",
+        "phrases": ["graph neural network"],
+        "match": "any",
+        "shared": True,
+    }
     created = client.post("/api/topics", headers=a, json=body)
     assert created.status_code == 201 and created.json()["mine"] and not created.json()["builtin"]
     assert client.post("/api/topics", headers=a, json=body).status_code == 409
@@ -196,6 +202,7 @@ def test_topic_filters_api(client: TestClient) -> None:
         {**body, "slug": "x", "phrases": []},
         {**body, "slug": "y", "match": "most"},
         {"slug": "z"},
+        {"phrases": ["x"]},  # no name: nothing to call it (or derive a slug from)
     ):
         resp = client.post("/api/topics", headers=a, json=bad)
         assert resp.status_code == 422, (bad, resp.text)
@@ -364,6 +371,7 @@ def test_openapi_documents_every_reader_route(client: TestClient) -> None:
         ("/api/topics", "get", "200"),
         ("/api/topics", "post", "201"),
         ("/api/topics/{slug}", "put", "200"),
+        ("/api/topic-preview", "post", "200"),
         ("/api/items/{item_id}/similar", "get", "200"),
         ("/api/me/digest.atom", "get", "200"),
         ("/api/feeds.opml", "get", "200"),

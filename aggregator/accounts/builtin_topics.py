@@ -250,7 +250,13 @@ def ensure_default_topics(session: Session, now: dt.datetime | None = None) -> i
     several instances. Returns how many were added."""
     rows = {r.slug: r for r in session.scalars(sa.select(Topic))}
     new = [
-        {**_topic_values(t), "description": d, "created_by": None, "created_at": now or utcnow()}
+        {
+            **_topic_values(t),
+            "description": d,
+            "created_by": None,
+            "created_at": now or utcnow(),
+            "shared": True,
+        }
         for t, d in DEFAULT_TOPICS
         if t.slug not in rows
     ]

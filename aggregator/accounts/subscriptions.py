@@ -1,5 +1,5 @@
 """A reader's subscriptions to topic filters. Functions take a ``Session`` and never commit;
-an unknown slug raises :class:`aggregator.errors.NotFound`."""
+an unknown slug, like another reader's private filter, raises :class:`aggregator.errors.NotFound`."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def list_subscriptions(session: Session, reader_id: int) -> list[TopicInfo]:
 
 
 def subscribe(session: Session, reader_id: int, slug: str, now: dt.datetime | None = None) -> TopicInfo:
-    """Follow a topic filter (again is a no-op). Raises :class:`NotFound` for an unknown slug."""
-    row = _topic_row(session, slug)
+    """Follow a topic filter (again is a no-op). Raises :class:`NotFound` for an unknown slug
+    or another reader's private filter."""
+    row = _topic_row(session, slug, reader_id)
     if session.get(Subscription, (reader_id, row.id)) is None:
         session.add(Subscription(reader_id=reader_id, topic_id=row.id, created_at=now or utcnow()))
         session.flush()
@@ -38,7 +39,7 @@ def subscribe(session: Session, reader_id: int, slug: str, now: dt.datetime | No
 def unsubscribe(session: Session, reader_id: int, slug: str) -> None:
     """Stop following a topic filter. Raises :class:`NotFound` when the reader does not follow
     it (whoever else does: a reader only ever removes their own subscription)."""
-    row = _topic_row(session, slug)
+    row = _topic_row(session, slug, reader_id)
     sub = session.get(Subscription, (reader_id, row.id))
     if sub is None:
         raise NotFound(f"you are not subscribed to {slug!r}")

@@ -1,6 +1,12 @@
 """Topic filters (:class:`aggregator.types.TopicFilter`): stored, listed, created, edited and
 deleted by their owner, and matched against items.
 
+Who sees what: built-in filters are public; a reader's filter is private to its owner until
+the owner shares it (``topics.shared``). Everyone may list, read and subscribe to the public
+ones; a private filter of another reader does not exist for them (:class:`NotFound`, never
+:class:`Forbidden`, so that its slug reveals nothing). Only the owner changes or deletes a
+filter; nobody changes a built-in one.
+
 The one topic matcher (:func:`match_topic`), phrase rule (:func:`phrase_pattern`), mute rule
 (:func:`is_muted`) and category/source filter rule (:func:`is_excluded`) of every path live
 here; ``aggregator.ranking.personal.item_matrix`` vectorises the same rules.
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +40,8 @@ class TopicInfo:
     description: str = ""
     created_by: int | None = None
     subscribers: int = 0
+    #: visible to every reader (built-in, or shared by its owner); False: its owner's only
+    shared: bool = True
 
     @property
     def slug(self) -> str:
@@ -101,27 +110,66 @@ def _subscriber_counts(session: Session) -> dict[int, int]:
 
 
 def _info(row: Topic, subscribers: int = 0) -> TopicInfo:
-    return TopicInfo(topic_filter(row), row.description or "", row.created_by, subscribers)
+    return TopicInfo(topic_filter(row), row.description or "", row.created_by, subscribers, bool(row.shared))
 
 
-def list_topics(session: Session) -> list[TopicInfo]:
-    """The whole catalogue: built-in filters first, then readers' in order of creation."""
+def visible_to(reader_id: int | None) -> sa.ColumnElement[bool]:
+    """The SQL condition of the topic filters ``reader_id`` may see (None: an anonymous
+    visitor): the shared ones (built-in filters are shared) and the reader's own."""
+    if reader_id is None:
+        return Topic.shared.is_(True)
+    return sa.or_(Topic.shared.is_(True), Topic.created_by == reader_id)
+
+
+def list_topics(session: Session, reader_id: int | None = None) -> list[TopicInfo]:
+    """The catalogue ``reader_id`` sees (see :func:`visible_to`): built-in filters first, then
+    readers' in order of creation."""
     counts = _subscriber_counts(session)
-    rows = session.scalars(sa.select(Topic).order_by(Topic.created_by.is_not(None), Topic.id))
+    rows = session.scalars(
+        sa.select(Topic).where(visible_to(reader_id)).order_by(Topic.created_by.is_not(None), Topic.id)
+    )
     return [_info(r, counts.get(r.id, 0)) for r in rows]
 
 
-def _topic_row(session: Session, slug: str) -> Topic:
-    row = session.scalar(sa.select(Topic).where(Topic.slug == slug))
+def _topic_row(session: Session, slug: str, reader_id: int | None = None) -> Topic:
+    """The ``topics`` row of ``slug`` if ``reader_id`` may see it; else :class:`NotFound`
+    (the same answer as for a slug nobody uses)."""
+    row = session.scalar(sa.select(Topic).where(Topic.slug == slug, visible_to(reader_id)))
     if row is None:
         raise NotFound(f"no topic filter {slug!r}")
     return row
 
 
-def get_topic(session: Session, slug: str) -> TopicInfo:
-    """One topic filter by slug. Raises :class:`NotFound`."""
-    row = _topic_row(session, slug)
+def get_topic(session: Session, slug: str, reader_id: int | None = None) -> TopicInfo:
+    """One topic filter by slug, as ``reader_id`` (None: anonymous) sees it. Raises
+    :class:`NotFound` for an unknown slug and for another reader's private filter."""
+    row = _topic_row(session, slug, reader_id)
     return _info(row, _subscriber_counts(session).get(row.id, 0))
+
+
+#: how many numbered variants (``name-2``, ``name-3``…) of a derived slug are tried
+_SLUG_VARIANTS = 100
+
+
+def slug_for_name(name: str) -> str:
+    """The slug derived from a filter's name: accents dropped, lower case, every run of other
+    characters made one hyphen, at most 80 characters ("Graph neural nets (GNNs)" →
+    ``graph-neural-nets-gnns``); ``topic`` when nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:80].strip("-")
+    return slug or "topic"
+
+
+def free_slug(session: Session, name: str) -> str:
+    """:func:`slug_for_name` of ``name``, numbered (``-2``, ``-3``…) when taken by any filter.
+    Raises :class:`Conflict` when the first variants are all taken."""
+    base = slug_for_name(name)
+    taken = set(session.scalars(sa.select(Topic.slug).where(Topic.slug.startswith(base, autoescape=True))))
+    for n in range(1, _SLUG_VARIANTS + 1):
+        slug = base if n == 1 else f"{base}-{n}"
+        if slug not in taken:
+            return slug
+    raise Conflict(f"slug: too many topic filters are named {name!r}; give a slug")
 
 
 def create_topic(
@@ -130,10 +178,14 @@ def create_topic(
     topic: TopicFilter,
     description: str = "",
     now: dt.datetime | None = None,
+    shared: bool = False,
 ) -> TopicInfo:
-    """Save a new topic filter owned by ``reader_id`` (any reader may subscribe to it; only
-    its owner may change or delete it). Raises :class:`ReaderError` (see
-    :func:`validate_topic`) or :class:`Conflict` when the slug is taken."""
+    """Save a new topic filter owned by ``reader_id``: private to them unless ``shared`` (then
+    any reader may see and subscribe to it); only its owner may change or delete it. An empty
+    ``topic.slug`` is derived from the name (:func:`free_slug`). Raises :class:`ReaderError`
+    (see :func:`validate_topic`) or :class:`Conflict` when a given slug is taken."""
+    if not topic.slug:
+        topic = TopicFilter(**{**_topic_values(topic), "slug": free_slug(session, topic.name)})
     topic = validate_topic(topic)
     if session.scalar(sa.select(Topic.id).where(Topic.slug == topic.slug)) is not None:
         raise Conflict(f"slug: a topic filter {topic.slug!r} already exists")
@@ -142,6 +194,7 @@ def create_topic(
         description=(description or "").strip()[:2000],
         created_by=reader_id,
         created_at=now or utcnow(),
+        shared=shared,
     )
     session.add(row)
     session.flush()
@@ -149,7 +202,7 @@ def create_topic(
 
 
 def _owned_topic(session: Session, reader_id: int, slug: str) -> Topic:
-    row = _topic_row(session, slug)
+    row = _topic_row(session, slug, reader_id)
     if row.created_by is None:
         raise Forbidden(f"topic filter {slug!r} is built in and cannot be changed")
     if row.created_by != reader_id:
@@ -157,18 +210,40 @@ def _owned_topic(session: Session, reader_id: int, slug: str) -> Topic:
     return row
 
 
+def own_topic(session: Session, reader_id: int, slug: str) -> TopicInfo:
+    """One of the reader's own topic filters (to edit it). Raises :class:`NotFound` (also for
+    another reader's private filter) or :class:`Forbidden` (built in, or another reader's)."""
+    row = _owned_topic(session, reader_id, slug)
+    return _info(row, _subscriber_counts(session).get(row.id, 0))
+
+
 def update_topic(
-    session: Session, reader_id: int, slug: str, topic: TopicFilter, description: str | None = None
+    session: Session,
+    reader_id: int,
+    slug: str,
+    topic: TopicFilter,
+    description: str | None = None,
+    shared: bool | None = None,
 ) -> TopicInfo:
-    """Replace the criteria (and name, description) of the reader's own topic filter. The slug
-    stays (it is how others subscribed to it). Raises :class:`NotFound`, :class:`Forbidden`
-    (another reader's or a built-in filter) or :class:`ReaderError`."""
+    """Replace the criteria (and name, description) of the reader's own topic filter, and share
+    or unshare it (``shared`` None: unchanged). The slug stays (it is how others subscribed to
+    it). Unsharing ends the other readers' subscriptions to it. Raises :class:`NotFound` (also
+    for another reader's private filter), :class:`Forbidden` (another reader's shared filter,
+    a built-in one) or :class:`ReaderError`."""
     row = _owned_topic(session, reader_id, slug)
     values = _topic_values(validate_topic(TopicFilter(**{**_topic_values(topic), "slug": slug})))
     for key, value in values.items():
         setattr(row, key, value)
     if description is not None:
         row.description = description.strip()[:2000]
+    if shared is not None:
+        row.shared = shared
+        if not shared:
+            session.execute(
+                sa.delete(Subscription).where(
+                    Subscription.topic_id == row.id, Subscription.reader_id != reader_id
+                )
+            )
     session.flush()
     return _info(row, _subscriber_counts(session).get(row.id, 0))
 
@@ -192,6 +267,15 @@ def normal_name(text: str) -> str:
 PHRASE_CACHE_SIZE = 2048
 
 
+#: compiled "any of these phrases" patterns kept (an LRU): one per topic filter's phrase list
+ANY_PHRASE_CACHE_SIZE = 256
+
+
+def _phrase_body(phrase: str) -> str:
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+    return r"[\s\-]+".join(words) if words else r"(?!)"
+
+
 @functools.lru_cache(maxsize=PHRASE_CACHE_SIZE)
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """The one phrase rule of topic filters, muted phrases and the ranking's masks: whole
@@ -199,9 +283,16 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
     ("diffusion model" and "diffusion-model" match each other both ways) and the last word may
     take a plural ``s``/``es`` ("agent" matches "agents", not "reagent" nor "agentic"; "gan"
     matches "GANs", not "Gangs" nor "organ"). A blank phrase matches nothing."""
-    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
-    body = r"[\s\-]+".join(words) if words else r"(?!)"
-    return re.compile(rf"(?<![\w]){body}(?:s|es)?(?![\w])", re.IGNORECASE)
+    return re.compile(rf"(?<![\w]){_phrase_body(phrase)}(?:s|es)?(?![\w])", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=ANY_PHRASE_CACHE_SIZE)
+def any_phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern that finds a text exactly when :func:`phrase_pattern` of one of ``phrases``
+    does (an alternation of the same bodies: one pass over the text instead of one per phrase).
+    No phrases: matches nothing."""
+    body = "|".join(_phrase_body(p) for p in phrases) or r"(?!)"
+    return re.compile(rf"(?<![\w])(?:{body})(?:s|es)?(?![\w])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +320,8 @@ def match_topic(topic: TopicFilter, item: ItemFacts) -> bool:
     authors and sources has a hit. A negative phrase that occurs rules the item out; a filter
     without positive criteria matches nothing."""
     text = item.text
-    if any(phrase_pattern(n).search(text) for n in topic.negative):
+    if topic.negative and any_phrase_pattern(tuple(topic.negative)).search(text):
         return False
-    phrase_hits = [bool(phrase_pattern(p).search(text)) for p in topic.phrases]
     cats = {c.casefold() for c in item.categories}
     authors = {normal_name(a) for a in item.authors}
     sources = {normal_name(s) for s in item.sources}
@@ -242,11 +332,13 @@ def match_topic(topic: TopicFilter, item: ItemFacts) -> bool:
     ]
     if topic.match == "all":
         return (
-            all(phrase_hits)
+            bool(topic.phrases or any(values for values, _ in groups))
             and all(hit for values, hit in groups if values)
-            and bool(topic.phrases or any(values for values, _ in groups))
+            and all(phrase_pattern(p).search(text) for p in topic.phrases)
         )
-    return any(phrase_hits) or any(hit for _, hit in groups)
+    if any(hit for _, hit in groups):
+        return True
+    return bool(topic.phrases) and any_phrase_pattern(tuple(topic.phrases)).search(text) is not None
 
 
 def is_muted(muted: Sequence[str], item: ItemFacts) -> bool:

@@ -133,10 +133,44 @@ class TopicFields(BaseModel):
     )
 
 
-class TopicIn(TopicFields):
-    slug: str = Field(
-        min_length=1, max_length=100, description="lower-case letters, digits, hyphens; e.g. graph-nets"
+class TopicUpdate(TopicFields):
+    shared: bool | None = Field(
+        None,
+        description="true: every reader may see and follow it; false: yours only (other readers' "
+        "subscriptions end); left out: unchanged",
     )
+
+
+class TopicIn(TopicFields):
+    slug: str | None = Field(
+        None,
+        max_length=100,
+        description="lower-case letters, digits, hyphens, e.g. graph-nets; left out (or empty): "
+        "derived from the name, numbered when taken",
+    )
+    shared: bool = Field(False, description="true: every reader may see and follow it; false: yours only")
+
+
+class PreviewItemOut(BaseModel):
+    id: int
+    title: str
+    url: str | None
+    published: dt.datetime
+    kind: str = Field(description="'paper' or 'post'")
+    sources: _List = Field(description="feeds that announced it")
+
+
+class TopicPreviewOut(BaseModel):
+    start: dt.datetime = Field(description="start of the window (UTC, inclusive)")
+    end: dt.datetime = Field(description="end of the window (UTC, exclusive)")
+    first_day: dt.date = Field(description="first local day of the window")
+    last_day: dt.date = Field(description="last local day: the digest's default day")
+    days: int = Field(description="local days in the window")
+    in_window: int = Field(description="items in the window")
+    scanned: int = Field(description="items read and matched, newest first (bounded)")
+    partial: bool = Field(description="the window held more items than were read")
+    matched: int = Field(description="items of the scanned ones the filter matches")
+    items: list[PreviewItemOut] = Field(description="the first matching items, newest first (bounded)")
 
 
 class TopicOut(BaseModel):
@@ -150,6 +184,7 @@ class TopicOut(BaseModel):
     negative: _List
     match: Literal["any", "all"]
     builtin: bool = Field(description="part of the built-in catalogue (nobody can change it)")
+    shared: bool = Field(description="visible to every reader (built-in filters are); false: only yours")
     mine: bool = Field(description="created by you (only with a bearer token)")
     subscribed: bool = Field(description="you follow it (only with a bearer token)")
     subscribers: int

@@ -235,6 +235,9 @@ class Topic(Base):
     match: Mapped[str] = mapped_column(sa.String(3), default="any")  # "any" | "all"
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("readers.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime]
+    #: visible to every reader (built-in filters, and readers' filters their owner shared);
+    #: a private filter is seen, edited and followed by its owner only (migration 0080)
+    shared: Mapped[bool] = mapped_column(default=False, server_default=sa.true())
 
 
 class Subscription(Base):

@@ -1,6 +1,7 @@
-"""The reader's HTML pages: sign-in and sign-out, their digest at ``/me`` with 👍/👎 buttons,
-the topic-filter catalogue at ``/topics`` and the profile editor at ``/me/profile`` (with the
-feeds the reader added to the shared reading list, see :mod:`aggregator.feeds.added_feeds`).
+"""The reader's HTML pages: sign-in and sign-out, their digest at ``/me`` with 👍/👎 buttons
+and the profile editor at ``/me/profile`` (with the feeds the reader added to the shared
+reading list, see :mod:`aggregator.feeds.added_feeds`). The topic filter pages are
+:mod:`aggregator.api.pages.topics`.
 
 Plain HTML forms, no JavaScript. Every POST checks the CSRF token of the session (see
 :mod:`aggregator.api.auth`) and answers with a 303 redirect (post/redirect/get), except a form
@@ -9,7 +10,6 @@ with errors, which is shown again with a 422 or 401 and the message.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import urllib.parse
 from typing import Annotated, Any, Literal
@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from aggregator import errors
-from aggregator.accounts import feedback, library, profiles, readers, subscriptions, topic_filters
+from aggregator.accounts import feedback, library, profiles, readers
 from aggregator.api import auth, rescoring
 from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
@@ -183,55 +183,6 @@ def feedback_form(
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id, around=published)
     return _see_other(_safe_next(next).split("#")[0] + f"#item-{item_id}")
-
-
-# --- topic filters -----------------------------------------------------------------------------
-
-
-@router.get("/topics", response_class=HTMLResponse, name="topics_page")
-def topics_page(request: Request, ws: WebSessionDep, session: SessionDep) -> Response:
-    """The catalogue of topic filters, with subscribe/unsubscribe buttons when signed in."""
-    subscribed = (
-        set() if ws is None else {t.slug for t in subscriptions.list_subscriptions(session, ws.reader_id)}
-    )
-    return _render(
-        request,
-        "topics.html",
-        {"ws": ws, "topics": topic_filters.list_topics(session), "subscribed": subscribed},
-    )
-
-
-@router.post("/topics/subscribe")
-def subscribe_form(
-    request: Request,
-    ws: WebSessionDep,
-    session: SessionDep,
-    topic: Annotated[str, Form()],
-    csrf_token: CsrfForm = "",
-    next: Annotated[str, Form()] = "/topics",
-) -> Response:
-    ws = _require(ws, csrf_token)
-    subscriptions.subscribe(session, ws.reader_id, topic)
-    session.commit()
-    rescoring.after_change(request.app.state, session, ws.reader_id)
-    return _see_other(_safe_next(next, "/topics"))
-
-
-@router.post("/topics/unsubscribe")
-def unsubscribe_form(
-    request: Request,
-    ws: WebSessionDep,
-    session: SessionDep,
-    topic: Annotated[str, Form()],
-    csrf_token: CsrfForm = "",
-    next: Annotated[str, Form()] = "/topics",
-) -> Response:
-    ws = _require(ws, csrf_token)
-    with contextlib.suppress(errors.NotFound):  # not subscribed: the page shows the state anyway
-        subscriptions.unsubscribe(session, ws.reader_id, topic)
-    session.commit()
-    rescoring.after_change(request.app.state, session, ws.reader_id)
-    return _see_other(_safe_next(next, "/topics"))
 
 
 # --- profile -----------------------------------------------------------------------------------
