@@ -18,7 +18,7 @@ The score of item *d* for a reader is::
 * ``prf`` is the mean of the window's ``PRF_DOCS`` = 20 items most similar to ``q1`` (the reader's
   own rated items left out), weight λ = 1: classic pseudo-relevance feedback (Rocchio; Buckley et
   al., TREC 1994). b, ``PRF_DOCS`` and λ were chosen on the early-June 2026 split of
-  :mod:`aggregator.ranking.evaluate` only, and checked on held-out weeks (see ``bench/rank_quality.py``).
+  :mod:`aggregator.ranking.evaluate` only, and checked on held-out weeks (``aggregator eval``).
 * ``recency(d) = RECENCY_FLOOR + (1 − RECENCY_FLOOR)·2^(−age/7 days)``: a mild decay (an item a
   week old keeps 87.5 %, a month old ≈ 77 %); it only matters when several days are compared.
 * Muted (``ReaderProfile.muted``): an entry equal to an author of the item, or a phrase found
