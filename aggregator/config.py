@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     auth_rate_limit: str = Field(
         "10/minute;60/hour", description="sign-up and sign-in requests, per client address"
     )
+    auth_mails_per_hour: int = Field(
+        5, ge=1, description="sign-in and verification mails one address may receive per hour"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="IPs and CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
