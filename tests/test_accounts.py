@@ -213,6 +213,7 @@ def test_a_link_works_once_a_scanner_uses_nothing_and_old_or_forged_links_are_re
         scanned = client.get(path)
         assert scanned.status_code == 200 and 'id="use-link"' in scanned.text
         assert scanned.headers["cache-control"] == "no-store"
+        assert scanned.headers["referrer-policy"] == "no-referrer"
         assert SESSION_COOKIE not in scanned.cookies
     assert client.get("/me", follow_redirects=False).status_code == 303
     assert _use_link(client, path).status_code == 303
