@@ -598,3 +598,29 @@ def test_concurrent_duplicate_sign_ups_over_http_give_one_201_and_409s(
     while not smtp.handler.messages and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(smtp.handler.messages) == 1  # one verification mail, for the one account
+
+
+def test_the_operator_deletes_a_reader_from_the_cli(
+    client: TestClient, engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli.app import app as cli
+    from aggregator.config import get_settings
+
+    token = client.post("/api/readers", json={"email": "cli@example.org"}).json()["token"]
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        kept = CliRunner().invoke(cli, ["users", "delete", "CLI@example.org"], input="n\n")
+        assert kept.exit_code != 0 and "nothing deleted" in kept.output
+        assert client.get("/api/me/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        listed = CliRunner().invoke(cli, ["users", "list"])
+        assert listed.exit_code == 0 and "cli@example.org" in listed.output and "no" in listed.output
+        done = CliRunner().invoke(cli, ["users", "delete", "CLI@example.org", "--yes"])
+        assert done.exit_code == 0 and "deleted" in done.output
+    finally:
+        get_settings.cache_clear()
+    assert client.get("/api/me/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    with session_factory(engine)() as s:
+        assert readers.reader_by_email(s, "cli@example.org") is None

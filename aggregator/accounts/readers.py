@@ -79,6 +79,7 @@ class ReaderInfo:
     email: str
     created_at: dt.datetime
     subscriptions: int = 0
+    verified: bool = False
 
 
 def create_reader(
@@ -174,7 +175,7 @@ def list_readers(session: Session) -> list[ReaderInfo]:
         ).all()
     )
     return [
-        ReaderInfo(r.id, r.email, r.created_at, counts.get(r.id, 0))
+        ReaderInfo(r.id, r.email, r.created_at, counts.get(r.id, 0), r.email_verified_at is not None)
         for r in session.scalars(sa.select(Reader).order_by(Reader.id))
     ]
 

@@ -115,11 +115,15 @@ def users_list() -> None:
     with session_factory(engine)() as session:
         rows = readers.list_readers(session)
     table = Table(title=f"{len(rows)} readers")
-    for col in ("id", "email", "created", "topic subscriptions"):
+    for col in ("id", "email", "verified", "created", "topic subscriptions"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r.id), escape(r.email), r.created_at.strftime("%Y-%m-%d %H:%M UTC"), str(r.subscriptions)
+            str(r.id),
+            escape(r.email),
+            "yes" if r.verified else "no",
+            r.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            str(r.subscriptions),
         )
     console.print(table)
 
