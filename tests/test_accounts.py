@@ -216,8 +216,10 @@ def test_a_link_works_once_a_scanner_uses_nothing_and_old_or_forged_links_are_re
         assert scanned.headers["referrer-policy"] == "no-referrer"
         assert SESSION_COOKIE not in scanned.cookies
     assert client.get("/me", follow_redirects=False).status_code == 303
+    assert _reader(engine, "ada@example.org").email_verified_at is None
     assert _use_link(client, path).status_code == 303
     assert client.get("/me/profile").status_code == 200
+    assert _reader(engine, "ada@example.org").email_verified_at is not None  # a sign-in link verifies
     client.cookies.clear()
     reused = _use_link(client, path)  # the attack: replay a link taken from a mailbox or log
     assert reused.status_code == 410 and "used already" in reused.text
@@ -624,3 +626,27 @@ def test_the_operator_deletes_a_reader_from_the_cli(
     assert client.get("/api/me/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     with session_factory(engine)() as s:
         assert readers.reader_by_email(s, "cli@example.org") is None
+
+
+def test_the_signin_answer_does_not_wait_for_the_mail(
+    engine: sa.Engine, settings: Settings, smtp: SmtpServer
+) -> None:
+    """Timing would tell known addresses from unknown ones if the answer waited for the lookup
+    and the SMTP conversation. Here the SMTP server holds the message until the test lets it
+    go, and the answer for the known address comes back over real HTTP meanwhile."""
+    with session_factory(engine)() as s:
+        readers.create_reader(s, "held@example.org")
+        s.commit()
+    smtp.handler.block_at = 1
+    try:
+        with _serve(settings, engine) as base, httpx.Client(base_url=base, timeout=60) as http:
+            csrf = csrf_of(http.get("/signin").text)
+            answer = http.post("/signin", data={"email": "held@example.org", "csrf_token": csrf})
+            assert answer.status_code == 200 and "If an account exists" in answer.text
+            assert smtp.handler.blocked.wait(30)  # the mail was in flight, after the answer
+            assert not smtp.handler.release.is_set()
+            other = http.post("/signin", data={"email": "nobody@example.org", "csrf_token": csrf})
+            assert other.text == answer.text  # a keep-alive connection is not held by the mail
+            smtp.handler.release.set()  # before the server stops: it waits for its tasks
+    finally:
+        smtp.handler.release.set()
