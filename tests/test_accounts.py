@@ -29,14 +29,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from helpers import csrf_of, free_port, hidden_field, sign_in
-from test_email import NOW, SmtpServer, mail_settings
+from test_email import NOW, SmtpServer, add_reader, mail_settings
 
 from aggregator.accounts import links, readers
 from aggregator.api.app import create_app
 from aggregator.api.auth import SESSION_COOKIE
 from aggregator.config import Settings
 from aggregator.errors import Conflict
-from aggregator.mail import send
+from aggregator.mail import plan, send
 from aggregator.mail.tokens import signing_key
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Base, Feed, Item, ItemSource, Reader, Score, SignInLink, Topic, WebSession
@@ -129,6 +129,18 @@ def test_sign_up_mails_only_a_fixed_verification_link_and_the_weekly_email_waits
     assert _reader(engine, victim).email_verified_at is not None
     report = send.send_due(engine, settings, now=NOW)
     assert report.sent == 1 and smtp.handler.recipients()[-1] == body["email"]
+
+
+def test_a_planned_weekly_email_to_an_address_no_longer_verified_is_cancelled(
+    engine: sa.Engine, settings: Settings, smtp: SmtpServer
+) -> None:
+    """The sender checks again right before SMTP, whatever the plan said."""
+    rid = add_reader(engine, "planned@example.org")
+    assert plan.plan(engine, NOW) == 1
+    with session_factory(engine)() as s, s.begin():
+        s.get_one(Reader, rid).email_verified_at = None
+    report = send.send_due(engine, settings, now=NOW)
+    assert (report.cancelled, report.sent) == (1, 0) and smtp.handler.messages == []
 
 
 def test_the_web_sign_up_form_answers_the_same_for_new_and_taken_addresses(

@@ -134,11 +134,7 @@ def _nonce_of(token: str, key: str) -> str:
     return nonce
 
 
-def check_link(session: Session, token: str, key: str, now: dt.datetime | None = None) -> LinkClaim:
-    """What a link stands for, without using it (the confirmation page). Raises
-    :class:`LinkInvalid` or :class:`LinkGone`."""
-    now = now or utcnow()
-    nonce = _nonce_of(token, key)
+def _claim(session: Session, nonce: str, now: dt.datetime) -> LinkClaim:
     row = session.execute(
         sa.select(SignInLink, Reader.email)
         .join(Reader, Reader.id == SignInLink.reader_id)
@@ -154,13 +150,19 @@ def check_link(session: Session, token: str, key: str, now: dt.datetime | None =
     return LinkClaim(link.reader_id, email, link.purpose)
 
 
+def check_link(session: Session, token: str, key: str, now: dt.datetime | None = None) -> LinkClaim:
+    """What a link stands for, without using it (the confirmation page). Raises
+    :class:`LinkInvalid` or :class:`LinkGone`."""
+    return _claim(session, _nonce_of(token, key), now or utcnow())
+
+
 def consume_link(session: Session, token: str, key: str, now: dt.datetime | None = None) -> LinkClaim:
     """Use a link: mark it used (once, atomically) and the reader's address verified. Returns
     what it stood for; raises :class:`LinkInvalid` or :class:`LinkGone` (expired, used, or
     used by a concurrent request first). Flushes; the caller commits."""
     now = now or utcnow()
-    claim = check_link(session, token, key, now)
     nonce = _nonce_of(token, key)
+    claim = _claim(session, nonce, now)
     won = session.execute(
         sa.update(SignInLink)
         .where(
