@@ -631,6 +631,12 @@ def test_the_operator_deletes_a_reader_from_the_cli(
         assert client.get("/api/me/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         listed = CliRunner().invoke(cli, ["users", "list"])
         assert listed.exit_code == 0 and "cli@example.org" in listed.output and "no" in listed.output
+        printed = CliRunner().invoke(cli, ["users", "link", "cli@example.org"])
+        assert printed.exit_code == 0, printed.output
+        link = printed.output.strip().splitlines()[-1]
+        assert link.startswith("http://127.0.0.1:8000/signin/link?t=")  # AGGREGATOR_PUBLIC_BASE_URL
+        assert _use_link(client, link.removeprefix("http://127.0.0.1:8000")).status_code == 303
+        assert client.get("/me/profile").status_code == 200
         done = CliRunner().invoke(cli, ["users", "delete", "CLI@example.org", "--yes"])
         assert done.exit_code == 0 and "deleted" in done.output
     finally:
