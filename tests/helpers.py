@@ -40,10 +40,12 @@ def add_feed(
     return feed.id
 
 
-def signin_link(app: object, email: str, purpose: str = "signin") -> str:
+def signin_link(app: object, email: str, purpose: str | None = None) -> str:
     """The path of a fresh sign-in link (``/signin/link?t=…``) for the reader with ``email`` on
     ``app`` (a FastAPI app): the token :func:`aggregator.accounts.links.issue_link` makes for
-    the mail, without the mail (no hourly limit). Tests that are not about mail use it through
+    the mail, without the mail (no hourly limit). ``purpose`` by default is the link the reader
+    would have: the verification link while the address is unverified (so the API token of the
+    sign-up keeps working), else a sign-in link. Tests that are not about mail use it through
     :func:`sign_in`; ``tests/test_accounts.py`` takes the link from a real mail instead."""
     from urllib.parse import quote
 
@@ -55,6 +57,7 @@ def signin_link(app: object, email: str, purpose: str = "signin") -> str:
         reader = readers.reader_by_email(session, email)
         assert reader is not None, f"no reader {email}"
         key = signing_key(session, state.settings)
+        purpose = purpose or ("signin" if reader.email_verified_at else "verify")
         token = links.issue_link(session, reader.id, purpose, key, per_hour=10**6)  # type: ignore[arg-type]
         session.commit()
     assert token is not None

@@ -260,6 +260,24 @@ def test_a_link_works_once_a_scanner_uses_nothing_and_old_or_forged_links_are_re
     assert client.get("/me", follow_redirects=False).status_code == 303
 
 
+def test_the_owner_signing_in_claims_an_account_someone_else_made_with_their_address(
+    client: TestClient, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    """The attack: sign up the victim's address by the API, keep its token, prepare the
+    account (weekly email on), and wait for the victim to sign in with their address one day.
+    Their sign-in link (not the ignored verification link) hands them the account alone."""
+    made = client.post("/api/readers", json={"email": "victim@example.org"}).json()
+    attacker = {"Authorization": f"Bearer {made['token']}"}
+    assert client.put("/api/me/settings", headers=attacker, json={"weekly_email": True}).status_code == 200
+    _ask_signin(client, "victim@example.org")
+    assert _use_link(client, _link_path(_mails_to(smtp, "victim@example.org")[-1])).status_code == 303
+    assert client.get("/api/me/profile", headers=attacker).status_code == 401
+    assert client.get("/api/me/digest.atom", params={"token": made["feed_token"]}).status_code == 401
+    victim = _reader(engine, "victim@example.org")
+    assert victim.email_verified_at is not None and victim.weekly_email is False
+    assert client.get("/me/profile").status_code == 200  # the owner's session works
+
+
 def test_two_requests_racing_for_one_link_sign_in_once(engine: sa.Engine, settings: Settings) -> None:
     with session_factory(engine)() as s:
         reader_id = readers.create_reader(s, "race@example.org").reader_id

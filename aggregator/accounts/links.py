@@ -10,6 +10,12 @@ purpose. The table ``signin_links`` keeps the nonce's SHA-256 only, with ``expir
 when two open the same link at the same moment. Lifetimes: :data:`MAX_AGE` (sign-in 15 minutes,
 as the OWASP Forgot Password Cheat Sheet advises for single-use tokens; verification 24 hours).
 
+A sign-in link that verifies an address (its verification link was never used) means the owner
+of the address claims an account that someone else may have made with it: the API and feed
+tokens are replaced, other sessions end and the weekly email is turned off
+(:func:`aggregator.accounts.readers.reset_for_owner`), so whoever signed up with the address
+loses access to it.
+
 Mails per address are bounded: :func:`issue_link` makes no link (and so no mail goes out) when
 ``per_hour`` links were made for the reader in the past hour, so nobody can flood an inbox
 through sign-up or sign-in.
@@ -27,10 +33,10 @@ import sqlalchemy as sa
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from aggregator.accounts.readers import mark_verified
+from aggregator.accounts.readers import mark_verified, reset_for_owner
 from aggregator.clock import utcnow
 from aggregator.errors import ReaderError
-from aggregator.store.tables import Reader, SignInLink
+from aggregator.store.tables import Reader, SignInLink, WebSession
 
 Purpose = Literal["verify", "signin"]
 SALT = "signin-link"
@@ -174,5 +180,9 @@ def consume_link(session: Session, token: str, key: str, now: dt.datetime | None
     )
     if getattr(won, "rowcount", 0) != 1:
         raise LinkGone("this link was used already; ask for a new one on the sign-in page")
-    mark_verified(session, claim.reader_id, now)
+    if mark_verified(session, claim.reader_id, now) and claim.purpose == "signin":
+        # The owner signs in to an account whose verification link was never used: somebody
+        # else may have made it (and holds its API token). It becomes the owner's alone.
+        reset_for_owner(session, claim.reader_id)
+        session.execute(sa.delete(WebSession).where(WebSession.reader_id == claim.reader_id))
     return claim

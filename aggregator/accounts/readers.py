@@ -129,14 +129,29 @@ def reader_by_email(session: Session, email: str) -> Reader | None:
     return session.scalar(sa.select(Reader).where(sa.func.lower(Reader.email) == email.strip().lower()))
 
 
-def mark_verified(session: Session, reader_id: int, now: dt.datetime | None = None) -> None:
-    """Record that the owner of the reader's address opened a link mailed to it (kept once set)."""
+def mark_verified(session: Session, reader_id: int, now: dt.datetime | None = None) -> bool:
+    """Record that the owner of the reader's address opened a link mailed to it (kept once set).
+    True when the address was not verified before."""
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise NotFound(f"no reader with id {reader_id}")
-    if reader.email_verified_at is None:
-        reader.email_verified_at = now or utcnow()
-        session.flush()
+    if reader.email_verified_at is not None:
+        return False
+    reader.email_verified_at = now or utcnow()
+    session.flush()
+    return True
+
+
+def reset_for_owner(session: Session, reader_id: int) -> None:
+    """The owner of an address claims an account somebody else may have made with it: new API
+    and feed tokens (shown to nobody: whoever signed up by the API loses access; the owner makes
+    new ones on the profile page) and the weekly email off until the owner turns it on."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise NotFound(f"no reader with id {reader_id}")
+    reader.token_hash, reader.feed_token_hash = hash_token(new_token()), hash_token(new_token())
+    reader.weekly_email = False
+    session.flush()
 
 
 def reissue_token(session: Session, reader_id: int) -> str:
