@@ -1,4 +1,6 @@
-"""Reader accounts: sign-up, tokens, per-reader settings (time zone, email day and hour).
+"""Reader accounts: sign-up, tokens, verified addresses, per-reader settings (time zone, email
+day and hour). Sign-in links: :mod:`.links`; sessions: :mod:`.web_sessions`; deletion:
+:mod:`.deletion`.
 
 Functions take a SQLAlchemy ``Session`` and never commit (the caller owns the transaction).
 Bad input raises :class:`aggregator.errors.ReaderError` with a message a person can act on;

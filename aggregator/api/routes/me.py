@@ -1,5 +1,6 @@
-"""Reader routes: sign-up, the reader's digest (JSON and Atom), profile, email settings,
-feedback, topic filters and subscriptions, "more like this", and the feeds as OPML.
+"""Reader routes: sign-up (with its verification mail), account deletion and a new API token,
+the reader's digest (JSON and Atom), profile, email settings, feedback, topic filters and
+subscriptions, "more like this", and the feeds as OPML.
 
 Thin wrappers over :mod:`aggregator.accounts`; their exceptions become HTTP answers in
 :mod:`aggregator.api.errors` (ReaderError → 422, NotFound → 404, Forbidden → 403, Conflict → 409).
