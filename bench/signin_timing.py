@@ -109,9 +109,7 @@ def main() -> None:
         time.sleep(0.05)
     server.should_exit = True
     smtp.stop()
-    print(
-        f"POST /signin, {args.rounds} answers per kind, SMTP {args.smtp_delay * 1000:.0f} ms per message"
-    )
+    print(f"POST /signin, {args.rounds} answers per kind, SMTP {args.smtp_delay * 1000:.0f} ms per message")
     for kind, values in times.items():
         ms = sorted(v * 1000 for v in values)
         p90 = ms[int(0.9 * (len(ms) - 1))]
