@@ -114,12 +114,13 @@ class Settings(BaseSettings):
     # database; 0 reads synchronously through one held connection.
     read_connections: int = Field(4, ge=0, le=32, description="async read connections per API process")
 
-    # readers: signs the session cookie of the HTML pages. When unset, a random key is generated
+    # readers: signs the session cookie of the HTML pages and the mailed sign-in and verification
+    # links (aggregator.accounts.links). When unset, a random key is generated
     # once and kept in the database (table app_secrets), so restarts and every instance agree.
     secret_key: SecretStr | None = None
 
-    # weekly email (aggregator.mail). The secret key above also signs the email's 👍/👎 and
-    # unsubscribe links (one itsdangerous salt per purpose).
+    # weekly email and the sign-in links' mails (aggregator.mail). The secret key above also
+    # signs the email's 👍/👎 and unsubscribe links (one itsdangerous salt per purpose).
     smtp_host: str = "localhost"
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -142,6 +143,9 @@ class Settings(BaseSettings):
     html_rate_limit: str = Field("300/minute;20/second", description="HTML pages, per client address")
     auth_rate_limit: str = Field(
         "10/minute;60/hour", description="sign-up and sign-in requests, per client address"
+    )
+    auth_mails_per_hour: int = Field(
+        5, ge=1, description="sign-in and verification mails one address may receive per hour"
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

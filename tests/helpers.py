@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -37,3 +38,53 @@ def add_feed(
     session.add(feed)
     session.flush()
     return feed.id
+
+
+def signin_link(app: object, email: str, purpose: str | None = None) -> str:
+    """The path of a fresh sign-in link (``/signin/link?t=…``) for the reader with ``email`` on
+    ``app`` (a FastAPI app): the token :func:`aggregator.accounts.links.issue_link` makes for
+    the mail, without the mail (no hourly limit). ``purpose`` by default is the link the reader
+    would have: the verification link while the address is unverified (so the API token of the
+    sign-up keeps working), else a sign-in link. Tests that are not about mail use it through
+    :func:`sign_in`; ``tests/test_accounts.py`` takes the link from a real mail instead."""
+    from urllib.parse import quote
+
+    from aggregator.accounts import links, readers
+    from aggregator.mail.tokens import signing_key
+
+    state = app.state  # type: ignore[attr-defined]
+    with state.sessionmaker() as session:
+        reader = readers.reader_by_email(session, email)
+        assert reader is not None, f"no reader {email}"
+        key = signing_key(session, state.settings)
+        purpose = purpose or ("signin" if reader.email_verified_at else "verify")
+        token = links.issue_link(session, reader.id, purpose, key, per_hour=10**6)  # type: ignore[arg-type]
+        session.commit()
+    assert token is not None
+    return f"/signin/link?t={quote(token, safe='')}"
+
+
+def csrf_of(html: str) -> str:
+    """The value of the first ``csrf_token`` field of a page."""
+    marker = 'name="csrf_token" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
+
+
+def sign_in(client: Any, email: str) -> None:
+    """Sign ``client`` (a ``fastapi.testclient.TestClient``) in as the reader with ``email``
+    through the real link pages: GET the link's confirmation page, POST its button."""
+    page = client.get(signin_link(client.app, email))
+    assert page.status_code == 200, page.text
+    used = client.post(
+        "/signin/link",
+        data={"t": hidden_field(page.text, "t"), "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert used.status_code == 303, used.text
+
+
+def hidden_field(html: str, name: str) -> str:
+    marker = f'name="{name}" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]

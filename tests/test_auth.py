@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from helpers import csrf_of, hidden_field, sign_in, signin_link
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import load_papers
 
@@ -135,19 +136,7 @@ def test_no_reader_can_touch_another_readers_data(app_parts: tuple[TestClient, s
 
 
 def _csrf_of(html: str) -> str:
-    marker = 'name="csrf_token" value="'
-    start = html.index(marker) + len(marker)
-    return html[start : html.index('"', start)]
-
-
-def _sign_in(client: TestClient, token: str, next_url: str = "/me") -> None:
-    page = client.get("/signin")
-    resp = client.post(
-        "/signin",
-        data={"token": token, "csrf_token": _csrf_of(page.text), "next": next_url},
-        follow_redirects=False,
-    )
-    assert resp.status_code == 303, resp.text
+    return csrf_of(html)
 
 
 def test_pages_sign_in_csrf_and_sign_out(app_parts: tuple[TestClient, sa.Engine]) -> None:
@@ -160,20 +149,26 @@ def test_pages_sign_in_csrf_and_sign_out(app_parts: tuple[TestClient, sa.Engine]
 
     page = client.get("/signin")
     assert page.status_code == 200 and client.cookies.get(CSRF_COOKIE)
-    no_csrf = client.post("/signin", data={"token": token}, follow_redirects=False)
+    no_csrf = client.post("/signin", data={"email": "web@example.com"}, follow_redirects=False)
     assert no_csrf.status_code == 403
-    wrong = client.post("/signin", data={"token": "nope", "csrf_token": _csrf_of(page.text)})
-    assert wrong.status_code == 401 and "not valid" in wrong.text
+    bad = client.post("/signin", data={"email": "not an address", "csrf_token": _csrf_of(page.text)})
+    assert bad.status_code == 422 and "valid" in bad.text
+    link = client.get(signin_link(client.app, "web@example.com"))
+    assert link.status_code == 200 and "web@example.com" in link.text
+    assert client.post("/signin/link", data={"t": "x", "csrf_token": "forged"}).status_code == 403
     ok = client.post(
-        "/signin",
-        data={"token": token, "csrf_token": _csrf_of(page.text), "next": "//evil.example/"},
+        "/signin/link",
+        data={"t": hidden_field(link.text, "t"), "csrf_token": _csrf_of(link.text)},
         follow_redirects=False,
     )
-    assert ok.status_code == 303 and ok.headers["location"] == "/me"  # no open redirect
+    assert ok.status_code == 303 and ok.headers["location"] == "/me"
     cookie = ok.cookies.get(SESSION_COOKIE)
     assert cookie and token not in cookie
     set_cookie = ok.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=lax" in set_cookie
+    # no open redirect: an already signed-in visitor of /signin goes to a local path only
+    away = client.get("/signin", params={"next": "//evil.example/"}, follow_redirects=False)
+    assert away.status_code == 303 and away.headers["location"] == "/me"
 
     me = client.get("/me", params={"date": DAY})
     assert me.status_code == 200 and "web@example.com" in me.text and "👍" in me.text
@@ -231,7 +226,7 @@ def test_pages_sign_in_csrf_and_sign_out(app_parts: tuple[TestClient, sa.Engine]
         client.cookies.set(SESSION_COOKIE, forged)
         assert client.get("/me", follow_redirects=False).status_code == 303
     client.cookies.clear()
-    _sign_in(client, token)
+    sign_in(client, "web@example.com")
     csrf = _csrf_of(client.get("/me/profile").text)
     assert client.post("/signout", data={"csrf_token": "forged"}).status_code == 403
     out = client.post("/signout", data={"csrf_token": csrf}, follow_redirects=False)
@@ -243,8 +238,8 @@ def test_signing_key_is_stored_once_and_shared(engine: sa.Engine, database_url: 
     load_papers(engine)
     settings = make_settings(database_url, tmp_path)
     with TestClient(create_app(settings, engine)) as first:
-        auth, _ = signup(first, "k@example.com")
-        _sign_in(first, auth["Authorization"].split()[1])
+        signup(first, "k@example.com")
+        sign_in(first, "k@example.com")
         cookie = first.cookies.get(SESSION_COOKIE)
     with session_factory(engine)() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(AppSecret)) == 1

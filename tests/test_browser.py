@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import SHARED, Replay
 from helpers import free_port
+from test_email import SmtpServer
 
 from aggregator.accounts import readers
 from aggregator.api.app import create_app
@@ -66,11 +67,12 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 class Site:
     base: str
     engine: sa.Engine
+    smtp: SmtpServer | None = None  # where the site's mails go, when it sends any
 
     def new_reader(self, email: str) -> str:
-        """A new reader's API token."""
+        """A new reader's API token (verified, as ``aggregator users add`` makes them)."""
         with session_factory(self.engine)() as s, s.begin():
-            return readers.create_reader(s, email).token
+            return readers.create_reader(s, email, verified=True).token
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +82,17 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("browser")
     replay_server.set_day(DAY)
     url = f"sqlite:///{tmp / 'browser.db'}"
+    smtp = SmtpServer().start()  # sign-in links are mailed: the tests read them here
     settings = Settings(
         database_url=url,
         feeds_file=replay_server.feeds_toml(tmp, extra=INTERESTS),
         arxiv_delay_seconds=0.2,
         read_timeout_seconds=5,
         total_timeout_seconds=15,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_security="none",
+        smtp_timeout_seconds=10.0,
     )  # type: ignore[call-arg]
     engine = make_engine(url)
     upgrade(engine)
@@ -94,7 +101,8 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert report.new_items > 1000
     jobs.update_ranking(engine, settings, feeds_file.interests)
     with _serve(settings, engine) as base:
-        yield Site(base, engine)
+        yield Site(base, engine, smtp)
+    smtp.stop()
     engine.dispose()
 
 
@@ -141,12 +149,41 @@ def page(browser: object) -> Iterator[object]:
     context.close()
 
 
+def mailed_link(site: Site, address: str, seen: int) -> str:
+    """The path of the sign-in link in the first mail to ``address`` after the first ``seen``
+    messages the site's SMTP server accepted (waits up to 15 s: it is sent after the answer)."""
+    assert site.smtp is not None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for msg in site.smtp.handler.parsed()[seen:]:
+            if msg["To"] == address:
+                body = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+                found = re.search(r"https?://[^/\s]+(/signin/link\?t=\S+)", body)
+                assert found is not None, body
+                return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no sign-in link mailed to {address}")
+
+
 def sign_in(page: object, site: Site, token: str) -> None:
+    """Sign in as the reader of API token ``token`` the way a person does: /me sends to
+    /signin, the address is typed in, the link is taken from the mail the site sent (to the
+    test's aiosmtpd), opened, and its button pressed."""
+    with session_factory(site.engine)() as s:
+        reader = readers.reader_for_token(s, token)
+        assert reader is not None
+        address = reader.email
+    assert site.smtp is not None
+    seen = len(site.smtp.handler.messages)
     page.goto(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
     assert "/signin" in page.url  # type: ignore[attr-defined]
-    page.fill("#token", token)  # type: ignore[attr-defined]
+    page.fill("#email", address)  # type: ignore[attr-defined]
     page.click("button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_url(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
+    assert "If an account exists" in page.inner_text("#link-sent")  # type: ignore[attr-defined]
+    page.goto(site.base + mailed_link(site, address, seen))  # type: ignore[attr-defined]
+    page.click("#use-link")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{site.base}/me")  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/me?date={DAY}&limit=100")  # type: ignore[attr-defined]
 
 
 def order(page: object) -> list[int]:
@@ -156,9 +193,7 @@ def order(page: object) -> list[int]:
 
 def test_sign_in_and_read_the_digest(page: object, site: Site) -> None:
     token = site.new_reader("reader1@example.com")
-    page.goto(f"{site.base}/signin")  # type: ignore[attr-defined]
-    page.fill("#token", "not-a-token")  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.goto(f"{site.base}/signin/link?t=not-a-link")  # type: ignore[attr-defined]
     assert "not valid" in page.inner_text(".error")  # type: ignore[attr-defined]
     sign_in(page, site, token)
     assert "reader1@example.com" in page.inner_text("header")  # type: ignore[attr-defined]

@@ -148,10 +148,12 @@ def add_reader(
     tz: str = "UTC",
     interests: str = "",
     topics: tuple[str, ...] = (),
+    verified: bool = True,
 ) -> int:
+    """A reader (verified unless ``verified=False``, like one made by ``aggregator users add``)."""
     with session_factory(engine)() as s, s.begin():
         builtin_topics.ensure_default_topics(s)
-        rid = readers.create_reader(s, address, NOW).reader_id
+        rid = readers.create_reader(s, address, NOW, verified=verified).reader_id
         readers.update_reader_settings(
             s, rid, weekly_email=weekly, email_weekday=weekday, email_time=at, timezone=tz
         )
@@ -202,6 +204,7 @@ def test_due_readers_follow_their_clock_and_only_this_week(engine: sa.Engine) ->
     friday_berlin = add_reader(engine, "berlin@example.com", weekday=4, at="17:30", tz="Europe/Berlin")
     off = add_reader(engine, "off@example.com", weekly=False)
     bounced = add_reader(engine, "bounced@example.com")
+    add_reader(engine, "unverified@example.com", verified=False)  # never due: nobody confirmed it
     with session_factory(engine)() as s, s.begin():
         s.get_one(Reader, bounced).email_bounced = True
 

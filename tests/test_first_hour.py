@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from conftest import DATA, Replay
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_readers import load_papers
 
 from aggregator.accounts import readers
@@ -118,14 +119,8 @@ def test_every_digest_uses_the_default_day(engine: sa.Engine, database_url: str,
         assert grouped["date"] == "2026-06-16"  # the general path
         atom = client.get("/api/me/digest.atom", params={"token": fresh_feed_token, "days": 1})
         assert atom.status_code == 200 and "2026-06-16" in atom.text and "<title>FAQ</title>" not in atom.text
-        client.post("/signin", data={"token": scored.token, "csrf_token": _csrf(client, "/signin")})
+        sign_in(client, scored.email)
         assert "Tuesday 16 June 2026" in client.get("/me").text
-
-
-def _csrf(client: TestClient, path: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
-    assert found is not None
-    return found.group(1)
 
 
 # --- an unranked digest ------------------------------------------------------------------------------
@@ -287,8 +282,8 @@ def test_failing_feeds_notice_on_the_digest_pages(replay: Replay, tmp_path: Path
         assert "3 of 4 feeds failed on their last fetch" in page
         assert '— <a href="/feeds">see feed status</a>' in page
         assert page.index('id="failing-feeds"') < page.index("<article")  # at the top, above the items
-        token = client.post("/api/readers", json={"email": "me@example.com"}).json()["token"]
-        client.post("/signin", data={"token": token, "csrf_token": _csrf(client, "/signin")})
+        assert client.post("/api/readers", json={"email": "me@example.com"}).status_code == 201
+        sign_in(client, "me@example.com")
         me = client.get("/me")
         assert me.status_code == 200 and "3 of 4 feeds failed on their last fetch" in me.text
         assert '<a href="/feeds">see feed status</a>' in me.text

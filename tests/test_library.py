@@ -13,6 +13,7 @@ import pytest
 import rispy
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_me_api import INTERESTS, make_settings, signup
 from test_readers import load_papers
 
@@ -217,11 +218,7 @@ def test_import_ris_and_csl_and_malformed_files(client: TestClient, engine: sa.E
 
 def test_form_endpoints_answer_json_or_redirect_and_open_marks_read(client: TestClient) -> None:
     auth, body = signup(client, "forms@example.com")
-    page = client.get("/signin")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    client.post(
-        "/signin", data={"token": body["token"], "csrf_token": csrf, "next": "/me"}, follow_redirects=False
-    )
+    sign_in(client, "forms@example.com")
     me = client.get("/me", params={"date": DAY, "limit": 5})
     assert (
         "☆ Save" in me.text and "Mark read" in me.text and "more like this" in me.text and "/pdf/" in me.text

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from alembic import command
 from conftest import Replay
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_netguard import Loopback
 
 from aggregator.api.app import create_app
@@ -479,16 +480,10 @@ def _csrf_of(html: str) -> str:
 
 
 def test_profile_page_form_adds_and_removes_feeds(app: App, replay: Replay) -> None:
-    token = app.client.post("/api/readers", json={"email": "ada@example.org"}).json()["token"]
+    assert app.client.post("/api/readers", json={"email": "ada@example.org"}).status_code == 201
     other = app.signup("bob@example.org")
     theirs = app.client.post("/api/me/feeds", json={"url": replay.url(BAIR)}, headers=other).json()
-    page = app.client.get("/signin")
-    signed = app.client.post(
-        "/signin",
-        data={"token": token, "csrf_token": _csrf_of(page.text), "next": "/me/profile"},
-        follow_redirects=False,
-    )
-    assert signed.status_code == 303
+    sign_in(app.client, "ada@example.org")
     profile = app.client.get("/me/profile")
     assert 'action="/me/feeds"' in profile.text and "Feeds you added" in profile.text
     csrf = _csrf_of(profile.text)

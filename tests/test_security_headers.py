@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from conftest import Replay
 from fastapi.testclient import TestClient
+from helpers import hidden_field, signin_link
 from test_reader_feeds import BAIR, make_settings
 
 from aggregator.api.app import create_app
@@ -50,11 +51,11 @@ def test_headers_on_pages_and_api_and_hsts_only_over_https(
         assert proxy.get("/", headers=https).headers["strict-transport-security"] == "max-age=31536000"
         assert "script-src 'self'" in proxy.get("/docs").headers["content-security-policy"]
         # the session cookie is Secure when the trusted proxy says the client used HTTPS
-        token = proxy.post("/api/readers", json={"email": "ada@example.org"}).json()["token"]
-        page = proxy.get("/signin", headers=https)
+        assert proxy.post("/api/readers", json={"email": "ada@example.org"}).status_code == 201
+        page = proxy.get(signin_link(proxy.app, "ada@example.org"), headers=https)
         signed = proxy.post(
-            "/signin",
-            data={"token": token, "csrf_token": _csrf(page.text)},
+            "/signin/link",
+            data={"t": hidden_field(page.text, "t"), "csrf_token": _csrf(page.text)},
             headers=https,
             follow_redirects=False,
         )

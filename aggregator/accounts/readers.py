@@ -1,4 +1,6 @@
-"""Reader accounts: sign-up, tokens, per-reader settings (time zone, email day and hour).
+"""Reader accounts: sign-up, tokens, verified addresses, per-reader settings (time zone, email
+day and hour). Sign-in links: :mod:`.links`; sessions: :mod:`.web_sessions`; deletion:
+:mod:`.deletion`.
 
 Functions take a SQLAlchemy ``Session`` and never commit (the caller owns the transaction).
 Bad input raises :class:`aggregator.errors.ReaderError` with a message a person can act on;
@@ -21,6 +23,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
@@ -78,18 +81,26 @@ class ReaderInfo:
     email: str
     created_at: dt.datetime
     subscriptions: int = 0
+    verified: bool = False
 
 
-def create_reader(session: Session, email: str, now: dt.datetime | None = None) -> NewReader:
+def create_reader(
+    session: Session, email: str, now: dt.datetime | None = None, *, verified: bool = False
+) -> NewReader:
     """Create a reader with an empty interest profile and fresh API and feed tokens.
+    ``verified``: the address counts as verified at once (readers the operator makes with
+    ``aggregator users add``); otherwise no mail but a verification link goes to it until its
+    owner opens one (:mod:`aggregator.accounts.links`).
 
     Raises :class:`ReaderError` for an invalid address, :class:`Conflict` when a reader with
-    that address (compared case-insensitively) exists."""
+    that address (compared case-insensitively) exists -- also when another transaction adds it
+    at the same moment: the database's unique index on ``lower(email)`` refuses the second,
+    and this function then rolls ``session`` back before raising."""
     now = now or utcnow()
     address = normalise_email(email)
-    taken = session.scalar(sa.select(Reader.id).where(sa.func.lower(Reader.email) == address.lower()))
-    if taken is not None:
-        raise Conflict(f"email: a reader with address {address} already exists")
+    conflict = Conflict(f"email: a reader with address {address} already exists")
+    if reader_by_email(session, address) is not None:
+        raise conflict
     token, feed_token = new_token(), new_token()
     reader = Reader(
         email=address,
@@ -101,12 +112,60 @@ def create_reader(session: Session, email: str, now: dt.datetime | None = None) 
         email_time="08:00",
         timezone="UTC",
         email_bounced=False,
+        email_verified_at=now if verified else None,
     )
     session.add(reader)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as err:  # a concurrent sign-up of the same address won the race
+        session.rollback()
+        raise conflict from err
     session.add(_empty_profile(reader.id, now))
     session.flush()
     return NewReader(reader.id, address, token, feed_token)
+
+
+def reader_by_email(session: Session, email: str) -> Reader | None:
+    """The reader with this address, compared case-insensitively (the index on
+    ``lower(email)``), or None. ``email`` is used as given: normalise it first."""
+    return session.scalar(sa.select(Reader).where(sa.func.lower(Reader.email) == email.strip().lower()))
+
+
+def mark_verified(session: Session, reader_id: int, now: dt.datetime | None = None) -> bool:
+    """Record that the owner of the reader's address opened a link mailed to it (kept once set).
+    True when the address was not verified before."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise NotFound(f"no reader with id {reader_id}")
+    if reader.email_verified_at is not None:
+        return False
+    reader.email_verified_at = now or utcnow()
+    session.flush()
+    return True
+
+
+def reset_for_owner(session: Session, reader_id: int) -> None:
+    """The owner of an address claims an account somebody else may have made with it: new API
+    and feed tokens (shown to nobody: whoever signed up by the API loses access; the owner makes
+    new ones on the profile page) and the weekly email off until the owner turns it on."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise NotFound(f"no reader with id {reader_id}")
+    reader.token_hash, reader.feed_token_hash = hash_token(new_token()), hash_token(new_token())
+    reader.weekly_email = False
+    session.flush()
+
+
+def reissue_token(session: Session, reader_id: int) -> str:
+    """Replace a reader's API token: the old one is refused (401) from the commit on. Returns
+    the new token, the only time it exists in clear."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise NotFound(f"no reader with id {reader_id}")
+    token = new_token()
+    reader.token_hash = hash_token(token)
+    session.flush()
+    return token
 
 
 def _empty_profile(reader_id: int, now: dt.datetime) -> Profile:
@@ -133,7 +192,7 @@ def list_readers(session: Session) -> list[ReaderInfo]:
         ).all()
     )
     return [
-        ReaderInfo(r.id, r.email, r.created_at, counts.get(r.id, 0))
+        ReaderInfo(r.id, r.email, r.created_at, counts.get(r.id, 0), r.email_verified_at is not None)
         for r in session.scalars(sa.select(Reader).order_by(Reader.id))
     ]
 

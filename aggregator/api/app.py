@@ -20,6 +20,7 @@ from aggregator.api.pages import account as reader_pages
 from aggregator.api.pages import library as library_pages
 from aggregator.api.pages import public as pages
 from aggregator.api.pages import search as search_pages
+from aggregator.api.pages import signin as signin_pages
 from aggregator.api.pages import topics as topic_pages
 from aggregator.api.routes import digest as routes
 from aggregator.api.routes import email_links as email_routes
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(rescore_status.router)
     app.include_router(my_feeds.router)
     app.include_router(library_routes.router)
+    app.include_router(signin_pages.router, include_in_schema=False)
     app.include_router(reader_pages.router, include_in_schema=False)  # HTML forms, not an API
     app.include_router(library_pages.router, include_in_schema=False)
     app.include_router(topic_pages.router, include_in_schema=False)

@@ -1,13 +1,17 @@
-"""Who is asking: the bearer-token dependency of ``/api/me/*``, the signed session cookie of the
-HTML pages, and CSRF tokens for their forms.
+"""Who is asking: the bearer-token dependency of ``/api/me/*``, the session cookie of the HTML
+pages, and CSRF tokens for their forms.
 
 * API: ``Authorization: Bearer TOKEN`` (the API token of ``aggregator users add`` or
-  ``POST /api/readers``). Missing or unknown → 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
-* Pages: ``/signin`` exchanges the API token for a session cookie signed with itsdangerous
-  (HMAC-SHA1 over the payload with a key derived from the secret key, salt per purpose),
-  valid ``SESSION_MAX_AGE`` seconds, ``HttpOnly``, ``SameSite=Lax``, ``Secure`` over HTTPS.
-  The payload holds the reader id, a fingerprint of their token hash and a CSRF token.
-* CSRF: every POST form carries ``csrf_token``, compared in constant time with the one in the
+  ``POST /api/readers``, reissued on the profile page or by ``aggregator users token``).
+  Missing or unknown → 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
+* Pages: a sign-in link mailed by ``/signin`` (:mod:`aggregator.api.pages.signin`) starts a
+  server-side session (:mod:`aggregator.accounts.web_sessions`, table ``web_sessions``). The
+  cookie holds the random session id signed with itsdangerous (HMAC over the payload with a
+  key derived from the secret key, salt ``session``), valid ``SESSION_MAX_AGE`` seconds,
+  ``HttpOnly``, ``SameSite=Lax``, ``Secure`` over HTTPS. The cookie is worth something only
+  while its row exists: signing out deletes the row, so a copy of the cookie replayed later
+  is no session; "sign out everywhere" deletes all of the reader's rows.
+* CSRF: every POST form carries ``csrf_token``, compared in constant time with the one of the
   session (or, before sign-in, in a separate signed ``aggregator_csrf`` cookie: the
   double-submit pattern of the OWASP CSRF Prevention Cheat Sheet). A mismatch is a 403.
 * The secret key is ``AGGREGATOR_SECRET_KEY``; when unset, a random one is made once and kept
@@ -23,17 +27,17 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 
-from aggregator.accounts import readers
+from aggregator.accounts import readers, web_sessions
 from aggregator.api.client_keys import forwarded_https, parse_proxies
 from aggregator.api.deps import SessionDep
 from aggregator.store.secrets import load_or_create_secret
-from aggregator.store.tables import Reader
 
 SESSION_COOKIE = "aggregator_session"
 CSRF_COOKIE = "aggregator_csrf"
-#: Seconds a session cookie stays valid: 30 days.
-SESSION_MAX_AGE = 30 * 24 * 3600
+#: Seconds a session cookie stays valid: 30 days (the session's row ends at the same age).
+SESSION_MAX_AGE = web_sessions.SESSION_MAX_AGE
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -123,25 +127,27 @@ class WebSession:
     csrf: str
 
 
-def _fingerprint(reader: Reader) -> str:
-    return reader.token_hash[:16]
-
-
-def web_session(request: Request, session: SessionDep) -> WebSession | None:
-    """The session of the request's cookie, or None (no cookie, bad signature, expired, or the
-    reader is gone)."""
+def session_id(request: Request) -> str | None:
+    """The session id in the request's cookie when its signature is valid and not older than
+    ``SESSION_MAX_AGE``; None otherwise. Says nothing about whether the session still exists."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
+    if not cookie or len(cookie) > 512:
         return None
     try:
         data: Any = _serializer(request, "session").loads(cookie, max_age=SESSION_MAX_AGE)
-        reader_id, fingerprint, csrf = int(data["r"]), str(data["f"]), str(data["c"])
-    except (BadSignature, KeyError, TypeError, ValueError):
+    except BadSignature:
         return None
-    reader = session.get(Reader, reader_id)
-    if reader is None or not secrets.compare_digest(_fingerprint(reader), fingerprint):
+    return data if isinstance(data, str) else None
+
+
+def web_session(request: Request, session: SessionDep) -> WebSession | None:
+    """The session of the request's cookie, or None (no cookie, bad signature, expired, signed
+    out, or the reader is gone)."""
+    sid = session_id(request)
+    if sid is None:
         return None
-    return WebSession(reader.id, reader.email, csrf)
+    found = web_sessions.lookup(session, sid)
+    return None if found is None else WebSession(found.reader_id, found.email, found.csrf)
 
 
 WebSessionDep = Annotated[WebSession | None, Depends(web_session)]
@@ -153,12 +159,13 @@ def _secure(request: Request) -> bool:
     return forwarded_https(request.scope, proxies)
 
 
-def start_session(request: Request, response: Response, reader: Reader) -> None:
-    """Sign ``reader`` in: set the session cookie (with a fresh CSRF token) on ``response``."""
-    payload = {"r": reader.id, "f": _fingerprint(reader), "c": secrets.token_urlsafe(32)}
+def start_session(request: Request, response: Response, session: Session, reader_id: int) -> None:
+    """Sign ``reader_id`` in: a new ``web_sessions`` row (with a fresh CSRF token) and its
+    cookie on ``response``. The caller commits ``session``."""
+    sid, _ = web_sessions.start(session, reader_id)
     response.set_cookie(
         SESSION_COOKIE,
-        _serializer(request, "session").dumps(payload),
+        _serializer(request, "session").dumps(sid),
         max_age=SESSION_MAX_AGE,
         httponly=True,
         samesite="lax",
@@ -168,7 +175,12 @@ def start_session(request: Request, response: Response, reader: Reader) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
-def end_session(response: Response) -> None:
+def end_session(request: Request, response: Response, session: Session) -> None:
+    """Sign out: delete the session's row (the cookie is worthless from the commit on) and the
+    cookie. The caller commits ``session``."""
+    sid = session_id(request)
+    if sid is not None:
+        web_sessions.end(session, sid)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 

@@ -193,8 +193,15 @@ class BodySizeLimit:
 
 #: Paths no rate limit applies to: health checks, metrics, static files.
 EXEMPT = ("/healthz", "/metrics", "/static", "/favicon.ico")
-#: Requests that create accounts or sign in: the strict ``auth`` budget per client address.
-AUTH_ROUTES = {("POST", "/api/readers"), ("POST", "/signin"), ("POST", "/signin/email"), ("POST", "/signup")}
+#: Requests that create accounts, mail links or sign in: the strict ``auth`` budget per client
+#: address (the mails per address are bounded apart, :mod:`aggregator.accounts.links`).
+AUTH_ROUTES = {
+    ("POST", "/api/readers"),
+    ("POST", "/signin"),
+    ("POST", "/signin/email"),
+    ("POST", "/signin/link"),
+    ("POST", "/signup"),
+}
 
 
 class RateLimit:

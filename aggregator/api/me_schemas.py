@@ -26,6 +26,10 @@ class ReaderCreated(BaseModel):
     feed_url: str = Field(description="the personal Atom feed of the digest")
 
 
+class TokenOut(BaseModel):
+    token: str = Field(description="the new API token for 'Authorization: Bearer'; shown only this once")
+
+
 class ReaderItem(DigestItem):
     topics: list[str] = Field(description="slugs of the reader's topic filters the item matches")
     followed_authors: list[str] = Field(description="authors of the item the reader follows")

@@ -36,10 +36,13 @@ class Due:
 
 def due_readers(session: Session, now: dt.datetime) -> list[Due]:
     """Readers due at ``now`` (UTC) for their current ISO week: weekly email on, not bounced,
-    and their scheduled time this week has passed. Does not look at ``email_sends``."""
+    address verified (:mod:`aggregator.accounts.links`), and their scheduled time this week
+    has passed. Does not look at ``email_sends``."""
     rows = session.execute(
         sa.select(Reader.id, Reader.email_weekday, Reader.email_time, Reader.timezone).where(
-            Reader.weekly_email.is_(True), Reader.email_bounced.is_(False)
+            Reader.weekly_email.is_(True),
+            Reader.email_bounced.is_(False),
+            Reader.email_verified_at.is_not(None),  # no mail to an address nobody confirmed
         )
     ).all()
     out = []

@@ -10,8 +10,8 @@ iso_week)``)::
        │                  └── crash (lease expires) ──► claimed again by the next run
        └── planned: the reader is due this week (INSERT … ON CONFLICT DO NOTHING)
 
-1. **Plan.** A reader with the weekly email on and no bounce is *due* for ISO week W (W read
-   on their own clock) once now (UTC) ≥ their weekday and local time in W
+1. **Plan.** A reader with the weekly email on, a verified address and no bounce is *due*
+   for ISO week W (W read on their own clock) once now (UTC) ≥ their weekday and local time in W
    (:func:`~aggregator.mail.compose.scheduled_at`). A ``pending`` row is inserted for each
    due reader; the unique constraint makes this idempotent and safe when several instances
    plan at once. Only the current week is planned: weeks missed while nothing ran are not
@@ -276,7 +276,12 @@ def _send_one(
         row = session.get(EmailSend, row_id)
         assert row is not None
         reader = session.get(Reader, row.reader_id)
-        if reader is None or not reader.weekly_email or reader.email_bounced:
+        if (
+            reader is None
+            or not reader.weekly_email
+            or reader.email_bounced
+            or reader.email_verified_at is None
+        ):
             session.execute(
                 sa.delete(EmailSend).where(EmailSend.id == row_id, EmailSend.claimed_by == holder)
             )

@@ -183,9 +183,11 @@ class BackfillCursor(Base):
 
 
 class Reader(Base):
-    """A reader account. Tokens are stored as SHA-256 hex digests, never in clear."""
+    """A reader account; tokens stored as SHA-256 hex digests. Addresses are unique in any case
+    (index on ``lower(email)``); ``email_verified_at`` NULL: no mail but a link goes there."""
 
     __tablename__ = "readers"
+    __table_args__ = (sa.Index("uq_readers_email_lower", sa.text("lower(email)"), unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320), unique=True)
@@ -198,6 +200,7 @@ class Reader(Base):
     email_time: Mapped[str] = mapped_column(sa.String(5), default="08:00")  # HH:MM local
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     email_bounced: Mapped[bool] = mapped_column(default=False)
+    email_verified_at: Mapped[dt.datetime | None]
 
 
 class Profile(Base):
@@ -466,3 +469,35 @@ class ItemOwner(Base):
 
     item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     feed_id: Mapped[int | None] = mapped_column(sa.ForeignKey("feeds.id", ondelete="SET NULL"), index=True)
+
+
+# --- accounts: sign-in links and web sessions (issue 14, finding 5) ---------------------------
+
+
+class SignInLink(Base):
+    """A link mailed to a reader (``verify`` after sign-up, or ``signin``): the SHA-256 of its
+    nonce, used once (``used_at``) before ``expires_at``. See :mod:`aggregator.accounts.links`."""
+
+    __tablename__ = "signin_links"
+    __table_args__ = (sa.Index("ix_signin_links_reader_created", "reader_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"))
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser: SHA-256 of the cookie's session id, and its CSRF token (see
+    :mod:`aggregator.accounts.web_sessions`)."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    reader_id: Mapped[int] = mapped_column(sa.ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]

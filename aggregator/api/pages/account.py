@@ -1,7 +1,7 @@
-"""The reader's HTML pages: sign-in and sign-out, their digest at ``/me`` with 👍/👎 buttons
-and the profile editor at ``/me/profile`` (with the feeds the reader added to the shared
-reading list, see :mod:`aggregator.feeds.added_feeds`). The topic filter pages are
-:mod:`aggregator.api.pages.topics`.
+"""The reader's HTML pages: their digest at ``/me`` with 👍/👎 buttons and the profile editor
+at ``/me/profile`` (with the feeds the reader added to the shared reading list, see
+:mod:`aggregator.feeds.added_feeds`, and the account: a new API token, sign out everywhere,
+delete the account). Sign-in: :mod:`.signin`; topic filter pages: :mod:`.topics`.
 
 Plain HTML forms, no JavaScript. Every POST checks the CSRF token of the session (see
 :mod:`aggregator.api.auth`) and answers with a 303 redirect (post/redirect/get), except a form
@@ -19,12 +19,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from aggregator import errors
-from aggregator.accounts import feedback, library, profiles, readers
+from aggregator.accounts import (
+    deletion,
+    feedback,
+    library,
+    profiles,
+    readers,
+    web_sessions,
+)
 from aggregator.api import auth, rescoring
 from aggregator.api.auth import WebSession, WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.html import templates
 from aggregator.api.pages.forms import ProfileForm
+from aggregator.api.pages.signin import safe_next
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor, reader_query
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.api.routes.me import feed_url
@@ -33,17 +41,11 @@ from aggregator.digest.paged_reader import reader_page
 from aggregator.digest.public import default_day
 from aggregator.feeds import added_feeds as reader_feeds
 from aggregator.feeds.status import failing_feeds
+from aggregator.store.tables import Reader
 
 router = APIRouter(tags=["pages"])
 
 CsrfForm = Annotated[str, Form(description="the form's CSRF token")]
-
-
-def _safe_next(target: str | None, default: str = "/me") -> str:
-    """A local path to go to after a form (never another site: no scheme, no ``//``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    return target
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -64,57 +66,6 @@ def _require(ws: WebSession | None, csrf: str | None) -> WebSession:
 
 def _render(request: Request, name: str, ctx: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
-
-
-# --- sign-in -------------------------------------------------------------------------------------
-
-
-def _signin_form(
-    request: Request, next_url: str, error: str | None = None, status_code: int = 200
-) -> HTMLResponse:
-    token, signed = auth.anonymous_csrf(request)
-    resp = _render(
-        request, "signin.html", {"csrf": token, "next": next_url, "error": error, "ws": None}, status_code
-    )
-    if signed is not None:
-        auth.set_csrf_cookie(request, resp, signed)
-    return resp
-
-
-@router.get("/signin", response_class=HTMLResponse, name="signin_page")
-def signin_page(request: Request, ws: WebSessionDep, next: Annotated[str | None, Query()] = None) -> Response:
-    """The sign-in form: paste the API token from ``aggregator users add``."""
-    if ws is not None:
-        return _see_other(_safe_next(next))
-    return _signin_form(request, _safe_next(next))
-
-
-@router.post("/signin", response_class=HTMLResponse)
-def signin(
-    request: Request,
-    session: SessionDep,
-    token: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/me",
-) -> Response:
-    """Check the API token and start a session (signed cookie)."""
-    auth.check_anonymous_csrf(request, csrf_token)
-    reader = readers.reader_for_token(session, token.strip())
-    if reader is None:
-        return _signin_form(request, _safe_next(next), "That token is not valid.", status_code=401)
-    resp = _see_other(_safe_next(next))
-    auth.start_session(request, resp, reader)
-    return resp
-
-
-@router.post("/signout")
-def signout(ws: WebSessionDep, csrf_token: CsrfForm = "") -> Response:
-    """End the session."""
-    if ws is not None:
-        auth.check_csrf(ws.csrf, csrf_token)
-    resp = _see_other("/signin")
-    auth.end_session(resp)
-    return resp
 
 
 # --- the reader's digest ----------------------------------------------------------------------------
@@ -182,7 +133,7 @@ def feedback_form(
     published = feedback.set_feedback(session, ws.reader_id, item_id, value)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id, around=published)
-    return _see_other(_safe_next(next).split("#")[0] + f"#item-{item_id}")
+    return _see_other(safe_next(next).split("#")[0] + f"#item-{item_id}")
 
 
 # --- profile -----------------------------------------------------------------------------------
@@ -202,8 +153,11 @@ def _profile_page(
     feed_notice: str | None = None,
     feed_error: str | None = None,
     feed_form: dict[str, str] | None = None,
+    new_token: str | None = None,
+    account_error: str | None = None,
 ) -> HTMLResponse:
     profile = profiles.get_profile(session, ws.reader_id)
+    reader = session.get(Reader, ws.reader_id)
     return _render(
         request,
         "profile.html",
@@ -221,6 +175,10 @@ def _profile_page(
             "feed_notice": feed_notice,
             "feed_error": feed_error,
             "feed_form": feed_form or {"url": "", "name": ""},
+            "new_token": new_token,
+            "account_error": account_error,
+            "verified": reader is not None and reader.email_verified_at is not None,
+            "sessions": web_sessions.count(session, ws.reader_id),
         },
         status_code,
     )
@@ -286,6 +244,54 @@ def feed_token_form(
     token = readers.rotate_feed_token(session, ws.reader_id)
     session.commit()
     return _profile_page(request, ws, session, new_feed_url=feed_url(request, token))
+
+
+# --- the account: API token, sessions, deletion ---------------------------------------------------
+
+
+@router.post("/me/token", response_class=HTMLResponse)
+def token_form(
+    request: Request, ws: WebSessionDep, session: SessionDep, csrf_token: CsrfForm = ""
+) -> Response:
+    """Make a new API token and show it once; the old one is refused (401) from now on."""
+    ws = _require(ws, csrf_token)
+    token = readers.reissue_token(session, ws.reader_id)
+    session.commit()
+    resp = _profile_page(request, ws, session, new_token=token)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@router.post("/me/signout-everywhere")
+def signout_everywhere_form(ws: WebSessionDep, session: SessionDep, csrf_token: CsrfForm = "") -> Response:
+    """End every session of the reader (this one too): all their browsers must sign in again."""
+    ws = _require(ws, csrf_token)
+    web_sessions.end_all(session, ws.reader_id)
+    session.commit()
+    resp = _see_other("/signin")
+    resp.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.post("/me/delete", response_class=HTMLResponse)
+def delete_account_form(
+    request: Request,
+    ws: WebSessionDep,
+    session: SessionDep,
+    csrf_token: CsrfForm = "",
+    confirm_email: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    """Delete the account and all its data (:func:`aggregator.accounts.deletion.delete_reader`)
+    once the reader typed their address; otherwise the profile page says why not (422)."""
+    ws = _require(ws, csrf_token)
+    if confirm_email.strip().lower() != ws.email.lower():
+        error = "To delete your account, type your email address exactly as shown."
+        return _profile_page(request, ws, session, account_error=error, status_code=422)
+    deletion.delete_reader(session, ws.reader_id)
+    session.commit()
+    resp = _see_other("/")
+    resp.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return resp
 
 
 # --- feeds the reader added ----------------------------------------------------------------------

@@ -25,7 +25,8 @@ from aggregator.accounts import library, library_io
 from aggregator.api.auth import WebSessionDep
 from aggregator.api.deps import SessionDep
 from aggregator.api.html import templates
-from aggregator.api.pages.account import CsrfForm, _require, _safe_next, _see_other, _signin_redirect
+from aggregator.api.pages.account import CsrfForm, _require, _see_other, _signin_redirect
+from aggregator.api.pages.signin import safe_next
 from aggregator.api.routes.digest import ItemId
 from aggregator.api.routes.library import fetch_then_save, item_cards, read_references
 from aggregator.store.tables import Item
@@ -113,7 +114,7 @@ def save_form(
     session.commit()
     if _wants_json(request):
         return JSONResponse({"item_id": item_id, "saved": not remove})
-    return _see_other(_safe_next(next, "/library").split("#")[0] + f"#item-{item_id}")
+    return _see_other(safe_next(next, "/library").split("#")[0] + f"#item-{item_id}")
 
 
 @router.post("/me/items/{item_id}/read")
@@ -135,7 +136,7 @@ def read_form(
     session.commit()
     if _wants_json(request):
         return JSONResponse({"item_id": item_id, "read": not unread})
-    return _see_other(_safe_next(next).split("#")[0] + f"#item-{item_id}")
+    return _see_other(safe_next(next).split("#")[0] + f"#item-{item_id}")
 
 
 @router.get("/me/items/{item_id}/open", name="open_item")

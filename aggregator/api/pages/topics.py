@@ -27,11 +27,11 @@ from aggregator.api.pages.account import (
     CsrfForm,
     _render,
     _require,
-    _safe_next,
     _see_other,
     _signin_redirect,
 )
 from aggregator.api.pages.forms import TopicForm
+from aggregator.api.pages.signin import safe_next
 from aggregator.config import Settings
 from aggregator.digest.topic_preview import TopicPreview, preview_topic
 
@@ -207,7 +207,7 @@ def subscribe_form(
     subscriptions.subscribe(session, ws.reader_id, topic)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id)
-    return _see_other(_safe_next(next, "/topics"))
+    return _see_other(safe_next(next, "/topics"))
 
 
 @router.post("/topics/unsubscribe")
@@ -225,4 +225,4 @@ def unsubscribe_form(
         subscriptions.unsubscribe(session, ws.reader_id, topic)
     session.commit()
     rescoring.after_change(request.app.state, session, ws.reader_id)
-    return _see_other(_safe_next(next, "/topics"))
+    return _see_other(safe_next(next, "/topics"))

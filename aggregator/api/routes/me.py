@@ -1,5 +1,6 @@
-"""Reader routes: sign-up, the reader's digest (JSON and Atom), profile, email settings,
-feedback, topic filters and subscriptions, "more like this", and the feeds as OPML.
+"""Reader routes: sign-up (with its verification mail), account deletion and a new API token,
+the reader's digest (JSON and Atom), profile, email settings, feedback, topic filters and
+subscriptions, "more like this", and the feeds as OPML.
 
 Thin wrappers over :mod:`aggregator.accounts`; their exceptions become HTTP answers in
 :mod:`aggregator.api.errors` (ReaderError → 422, NotFound → 404, Forbidden → 403, Conflict → 409).
@@ -17,9 +18,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from aggregator.accounts import feedback, profiles, readers
-from aggregator.api import fastlane, rescoring
-from aggregator.api.auth import BearerCredentials, ReaderDep, unauthorized
+from aggregator.accounts import deletion, feedback, profiles, readers
+from aggregator.api import fastlane, link_mail, rescoring
+from aggregator.api.auth import BearerCredentials, ReaderDep, secret_key, unauthorized
 from aggregator.api.deps import AUTH_401, BAD_422, SessionDep, SettingsDep
 from aggregator.api.me_schemas import (
     FeedbackIn,
@@ -33,6 +34,7 @@ from aggregator.api.me_schemas import (
     ReaderItem,
     SettingsIn,
     SettingsOut,
+    TokenOut,
 )
 from aggregator.api.paging import CursorQuery, FiltersDep, ServedPaging
 from aggregator.api.reader_paging import paged_reader_response
@@ -61,11 +63,19 @@ def feed_url(request: Request, token: str) -> str:
     tags=["readers"],
     responses={409: {"description": "a reader with that email exists"}, **BAD_422},
 )
-def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> ReaderCreated:
+def create_reader(
+    body: ReaderCreate, request: Request, session: SessionDep, tasks: BackgroundTasks
+) -> ReaderCreated:
     """Sign up: create a reader and return their API token and feed token, the only time
-    either is shown (only SHA-256 digests are stored)."""
+    either is shown (only SHA-256 digests are stored). The address gets one mail, of fixed
+    content: a link to confirm it (24 hours, once). Until it is opened no other mail goes
+    there (no weekly email). The address is normalised; one that differs from an existing
+    one only in case is taken (409), also when both sign up at the same moment."""
     new = readers.create_reader(session, body.email)
     session.commit()
+    tasks.add_task(
+        link_mail.mail_verification, request.app.state, secret_key(request), new.reader_id, new.email
+    )
     return ReaderCreated(
         id=new.reader_id,
         email=new.email,
@@ -73,6 +83,26 @@ def create_reader(body: ReaderCreate, request: Request, session: SessionDep) -> 
         feed_token=new.feed_token,
         feed_url=feed_url(request, new.feed_token),
     )
+
+
+@router.delete("/api/me", status_code=204, tags=["me"], responses=AUTH_401)
+def delete_me(reader: ReaderDep, session: SessionDep) -> Response:
+    """Delete your account and all your data: profile, subscriptions, votes, library, read
+    marks, scores, sessions, sign-in links and weekly email state. Topic filters you made go
+    unless another reader subscribes to them (then they stay, owned by nobody); feeds you
+    added stop being fetched (their items stay). Your token is refused afterwards."""
+    deletion.delete_reader(session, reader.id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/api/me/token", response_model=TokenOut, tags=["me"], responses=AUTH_401)
+def reissue_token(reader: ReaderDep, session: SessionDep) -> TokenOut:
+    """Make a new API token and return it, once; the token of this request is refused (401)
+    from now on."""
+    token = readers.reissue_token(session, reader.id)
+    session.commit()
+    return TokenOut(token=token)
 
 
 # --- digest ----------------------------------------------------------------------------------------
