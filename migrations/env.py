@@ -4,7 +4,7 @@
 
 from alembic import context
 
-from aggregator.store import trends_tables  # noqa: F401  (registers its tables on Base.metadata)
+from aggregator.store import account_tables, trends_tables  # noqa: F401  (registers its tables on Base.metadata)
 from aggregator.store.db import make_engine
 from aggregator.store.tables import Base
 

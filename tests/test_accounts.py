@@ -38,8 +38,9 @@ from aggregator.config import Settings
 from aggregator.errors import Conflict
 from aggregator.mail import plan, send
 from aggregator.mail.tokens import signing_key
+from aggregator.store.account_tables import SignInLink, WebSession
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Base, Feed, Item, ItemSource, Reader, Score, SignInLink, Topic, WebSession
+from aggregator.store.tables import Base, Feed, Item, ItemSource, Reader, Score, Topic
 
 
 @pytest.fixture

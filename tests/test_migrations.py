@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from aggregator.store import trends_tables  # noqa: F401  (its tables are part of the schema)
+from aggregator.store import account_tables, trends_tables  # noqa: F401  (its tables are part of the schema)
 from aggregator.store.tables import Base
 
 

@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.readers import mark_verified, reset_for_owner
 from aggregator.clock import utcnow
 from aggregator.errors import ReaderError
-from aggregator.store.tables import Reader, SignInLink, WebSession
+from aggregator.store.account_tables import SignInLink, WebSession
+from aggregator.store.tables import Reader
 
 Purpose = Literal["verify", "signin"]
 SALT = "signin-link"

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
-from aggregator.store.tables import Reader, WebSession
+from aggregator.store.account_tables import WebSession
+from aggregator.store.tables import Reader
 
 #: Seconds a session lasts from sign-in: 30 days.
 SESSION_MAX_AGE = 30 * 24 * 3600
