@@ -60,3 +60,43 @@ def lease(engine: sa.Engine, name: str, seconds: float) -> Iterator[bool]:
     finally:
         if held:
             release(engine, name)
+
+
+# -- turns: a row holding the earliest time the next request may start ---------------------------
+
+
+def try_take_turn(engine: sa.Engine, name: str, busy_seconds: float, holder: str = HOLDER) -> float:
+    """Take the turn ``name`` if its ``lease_until`` (the earliest next start, UTC) has passed,
+    marking it busy for ``busy_seconds``; returns 0.0 when taken, else the seconds to wait.
+
+    Unlike a lease, a turn is never re-entrant: the holder waits like anyone else, so the row
+    spaces requests of every process alike (see :mod:`aggregator.feeds.pacing`)."""
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(conn, JobLock.__table__)
+            .values(name=name, holder="", lease_until=now - dt.timedelta(seconds=1))
+            .on_conflict_do_nothing()
+        )
+        res = conn.execute(
+            sa.update(JobLock)
+            .where(JobLock.name == name, JobLock.lease_until <= now)
+            .values(holder=holder, lease_until=now + dt.timedelta(seconds=busy_seconds))
+        )
+        if res.rowcount:
+            return 0.0
+        until = conn.execute(sa.select(JobLock.lease_until).where(JobLock.name == name)).scalar_one()
+    if until.tzinfo is None:  # SQLite keeps no zone; written as UTC
+        until = until.replace(tzinfo=dt.UTC)
+    return max((until - now).total_seconds(), 0.001)
+
+
+def end_turn(engine: sa.Engine, name: str, spacing: float, holder: str = HOLDER) -> None:
+    """End ``holder``'s turn ``name``: the next may start ``spacing`` seconds from now. No
+    effect when the turn ran out and another holder took it meanwhile."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(JobLock)
+            .where(JobLock.name == name, JobLock.holder == holder)
+            .values(lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spacing))
+        )

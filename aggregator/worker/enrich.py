@@ -151,7 +151,7 @@ def _write(
 
 
 async def _enrich(engine: sa.Engine, settings: Settings, max_batches: int, report: EnrichReport) -> None:
-    async with Fetcher(settings) as fetcher:
+    async with Fetcher(settings, engine=engine) as fetcher:
         for _ in range(max_batches):
             batch = await asyncio.to_thread(pending, engine, BATCH)
             if not batch:

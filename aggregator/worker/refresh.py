@@ -134,7 +134,7 @@ async def _refresh(
         if progress is not None:
             progress(outcome)
 
-    async with Fetcher(settings) as fetcher:
+    async with Fetcher(settings, engine=engine) as fetcher:
         await asyncio.gather(*(one(fetcher, f) for f in feeds))
     return report
 
