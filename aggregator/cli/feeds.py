@@ -68,7 +68,7 @@ def fetch(
     for col in ("feed", "state", "status", "new items", "updated", "error"):
         table.add_column(col)
     for o in report.outcomes:
-        style = {"failed": "red", "new": "green"}.get(o.state, "")
+        style = {"failed": "red", "new": "green", "skipped": "yellow"}.get(o.state, "")
         table.add_row(
             escape(o.name),
             f"[{style}]{o.state}[/]" if style else o.state,
@@ -77,10 +77,17 @@ def fetch(
             str(o.updated_items),
             escape((o.error or "")[:80]),
         )
+    for h in report.held:
+        until = f"{h.lease_until:%H:%M:%S} UTC"
+        table.add_row(
+            escape(h.name), "[yellow]skipped[/]", "-", "0", "0", f"held by another process until {until}"
+        )
     console.print(table)
+    skipped = len(report.held) + report.count("skipped")
     console.print(
         f"feeds: {report.count('new')} with new items, {report.count('unchanged')} unchanged, "
-        f"{report.count('failed')} failed · items: {report.new_items} new, {report.updated_items} updated"
+        f"{report.count('failed')} failed, {skipped} skipped (held by another process)"
+        f" · items: {report.new_items} new, {report.updated_items} updated"
     )
     if report.new_items or report.updated_items:
         n = jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids, refit=True)

@@ -332,10 +332,7 @@ class Fetcher:
         host = _host_key(url)
         if is_arxiv_host(url.host) if arxiv is None else arxiv:
             s = self.settings
-            database = None
-            if self._engine is not None:
-                busy = s.total_timeout_seconds + s.connect_timeout_seconds + s.arxiv_delay_seconds
-                database = DatabaseTurn(self._engine, host, busy)
+            database = None if self._engine is None else DatabaseTurn(self._engine, host)
             async with pacer_for(host).turn(s.arxiv_delay_seconds, database), global_slots:
                 yield
             return

@@ -16,15 +16,16 @@ Two levels, taken in this order for every request to an arXiv host:
 2. :class:`DatabaseTurn` (when the fetcher was given an engine): a ``job_locks`` row named
    ``arxiv:<host>`` whose ``lease_until`` is the earliest time (UTC) the next request to the host
    may start. A process takes its turn with an atomic conditional ``UPDATE``
-   (:func:`aggregator.store.locks.try_take_turn`), holding it for the request's longest possible
-   duration; when the request ends it sets the row to ``end + interval``
-   (:func:`aggregator.store.locks.end_turn`). A process killed mid-request frees the host once
-   its turn runs out. Clocks of the hosts sharing a database are assumed in sync (NTP).
+   (:func:`aggregator.store.locks.try_take_turn`), marking it busy (renewed while the request
+   runs); when the request ends it sets the row to ``end + interval``
+   (:func:`aggregator.store.locks.end_turn`). A process killed mid-request frees the host within
+   :data:`TURN_BUSY_SECONDS`. Clocks of the hosts sharing a database are assumed in sync (NTP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -94,23 +95,38 @@ def pacer_for(host: str) -> HostPacer:
         return pacer
 
 
+#: Seconds a process's turn stays busy unrenewed: renewed every third while its request runs,
+#: so a process killed mid-request blocks the host for this long at most.
+TURN_BUSY_SECONDS = 15.0
+
+
 class DatabaseTurn:
     """The instance-wide turn of one host in ``job_locks`` (see the module doc).
 
-    ``busy_seconds`` bounds one request (the fetcher's total and connect timeouts): a holder
-    that died mid-request blocks the host that long at most. Database calls run in a thread."""
+    While the request runs, the turn is marked busy for :data:`TURN_BUSY_SECONDS` and renewed
+    every third of that by a task of the caller's loop. Database calls run in a thread."""
 
-    def __init__(self, engine: sa.Engine, host: str, busy_seconds: float) -> None:
+    def __init__(self, engine: sa.Engine, host: str) -> None:
         self.engine = engine
         self.name = f"arxiv:{host}"[:100]
-        self.busy_seconds = busy_seconds
+        self._renewing: asyncio.Task[None] | None = None
 
     async def take(self) -> None:
         """Wait until the row allows a request, then take it."""
         take = locks.try_take_turn
-        while (wait := await asyncio.to_thread(take, self.engine, self.name, self.busy_seconds)) > 0:
+        while (wait := await asyncio.to_thread(take, self.engine, self.name, TURN_BUSY_SECONDS)) > 0:
             await asyncio.sleep(min(wait, 1.0))
+        self._renewing = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(TURN_BUSY_SECONDS / 3)
+            await asyncio.to_thread(locks.renew, self.engine, self.name, TURN_BUSY_SECONDS)
 
     async def end(self, interval: float) -> None:
         """The request ended: the next one (any process) may start ``interval`` s from now."""
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
         await asyncio.to_thread(locks.end_turn, self.engine, self.name, interval)
