@@ -34,8 +34,8 @@ from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, JobLock, RankModel
 from aggregator.worker import refresh, scheduler
 
-#: a short lease for the tests (AGGREGATOR_JOB_LEASE_SECONDS; 60 s by default)
-LEASE = 2.0
+#: a short lease for the tests (AGGREGATOR_JOB_LEASE_SECONDS; 60 s by default), renewed every 1 s
+LEASE = 3.0
 
 _REFIT_FOREVER = """
 import sys, time
@@ -118,9 +118,8 @@ def test_a_lease_taken_over_fails_loudly(engine: sa.Engine, caplog: pytest.LogCa
             c.execute(
                 sa.update(JobLock)
                 .where(JobLock.name == "rank")
-                .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+                .values(holder="worker-b", lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))
             )
-        assert locks.try_acquire(engine, "rank", 60, holder="worker-b")
         deadline = time.monotonic() + 30
         while not held.heartbeat.lost.is_set():  # type: ignore[union-attr]
             assert time.monotonic() < deadline
@@ -156,8 +155,8 @@ def test_ranking_job_rolls_back_when_its_lease_is_lost(
 def test_feed_claims_are_renewed_while_a_pass_runs(
     replay: Replay, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
-    slow = replay.url("/_fault/slow-8/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
-    settings = make_settings(database_url, tmp_path, job_lease_seconds=1.0)
+    slow = replay.url("/_fault/slow-9/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
+    settings = make_settings(database_url, tmp_path, job_lease_seconds=2.0)
     feeds = replay.feeds_toml(tmp_path, only=[], extra=f'\n[[feeds]]\nname = "slow blog"\nurl = "{slow}"\n')
     done: list[refresh.RefreshReport] = []
     thread = threading.Thread(
@@ -165,7 +164,7 @@ def test_feed_claims_are_renewed_while_a_pass_runs(
     )
     thread.start()
     try:
-        time.sleep(4)  # four claims long: without renewal another process could claim it now
+        time.sleep(5)  # two and a half claims: without renewal another process could claim it now
         with session_factory(engine)() as s:
             other = claim_feeds(s, dt.datetime.now(dt.UTC), 60, include_all=True)
         assert other.feeds == [] and [h.name for h in other.held] == ["slow blog"]
@@ -221,7 +220,7 @@ def test_a_slow_email_send_keeps_its_claim(engine: sa.Engine, database_url: str,
 
     smtp = SmtpServer().start()
     try:
-        smtp.handler.delay = 4 * LEASE
+        smtp.handler.delay = 3 * LEASE
         add_reader(engine, "slow@example.com", weekday=0, at="00:00")  # due now, whatever the day
         settings = mail_settings(database_url, tmp_path, smtp.port, email_lease_seconds=LEASE / 2)
         first: list[send.SendReport] = []
