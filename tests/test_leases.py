@@ -149,6 +149,11 @@ def test_ranking_job_rolls_back_when_its_lease_is_lost(
         assert s.scalar(sa.select(sa.func.count()).select_from(RankModel)) == 0
     monkeypatch.setattr(locks.Lease, "check", real)
     assert scheduler.ranking_job(engine, settings, INTERESTS) > 100
+    # `aggregator fetch` and `backfill` refit under the same lease
+    assert locks.try_acquire(engine, "rank", 60, holder="another-worker")
+    assert scheduler.refit_now(engine, settings, INTERESTS, None) is None
+    locks.release(engine, "rank", holder="another-worker")
+    assert (scheduler.refit_now(engine, settings, INTERESTS, None) or 0) > 100
 
 
 @pytest.mark.slow

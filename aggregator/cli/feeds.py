@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from sqlalchemy import Engine
 
 from aggregator import taxonomy
 from aggregator.cli.common import (
@@ -30,10 +31,19 @@ from aggregator.cli.common import (
     err_console,
     feeds_app,
 )
+from aggregator.config import Interests, Settings
 from aggregator.store.db import session_factory
 from aggregator.worker import backfill as arxiv_backfill
-from aggregator.worker import enrich, refresh
+from aggregator.worker import enrich, refresh, scheduler
 from aggregator.worker import tasks as jobs
+
+
+def _refit(engine: Engine, settings: Settings, interests: Interests, new_ids: list[int]) -> str:
+    """Refit under the "rank" lease; the line to print."""
+    n = scheduler.refit_now(engine, settings, interests, new_ids)
+    if n is None:
+        return "ranking: not refitted, another process holds the rank lease (a worker refits when stale)"
+    return f"ranking: refitted TF-IDF and scored {n} items"
 
 
 @app.command()
@@ -90,8 +100,7 @@ def fetch(
         f" · items: {report.new_items} new, {report.updated_items} updated"
     )
     if report.new_items or report.updated_items:
-        n = jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids, refit=True)
-        console.print(f"ranking: refitted TF-IDF and scored {n} items")
+        console.print(_refit(engine, settings, feeds_file.interests, report.new_item_ids))
     if report.new_item_ids:
         tu = jobs.update_trends(engine, settings, report.new_item_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
@@ -167,8 +176,7 @@ def backfill(
         error = escape(f" (error: {seeds.error})") if seeds.error else ""
         console.print(f"seed papers: {seeds.new_items} fetched{error}")
     if new_ids:
-        n = jobs.update_ranking(engine, settings, feeds_file.interests, new_ids, refit=True)
-        console.print(f"ranking: refitted TF-IDF and scored {n} items")
+        console.print(_refit(engine, settings, feeds_file.interests, new_ids))
         tu = jobs.update_trends(engine, settings, new_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
         jobs.fill_cards(engine)

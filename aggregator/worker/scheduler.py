@@ -65,6 +65,18 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport 
     return report
 
 
+def refit_now(
+    engine: sa.Engine, settings: Settings, interests: Interests, new_item_ids: list[int] | None
+) -> int | None:
+    """Refit and rescore at once (``aggregator fetch`` and ``backfill``), under the same
+    renewed "rank" lease as :func:`ranking_job`. Returns the number of items scored, or None
+    when another process holds the lease (a worker refits once the model is stale)."""
+    with lease(engine, "rank", settings.job_lease_seconds) as held:
+        if not held:
+            return None
+        return jobs.update_ranking(engine, settings, interests, new_item_ids, refit=True, check=held.check)
+
+
 def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | None) -> int:
     """Refit and rescore when the model is stale, under the "rank" lease, so several workers
     never refit at once; whichever worker next holds the lease does it.
