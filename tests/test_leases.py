@@ -242,3 +242,33 @@ def test_a_slow_email_send_keeps_its_claim(engine: sa.Engine, database_url: str,
         smtp.stop()
     assert second.sent == 0 and first[0].sent == 1
     assert smtp.handler.recipients() == ["slow@example.com"]
+
+
+@pytest.mark.slow
+def test_a_feed_claim_taken_over_mid_pass_is_left_to_the_new_holder(
+    replay: Replay, engine: sa.Engine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="aggregator.worker")
+    slow = replay.url("/_fault/slow-6/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
+    settings = make_settings(database_url, tmp_path, job_lease_seconds=2.0)
+    feeds = replay.feeds_toml(tmp_path, only=[], extra=f'\n[[feeds]]\nname = "slow blog"\nurl = "{slow}"\n')
+    done: list[refresh.RefreshReport] = []
+    thread = threading.Thread(
+        target=lambda: done.append(refresh.refresh_feeds(engine, settings, load_feeds_file(feeds)))
+    )
+    thread.start()
+    theirs = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("olshansk" in r["path"] for r in replay.log()):  # our fetch is under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with engine.begin() as c:  # our pass stalled past its claim; another process claimed the feed
+            c.execute(sa.update(Feed).values(lease_until=theirs))
+    finally:
+        thread.join(timeout=60)
+    assert [(o.name, o.state, o.error) for o in done[0].outcomes] == [("slow blog", "skipped", refresh.LOST)]
+    assert "feed claims lost to another process" in caplog.text
+    with engine.connect() as c:
+        row = c.execute(sa.select(Feed.lease_until, Feed.last_status)).one()
+    assert row.last_status is None and abs((row.lease_until - theirs).total_seconds()) < 0.01  # left to them

@@ -29,7 +29,8 @@ from aggregator.worker.tasks import log
 
 @dataclass(slots=True)
 class FeedOutcome:
-    """One feed's result in a refresh pass. ``state`` is "new", "unchanged" or "failed"."""
+    """One feed's result in a refresh pass. ``state`` is "new", "unchanged", "failed", or
+    "skipped" when another process took over the feed's claim during the pass."""
 
     feed_id: int
     name: str
@@ -136,13 +137,13 @@ async def _refresh(
             log.exception("fetch of %s failed unexpectedly", feed.url)
             result = FetchResult(feed.url, feed.url, None, error=f"unexpected error: {err!r}")
         if claims.is_lost(feed.id):  # another process claimed it meanwhile: its result stands
-            report.outcomes.append(FeedOutcome(feed.id, feed.name, "skipped", error=LOST))
-            return
-        outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
-        claims.done(feed.id)
-        _observe(outcome, result, feed)
+            outcome = FeedOutcome(feed.id, feed.name, "skipped", error=LOST)
+        else:
+            outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+            claims.done(feed.id)
+            _observe(outcome, result, feed)
+            report.new_item_ids.extend(new_ids)
         report.outcomes.append(outcome)
-        report.new_item_ids.extend(new_ids)
         if progress is not None:
             progress(outcome)
 
