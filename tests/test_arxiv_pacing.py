@@ -194,3 +194,18 @@ def test_two_processes_take_turns_through_the_database(
     assert len(log) == 6
     assert {path.rsplit("=", 1)[1] for _, path in log} == {"a", "b"}
     assert min(_gaps([t for t, _ in log])) >= INTERVAL, _gaps([t for t, _ in log])
+
+
+def test_every_worker_fetcher_takes_the_instance_wide_turn() -> None:
+    """Backfill, seed papers, library imports, enrichment and the feed refresh build their
+    Fetcher with the engine, so their arXiv requests take the database turn. (A reader's feed
+    URL checked once by added_feeds.probe takes the process-wide turn only.)"""
+    import ast
+
+    calls = []
+    for path in sorted((ROOT / "aggregator" / "worker").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Fetcher":
+                calls.append((path.name, node.lineno, {k.arg for k in node.keywords}))
+    assert len(calls) >= 4
+    assert [c for c in calls if "engine" not in c[2]] == []
