@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -48,27 +49,28 @@ class HostPacer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._busy = False
-        self._free_at = 0.0  # time.monotonic() of the earliest next start
+        self._ended_at = -math.inf  # time.monotonic() when the previous request ended
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, interval: float) -> None:
         while True:
             with self._lock:
-                wait = POLL_SECONDS if self._busy else self._free_at - time.monotonic()
+                wait = POLL_SECONDS if self._busy else self._ended_at + interval - time.monotonic()
                 if wait <= 0:
                     self._busy = True
                     return
             await asyncio.sleep(min(wait, POLL_SECONDS) if self._busy else wait)
 
-    def _release(self, interval: float) -> None:
+    def _release(self) -> None:
         with self._lock:
             self._busy = False
-            self._free_at = max(self._free_at, time.monotonic() + interval)
+            self._ended_at = time.monotonic()
 
     @asynccontextmanager
     async def turn(self, interval: float, database: DatabaseTurn | None = None) -> AsyncIterator[None]:
-        """Hold the host for one request: ``async with pacer.turn(3.0, db):``. ``interval`` in
-        seconds counts from the end of the request; ``database`` adds the instance-wide turn."""
-        await self._acquire()
+        """Hold the host for one request: ``async with pacer.turn(3.0, db):``, starting
+        ``interval`` seconds after the previous request (of any caller) ended; ``database``
+        adds the instance-wide turn."""
+        await self._acquire(interval)
         try:
             if database is None:
                 yield
@@ -79,7 +81,7 @@ class HostPacer:
                 finally:
                     await asyncio.shield(database.end(interval))
         finally:
-            self._release(interval)
+            self._release()
 
 
 _PACERS: dict[str, HostPacer] = {}
