@@ -81,6 +81,7 @@ def _settings(replay: Replay, database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.mark.slow
 def test_concurrent_profile_saves_share_one_arxiv_spacing(
     replay: Replay, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
