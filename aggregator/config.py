@@ -130,7 +130,12 @@ class Settings(BaseSettings):
     mail_from: str = "ML digest <digest@localhost>"
     public_base_url: str = Field("http://127.0.0.1:8000", description="origin of links in emails")
     email_interval_minutes: float = Field(5.0, gt=0, description="minutes between two send-weekly passes")
-    email_lease_seconds: float = Field(300.0, gt=0, description="seconds one claimed send stays ours")
+    email_lease_seconds: float = Field(
+        60.0, gt=0, description="seconds one claimed send stays ours unrenewed (renewed every third)"
+    )
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="seconds a job lease or feed claim lasts unrenewed (renewed every third)"
+    )
     email_max_attempts: int = Field(10, ge=1, description="SMTP attempts per weekly email before giving up")
     email_retry_seconds: float = Field(60.0, gt=0, description="first retry delay; doubles, capped at 1 h")
 

@@ -99,7 +99,7 @@ def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
             proc.terminate()
         proc.wait(timeout=30)
         log.close()
-        with engine.begin() as c:  # a killed worker's leases would expire after 15 min; expire them now
+        with engine.begin() as c:  # a killed worker's claims would expire after one lease (60 s); now
             c.execute(sa.update(Feed).values(lease_until=None))
     assert kills >= 2, "the worker finished before it could be killed"
 

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from sqlalchemy import Engine
 
 from aggregator import taxonomy
 from aggregator.cli.common import (
@@ -30,10 +31,19 @@ from aggregator.cli.common import (
     err_console,
     feeds_app,
 )
+from aggregator.config import Interests, Settings
 from aggregator.store.db import session_factory
 from aggregator.worker import backfill as arxiv_backfill
-from aggregator.worker import enrich, refresh
+from aggregator.worker import enrich, refresh, scheduler
 from aggregator.worker import tasks as jobs
+
+
+def _refit(engine: Engine, settings: Settings, interests: Interests, new_ids: list[int]) -> str:
+    """Refit under the "rank" lease; the line to print."""
+    n = scheduler.refit_now(engine, settings, interests, new_ids)
+    if n is None:
+        return "ranking: not refitted, another process holds the rank lease (a worker refits when stale)"
+    return f"ranking: refitted TF-IDF and scored {n} items"
 
 
 @app.command()
@@ -68,7 +78,7 @@ def fetch(
     for col in ("feed", "state", "status", "new items", "updated", "error"):
         table.add_column(col)
     for o in report.outcomes:
-        style = {"failed": "red", "new": "green"}.get(o.state, "")
+        style = {"failed": "red", "new": "green", "skipped": "yellow"}.get(o.state, "")
         table.add_row(
             escape(o.name),
             f"[{style}]{o.state}[/]" if style else o.state,
@@ -77,14 +87,20 @@ def fetch(
             str(o.updated_items),
             escape((o.error or "")[:80]),
         )
+    for h in report.held:
+        until = f"{h.lease_until:%H:%M:%S} UTC"
+        table.add_row(
+            escape(h.name), "[yellow]skipped[/]", "-", "0", "0", f"held by another process until {until}"
+        )
     console.print(table)
+    skipped = len(report.held) + report.count("skipped")
     console.print(
         f"feeds: {report.count('new')} with new items, {report.count('unchanged')} unchanged, "
-        f"{report.count('failed')} failed · items: {report.new_items} new, {report.updated_items} updated"
+        f"{report.count('failed')} failed, {skipped} skipped (held by another process)"
+        f" · items: {report.new_items} new, {report.updated_items} updated"
     )
     if report.new_items or report.updated_items:
-        n = jobs.update_ranking(engine, settings, feeds_file.interests, report.new_item_ids, refit=True)
-        console.print(f"ranking: refitted TF-IDF and scored {n} items")
+        console.print(_refit(engine, settings, feeds_file.interests, report.new_item_ids))
     if report.new_item_ids:
         tu = jobs.update_trends(engine, settings, report.new_item_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
@@ -160,8 +176,7 @@ def backfill(
         error = escape(f" (error: {seeds.error})") if seeds.error else ""
         console.print(f"seed papers: {seeds.new_items} fetched{error}")
     if new_ids:
-        n = jobs.update_ranking(engine, settings, feeds_file.interests, new_ids, refit=True)
-        console.print(f"ranking: refitted TF-IDF and scored {n} items")
+        console.print(_refit(engine, settings, feeds_file.interests, new_ids))
         tu = jobs.update_trends(engine, settings, new_ids)
         console.print(f"trends: counted {tu.counted} items, {tu.links} paper-post links, results to {tu.end}")
         jobs.fill_cards(engine)

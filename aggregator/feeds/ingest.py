@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.config import FeedConfig
+from aggregator.feeds.claims import claim_feeds
 from aggregator.feeds.ingest_bulk import insert_returning
 from aggregator.feeds.trust import Owner, Trust, feed_trust, may_create, verdict
 from aggregator.feeds.venues import extract
@@ -429,26 +430,7 @@ def claim_due_feeds(
     """Claim the feeds due for a check by setting a lease; returns the claimed feeds.
 
     A feed whose lease has not expired belongs to another worker and is skipped, so two
-    processes never fetch the same feed at once. The conditional ``UPDATE`` is atomic on
-    SQLite and PostgreSQL alike. ``include_all`` ignores ``next_check_at`` (``fetch --all``).
+    processes never fetch the same feed at once (:func:`aggregator.feeds.claims.claim_feeds`,
+    which also lists the feeds skipped). ``include_all`` ignores ``next_check_at``.
     """
-    query = sa.select(Feed.id).where(Feed.scheduled.is_(True), Feed.disabled.is_(False))
-    if feed_ids is not None:
-        query = query.where(Feed.id.in_(feed_ids))
-    if not include_all:
-        query = query.where(sa.or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
-    candidates = list(session.scalars(query.order_by(Feed.next_check_at, Feed.id)))
-    claimed: list[int] = []
-    until = now + dt.timedelta(seconds=lease_seconds)
-    free = sa.or_(Feed.lease_until.is_(None), Feed.lease_until < now)
-    # Due-ness is checked again in the UPDATE: another worker may have fetched the feed (and
-    # released its lease) between the SELECT above and this statement.
-    due = sa.true() if include_all else sa.or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now)
-    for feed_id in candidates:
-        res = session.execute(sa.update(Feed).where(Feed.id == feed_id, free, due).values(lease_until=until))
-        if res.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(feed_id)
-    session.commit()
-    if not claimed:
-        return []
-    return list(session.scalars(sa.select(Feed).where(Feed.id.in_(claimed)).order_by(Feed.id)))
+    return claim_feeds(session, now, lease_seconds, include_all, feed_ids).feeds

@@ -21,7 +21,10 @@ iso_week)``)::
    attempts+1 WHERE id=? AND ((state IN ('pending','failed') AND next_attempt_at <= now) OR
    (state='sending' AND lease_until < now))``. Exactly one instance sees ``rowcount = 1``
    (SQLite serialises writers; PostgreSQL re-checks the ``WHERE`` on the locked row under
-   READ COMMITTED), so two instances never send the same row.
+   READ COMMITTED), so two instances never send the same row. The lease
+   (``settings.email_lease_seconds``, 60 s) is renewed every third of it while the row is
+   composed and sent (:func:`renew_claim`, a :class:`~aggregator.store.locks.Heartbeat`), so
+   a slow SMTP server never loses it and a killed sender's row is free within one lease.
 3. **Record the Message-ID** (RFC 5322 §3.6.4) in the row (only while the claim is still
    ours) and commit, *then* run the SMTP transaction. A retry reuses the stored Message-ID.
 4. **Mark sent** in its own short transaction as soon as the server answers 250 to DATA,
@@ -48,6 +51,7 @@ row is sent exactly once, by the next run after the lease expires.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import smtplib
@@ -67,6 +71,7 @@ from aggregator.mail.render import build_message, new_message_id, render_week
 from aggregator.mail.smtp import SmtpFactory, _Connection, _error_text, _valid_address, smtp_connect
 from aggregator.mail.tokens import EmailLinks, LinkSigner, signing_key
 from aggregator.store.db import session_factory
+from aggregator.store.locks import Heartbeat
 from aggregator.store.tables import EmailSend, Reader
 
 log = logging.getLogger(__name__)
@@ -128,6 +133,25 @@ def claim_next(
             if res.rowcount == 1:
                 return row_id
             skip.add(row_id)  # another instance got it
+
+
+def renew_claim(engine: sa.Engine, row_id: int, holder: str, lease_seconds: float) -> bool:
+    """Heartbeat of a claimed row while it is composed and sent: its lease moves to
+    ``lease_seconds`` from now (never earlier). False when another run has claimed it since."""
+    until = utcnow() + dt.timedelta(seconds=lease_seconds)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(EmailSend)
+            .where(
+                EmailSend.id == row_id,
+                EmailSend.claimed_by == holder,
+                EmailSend.state == "sending",
+                EmailSend.lease_until < until,
+            )
+            .values(lease_until=until)
+        )
+        owner = conn.execute(sa.select(EmailSend.claimed_by).where(EmailSend.id == row_id)).scalar()
+    return owner is None or owner == holder
 
 
 def _finish(engine: sa.Engine, row_id: int, holder: str | None, **values: Any) -> bool:
@@ -200,9 +224,13 @@ def send_due(
             if row_id is None:
                 break
             skip.add(row_id)
-            if not _send_one(
-                engine, make_session, settings, conn, links, row_id, holder, now, report, rising_cache
-            ):
+            lease = settings.email_lease_seconds
+            renew = functools.partial(renew_claim, engine, row_id, holder, lease)
+            with Heartbeat(renew, lease / 3, f"the claim on weekly email row {row_id}"):
+                sent = _send_one(
+                    engine, make_session, settings, conn, links, row_id, holder, now, report, rising_cache
+                )
+            if not sent:
                 report.aborted = True
                 break
     finally:

@@ -337,6 +337,16 @@ class JobLock(Base):
     lease_until: Mapped[dt.datetime]
 
 
+class ArxivNotFound(Base):
+    """An arXiv id the API returned no entry for, and when it was asked (UTC): not asked again
+    until the check is a day old (:data:`aggregator.worker.backfill.NOT_FOUND_TTL`)."""
+
+    __tablename__ = "arxiv_not_found"
+
+    arxiv_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    checked_at: Mapped[dt.datetime]
+
+
 # --- email (issue: weekly email) ---------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ from aggregator.feeds import arxiv
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.ingest import write_entries
 from aggregator.feeds.parse import parse_feed
-from aggregator.store.db import session_factory
-from aggregator.store.tables import BackfillCursor, Feed, Item
-from aggregator.types import FetchResult, IngestSummary, ParsedFeed
+from aggregator.store.db import insert, session_factory
+from aggregator.store.tables import ArxivNotFound, BackfillCursor, Feed, Item
+from aggregator.types import FetchResult, IngestSummary, ParsedEntry, ParsedFeed
 
 #: the feed row that records papers fetched from the arXiv API
 API_FEED_NAME = "arXiv API"
@@ -52,7 +52,8 @@ class BackfillReport:
     ``new_item_ids``), ``done`` when nothing is left, ``error`` when it stopped on one.
     ``total`` is the API's ``opensearch:totalResults``: every paper of the categories, whatever
     its date, so not the number a backfill will see (the pages stop at the first paper older
-    than the day); no progress bar should count towards it."""
+    than the day); no progress bar should count towards it. ``not_found``: arXiv ids the API
+    has no entry for (:func:`fetch_papers`)."""
 
     pages: int = 0
     new_items: int = 0
@@ -61,6 +62,7 @@ class BackfillReport:
     done: bool = False
     error: str | None = None
     new_item_ids: list[int] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
 
 
 async def _api_page(fetcher: Fetcher, url: str, attempts: int = 3) -> tuple[FetchResult, ParsedFeed | None]:
@@ -99,7 +101,7 @@ async def _backfill(
     cursor_key = f"{query}|since={since.isoformat()}"
     since_dt = dt.datetime.combine(since, dt.time(0, 0), dt.UTC)
     make_session = session_factory(engine)
-    async with Fetcher(settings) as fetcher:
+    async with Fetcher(settings, engine=engine) as fetcher:
         while max_pages is None or report.pages < max_pages:
             with make_session() as session:
                 cursor = session.get(BackfillCursor, cursor_key)
@@ -173,20 +175,64 @@ def backfill(
     return asyncio.run(_backfill(engine, settings, categories, since, progress, max_pages))
 
 
+#: How long an arXiv id the API returned no entry for is not asked again (a new paper is
+#: announced within a day of its id being handed out).
+NOT_FOUND_TTL = dt.timedelta(days=1)
+
+
+def _known_missing(session: Session, ids: Sequence[str], now: dt.datetime) -> set[str]:
+    """Those of ``ids`` the API answered without an entry less than :data:`NOT_FOUND_TTL` ago."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                sa.select(ArxivNotFound.arxiv_id).where(
+                    ArxivNotFound.arxiv_id.in_(ids[start : start + 500]),
+                    ArxivNotFound.checked_at > now - NOT_FOUND_TTL,
+                )
+            )
+        )
+    return found
+
+
+def _remember_answer(session: Session, asked: Sequence[str], entries: Sequence[ParsedEntry]) -> list[str]:
+    """Record which of ``asked`` the API had no entry for (``arxiv_not_found``), forget those it
+    had; returns the ids not found."""
+    returned = {e.arxiv_id for e in entries if e.arxiv_id}
+    absent = [i for i in asked if i not in returned]
+    now = utcnow()
+    if absent:
+        stmt = insert(session.connection(), ArxivNotFound.__table__)
+        session.execute(
+            stmt.values([{"arxiv_id": i, "checked_at": now} for i in absent]).on_conflict_do_update(
+                index_elements=["arxiv_id"], set_={"checked_at": now}
+            )
+        )
+    if returned:
+        session.execute(sa.delete(ArxivNotFound).where(ArxivNotFound.arxiv_id.in_(sorted(returned))))
+    return absent
+
+
 def fetch_papers(engine: sa.Engine, settings: Settings, arxiv_ids: Sequence[str]) -> BackfillReport:
-    """Fetch papers by arXiv id from the API (``id_list``), skipping those already stored;
-    used for seed papers. Ids may carry a version or be abs/pdf links."""
+    """Fetch papers by arXiv id from the API (``id_list``, 100 per request), skipping those
+    already stored and those the API had no entry for in the last :data:`NOT_FOUND_TTL` (both
+    listed in ``report.not_found``); used for seed papers and library imports. Ids may carry a
+    version or be abs/pdf links. Requests are spaced by the instance-wide arXiv pacing
+    (:mod:`aggregator.feeds.pacing`)."""
     report = BackfillReport()
     wanted = [p[0] for s in arxiv_ids if (p := arxiv.split_arxiv_id(s))]
     with session_factory(engine)() as session:
         have = set(session.scalars(sa.select(Item.arxiv_id).where(Item.arxiv_id.in_(wanted))))
-    missing = [i for i in dict.fromkeys(wanted) if i not in have]
+        unstored = [i for i in dict.fromkeys(wanted) if i not in have]
+        known_missing = _known_missing(session, unstored, utcnow())
+    report.not_found = [i for i in unstored if i in known_missing]
+    missing = [i for i in unstored if i not in known_missing]
     if not missing:
         report.done = True
         return report
 
     async def run() -> None:
-        async with Fetcher(settings) as fetcher:
+        async with Fetcher(settings, engine=engine) as fetcher:
             for start in range(0, len(missing), 100):
                 chunk = missing[start : start + 100]
                 url = arxiv.api_query_url(settings.arxiv_api_url, id_list=chunk, max_results=len(chunk))
@@ -197,6 +243,7 @@ def fetch_papers(engine: sa.Engine, settings: Settings, arxiv_ids: Sequence[str]
                 with session_factory(engine)() as session, session.begin():
                     feed = _api_feed(session, settings)
                     summary = write_entries(session, feed.id, parsed.entries, utcnow())
+                    report.not_found += _remember_answer(session, chunk, parsed.entries)
                 report.pages += 1
                 report.seen += len(parsed.entries)
                 report.new_items += summary.new

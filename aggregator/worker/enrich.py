@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -55,8 +55,6 @@ MAX_AGE = dt.timedelta(days=7)
 MAX_BATCHES = 20
 #: tries per request (the API answers a transient 5xx or an empty page now and then)
 ATTEMPTS = 3
-#: the "enrich" job lease: longer than any pass
-LEASE_SECONDS = 30 * 60
 
 
 def utcnow() -> dt.datetime:
@@ -150,9 +148,12 @@ def _write(
     return answered, changed
 
 
-async def _enrich(engine: sa.Engine, settings: Settings, max_batches: int, report: EnrichReport) -> None:
-    async with Fetcher(settings) as fetcher:
+async def _enrich(
+    engine: sa.Engine, settings: Settings, max_batches: int, report: EnrichReport, check: Callable[[], None]
+) -> None:
+    async with Fetcher(settings, engine=engine) as fetcher:
         for _ in range(max_batches):
+            check()  # the "enrich" lease still ours: else LeaseLost, the new holder goes on
             batch = await asyncio.to_thread(pending, engine, BATCH)
             if not batch:
                 return
@@ -178,9 +179,9 @@ def enrich_papers(engine: sa.Engine, settings: Settings, *, max_batches: int = M
     a network or API failure: the pass stops, ``report.error`` says why, and the papers stay
     pending for the next pass. Under the "enrich" lease, so two workers never ask twice."""
     report = EnrichReport()
-    with lease(engine, "enrich", LEASE_SECONDS) as held:
+    with lease(engine, "enrich", settings.job_lease_seconds) as held:
         if held:
-            asyncio.run(_enrich(engine, settings, max_batches, report))
+            asyncio.run(_enrich(engine, settings, max_batches, report, held.check))
     report.pending = len(pending(engine))
     metrics.ENRICH_PENDING.set(report.pending)
     return report

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,18 +16,21 @@ from aggregator import metrics
 from aggregator.clock import utcnow
 from aggregator.config import FeedsFile, Settings
 from aggregator.feeds import arxiv
+from aggregator.feeds.claims import HeldFeed, claim_feeds, renew_feed_claims
 from aggregator.feeds.fetch import Fetcher
-from aggregator.feeds.ingest import apply_fetch, claim_due_feeds, sync_feeds
+from aggregator.feeds.ingest import apply_fetch, sync_feeds
 from aggregator.feeds.parse import parse_feed
 from aggregator.store.db import session_factory
+from aggregator.store.locks import Heartbeat
 from aggregator.store.tables import Feed
 from aggregator.types import FetchResult, ParsedFeed
-from aggregator.worker.tasks import LEASE_SECONDS, log
+from aggregator.worker.tasks import log
 
 
 @dataclass(slots=True)
 class FeedOutcome:
-    """One feed's result in a refresh pass. ``state`` is "new", "unchanged" or "failed"."""
+    """One feed's result in a refresh pass. ``state`` is "new", "unchanged", "failed", or
+    "skipped" when another process took over the feed's claim during the pass."""
 
     feed_id: int
     name: str
@@ -39,8 +43,12 @@ class FeedOutcome:
 
 @dataclass(slots=True)
 class RefreshReport:
+    """A refresh pass: one outcome per feed fetched; ``held``: feeds skipped because another
+    process had claimed them (see :mod:`aggregator.feeds.claims`)."""
+
     outcomes: list[FeedOutcome] = field(default_factory=list)
     new_item_ids: list[int] = field(default_factory=list)
+    held: list[HeldFeed] = field(default_factory=list)
 
     def count(self, state: str) -> int:
         return sum(1 for o in self.outcomes if o.state == state)
@@ -112,6 +120,7 @@ async def _refresh(
     settings: Settings,
     feeds: Sequence[Feed],
     progress: Callable[[FeedOutcome], None] | None,
+    claims: _Claims,
 ) -> RefreshReport:
     report = RefreshReport()
 
@@ -127,16 +136,58 @@ async def _refresh(
         except Exception as err:  # a bug in one fetch must not stop the others
             log.exception("fetch of %s failed unexpectedly", feed.url)
             result = FetchResult(feed.url, feed.url, None, error=f"unexpected error: {err!r}")
-        outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
-        _observe(outcome, result, feed)
+        if claims.is_lost(feed.id):  # another process claimed it meanwhile: its result stands
+            outcome = FeedOutcome(feed.id, feed.name, "skipped", error=LOST)
+        else:
+            outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+            claims.done(feed.id)
+            _observe(outcome, result, feed)
+            report.new_item_ids.extend(new_ids)
         report.outcomes.append(outcome)
-        report.new_item_ids.extend(new_ids)
         if progress is not None:
             progress(outcome)
 
-    async with Fetcher(settings) as fetcher:
+    async with Fetcher(settings, engine=engine) as fetcher:
         await asyncio.gather(*(one(fetcher, f) for f in feeds))
     return report
+
+
+#: the error of a feed whose claim another process took over during the pass
+LOST = "claim taken over by another process (this pass ran past its claim)"
+
+
+class _Claims:
+    """The claims of one pass, renewed by a heartbeat until each feed's result is stored."""
+
+    def __init__(
+        self, engine: sa.Engine, feed_ids: Sequence[int], until: dt.datetime, seconds: float
+    ) -> None:
+        self.engine, self.seconds, self.until = engine, seconds, until
+        self._lock = threading.Lock()
+        self._pending = set(feed_ids)
+        self._lost: set[int] = set()
+
+    def done(self, feed_id: int) -> None:
+        with self._lock:
+            self._pending.discard(feed_id)
+
+    def is_lost(self, feed_id: int) -> bool:
+        with self._lock:
+            return feed_id in self._lost
+
+    def renew(self) -> bool:
+        """One heartbeat: extend the pending claims; feeds claimed by another process are
+        logged as errors and left to it. Always True: the other feeds go on."""
+        with self._lock:
+            pending = sorted(self._pending - self._lost)
+        until = utcnow() + dt.timedelta(seconds=self.seconds)
+        lost = renew_feed_claims(self.engine, pending, self.until, until)
+        with self._lock:
+            self.until = until
+            self._lost.update(lost)
+        if lost:
+            log.error("feed claims lost to another process: feeds %s", lost)
+        return True
 
 
 def refresh_feeds(
@@ -149,16 +200,23 @@ def refresh_feeds(
     on_claimed: Callable[[int], None] | None = None,
 ) -> RefreshReport:
     """Fetch every due feed once (all scheduled feeds with ``include_all``), ingest what they
-    hold, and record each feed's state. ``feeds_file`` (when given) is synced first."""
+    hold, and record each feed's state. ``feeds_file`` (when given) is synced first. Feeds
+    claimed by another process are skipped and listed in ``report.held``; ours are claimed for
+    ``settings.job_lease_seconds`` and renewed every third of that while the pass runs."""
     now = utcnow()
+    seconds = settings.job_lease_seconds
     with session_factory(engine)() as session:
         if feeds_file is not None:
             with session.begin():
                 sync_feeds(session, feeds_file.feeds, now)
-        feeds = claim_due_feeds(session, now, LEASE_SECONDS, include_all=include_all)
+        claim = claim_feeds(session, now, seconds, include_all=include_all)
     if on_claimed is not None:
-        on_claimed(len(feeds))
-    report = asyncio.run(_refresh(engine, settings, feeds, progress))
+        on_claimed(len(claim.feeds))
+    assert claim.until is not None
+    claims = _Claims(engine, [f.id for f in claim.feeds], claim.until, seconds)
+    with Heartbeat(claims.renew, seconds / 3, "the feed claims"):
+        report = asyncio.run(_refresh(engine, settings, claim.feeds, progress, claims))
+    report.held = claim.held
     report.new_item_ids.sort()
     report.outcomes.sort(key=lambda o: o.feed_id)
     return report

@@ -19,7 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from aggregator import metrics
 from aggregator.config import ConfigError, Interests, Settings, load_feeds_file
-from aggregator.store.locks import lease
+from aggregator.store.locks import LeaseLost, lease
 from aggregator.worker import enrich, refresh
 from aggregator.worker import tasks as jobs
 
@@ -37,19 +37,21 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport 
         feeds_file = None
     started = dt.datetime.now(dt.UTC)
     report = refresh.refresh_feeds(engine, settings, feeds_file)
-    if report.outcomes:
+    if report.outcomes or report.held:
         log.info(
-            "refresh: %d feeds (%d new, %d unchanged, %d failed), %d new items",
+            "refresh: %d feeds (%d new, %d unchanged, %d failed, %d skipped: held by another process),"
+            " %d new items",
             len(report.outcomes),
             report.count("new"),
             report.count("unchanged"),
             report.count("failed"),
+            len(report.held) + report.count("skipped"),
             report.new_items,
         )
     interests = feeds_file.interests if feeds_file else None
     ranking_job(engine, settings, interests)
     if report.new_item_ids:
-        with lease(engine, "trends", LEASE_SECONDS) as held:
+        with lease(engine, "trends", settings.job_lease_seconds) as held:
             try:
                 if held:
                     jobs.update_trends(engine, settings, report.new_item_ids)
@@ -63,8 +65,16 @@ def refresh_job(engine: sa.Engine, settings: Settings) -> refresh.RefreshReport 
     return report
 
 
-#: A job lease outlives any normal run; a worker that dies holding one blocks the job this long.
-LEASE_SECONDS = 30 * 60
+def refit_now(
+    engine: sa.Engine, settings: Settings, interests: Interests, new_item_ids: list[int] | None
+) -> int | None:
+    """Refit and rescore at once (``aggregator fetch`` and ``backfill``), under the same
+    renewed "rank" lease as :func:`ranking_job`. Returns the number of items scored, or None
+    when another process holds the lease (a worker refits once the model is stale)."""
+    with lease(engine, "rank", settings.job_lease_seconds) as held:
+        if not held:
+            return None
+        return jobs.update_ranking(engine, settings, interests, new_item_ids, refit=True, check=held.check)
 
 
 def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | None) -> int:
@@ -74,19 +84,27 @@ def ranking_job(engine: sa.Engine, settings: Settings, interests: Interests | No
     The model is stale when there is none or an item arrived after it was fitted
     (:func:`aggregator.worker.tasks.ranking_is_stale`). Otherwise items that have no score yet (e.g.
     committed by another worker while a refit was reading) are scored with the current
-    model, so nothing stays unranked. Returns the number of items scored."""
+    model, so nothing stays unranked. Returns the number of items scored.
+
+    The lease lasts ``settings.job_lease_seconds`` and is renewed while the refit runs; a
+    refit that finds it taken over (:class:`~aggregator.store.locks.LeaseLost`) rolls back
+    and returns 0, the new holder refits."""
     if interests is None:
         try:
             interests = load_feeds_file(settings.feeds_file).interests
         except ConfigError:
             return 0
-    with lease(engine, "rank", LEASE_SECONDS) as held:
+    with lease(engine, "rank", settings.job_lease_seconds) as held:
         if not held:
             return 0
         if jobs.ranking_is_stale(engine):
             started = time.time()
             log.info("refit started", extra={"job": "rank", "started": started})
-            scored = jobs.update_ranking(engine, settings, interests, refit=True)
+            try:
+                scored = jobs.update_ranking(engine, settings, interests, refit=True, check=held.check)
+            except LeaseLost as err:
+                log.error("refit abandoned: %s", err)
+                return 0
             log.info(
                 "refit finished: %d items scored",
                 scored,

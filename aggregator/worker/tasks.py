@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -24,9 +24,6 @@ from aggregator.worker.backfill import fetch_papers
 
 log = logging.getLogger(__name__)
 
-#: A claimed feed not finished within this many seconds is free for another worker again.
-LEASE_SECONDS = 15 * 60
-
 
 def update_ranking(
     engine: sa.Engine,
@@ -34,14 +31,17 @@ def update_ranking(
     interests: Interests,
     new_item_ids: Sequence[int] | None = None,
     refit: bool = True,
+    check: Callable[[], None] | None = None,
 ) -> int:
     """Refit the TF-IDF model (when ``refit`` or none exists) and precompute scores.
 
     After a refit every item is rescored (scores from different models are not comparable);
     otherwise only ``new_item_ids``. Then every reader's scores are precomputed
     (:func:`aggregator.ranking.personal.precompute_all`). Returns the number of items scored for the
-    default profile.
+    default profile. ``check`` is called between the steps and before the commit (e.g. a job
+    lease's :meth:`~aggregator.store.locks.Lease.check`): what it raises rolls everything back.
     """
+    check = check or (lambda: None)
     from aggregator.ranking import (
         tfidf as rank,  # scikit-learn stays out of processes that only serve requests
     )
@@ -54,6 +54,7 @@ def update_ranking(
             new_item_ids = None
         if model is None:
             return 0
+        check()
         scored = rank.rescore(session, model, interests, new_item_ids, why_terms=settings.why_terms)
         from aggregator.ranking import (
             personal,  # per-reader scores: every reader's top items of the recent window
@@ -61,10 +62,12 @@ def update_ranking(
 
         profiles = personal.load_profiles(session)
         if profiles:
+            check()
             rows = personal.precompute_all(
                 session, model, profiles, new_item_ids, now=now, why_terms=settings.why_terms
             )
             log.info("ranking: %d rows for %d readers", rows, len(profiles))
+        check()
         return scored
 
 
