@@ -323,7 +323,9 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
     """Make the feeds table match the feeds file: add new feeds (due now), update names,
     kinds, intervals and tags, and unschedule feeds no longer listed (their items stay).
     Feeds that live in the database only stay scheduled: OPML-imported ones (tag "opml") and
-    those readers added (``reader_added``, see :mod:`aggregator.feeds.added_feeds`)."""
+    those readers added (``reader_added``, see :mod:`aggregator.feeds.added_feeds`). A feed a
+    reader added that the file lists becomes the operator's (``reader_added`` false, no
+    ``added_by``): the reader can no longer remove or rename it, and it has operator trust."""
     urls = [c.url for c in configs]
     existing = {
         f.url: f
@@ -359,6 +361,7 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
             list(cfg.tags),
             True,
         )
+        feed.reader_added, feed.added_by = False, None  # listed: the operator's, whoever added it first
         if cfg.kind is not None:
             feed.kind = cfg.kind
     for url, feed in existing.items():

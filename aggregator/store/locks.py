@@ -3,6 +3,8 @@
 A lease is a row of ``job_locks``: taken by an atomic conditional ``UPDATE`` (or the first
 ``INSERT``), valid until ``lease_until``, and free for anyone once expired, so a worker that
 died holding it blocks the job for at most one lease. Works the same on SQLite and PostgreSQL.
+
+:func:`lock_reader` serialises the writes of one reader that a per-reader limit counts.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aggregator.store.db import insert
-from aggregator.store.tables import JobLock
+from aggregator.store.tables import JobLock, Reader
 
 #: Identifies this process in ``job_locks.holder``.
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -60,3 +63,20 @@ def lease(engine: sa.Engine, name: str, seconds: float) -> Iterator[bool]:
     finally:
         if held:
             release(engine, name)
+
+
+def lock_reader(session: Session, reader_id: int) -> None:
+    """Hold the ``readers`` row of ``reader_id`` until the session's transaction ends, so that
+    a per-reader limit counted after this call cannot be passed by concurrent requests of the
+    same reader (count, then insert, in one critical section).
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` of the row; a second transaction waits at this call
+    until the first commits or rolls back, and (READ COMMITTED) then counts what it wrote.
+    SQLite: a no-op ``UPDATE`` of the row, which opens the write transaction at once (the
+    database's single writer lock, waited for up to the busy timeout); the counts that follow
+    read the latest committed state. Call it before the count and before any other read of
+    the transaction. Nothing happens for an unknown reader."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(Reader.id).where(Reader.id == reader_id).with_for_update())
+    else:
+        session.execute(sa.update(Reader).where(Reader.id == reader_id).values(email=Reader.email))
