@@ -1,7 +1,9 @@
 """Per-reader limits under concurrent requests (issue 14, finding 10), on SQLite and PostgreSQL,
 through a real uvicorn server on loopback: 45 requests of one reader released at once by a
 barrier, each on its own connection. Exactly the limit is allowed, the rest get the documented
-answer (feeds: 409; library: 422), and the database holds exactly the limit. Without the lock
+answer (feeds: 409; library and topic filters: 422), and the database holds exactly the limit;
+one slug asked for at once is created once (the others 409, never a 500), and so is one
+subscription. Without the lock
 of :func:`aggregator.store.locks.lock_reader`, 22-23 of 20 feeds were allowed."""
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from helpers import free_port
 from test_netguard import RSS
 from test_reader_feeds import make_settings
 
-from aggregator.accounts import library
+from aggregator.accounts import library, topic_filters
 from aggregator.api.app import create_app
 from aggregator.config import Settings
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Feed, Item, LibraryItem
+from aggregator.store.tables import Feed, Item, LibraryItem, Subscription, Topic
 
 CONCURRENT = 45
 CAP = 20
@@ -185,3 +187,45 @@ def test_the_library_limit_holds_under_45_concurrent_saves(
         rows = s.execute(sa.select(LibraryItem.reader_id, sa.func.count()).group_by(LibraryItem.reader_id))
         counts = sorted(n for _, n in rows)
     assert counts == [1, CAP]
+
+
+def test_topic_filters_hold_their_limit_and_slugs_under_concurrency(
+    engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(topic_filters, "MAX_TOPICS_PER_READER", CAP)  # 200 in production
+    settings = make_settings(database_url, tmp_path)
+    with serve(settings, engine) as base:
+        ada, bob = signup(base, "ada@example.org"), signup(base, "bob@example.org")
+
+        def topic(slug: str) -> dict[str, object]:
+            return {"slug": slug, "name": slug, "phrases": ["diffusion"]}
+
+        answers = at_once(
+            CONCURRENT, lambda c, i: c.post(f"{base}/api/topics", json=topic(f"ada-{i}"), headers=ada)
+        )
+        codes = Counter(a.status_code for a in answers)
+        assert codes == {201: CAP, 422: CONCURRENT - CAP}, [a.text for a in answers if a.status_code >= 500]
+        assert "at most 20" in next(a for a in answers if a.status_code == 422).text
+        created = next(a.json()["slug"] for a in answers if a.status_code == 201)
+
+        # one slug asked for by 45 requests of two readers at once: one 201, the rest 409, no 500
+        same = at_once(
+            CONCURRENT,
+            lambda c, i: c.post(f"{base}/api/topics", json=topic("shared"), headers=bob if i % 2 else ada),
+        )
+        codes = Counter(a.status_code for a in same)
+        assert codes[201] == 1 and codes[201] + codes[409] + codes[422] == CONCURRENT, codes
+        # and 45 subscriptions of one reader to one topic filter at once: all fine, one row
+        subs = at_once(
+            CONCURRENT,
+            lambda c, i: c.post(f"{base}/api/me/subscriptions", json={"topic": created}, headers=bob),
+        )
+        assert {a.status_code for a in subs} <= {201, 202}, [a.text for a in subs if a.status_code >= 300]
+    with session_factory(engine)() as s:
+        owned = s.execute(
+            sa.select(Topic.created_by, sa.func.count())
+            .where(Topic.created_by.is_not(None))
+            .group_by(Topic.created_by)
+        )
+        assert sorted(n for _, n in owned) in ([1, CAP], [CAP]), "Ada's 20, and 'shared' for one of them"
+        assert s.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 1
