@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Replay
 from fastapi.testclient import TestClient
-from test_reader_feeds import BAIR, GOOGLE, HF, App, make_settings, msg
+from test_reader_feeds import BAIR, GOOGLE, HF, App, _csrf_of, make_settings, msg
 from typer.testing import CliRunner
 
 from aggregator.api.app import create_app
@@ -240,3 +240,27 @@ def test_a_hidden_url_is_taken_out_of_errors_too(app: App, replay: Replay) -> No
     assert seen.last_error == f"cannot add {HIDDEN_URL}: HTTP 500"
     (own,) = as_seen_by([state], state.added_by)
     assert own == state
+
+
+def test_the_profile_form_refuses_look_alikes_and_operator_feeds(app: App, replay: Replay) -> None:
+    operator_feeds(app, FeedConfig("Hugging Face", replay.url(HF), "blog"))
+    operator_feeds(app, FeedConfig("OpenAI Blog", "https://openai.com/news/rss.xml", "blog"))  # HF unfollowed
+    token = app.client.post("/api/readers", json={"email": "ada@example.org"}).json()["token"]
+    page = app.client.get("/signin")
+    app.client.post(
+        "/signin", data={"token": token, "csrf_token": _csrf_of(page.text), "next": "/me/profile"}
+    )
+    csrf = _csrf_of(app.client.get("/me/profile").text)
+    alike = app.client.post(
+        "/me/feeds", data={"url": replay.url(BAIR), "name": "0penAI\u200b blog", "csrf_token": csrf}
+    )
+    assert (
+        alike.status_code == 422
+        and "looks like the name of another feed, &#39;OpenAI Blog&#39;" in alike.text
+    )
+    taken = app.client.post("/me/feeds", data={"url": replay.url(HF), "name": "", "csrf_token": csrf})
+    assert taken.status_code == 409 and "ask the operator" in taken.text
+    assert {f.url: f.added_by for f in app.feeds()} == {
+        replay.url(HF): None,
+        "https://openai.com/news/rss.xml": None,
+    }
