@@ -264,3 +264,16 @@ def test_the_profile_form_refuses_look_alikes_and_operator_feeds(app: App, repla
         replay.url(HF): None,
         "https://openai.com/news/rss.xml": None,
     }
+
+
+def test_a_readers_name_yields_to_a_feed_the_operator_lists_later(app: App, replay: Replay) -> None:
+    ada = app.signup("ada@example.org")
+    added = app.client.post(
+        "/api/me/feeds", json={"url": replay.url(GOOGLE), "name": "OpenAI News"}, headers=ada
+    ).json()
+    assert added["name"] == "OpenAI News"
+    operator_feeds(app, FeedConfig("0penAI  news", "https://openai.com/news/rss.xml", "blog"))
+    assert row(app, replay.url(GOOGLE)).name == "OpenAI News (127.0.0.1)"
+    assert row(app, "https://openai.com/news/rss.xml").name == "0penAI  news"
+    operator_feeds(app, FeedConfig("0penAI  news", "https://openai.com/news/rss.xml", "blog"))
+    assert row(app, replay.url(GOOGLE)).name == "OpenAI News (127.0.0.1)", "renamed once"

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator
 
 from aggregator.api.auth import OptionalReaderDep
-from aggregator.api.deps import SessionDep, SettingsDep
+from aggregator.api.deps import OPTIONAL_AUTH, SessionDep, SettingsDep
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor
 from aggregator.api.schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
 from aggregator.digest.cursor import fingerprint
@@ -147,7 +147,13 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
     )
 
 
-@router.get("/api/feeds", response_model=list[FeedStatus], tags=["feeds"])
+@router.get(
+    "/api/feeds",
+    response_model=list[FeedStatus],
+    tags=["feeds"],
+    responses={401: {"description": "an invalid bearer token (none is fine)"}},
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_feeds(session: SessionDep, reader: OptionalReaderDep) -> list[FeedStatus]:
     """Every feed with its fetch state: last status, last fetch, last error and next check
     (the ``/feeds`` page shows the same, in words). The URL of a feed a reader added is shown
