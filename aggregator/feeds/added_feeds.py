@@ -58,8 +58,6 @@ from aggregator.store.locks import lock_reader
 from aggregator.store.tables import Feed, ItemSource
 from aggregator.types import ParsedFeed
 
-__all__ = ["MAX_NAME", "MAX_URL", "clean_name"]
-
 #: Longest URL accepted (the ``feeds.url`` column).
 MAX_URL = 2048
 #: Minutes between two checks of a reader-added feed.
