@@ -221,7 +221,8 @@ def feeds_list() -> None:
     with session_factory(engine)() as session:
         states = feed_states(session)
         emails: dict[int, str] = {r.id: r.email for r in session.execute(sa.select(Reader.id, Reader.email))}
-    table = Table("id", "name", "added by", "state", "items", "URL", show_lines=False)
+    table = Table("id", "name", "added by", "state", "items")
+    table.add_column("URL", overflow="fold")  # whole, on several lines if need be
     for f in states:
         if not f.reader_added:
             who = "operator"
