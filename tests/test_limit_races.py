@@ -229,3 +229,42 @@ def test_topic_filters_hold_their_limit_and_slugs_under_concurrency(
         )
         assert sorted(n for _, n in owned) in ([1, CAP], [CAP]), "Ada's 20, and 'shared' for one of them"
         assert s.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 1
+
+
+#: Every two share a key ("OpenAl Blog", with a lower-case L, passes for "OpenAI Blog" but not
+#: for "openai blog", so it is not among them).
+LOOK_ALIKES = [
+    "OpenAI Blog",
+    "0penAI blog",
+    "OpenAI\u200bBlog",
+    "\u041epenAI Blog",
+    "OPENAI  BLOG",
+    "openai-blog",
+]
+
+
+def test_look_alike_names_of_different_readers_at_once_pass_once(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        auth_rate_limit="1000/minute",
+        connect_timeout_seconds=60,
+        total_timeout_seconds=120,
+    )
+    n = 2 * len(LOOK_ALIKES)
+    with feed_server() as feeds, serve(settings, engine) as base:
+        tokens = [signup(base, f"reader{i}@example.org") for i in range(n)]
+        answers = at_once(
+            n,
+            lambda c, i: c.post(
+                f"{base}/api/me/feeds",
+                json={"url": f"{feeds}/feed.xml?r={i}", "name": LOOK_ALIKES[i % len(LOOK_ALIKES)]},
+                headers=tokens[i],
+            ),
+        )
+        codes = Counter(a.status_code for a in answers)
+        assert codes == {201: 1, 422: n - 1}, [a.text for a in answers if a.status_code >= 500]
+    with session_factory(engine)() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Feed)) == 1

@@ -54,7 +54,7 @@ from aggregator.feeds.names import MAX_NAME, clean_name, first_look_alike
 from aggregator.feeds.parse import parse_feed
 from aggregator.feeds.ssrf import Blocked, NetGuard
 from aggregator.store.db import insert
-from aggregator.store.locks import lock_reader
+from aggregator.store.locks import lock_name, lock_reader
 from aggregator.store.tables import Feed, ItemSource
 from aggregator.types import ParsedFeed
 
@@ -356,6 +356,7 @@ def _store(
     one reader are counted one after the other and the limit holds."""
     try:
         lock_reader(session, reader_id)
+        lock_name(session, "feed-names")  # names are compared with every feed's: one at a time
         feed = _find(session, urls)
         if feed is not None and feed.scheduled:  # added meanwhile, by someone else
             known = describe(feed, reader_id, _item_counts(session, [feed.id]).get(feed.id, 0))

@@ -4,12 +4,14 @@ A lease is a row of ``job_locks``: taken by an atomic conditional ``UPDATE`` (or
 ``INSERT``), valid until ``lease_until``, and free for anyone once expired, so a worker that
 died holding it blocks the job for at most one lease. Works the same on SQLite and PostgreSQL.
 
-:func:`lock_reader` serialises the writes of one reader that a per-reader limit counts.
+:func:`lock_reader` serialises the writes of one reader that a per-reader limit counts;
+:func:`lock_name` the transactions that name the same critical section.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 import uuid
@@ -80,3 +82,18 @@ def lock_reader(session: Session, reader_id: int) -> None:
         session.execute(sa.select(Reader.id).where(Reader.id == reader_id).with_for_update())
     else:
         session.execute(sa.update(Reader).where(Reader.id == reader_id).values(email=Reader.email))
+
+
+def lock_name(session: Session, name: str) -> None:
+    """Serialise, until the session's transaction ends, every transaction that calls this with
+    the same ``name`` (e.g. ``"feed-names"``: one reader's feed named at a time, so two look-alike
+    names added at once cannot both pass the check).
+
+    PostgreSQL: ``pg_advisory_xact_lock`` on a 63-bit hash of ``name``. SQLite: an ``UPDATE``
+    of no row, which takes the database's single write lock at once (every writer is then
+    serialised, which SQLite does anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    else:
+        session.execute(sa.update(JobLock).where(sa.false()).values(holder=JobLock.holder))
