@@ -352,8 +352,7 @@ def _store(
     now: dt.datetime,
 ) -> AddOutcome:
     """Insert the feed (or schedule a known, unscheduled one again) and commit. The reader's
-    row is locked first (:func:`aggregator.store.locks.lock_reader`), so concurrent adds of
-    one reader are counted one after the other and the limit holds."""
+    row is locked first (:func:`aggregator.store.locks.lock_reader`): the limit holds."""
     try:
         lock_reader(session, reader_id)
         lock_name(session, "feed-names")  # names are compared with every feed's: one at a time
