@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.errors import NotFound, ReaderError
 from aggregator.store.db import insert
+from aggregator.store.locks import lock_reader
 from aggregator.store.tables import Feedback, Item, ItemSource, LibraryItem, LibraryTag, ReadMark, Score
 
 MAX_TAGS = 20
@@ -125,11 +126,16 @@ def save_item(
 ) -> tuple[Saved, bool]:
     """Save ``item_id`` (or change its tags and note: ``None`` keeps the stored value).
     Returns ``(saved, created)``. Raises NotFound for an unknown item, ReaderError for bad tags
-    or note, or a full library. Flushes; the caller commits."""
+    or note, or a full library (:data:`MAX_ITEMS`, counted under
+    :func:`aggregator.store.locks.lock_reader`, so concurrent saves cannot pass it). Flushes;
+    the caller commits."""
     if session.get(Item, item_id) is None:
         raise NotFound(f"no item with id {item_id}")
     now = now or utcnow()
     row = session.get(LibraryItem, (reader_id, item_id))
+    if row is None:  # the count below must hold against concurrent saves: one at a time
+        lock_reader(session, reader_id)
+        row = session.get(LibraryItem, (reader_id, item_id))
     created = row is None
     if row is None:
         count = session.scalar(

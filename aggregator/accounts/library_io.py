@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from aggregator import errors
 from aggregator.accounts import library, profiles
 from aggregator.accounts.citations import Reference, Work, normalise_title
+from aggregator.store.locks import lock_reader
 from aggregator.store.queries import item_sources
 from aggregator.store.tables import Item, LibraryItem
 
@@ -141,7 +142,8 @@ def import_references(
             )
     if as_seeds:
         report.seeds = list(dict.fromkeys(ids))
-        if report.seeds:
+        if report.seeds:  # read, merge and write the seed list as one step per reader
+            lock_reader(session, reader_id)
             current = profiles.get_profile(session, reader_id).seed_papers
             profiles.update_profile(
                 session, reader_id, seed_papers=list(dict.fromkeys([*current, *report.seeds]))

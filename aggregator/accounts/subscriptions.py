@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.topic_filters import TopicInfo, _info, _subscriber_counts, _topic_row
 from aggregator.clock import utcnow
 from aggregator.errors import NotFound
+from aggregator.store.db import insert
 from aggregator.store.tables import Subscription, Topic
 
 
@@ -30,9 +31,10 @@ def subscribe(session: Session, reader_id: int, slug: str, now: dt.datetime | No
     """Follow a topic filter (again is a no-op). Raises :class:`NotFound` for an unknown slug
     or another reader's private filter."""
     row = _topic_row(session, slug, reader_id)
-    if session.get(Subscription, (reader_id, row.id)) is None:
-        session.add(Subscription(reader_id=reader_id, topic_id=row.id, created_at=now or utcnow()))
-        session.flush()
+    if session.get(Subscription, (reader_id, row.id)) is None:  # ON CONFLICT: the same, at once
+        conn = session.connection()
+        values = {"reader_id": reader_id, "topic_id": row.id, "created_at": now or utcnow()}
+        conn.execute(insert(conn, Subscription.__table__).values(**values).on_conflict_do_nothing())
     return _info(row, _subscriber_counts(session).get(row.id, 0))
 
 

@@ -28,8 +28,13 @@ from sqlalchemy.orm import Session
 from aggregator.accounts.fields import SLUG_RE, clean_list, non_blank_strings
 from aggregator.clock import utcnow
 from aggregator.errors import Conflict, Forbidden, NotFound, ReaderError
+from aggregator.store.db import insert
+from aggregator.store.locks import lock_reader
 from aggregator.store.tables import Subscription, Topic
 from aggregator.types import TopicFilter
+
+#: Topic filters one reader may have created at a time (the built-in ones do not count).
+MAX_TOPICS_PER_READER = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,21 +188,36 @@ def create_topic(
     """Save a new topic filter owned by ``reader_id``: private to them unless ``shared`` (then
     any reader may see and subscribe to it); only its owner may change or delete it. An empty
     ``topic.slug`` is derived from the name (:func:`free_slug`). Raises :class:`ReaderError`
-    (see :func:`validate_topic`) or :class:`Conflict` when a given slug is taken."""
+    (see :func:`validate_topic`; also when the reader already has
+    :data:`MAX_TOPICS_PER_READER`) or :class:`Conflict` when a given slug is taken. Both hold
+    under concurrent requests: the count is taken under
+    :func:`aggregator.store.locks.lock_reader`, and the row is inserted with ``ON CONFLICT
+    (slug) DO NOTHING`` (a slug taken meanwhile is a 409, not a 500)."""
     if not topic.slug:
         topic = TopicFilter(**{**_topic_values(topic), "slug": free_slug(session, topic.name)})
     topic = validate_topic(topic)
+    lock_reader(session, reader_id)
     if session.scalar(sa.select(Topic.id).where(Topic.slug == topic.slug)) is not None:
         raise Conflict(f"slug: a topic filter {topic.slug!r} already exists")
-    row = Topic(
+    owned = session.scalar(sa.select(sa.func.count()).select_from(Topic).where(Topic.created_by == reader_id))
+    if (owned or 0) >= MAX_TOPICS_PER_READER:
+        raise ReaderError(
+            f"topic filters: a reader may create at most {MAX_TOPICS_PER_READER}; delete one first"
+        )
+    values = {
         **_topic_values(topic),
-        description=(description or "").strip()[:2000],
-        created_by=reader_id,
-        created_at=now or utcnow(),
-        shared=shared,
-    )
-    session.add(row)
-    session.flush()
+        "description": (description or "").strip()[:2000],
+        "created_by": reader_id,
+        "created_at": now or utcnow(),
+        "shared": shared,
+    }
+    conn = session.connection()
+    stmt = insert(conn, Topic.__table__).values(**values).on_conflict_do_nothing(index_elements=["slug"])
+    new_id = conn.execute(stmt.returning(Topic.__table__.c.id)).scalar()
+    if new_id is None:
+        raise Conflict(f"slug: a topic filter {topic.slug!r} already exists")
+    row = session.get(Topic, new_id)
+    assert row is not None
     return _info(row)
 
 

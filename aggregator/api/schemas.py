@@ -85,7 +85,10 @@ class FeedStatus(BaseModel):
 
     id: int
     name: str
-    url: str
+    url: str | None = Field(
+        description="null for a feed a reader added, unless you are that reader (its URL may "
+        "hold a private token)"
+    )
     kind: str | None = Field(description="'arxiv' or 'blog'; null until detected from the document")
     title: str | None = Field(description="the title the feed gives itself")
     interval_minutes: int

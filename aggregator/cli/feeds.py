@@ -1,4 +1,4 @@
-"""``aggregator fetch``, ``backfill`` and ``feeds import``: getting feeds and papers in."""
+"""``aggregator fetch``, ``backfill``, ``feeds import`` and ``feeds list``: getting feeds and papers in."""
 
 from __future__ import annotations
 
@@ -219,3 +219,31 @@ def feeds_import(
     for f in report.feeds:
         url = f"  {escape(f.url)}" if f.state == "added" else ""
         console.print(f"  {marks[f.state]}  {escape(f.name)}{url}", soft_wrap=True, highlight=False)
+
+
+@feeds_app.command("list")
+def feeds_list() -> None:
+    """Every feed with its URL, who added it (``operator`` or the reader's email) and its state.
+    This is where the operator sees the URLs of feeds readers added, which the public pages and
+    ``GET /api/feeds`` show only to the reader who added each."""
+    import sqlalchemy as sa
+
+    from aggregator.feeds.status import feed_states, state_of
+    from aggregator.store.tables import Reader
+
+    settings = _settings()
+    engine = _engine(settings)
+    with session_factory(engine)() as session:
+        states = feed_states(session)
+        emails: dict[int, str] = {r.id: r.email for r in session.execute(sa.select(Reader.id, Reader.email))}
+    table = Table("id", "name", "added by", "state", "items")
+    table.add_column("URL", overflow="fold")  # whole, on several lines if need be
+    for f in states:
+        if not f.reader_added:
+            who = "operator"
+        elif f.added_by is None:
+            who = "a deleted reader"
+        else:
+            who = emails.get(f.added_by, f"reader {f.added_by}")
+        table.add_row(str(f.id), escape(f.name), escape(who), state_of(f), str(f.items), escape(f.url or ""))
+    console.print(table, soft_wrap=True)

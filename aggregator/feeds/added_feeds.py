@@ -5,9 +5,14 @@ A reader gives a URL (and optionally a name). :func:`add_feed`:
 1. checks the URL rules of :class:`~aggregator.feeds.ssrf.NetGuard` (http/https, no
    ``user@host``, no odd IP spellings, an IP-literal host must be public), no network;
 2. returns the existing feed when the URL (as given, or normalised: lower-case scheme and
-   host, no default port, no ``#fragment``) is already in the ``feeds`` table and scheduled --
-   no duplicate, no fetch, no quota used;
-3. refuses when the reader already has ``settings.reader_feeds_max`` scheduled feeds;
+   host, no default port, no ``#fragment``, compared with the stored URLs normalised the same
+   way) is already in the ``feeds`` table and scheduled -- no duplicate, no fetch, no quota
+   used, nothing about that feed changed (the operator's feed stays the operator's, with its
+   name and trust); an operator's feed that is no longer scheduled is refused
+   (:class:`~aggregator.errors.Conflict`): only the operator follows it again;
+3. refuses when the reader already has ``settings.reader_feeds_max`` scheduled feeds, and a
+   name that looks like another feed's (:mod:`aggregator.feeds.names`: case, spaces,
+   invisible characters and confusable letters ignored);
 4. fetches the URL once through the project's :class:`~aggregator.feeds.fetch.Fetcher` with
    ``guarded=True`` (every redirect hop and connected address through the guard) and parses
    it (:func:`aggregator.feeds.parse.parse_feed`); a fetch error, or a document with no entries and
@@ -16,12 +21,16 @@ A reader gives a URL (and optionally a name). :func:`add_feed`:
 5. stores the feed: scheduled, due now (the scheduler fetches and ingests it on its next
    pass, like any feed), ``added_by`` the reader and ``reader_added`` true, so
    :func:`aggregator.feeds.ingest.sync_feeds` keeps it and fetches of it are to be guarded. A known
-   URL that is no longer scheduled is scheduled again the same way, for this reader.
+   URL that is no longer scheduled (a reader's) is scheduled again the same way, for this
+   reader. The limit is checked again under a lock of the reader's row
+   (:func:`aggregator.store.locks.lock_reader`), so concurrent adds cannot pass it. A name
+   taken from the feed's title that looks like another feed's gets the host added.
 
 :func:`remove_feed` stops scheduling a feed the reader added (its items stay). Feeds are shared:
 every reader's digest ranks their items, whoever added them.
 
-Errors: :class:`FeedError` (the URL cannot be added, 422), :class:`FeedLimit` (too many, 409),
+Errors: :class:`FeedError` (the URL or name cannot be added, 422), :class:`FeedLimit` (too
+many, 409), :class:`~aggregator.errors.Conflict` (an operator's unfollowed feed, 409),
 :class:`NotFound` (404), :class:`Forbidden` (someone else's feed, 403); each message is for a
 person. Database work runs in worker threads; nothing holds a connection during the fetch.
 """
@@ -30,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,24 +48,23 @@ from sqlalchemy.orm import Session
 
 from aggregator.clock import utcnow
 from aggregator.config import Settings
-from aggregator.errors import Forbidden, NotFound
+from aggregator.errors import Conflict, Forbidden, NotFound
 from aggregator.feeds.fetch import Fetcher
+from aggregator.feeds.names import MAX_NAME, clean_name, first_look_alike
 from aggregator.feeds.parse import parse_feed
 from aggregator.feeds.ssrf import Blocked, NetGuard
 from aggregator.store.db import insert
+from aggregator.store.locks import lock_name, lock_reader
 from aggregator.store.tables import Feed, ItemSource
 from aggregator.types import ParsedFeed
 
 #: Longest URL accepted (the ``feeds.url`` column).
 MAX_URL = 2048
-#: Longest feed name (the ``feeds.name`` column).
-MAX_NAME = 300
 #: Minutes between two checks of a reader-added feed.
 INTERVAL_MINUTES = 60
 
 FeedState = Literal["pending", "ok", "failing", "disabled", "stopped"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -170,10 +177,6 @@ def count_added(session: Session, reader_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _find(session: Session, urls: set[str]) -> Feed | None:
-    return session.scalars(sa.select(Feed).where(Feed.url.in_(sorted(urls))).order_by(Feed.id)).first()
-
-
 # --- changing ----------------------------------------------------------------------------------
 
 
@@ -212,35 +215,69 @@ def check_url(url: str, guard: NetGuard) -> str:
     return normal
 
 
-def clean_name(name: str | None) -> str | None:
-    """A feed name on one line, control characters removed, at most :data:`MAX_NAME`; None when blank."""
-    if name is None:
+def _normal(url: str) -> str | None:
+    """``url`` with the spelling :func:`check_url` normalises (scheme and host lower case, no
+    default port, no fragment), without the guard's checks; None when it does not parse."""
+    try:
+        parsed = httpx.URL(url.strip())
+        if parsed.port == _DEFAULT_PORTS.get(parsed.scheme):
+            parsed = parsed.copy_with(port=None)
+        return str(parsed.copy_with(fragment=None))
+    except (httpx.InvalidURL, ValueError, TypeError):
         return None
-    text = " ".join(_CONTROL.sub(" ", name).split())[:MAX_NAME].strip()
-    return text or None
 
 
-def _name_taken(session: Session, name: str, except_id: int | None) -> bool:
-    query = sa.select(Feed.id).where(sa.func.lower(Feed.name) == name.lower())
+def _find(session: Session, urls: set[str]) -> Feed | None:
+    """The feed stored under one of ``urls``, or under another spelling of the same normalised
+    URL (an operator may list ``HTTPS://Example.org:443/feed``); the oldest when several."""
+    found = session.scalars(sa.select(Feed).where(Feed.url.in_(sorted(urls))).order_by(Feed.id)).first()
+    if found is not None:
+        return found
+    normals = {n for n in map(_normal, urls) if n}
+    hosts = {httpx.URL(n).host for n in normals if httpx.URL(n).host}
+    if not hosts:
+        return None
+    near = sa.or_(*(sa.func.lower(Feed.url).contains(h.lower(), autoescape=True) for h in sorted(hosts)))
+    for feed in session.scalars(sa.select(Feed).where(near).order_by(Feed.id)):
+        if _normal(feed.url) in normals:
+            return feed
+    return None
+
+
+def _look_alike(session: Session, name: str, except_id: int | None) -> str | None:
+    """The name of another feed that ``name`` can pass for (:mod:`aggregator.feeds.names`)."""
+    query = sa.select(Feed.name)
     if except_id is not None:
         query = query.where(Feed.id != except_id)
-    return session.scalar(query.limit(1)) is not None
+    return first_look_alike(name, session.scalars(query))
+
+
+def _refuse_look_alike(name: str, other: str) -> FeedError:
+    if name.casefold() == other.casefold():
+        return FeedError(f"another feed is already named {name!r}; choose another name", "name")
+    return FeedError(
+        f"{name!r} looks like the name of another feed, {other!r} (names are compared without "
+        "case, spaces, invisible characters and look-alike letters); choose another name",
+        "name",
+    )
 
 
 def _choose_name(
     session: Session, given: str | None, parsed: ParsedFeed, url: str, except_id: int | None
 ) -> str:
-    """The reader's name (refused when another feed has it: names label items and sources), else
-    the feed's title, else its host; a title already used gets the host, then the URL, added."""
+    """The reader's name (refused when it looks like another feed's: names label items and
+    sources), else the feed's title, else its host; a title that looks like another feed's
+    name gets the host, then the URL, added."""
     if given is not None:
-        if _name_taken(session, given, except_id):
-            raise FeedError(f"another feed is already named {given!r}; choose another name", "name")
+        other = _look_alike(session, given, except_id)
+        if other is not None:
+            raise _refuse_look_alike(given, other)
         return given
     host = httpx.URL(url).host
     base = clean_name(parsed.title) or host
     for candidate in (base, f"{base} ({host})", f"{base} ({url})"):
         candidate = candidate[:MAX_NAME]
-        if not _name_taken(session, candidate, except_id):
+        if _look_alike(session, candidate, except_id) is None:
             return candidate
     return url[:MAX_NAME]
 
@@ -269,18 +306,29 @@ async def probe(url: str, settings: Settings, guard: NetGuard | None = None) -> 
 
 def _lookup(
     session: Session, urls: set[str], reader_id: int, name: str | None
-) -> tuple[ReaderFeed | None, int, bool]:
+) -> tuple[ReaderFeed | None, int, str | None]:
     """The known feed of one of ``urls`` (if any), how many feeds the reader has added, and
-    whether another feed already has the name ``name``."""
+    the name of another feed that ``name`` looks like (None: none)."""
     try:
         feed = _find(session, urls)
         known = None
         if feed is not None:
+            _refuse_operators(feed)
             known = describe(feed, reader_id, _item_counts(session, [feed.id]).get(feed.id, 0))
-        taken = name is not None and _name_taken(session, name, None if feed is None else feed.id)
-        return known, count_added(session, reader_id), taken
+        other = None if name is None else _look_alike(session, name, None if feed is None else feed.id)
+        return known, count_added(session, reader_id), other
     finally:
         session.rollback()  # give the connection back before the fetch
+
+
+def _refuse_operators(feed: Feed) -> None:
+    """:class:`Conflict` for an operator's feed that is no longer scheduled: a reader adding
+    its URL must not make it theirs (owner, name, trust)."""
+    if not feed.scheduled and not feed.reader_added:
+        raise Conflict(
+            f"{feed.url} is the operator's feed {feed.name!r}, which is not followed any more; "
+            "a reader cannot follow it again (ask the operator)"
+        )
 
 
 def _check_limit(added: int, limit: int) -> None:
@@ -303,14 +351,19 @@ def _store(
     limit: int,
     now: dt.datetime,
 ) -> AddOutcome:
-    """Insert the feed (or schedule a known, unscheduled one again) and commit."""
+    """Insert the feed (or schedule a known, unscheduled one again) and commit. The reader's
+    row is locked first (:func:`aggregator.store.locks.lock_reader`): the limit holds."""
     try:
+        lock_reader(session, reader_id)
+        lock_name(session, "feed-names")  # names are compared with every feed's: one at a time
         feed = _find(session, urls)
         if feed is not None and feed.scheduled:  # added meanwhile, by someone else
             known = describe(feed, reader_id, _item_counts(session, [feed.id]).get(feed.id, 0))
             session.rollback()
             return AddOutcome(known, False)
-        _check_limit(count_added(session, reader_id), limit)  # again: another request may have added one
+        if feed is not None:
+            _refuse_operators(feed)
+        _check_limit(count_added(session, reader_id), limit)  # under the lock: the final count
         if feed is not None:
             if name is not None:
                 feed.name = _choose_name(session, name, parsed, feed.url, feed.id)
@@ -367,13 +420,13 @@ async def add_feed(
     normal = check_url(url, guard)
     urls = {url.strip(), normal}
     wanted = clean_name(name)
-    known, added, taken = await asyncio.to_thread(_lookup, session, urls, reader_id, wanted)
+    known, added, other = await asyncio.to_thread(_lookup, session, urls, reader_id, wanted)
     if known is not None and known.scheduled:
         return AddOutcome(known, False)
     limit = settings.reader_feeds_max
     _check_limit(added, limit)
-    if taken:
-        raise FeedError(f"another feed is already named {wanted!r}; choose another name", "name")
+    if wanted is not None and other is not None:
+        raise _refuse_look_alike(wanted, other)
     parsed = await probe(normal, settings, guard)
     return await asyncio.to_thread(
         _store, session, reader_id, normal, urls, wanted, parsed, limit, now or utcnow()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from aggregator.config import FeedConfig
 from aggregator.feeds.claims import claim_feeds
 from aggregator.feeds.ingest_bulk import insert_returning
+from aggregator.feeds.names import first_look_alike
 from aggregator.feeds.trust import Owner, Trust, feed_trust, may_create, verdict
 from aggregator.feeds.venues import extract
 from aggregator.store import queries
@@ -324,7 +326,10 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
     """Make the feeds table match the feeds file: add new feeds (due now), update names,
     kinds, intervals and tags, and unschedule feeds no longer listed (their items stay).
     Feeds that live in the database only stay scheduled: OPML-imported ones (tag "opml") and
-    those readers added (``reader_added``, see :mod:`aggregator.feeds.added_feeds`)."""
+    those readers added (``reader_added``, see :mod:`aggregator.feeds.added_feeds`). A feed a
+    reader added that the file lists becomes the operator's (``reader_added`` false, no
+    ``added_by``): the reader can no longer remove or rename it, and it has operator trust;
+    a reader's feed named like a listed one gets its host added (:func:`_yield_names`)."""
     urls = [c.url for c in configs]
     existing = {
         f.url: f
@@ -360,11 +365,26 @@ def sync_feeds(session: Session, configs: Sequence[FeedConfig], now: dt.datetime
             list(cfg.tags),
             True,
         )
+        feed.reader_added, feed.added_by = False, None  # listed: the operator's, whoever added it first
         if cfg.kind is not None:
             feed.kind = cfg.kind
     for url, feed in existing.items():
         if url not in listed and "opml" not in (feed.tags or []) and not feed.reader_added:
             feed.scheduled = False
+    session.flush()
+    _yield_names(session, [c.name for c in configs])
+
+
+def _yield_names(session: Session, operator_names: list[str]) -> None:
+    """A reader's feed whose name looks like one the operator lists (:mod:`aggregator.feeds.names`;
+    the reader chose it before the operator listed theirs) gets its host added, visibly."""
+    if not operator_names:
+        return
+    for feed in session.scalars(sa.select(Feed).where(Feed.reader_added.is_(True))):
+        if first_look_alike(feed.name, operator_names) is not None:
+            host = urllib.parse.urlsplit(feed.url).hostname or "a reader's feed"
+            feed.name = f"{feed.name[: 290 - len(host)]} ({host})"
+            queries.invalidate_feed(session, feed.id)
     session.flush()
 
 

@@ -160,14 +160,17 @@ def import_feeds(session: Session, feeds: Sequence[FeedConfig], now: dt.datetime
 
 def feeds_opml(session: Session, now: dt.datetime, title: str = "aggregator feeds") -> bytes:
     """OPML 2.0 (UTF-8 bytes) of the scheduled, enabled feeds, one ``<outline type="rss">`` each
-    with ``text``, ``title``, ``xmlUrl`` and (when known) ``htmlUrl``-less ``category`` tags."""
+    with ``text``, ``title``, ``xmlUrl`` and (when known) ``htmlUrl``-less ``category`` tags.
+    Feeds readers added are left out: the export is public and their URLs are not."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title
     ET.SubElement(head, "dateCreated").text = format_datetime(now.astimezone(dt.UTC), usegmt=True)
     body = ET.SubElement(root, "body")
     rows = session.scalars(
-        sa.select(Feed).where(Feed.scheduled.is_(True), Feed.disabled.is_(False)).order_by(Feed.id)
+        sa.select(Feed)
+        .where(Feed.scheduled.is_(True), Feed.disabled.is_(False), Feed.reader_added.is_(False))
+        .order_by(Feed.id)
     )
     for feed in rows:
         attrs = {"type": "rss", "text": feed.name, "title": feed.title or feed.name, "xmlUrl": feed.url}

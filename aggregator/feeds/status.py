@@ -10,7 +10,9 @@ digest pages can say so when most of them did (a machine without network access)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import urllib.parse
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -25,11 +27,12 @@ class FeedState:
     HTTP status of the latest fetch (None before the first, or when no answer came);
     ``error_count`` counts failures in a row (0 after a success); ``items`` the distinct
     items the feed ever announced; ``reader_added`` is true for a feed a reader added
-    (``POST /api/me/feeds``), whose URL the public page does not show."""
+    (``POST /api/me/feeds``), ``added_by`` that reader's id. ``url`` is None in the view of
+    someone who may not see it (:func:`as_seen_by`)."""
 
     id: int
     name: str
-    url: str
+    url: str | None
     kind: str | None
     title: str | None
     interval_minutes: int
@@ -44,6 +47,7 @@ class FeedState:
     parse_problems: str | None
     next_check_at: dt.datetime | None
     items: int
+    added_by: int | None = None
 
 
 def feed_states(session: Session) -> list[FeedState]:
@@ -75,9 +79,42 @@ def feed_states(session: Session) -> list[FeedState]:
             parse_problems=f.parse_problems,
             next_check_at=f.next_check_at,
             items=counts.get(f.id, 0),
+            added_by=f.added_by,
         )
         for f in session.scalars(sa.select(Feed).order_by(Feed.id))
     ]
+
+
+#: What stands for a hidden URL in a feed's errors and parse notes.
+HIDDEN_URL = "[the feed's URL]"
+
+
+def _redact(text: str | None, url: str) -> str | None:
+    if not text:
+        return text
+    parts = urllib.parse.urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    for secret in sorted({url, tail if len(tail) > 1 else ""} - {""}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN_URL)
+    return text
+
+
+def as_seen_by(states: list[FeedState], reader_id: int | None) -> list[FeedState]:
+    """``states`` as a reader (``reader_id``; None: someone not signed in) may see them: the
+    URL of a feed a reader added (it may hold a private token) only by that reader, else None,
+    and taken out of its last error and parse notes. The operator sees every URL
+    (``aggregator feeds list``). Issue 14, finding 9."""
+    out = []
+    for f in states:
+        if f.reader_added and f.url is not None and (reader_id is None or f.added_by != reader_id):
+            f = dataclasses.replace(
+                f,
+                url=None,
+                last_error=_redact(f.last_error, f.url),
+                parse_problems=_redact(f.parse_problems, f.url),
+            )
+        out.append(f)
+    return out
 
 
 def duration(seconds: float) -> str:

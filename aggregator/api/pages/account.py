@@ -312,8 +312,8 @@ async def add_feed_form(
     ws = _require(ws, csrf_token)
     try:
         outcome = await reader_feeds.add_feed(session, settings, ws.reader_id, url, name or None)
-    except (reader_feeds.FeedError, reader_feeds.FeedLimit) as err:
-        status = 409 if isinstance(err, reader_feeds.FeedLimit) else 422
+    except (reader_feeds.FeedError, reader_feeds.FeedLimit, errors.Conflict) as err:
+        status = 422 if isinstance(err, reader_feeds.FeedError) else 409
         form = {"url": url, "name": name}
         return await run_in_threadpool(
             _profile_page, request, ws, session, feed_error=str(err), feed_form=form, status_code=status

@@ -20,7 +20,16 @@ from aggregator.digest.cursor import fingerprint
 from aggregator.digest.filters import DigestFilters
 from aggregator.digest.paging import public_page
 from aggregator.digest.public import default_day
-from aggregator.feeds.status import FeedState, ago, describe, failing_feeds, feed_states, state_of, until
+from aggregator.feeds.status import (
+    FeedState,
+    ago,
+    as_seen_by,
+    describe,
+    failing_feeds,
+    feed_states,
+    state_of,
+    until,
+)
 
 router = APIRouter()
 
@@ -114,7 +123,7 @@ def feed_rows(feeds: list[FeedState], now: dt.datetime, tz: ZoneInfo) -> list[di
                 "id": f.id,
                 "name": f.name,
                 "kind": f.kind or "not known yet",
-                "url": None if f.reader_added else f.url,
+                "url": None if f.reader_added else f.url,  # also for its reader: the page is public
                 "reader_added": f.reader_added,
                 "state": state,
                 "label": _STATE_LABELS[state],
@@ -141,7 +150,7 @@ def feeds_page(request: Request, session: SessionDep, settings: SettingsDep) -> 
     last status, last fetch, last error, failures in a row and next check, failing feeds
     first, with a hint when most failed. Feeds readers added are shown by name only."""
     now = dt.datetime.now(dt.UTC)
-    rows = feed_rows(feed_states(session), now, settings.tz)
+    rows = feed_rows(as_seen_by(feed_states(session), None), now, settings.tz)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1

@@ -11,7 +11,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator
 
-from aggregator.api.deps import SessionDep, SettingsDep
+from aggregator.api.auth import OptionalReaderDep
+from aggregator.api.deps import OPTIONAL_AUTH, SessionDep, SettingsDep
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor
 from aggregator.api.schemas import DigestItem, DigestResponse, FeedStatus, Health, ItemDetail, ItemSourceOut
 from aggregator.digest.cursor import fingerprint
@@ -19,7 +20,7 @@ from aggregator.digest.filters import DigestFilters
 from aggregator.digest.paging import public_page
 from aggregator.digest.public import DigestEntry, default_day
 from aggregator.digest.remote_images import without_remote_images
-from aggregator.feeds.status import feed_states
+from aggregator.feeds.status import as_seen_by, feed_states
 from aggregator.store.queries import item_sources
 from aggregator.store.tables import Feed, Item, ItemSource, Score
 
@@ -146,11 +147,19 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemDetail:
     )
 
 
-@router.get("/api/feeds", response_model=list[FeedStatus], tags=["feeds"])
-def get_feeds(session: SessionDep) -> list[FeedStatus]:
+@router.get(
+    "/api/feeds",
+    response_model=list[FeedStatus],
+    tags=["feeds"],
+    responses={401: {"description": "an invalid bearer token (none is fine)"}},
+    openapi_extra=OPTIONAL_AUTH,
+)
+def get_feeds(session: SessionDep, reader: OptionalReaderDep) -> list[FeedStatus]:
     """Every feed with its fetch state: last status, last fetch, last error and next check
-    (the ``/feeds`` page shows the same, in words)."""
-    return [FeedStatus.model_validate(f, from_attributes=True) for f in feed_states(session)]
+    (the ``/feeds`` page shows the same, in words). The URL of a feed a reader added is shown
+    to that reader only (send their API token); it is null for everyone else."""
+    states = as_seen_by(feed_states(session), None if reader is None else reader.id)
+    return [FeedStatus.model_validate(f, from_attributes=True) for f in states]
 
 
 @router.get("/healthz", response_model=Health, tags=["health"], responses={503: {"model": Health}})

@@ -1,6 +1,6 @@
 """``/api/me/feeds``: readers add feeds to the instance's shared reading list, list the ones they
 added and stop them. Thin wrappers over :mod:`aggregator.feeds.added_feeds` (FeedError → 422,
-FeedLimit → 409, NotFound → 404, Forbidden → 403); the SSRF rules are those of
+FeedLimit and Conflict → 409, NotFound → 404, Forbidden → 403); the SSRF rules are those of
 :mod:`aggregator.feeds.ssrf`, with ``AGGREGATOR_FEED_ALLOW_HOSTS`` as the allow-list."""
 
 from __future__ import annotations
@@ -76,7 +76,10 @@ def list_my_feeds(reader: ReaderDep, session: SessionDep) -> list[ReaderFeedOut]
     responses={
         200: {"model": ReaderFeedOut, "description": "the URL is known already: that feed, unchanged"},
         **_AUTH,
-        409: {"description": "you have added AGGREGATOR_READER_FEEDS_MAX feeds already"},
+        409: {
+            "description": "you have added AGGREGATOR_READER_FEEDS_MAX feeds already, or the URL is "
+            "an operator's feed that is no longer followed (only the operator follows it again)"
+        },
         422: {
             "description": "invalid input, a URL the SSRF guard refuses, a URL that cannot be "
             "fetched or is not a feed; `detail` says why"
@@ -90,7 +93,10 @@ async def add_my_feed(
     address (private, loopback, link-local, CGNAT, metadata... addresses are refused, also
     after a redirect, unless allow-listed by the operator); it is fetched once to check that it
     is an RSS or Atom feed, then the scheduler fetches it like any other feed. A URL already
-    followed gives that feed (200) instead of a duplicate."""
+    followed gives that feed (200) instead of a duplicate, unchanged: it stays its owner's
+    (the operator's, or the reader's who added it), with its name. A name that looks like
+    another feed's (case, spaces, invisible characters and look-alike letters ignored) is a
+    422."""
     outcome = await reader_feeds.add_feed(session, settings, reader.id, body.url, body.name)
     if not outcome.created:
         response.status_code = 200

@@ -114,7 +114,8 @@ def similar_items(
     },
 )
 def feeds_opml(session: SessionDep) -> Response:
-    """Every scheduled, enabled feed as OPML 2.0, for import into a feed reader."""
+    """Every scheduled, enabled feed of the operator as OPML 2.0, for import into a feed
+    reader (feeds readers added are left out: their URLs are private)."""
     body = opml.feeds_opml(session, dt.datetime.now(dt.UTC))
     return Response(
         body,
