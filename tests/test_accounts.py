@@ -459,7 +459,7 @@ def test_deleting_an_account_removes_every_row_of_the_reader(
     ).status_code in (200, 201)
     assert client.post(f"/api/me/items/{item_ids[2]}/read", headers=auth).status_code in (200, 204)
     for slug in ("mine-only", "shared"):
-        topic = {"slug": slug, "name": slug, "phrases": ["diffusion"]}
+        topic = {"slug": slug, "name": slug, "phrases": ["diffusion"], "shared": slug == "shared"}
         assert client.post("/api/topics", headers=auth, json=topic).status_code == 201
     assert client.post("/api/me/subscriptions", headers=other, json={"topic": "shared"}).status_code == 201
     assert client.post("/api/me/subscriptions", headers=auth, json={"topic": "mine-only"}).status_code == 201

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_me_api import make_settings, signup
 from test_readers import load_papers
 
@@ -48,21 +49,11 @@ def _csrf(text: str) -> str:
     return found.group(1)
 
 
-def _sign_in(client: TestClient, token: str) -> str:
-    """Sign in on the page; returns the CSRF token of the reader's forms."""
+def _sign_in(client: TestClient, email: str) -> str:
+    """Sign in through the mailed link's pages; returns the CSRF token of the reader's forms."""
     client.cookies.clear()
-    page = client.get("/signin")
-    resp = client.post(
-        "/signin",
-        data={"token": token, "csrf_token": _csrf(page.text), "next": "/topics"},
-        follow_redirects=False,
-    )
-    assert resp.status_code == 303, resp.text
+    sign_in(client, email)
     return _csrf(client.get("/topics").text)
-
-
-def _token(auth: dict[str, str]) -> str:
-    return auth["Authorization"].split()[1]
 
 
 def _expected(topic: TopicFilter) -> tuple[set[str], set[str], set[str]]:
@@ -181,11 +172,11 @@ def test_api_derives_a_missing_slug(client: TestClient) -> None:
 
 
 def test_form_creates_then_edits_a_filter(client: TestClient) -> None:
-    auth, _ = signup(client, "f@example.com")
+    auth, _ = signup(client, email := "f@example.com")
     anonymous = client.post("/topics/new", data={"name": "x", "phrases": "x"})
     assert anonymous.status_code == 401 and "text/html" in anonymous.headers["content-type"]
     assert 'action="/topics/new"' not in client.get("/topics").text  # the form is for readers
-    csrf = _sign_in(client, _token(auth))
+    csrf = _sign_in(client, email)
     page = client.get("/topics")
     assert 'action="/topics/new"' in page.text and 'name="phrases"' in page.text
     form = {
@@ -246,8 +237,8 @@ def test_form_creates_then_edits_a_filter(client: TestClient) -> None:
 
 
 def test_form_preview_lists_the_week_matches(client: TestClient) -> None:
-    auth, _ = signup(client, "v@example.com")
-    csrf = _sign_in(client, _token(auth))
+    auth, _ = signup(client, email := "v@example.com")
+    csrf = _sign_in(client, email)
     inside, outside, _ = _expected(RL)
     form = {
         "csrf_token": csrf,
@@ -272,8 +263,8 @@ def test_form_preview_lists_the_week_matches(client: TestClient) -> None:
 
 
 def test_form_refusals_keep_the_input(client: TestClient) -> None:
-    auth, _ = signup(client, "e@example.com")
-    csrf = _sign_in(client, _token(auth))
+    auth, _ = signup(client, email := "e@example.com")
+    csrf = _sign_in(client, email)
     base = {
         "csrf_token": csrf,
         "action": "save",
@@ -325,7 +316,7 @@ def test_a_filter_is_private_until_shared(client: TestClient, engine: sa.Engine)
     )
     assert client.delete(f"/api/topics/{slug}", headers=b).status_code == 404
     assert client.delete(f"/api/me/subscriptions/{slug}", headers=b).status_code == 404
-    csrf = _sign_in(client, _token(b))
+    csrf = _sign_in(client, "other@example.com")
     page = client.get("/topics")
     assert (
         page.status_code == 200
