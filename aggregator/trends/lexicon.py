@@ -416,14 +416,19 @@ def sample_texts(session: Session, through: dt.date | None = None) -> tuple[list
     step = max(1, len(older) // SAMPLE_OLDER)
     chosen = newest + [r.id for r in older[::step][:SAMPLE_OLDER]]
     last = ids[0].published.astimezone(dt.UTC).date()
-    texts: list[str] = []
+    texts: dict[int, str] = {}
     for i in range(0, len(chosen), 1000):
         part = chosen[i : i + 1000]
-        texts.extend(
-            item_text(t, s or "")
-            for t, s in session.execute(sa.select(Item.title, Item.summary).where(Item.id.in_(part)))
+        texts.update(
+            (item_id, item_text(title, summary or ""))
+            for item_id, title, summary in session.execute(
+                sa.select(Item.id, Item.title, Item.summary).where(Item.id.in_(part))
+            )
         )
-    return texts, last
+    # in the chosen order, whatever order the database returns rows in: the coherence's random
+    # projection depends on the order words are first seen, so SQLite and PostgreSQL holding
+    # the same items learn the same lexicon
+    return [texts[item_id] for item_id in chosen if item_id in texts], last
 
 
 _CACHE: dict[tuple[object, ...], Lexicon] = {}
