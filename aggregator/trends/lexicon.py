@@ -37,6 +37,13 @@ for "world model", "tool use", "mixture of experts", "chain of thought", "Mamba"
 residual IDF ≤ 0.26 and coherence ≤ 1.6 for "test set", "percentage point", "state of the art",
 "ablation study", "experimental result", "large scale".
 
+Every phrase also needs residual IDF ≥ :data:`MIN_PHRASE_RIDF` (phrases written once wherever
+they are written are the register of abstracts: "future research", "method typically rely"),
+unless a topical acronym of three letters or more lends it topicality; a phrase next to one
+connector in ≥ :data:`CONNECTOR_SHARE` of its occurrences ("the art performance") and a word
+after a content word in ≥ :data:`BOUND_SHARE` of them ("cross modal", "long horizon") are
+pieces of longer terms; words of two letters ("CI", "CV") are never terms.
+
 What the data cannot show is listed by hand (:data:`EVALUATION_HEADS`, :data:`EVALUATION_WORDS`):
 evaluation quantities ("pass rate", "macro F1", "operating point") are concentrated in the
 subfields that measure them, so they look topical, but they report results and are never the
@@ -324,7 +331,7 @@ def _connector_fragments(
     token_lists: Sequence[Sequence[str]], phrases: set[str], cf: Counter[str]
 ) -> set[str]:
     """Phrases (of ``phrases``) with ≥ :data:`CONNECTOR_SHARE` of their occurrences next to one
-    connector word on the same side (:data:`CONNECTOR_SHARE`). Counting never begins or ends a
+    connector word on the same side. Counting never begins or ends a
     gram with a connector, so :func:`_fragments` cannot see these longer phrases."""
     near: Counter[tuple[str, str, int]] = Counter()
     for tokens in token_lists:
