@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import shutil
 import socket
@@ -275,17 +276,18 @@ def api_latency(url: str, n_requests: int) -> None:
     while not server.started:
         time.sleep(0.05)
     scopes = ["all", "cs.LG", "cs.CV", "cs.CL", "blogs"]
-    times = []
+    times, cpu = [], []  # wall; and this process's CPU (client and server both run in it)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
         for i in range(50):  # warm-up
             client.get("/api/trends", params={"category": scopes[i % 5]})
         for i in range(n_requests):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = client.get(
                 "/api/trends",
                 params={"window": "7d", "baseline": "56d", "category": scopes[i % 5], "limit": 20},
             )
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             assert r.status_code == 200, r.text
         # the term explorer: the shown terms of every scope plus phrases never counted, weekly
         # over the default year, after one warm-up pass (the process caches unpacked day rows)
@@ -301,11 +303,12 @@ def api_latency(url: str, n_requests: int) -> None:
         ]
         for p in series_params:
             client.get("/api/trends/series", params=p)
-        series_times = []
+        series_times, series_cpu = [], []
         for i in range(n_requests):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = client.get("/api/trends/series", params=series_params[i % len(series_params)])
             series_times.append(time.perf_counter() - t0)
+            series_cpu.append(time.process_time() - c0)
             assert r.status_code == 200, r.text
         cold = []
         for p in series_params[:20]:  # month points over two years, first time each
@@ -317,13 +320,17 @@ def api_latency(url: str, n_requests: int) -> None:
     ms = np.array(times) * 1000
     print(
         f"\nGET /api/trends via uvicorn on loopback, {n_requests} sequential requests (5 scopes, limit=20): "
-        f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms"
+        f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms; "
+        f"CPU per request (client + server, one process) p50 {1000 * np.percentile(cpu, 50):.2f} ms, "
+        f"p99 {1000 * np.percentile(cpu, 99):.2f} ms; load average {os.getloadavg()[0]:.1f}"
     )
     ms = np.array(series_times) * 1000
     print(
         f"GET /api/trends/series, {n_requests} sequential requests ({len(series_params)} term/scope pairs, "
         f"weekly, one year): p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms; "
-        f"first two-year monthly series (rows not cached yet): median {1000 * np.median(cold):.0f} ms"
+        f"first two-year monthly series (rows not cached yet): median {1000 * np.median(cold):.0f} ms; "
+        f"CPU per request p50 {1000 * np.percentile(series_cpu, 50):.2f} ms, "
+        f"p99 {1000 * np.percentile(series_cpu, 99):.2f} ms"
     )
     engine.dispose()
 
@@ -427,12 +434,16 @@ def main() -> None:
     parser.add_argument("--million-db", help="database URL for the 1M-item run (default: temporary SQLite)")
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--api-only", action="store_true", help="only the API latency, on --db as it is")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3, help="incremental runs on fresh copies")
     parser.add_argument("--days", type=int, default=500, help="synthetic days of 2,000 items (1M = 500)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-trends-"))
     url = args.db or f"sqlite:///{tmp / 'real.db'}"
+    if args.api_only:
+        api_latency(url, args.requests)
+        return
     real_data(url, args.repeat)
     if not args.skip_api:
         api_latency(url, args.requests)

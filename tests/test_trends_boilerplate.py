@@ -17,7 +17,10 @@ from conftest import BULK, paper_entry
 from aggregator import trends
 from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
-from aggregator.store.tables import Feed
+from aggregator.store.tables import Feed, Item
+from aggregator.trends import lexicon
+from aggregator.trends.series import term_series
+from aggregator.trends.terms import extract_terms, item_text
 
 END = dt.date(2026, 6, 30)
 PER_FILE = 80
@@ -39,7 +42,24 @@ BOILERPLATE = {
     "state of the art",
     "extensive experiment",
     "experimental result",
+    # seen on the replayed data and fixed by learned rules (:mod:`aggregator.trends.lexicon`):
+    "art performance",  # "state of the art performance": next to one connector
+    "method typically rely",  # clause pieces, never repeated within a paper
+    "benchmark for evaluating",
+    "future research",
+    "real world scenario",
+    "mean absolute error",  # evaluation quantities
+    "modal",  # second parts of compounds: "cross modal", "multi modal"
+    "horizon",
+    "splatting",
+    "ci",  # two letters: many meanings
+    "cv",
+    "model",
+    "large",
 }
+#: Real topics of the data: reportable terms (in the learned lexicon), whose window count is a
+#: direct count over the abstracts.
+TOPICS = ("state space model", "mixture of expert", "chain of thought", "world model", "agentic")
 
 
 def test_no_boilerplate_in_any_scopes_top_20(engine: sa.Engine) -> None:
@@ -83,3 +103,17 @@ def test_no_boilerplate_in_any_scopes_top_20(engine: sa.Engine) -> None:
     assert any(r.leading for r in reports)
     found = {t: where for t, where in listed.items() if t in BOILERPLATE and "variant" not in where}
     assert not found, found
+    with make() as session:
+        lex = lexicon.current(session)
+        missing = [t for t in TOPICS if t not in lex]
+        assert not missing, missing
+        # "world action" stays a term (papers write it alone too); the reports merge it into
+        # "world action model" by their documents, checked above
+        in_lexicon = [t for t in BOILERPLATE - {"world action"} if t in lex]
+        assert not in_lexicon, in_lexicon
+        # each topic's counts match a direct count over the stored abstracts
+        rows = session.execute(sa.select(Item.title, Item.summary)).all()
+        for topic in TOPICS:
+            series = term_series(session, topic, "all", "month", dt.date(2025, 1, 1), END)
+            direct = sum(topic in extract_terms(item_text(t, s or "")) for t, s in rows)
+            assert sum(p["count"] for p in series["points"]) == direct > 0, topic

@@ -291,3 +291,72 @@ def test_collapse_merges_an_expansion_and_its_abbreviated_form() -> None:
     out = collapse([cand(t, len(d), 10.0 - i) for i, (t, d) in enumerate(docs.items())], docs.__getitem__)
     assert [c.term for c in out] == ["medical vision language model", "harness"]
     assert out[0].variants == ["medical vlm"]
+
+
+def test_collapse_labels_a_group_by_the_completion_of_its_biggest_member() -> None:
+    """A group is labelled by the phrase completing its biggest member when that holds half of
+    its items ("vision language model", not "vision language"), never by a narrower kind of it
+    ("multimodal large language model" is not the label of "large language model")."""
+    from aggregator.trends.detect import collapse
+    from aggregator.trends.report import _Cand
+
+    def cand(term: str, docs: frozenset[int]) -> _Cand:
+        c = _Cand(term, len(docs), 0, 10.0, 2.0, None, False)
+        c.score = 10.0
+        return c
+
+    docs = {
+        "vision language": frozenset(range(10)),
+        "vision language model": frozenset(range(6)),
+        "large language model": frozenset(range(100, 120)),
+        "multimodal large language model": frozenset(range(100, 111)),
+    }
+    out = collapse([cand(t, d) for t, d in docs.items()], docs.__getitem__)
+    assert [(c.term, c.variants) for c in out] == [
+        ("vision language model", ["vision language"]),
+        ("large language model", ["multimodal large language model"]),
+    ]
+
+
+def test_worker_stores_the_monthly_reports(
+    loaded: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stores the month's report (and the month before), so that the page and the
+    first-of-month email read it without computing; a new day recomputes only its month."""
+    from aggregator.store.trends_tables import TrendResult
+    from aggregator.trends import monthly
+    from aggregator.worker import tasks
+
+    make = session_factory(loaded)
+    with make() as session, session.begin():
+        assert trends.store_months(session) == 2 * len(trends.SCOPES)  # June to date, and May
+    with make() as session, session.begin():
+        assert trends.store_months(session) == 0  # inputs unchanged: nothing recomputed
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("")
+    settings = Settings(database_url=database_url, feeds_file=feeds)  # type: ignore[arg-type]
+
+    def recompute(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the monthly report was computed on request")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(monthly, "_compute", recompute)
+        with make() as session:
+            june = trends.month_reports(session, dt.date(2026, 6, 1))
+            assert june[0].report.window_docs > 1000 and june[0].leading
+            block = compose.month_block(session, dt.date(2026, 7, 3))  # logs and gives None on error
+            assert block is not None and block.label == "June 2026" and block.scopes[0].leading
+        with TestClient(create_app(settings, loaded)) as client:
+            page = client.get("/trends/month", params={"month": "2026-06"})
+            assert page.status_code == 200 and june[0].leading[0].label in page.text
+    # a new day's papers (July 1): the worker counts them and stores July's report; June's
+    # inputs are unchanged (its window and baseline end before July), so it is kept
+    with make() as session, session.begin():
+        feed = session.scalar(sa.select(Feed.id).where(Feed.kind == "arxiv"))
+        entries = [paper_entry(p, "2026-07-01") for p in bulk_papers("2026-07-01")[:60]]
+        new_ids = write_entries(session, feed, entries, dt.datetime.now(dt.UTC)).new_item_ids
+    out = tasks.update_trends(loaded, settings, new_ids)
+    assert out.counted == len(new_ids) > 0 and out.months == len(trends.SCOPES)
+    with make() as session:
+        july = session.get(TrendResult, ("all", 1, monthly.MONTH_BASELINE_DAYS, dt.date(2026, 7, 1)))
+        assert july is not None and july.inputs and july.payload["window_docs"] == len(new_ids)

@@ -86,7 +86,8 @@ Serving. :func:`refresh_results`, run after each ingest, computes and stores the
 56 d results of every scope into ``trend_results``: it keeps a scope's stored result when the
 digest of its inputs (day totals, window items, links) is unchanged, and reads the window's
 items once for the scopes it recomputes. The API only reads them (:func:`stored_report`);
-other windows, months and ends are computed on first request and stored.
+other windows and ends are computed on first request and stored; the monthly reports of the
+newest two months are stored by the worker (:func:`store_months`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ from aggregator.trends.monthly import (
     headline_terms,
     month_bounds,
     month_reports,
+    store_months,
 )
 from aggregator.trends.report import DayCount, TrendItem, TrendReport, TrendTerm
 from aggregator.trends.results import (
@@ -156,6 +158,7 @@ __all__ = [
     "headline_terms",
     "month_bounds",
     "month_reports",
+    "store_months",
     "CATEGORIES",
     "DEFAULT_BASELINE_DAYS",
     "DEFAULT_WINDOW_DAYS",

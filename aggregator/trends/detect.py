@@ -178,12 +178,25 @@ def _same_topic(x: _Cand, y: _Cand, docs: Any) -> bool:
     return False
 
 
+def _completes(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    """``longer`` is ``shorter`` with words added after it (``vision language model`` of
+    ``vision language``, ``gaussian splatting`` of ``gaussian``) or ``shorter`` is its acronym;
+    not a narrower kind of it (``multimodal large language model`` of ``large language model``)."""
+    n = len(shorter)
+    if len(longer) <= n:
+        return False
+    initials = "".join(w[0] for w in longer if w not in CONNECTORS)
+    return longer[:n] == shorter or shorter == (initials,)
+
+
 def collapse(cands: Sequence[_Cand], docs: Any = None) -> list[_Cand]:
     """Merge near-duplicates in a ranked list (best first) into one entry per topic, by their
     window items (``docs``: term → set of window item indices; without it, each term's own
     count stands in and only part/acronym pairs merge). Each group is shown under its best
     label: the longest phrase among the members holding at least 80 % of the group's largest
-    item count ("world action model", not "world action"), with the group's best score; the
+    item count ("world action model", not "world action"), or one completing the biggest
+    member (:func:`_completes`) holding half of its items, with
+    the group's best score; the
     other members become its ``variants``. Returns new candidates: the given ones are not
     changed, so one candidate list can feed several collapses (rising and new terms)."""
     if docs is None:
@@ -200,8 +213,14 @@ def collapse(cands: Sequence[_Cand], docs: Any = None) -> list[_Cand]:
     out: list[_Cand] = []
     seen: set[str] = set()
     for group in groups:
-        top = max(m.a for m in group)
-        label = max((m for m in group if m.a >= 0.8 * top), key=lambda m: (len(m.tokens), m.a, m.score))
+        biggest = max(group, key=lambda m: m.a)
+        top = biggest.a
+        # the longest phrase keeping most items; one completing the biggest member needs only
+        # half of them ("vision language model" for "vision language", "gaussian splatting")
+        labels = (
+            m for m in group if m.a >= 0.8 * top or m.a >= 0.5 * top and _completes(m.tokens, biggest.tokens)
+        )
+        label = max(labels, key=lambda m: (len(m.tokens), m.a, m.score))
         if label.term in seen:
             continue
         seen.add(label.term)
@@ -336,7 +355,7 @@ def _compute(
     win.attach_examples(leading_c + watch_c)
     for c in leading_c + watch_c:
         c.score = c.g2
-    leading = collapse(leading_c, win.docs)[:LEADING_LIMIT]
+    leading = sorted(collapse(leading_c, win.docs), key=lambda c: -c.a)[:LEADING_LIMIT]  # by shown count
     watch = collapse(watch_c, win.docs)[:WATCH_LIMIT]
     shown = rising + new + leading + watch
     series = _series({c.term: c.term_id for c in shown}, per_day, day_totals)

@@ -37,6 +37,13 @@ for "world model", "tool use", "mixture of experts", "chain of thought", "Mamba"
 residual IDF ≤ 0.26 and coherence ≤ 1.6 for "test set", "percentage point", "state of the art",
 "ablation study", "experimental result", "large scale".
 
+Every phrase also needs residual IDF ≥ :data:`MIN_PHRASE_RIDF` (phrases written once wherever
+they are written are the register of abstracts: "future research", "method typically rely"),
+unless a topical acronym of three letters or more lends it topicality; a phrase next to one
+connector in ≥ :data:`CONNECTOR_SHARE` of its occurrences ("the art performance") and a word
+after a content word in ≥ :data:`BOUND_SHARE` of them ("cross modal", "long horizon") are
+pieces of longer terms; words of two letters ("CI", "CV") are never terms.
+
 What the data cannot show is listed by hand (:data:`EVALUATION_HEADS`, :data:`EVALUATION_WORDS`):
 evaluation quantities ("pass rate", "macro F1", "operating point") are concentrated in the
 subfields that measure them, so they look topical, but they report results and are never the
@@ -72,6 +79,12 @@ MIN_DF = 5
 MIN_NPMI = 0.15
 FRAGMENT_SHARE = 0.8
 MIN_RIDF = 0.4
+#: Every phrase needs at least this residual IDF (about 7 % of its documents repeat it), however
+#: alike its documents: a phrase written once wherever it is written is the register of abstracts
+#: ("future research", "real world scenario", "method typically rely", "benchmark for
+#: evaluating"), not a topic. Expansions of a topical acronym are exempt (``direct preference
+#: optimization``, spelled out once and then written ``DPO``).
+MIN_PHRASE_RIDF = 0.1
 #: Single words need more repetition, and coherence too: thousands of plain words ("update",
 #: "rule", "continuous", "event") repeat within the documents that use them.
 MIN_WORD_RIDF = 0.6
@@ -110,6 +123,8 @@ EVALUATION_HEADS = frozenset(
         "range",
         "drop",
         "improvement",
+        "error",
+        "correctness",
     ]
 )
 #: Single words of mathematical writing: they repeat within theory papers (residual IDF 0.7–0.8)
@@ -225,7 +240,10 @@ def _embed(token_lists: Sequence[Sequence[str]]) -> np.ndarray:
 
 def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     """Learn the lexicon from item texts (``item_text`` of title and abstract); see the module
-    doc. About 0.6 ms per text (6 s for the default 10k-item sample on the 2-core VM)."""
+    doc. About 0.6 ms per text (6 s for the default 10k-item sample on the 2-core VM).
+
+    Long because the statistics (fragments, collocation, topicality, acronyms) share the
+    sample's counts and are applied in one pass; each step is commented."""
     token_lists = [_tokens(t) for t in texts]
     per_doc = [_gram_list(tokens) for tokens in token_lists]
     cf = Counter(chain.from_iterable(per_doc))
@@ -235,6 +253,8 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     total = sum(c for g, c in cf.items() if " " not in g) or 1
     frequent = [g for g, d in df.items() if d >= MIN_DF]
     fragments = _fragments(frequent, cf, total) | _right_parts(frequent, cf)
+    fragments |= _connector_fragments(token_lists, {g for g in frequent if " " in g}, cf)
+    fragments |= _bound_words(token_lists, cf)
     cands: dict[str, float | None] = {}
     for g in frequent:
         if g in fragments or is_evaluation(g):
@@ -243,8 +263,8 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
             score = _npmi(g, cf, total)
             if score >= MIN_NPMI:
                 cands[g] = score
-        elif df[g] <= MAX_WORD_SHARE * n and not _NUMBER_UNIT.fullmatch(g):  # not "2d", "7b"
-            cands[g] = None
+        elif df[g] <= MAX_WORD_SHARE * n and len(g) > 2 and not _NUMBER_UNIT.fullmatch(g):
+            cands[g] = None  # not "2d", "7b"; not two letters ("CI", "CV", "AP": many meanings)
     if not cands:
         return Lexicon(n, through, {})
     index = {g: i for i, g in enumerate(cands)}
@@ -268,14 +288,16 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     def is_topical(g: str, d: int, r: float, c: float) -> bool:
         alike = c >= MIN_COHERENCE + COHERENCE_NOISE / d**0.5
         if " " in g:  # a phrase: repeated within its documents, or documents alike
-            return r >= MIN_RIDF or alike
+            return r >= MIN_PHRASE_RIDF and (r >= MIN_RIDF or alike)
         return r >= MIN_WORD_RIDF and alike and g not in GENRE_WORDS  # a word: both
 
     topical = {g for g, (d, r, c, _) in terms.items() if is_topical(g, d, r, c)}
     # an expansion is topical when its acronym is, however frequent the acronym ("llm"), if
     # the two go together: the acronym's documents often spell it out ("sa" is not "state of
     # the art", "ls" not "large scale")
-    both = _acronym_pairs(doc_sets, [g for g in terms if " " in g and df.get(_acronym(g), 0) >= MIN_DF])
+    # (three letters or more: two-letter initials collide, "nl", "hq", "rt")
+    lenders = [g for g in terms if " " in g and len(_acronym(g)) > 2 and df.get(_acronym(g), 0) >= MIN_DF]
+    both = _acronym_pairs(doc_sets, lenders)
     topical |= {
         g
         for g, k in both.items()
@@ -297,6 +319,50 @@ def _right_parts(grams: Iterable[str], cf: Counter[str]) -> set[str]:
         if inner and not _NUMBER_UNIT.fullmatch(first):  # "3d gaussian splatting" keeps its tail
             ext[tail] += c
     return {g for g in grams if " " in g and ext.get(g, 0) >= FRAGMENT_SHARE * cf[g]}
+
+
+#: A phrase this share of whose occurrences have the same connector word just before or just
+#: after it is a piece of a longer phrase: "art performance" is always "the art performance"
+#: ("state of the art performance", longer than the counted grams).
+CONNECTOR_SHARE = 0.8
+
+
+def _connector_fragments(
+    token_lists: Sequence[Sequence[str]], phrases: set[str], cf: Counter[str]
+) -> set[str]:
+    """Phrases (of ``phrases``) with ≥ :data:`CONNECTOR_SHARE` of their occurrences next to one
+    connector word on the same side. Counting never begins or ends a
+    gram with a connector, so :func:`_fragments` cannot see these longer phrases."""
+    near: Counter[tuple[str, str, int]] = Counter()
+    for tokens in token_lists:
+        n = len(tokens)
+        for i, t in enumerate(tokens):
+            if t not in CONNECTORS:
+                continue
+            for k in (2, 3):  # the phrases right after the connector, and right before it
+                after = " ".join(tokens[i + 1 : i + 1 + k])
+                if i + k < n and after in phrases:
+                    near[after, t, 0] += 1
+                before = " ".join(tokens[max(i - k, 0) : i])
+                if i >= k and before in phrases:
+                    near[before, t, 1] += 1
+    return {g for (g, _, _), c in near.items() if c >= CONNECTOR_SHARE * cf[g]}
+
+
+#: A single word this share of whose occurrences follow a content word is the second part of
+#: compounds ("modal" of "cross modal" and "multi modal", "horizon" of "long horizon",
+#: "splatting"), not a topic of its own; the compounds are terms.
+BOUND_SHARE = 0.9
+
+
+def _bound_words(token_lists: Sequence[Sequence[str]], cf: Counter[str]) -> set[str]:
+    """Single words with ≥ :data:`BOUND_SHARE` of their occurrences right after a content word."""
+    after: Counter[str] = Counter()
+    for tokens in token_lists:
+        after.update(
+            b for a, b in zip(tokens, tokens[1:], strict=False) if a != _BREAK and a not in CONNECTORS
+        )
+    return {w for w, c in after.items() if w in cf and c >= BOUND_SHARE * cf[w] and cf[w] >= MIN_DF}
 
 
 def _acronym_pairs(doc_sets: Sequence[set[str]], expansions: list[str]) -> dict[str, int]:
@@ -357,14 +423,19 @@ def sample_texts(session: Session, through: dt.date | None = None) -> tuple[list
     step = max(1, len(older) // SAMPLE_OLDER)
     chosen = newest + [r.id for r in older[::step][:SAMPLE_OLDER]]
     last = ids[0].published.astimezone(dt.UTC).date()
-    texts: list[str] = []
+    texts: dict[int, str] = {}
     for i in range(0, len(chosen), 1000):
         part = chosen[i : i + 1000]
-        texts.extend(
-            item_text(t, s or "")
-            for t, s in session.execute(sa.select(Item.title, Item.summary).where(Item.id.in_(part)))
+        texts.update(
+            (item_id, item_text(title, summary or ""))
+            for item_id, title, summary in session.execute(
+                sa.select(Item.id, Item.title, Item.summary).where(Item.id.in_(part))
+            )
         )
-    return texts, last
+    # in the chosen order, whatever order the database returns rows in: the coherence's random
+    # projection depends on the order words are first seen, so SQLite and PostgreSQL holding
+    # the same items learn the same lexicon
+    return [texts[item_id] for item_id in chosen if item_id in texts], last
 
 
 _CACHE: dict[tuple[object, ...], Lexicon] = {}

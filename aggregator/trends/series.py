@@ -82,25 +82,27 @@ def bucket_end(start: dt.date, interval: str) -> dt.date:
     return start
 
 
-#: Unpacked day rows, most recently used last: (scope, day, n_terms) → (ids, dfs). A row is
-#: only ever rewritten with more terms, so the key changes when the row does. At most
-#: :data:`CACHE_TERMS` (term, df) pairs are kept per process (16 bytes each: 64 MB).
-_ROWS: OrderedDict[tuple[str, dt.date, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+#: Unpacked day rows, most recently used last: (database, scope, day, n_terms) → (ids, dfs).
+#: A row is only ever rewritten with more terms, so the key changes when the row does; term
+#: ids differ between databases, so the database is part of the key (a process reading two,
+#: as the tests do, must not read one's rows for the other). At most :data:`CACHE_TERMS`
+#: (term, df) pairs are kept per process (16 bytes each: 64 MB).
+_ROWS: OrderedDict[tuple[str, str, dt.date, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 CACHE_TERMS = 4_000_000
 _cached = [0]
 
 
-def _day_df(key: tuple[str, dt.date, int], data: bytes | None, term_id: int) -> int:
+def _day_df(key: tuple[str, str, dt.date, int], data: bytes | None, term_id: int) -> int:
     row = _ROWS.get(key)
     if row is None:
         if data is None:
             return -1
-        row = unpack_counts(key[2], data)
+        row = unpack_counts(key[3], data)
         _ROWS[key] = row
-        _cached[0] += key[2]
+        _cached[0] += key[3]
         while _cached[0] > CACHE_TERMS and len(_ROWS) > 1:
             old_key, _ = _ROWS.popitem(last=False)
-            _cached[0] -= old_key[2]
+            _cached[0] -= old_key[3]
     else:
         _ROWS.move_to_end(key)
     ids, dfs = row
@@ -132,7 +134,8 @@ def term_series(
         sizes = session.execute(
             sa.select(tc.c.day, tc.c.n_terms).where(tc.c.scope == scope, tc.c.day >= start, tc.c.day <= end)
         ).all()
-        missing = [d for d, n in sizes if (scope, d, n) not in _ROWS]
+        database = str(session.connection().engine.url)
+        missing = [d for d, n in sizes if (database, scope, d, n) not in _ROWS]
         blobs: dict[dt.date, bytes] = (
             dict(
                 session.execute(
@@ -143,7 +146,7 @@ def term_series(
             else {}
         )
         for d, n in sizes:
-            counts[d] = max(_day_df((scope, d, n), blobs.get(d), term_id), 0)
+            counts[d] = max(_day_df((database, scope, d, n), blobs.get(d), term_id), 0)
     points: dict[dt.date, list[int]] = {}
     s = bucket_start(start, interval)
     while s <= end:

@@ -6,7 +6,8 @@ refreshes every scope's stored results: right for a fetch of a few hundred items
 for each 20,000-paper chunk of an import it recomputed the results fifty times per million
 papers. Here each chunk is linked and counted in its own transaction (so a stopped run keeps
 what it counted: ``trend_counted`` makes the counts idempotent per item, and the next run goes
-on with the papers not counted yet) and :func:`aggregator.trends.refresh_results` runs once.
+on with the papers not counted yet) and :func:`aggregator.trends.refresh_results` (with the
+monthly reports, :func:`aggregator.trends.store_months`) runs once.
 """
 
 from __future__ import annotations
@@ -67,5 +68,6 @@ def count_snapshot_trends(
             reports = trends.refresh_results(session)
             out.scopes = len(reports)
             out.end = reports[0].end if reports else None
+            trends.store_months(session)
     out.refresh_s = time.perf_counter() - t0
     return out

@@ -221,18 +221,21 @@ def fill_cards(engine: sa.Engine, limit: int | None = 20_000) -> int:
 
 @dataclass(slots=True)
 class TrendsUpdate:
-    """What :func:`update_trends` did: items counted, paper-post links found, results stored."""
+    """What :func:`update_trends` did: items counted, paper-post links found, results stored
+    (``scopes``; ``months``: monthly reports recomputed, :func:`aggregator.trends.store_months`)."""
 
     counted: int = 0
     links: int = 0
     scopes: int = 0
+    months: int = 0
     end: dt.date | None = None
 
 
 def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[int]) -> TrendsUpdate:
     """After an ingest: link new posts and papers (:mod:`aggregator.feeds.paper_links`), add the new dated
     items to the term counts (:func:`aggregator.trends.update_counts`, idempotent per item) and store
-    fresh default trend results for every scope (:func:`aggregator.trends.refresh_results`).
+    fresh default trend results for every scope (:func:`aggregator.trends.refresh_results`)
+    and the monthly reports whose inputs changed (:func:`aggregator.trends.store_months`).
     One transaction; with no new items nothing is written."""
     from aggregator import trends
     from aggregator.feeds import paper_links as links
@@ -254,4 +257,5 @@ def update_trends(engine: sa.Engine, settings: Settings, new_item_ids: Sequence[
             reports = trends.refresh_results(session)
             out.scopes = len(reports)
             out.end = reports[0].end if reports else None
+            out.months = trends.store_months(session)  # the page and the email read them
     return out
