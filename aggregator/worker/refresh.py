@@ -17,7 +17,7 @@ from aggregator.config import FeedsFile, Settings
 from aggregator.feeds import arxiv
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.ingest import apply_fetch, claim_due_feeds, sync_feeds
-from aggregator.feeds.parse import parse_feed
+from aggregator.feeds.parse_pool import ParsePool, pool_for
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed
 from aggregator.types import FetchResult, ParsedFeed
@@ -58,29 +58,40 @@ def _is_arxiv(feed: Feed) -> bool:
     return feed.kind == "arxiv" or arxiv.is_arxiv_url(feed.url)
 
 
-def _parse(result: FetchResult, feed: Feed, now: dt.datetime) -> ParsedFeed | None:
+def _parse(pool: ParsePool, result: FetchResult, feed: Feed, now: dt.datetime) -> ParsedFeed | None:
     if result.body is None:
         return None
     kind = feed.kind if feed.kind in ("arxiv", "blog") else None
-    return parse_feed(
+    return pool.parse(
         result.body,
         fetched_at=now,
         url=result.final_url,
         kind=kind,  # type: ignore[arg-type]
         content_type=result.content_type,
+        hold_budget=False,  # _record holds it
     )
 
 
 def _record(
     engine: sa.Engine, settings: Settings, feed_id: int, result: FetchResult
 ) -> tuple[FeedOutcome, list[int]]:
-    """Parse and store one fetch result in its own transaction."""
+    """Parse (in a worker process, :mod:`aggregator.feeds.parse_pool`) and store one fetch
+    result in its own transaction, holding the size of the document in the process's byte
+    budget from the parse to the commit (large documents are parsed and stored one at a time)."""
+    pool = pool_for(settings)
+    with pool.budget.hold(len(result.body or b"")):
+        return _record_within_budget(engine, settings, pool, feed_id, result)
+
+
+def _record_within_budget(
+    engine: sa.Engine, settings: Settings, pool: ParsePool, feed_id: int, result: FetchResult
+) -> tuple[FeedOutcome, list[int]]:
     now = utcnow()
     with session_factory(engine)() as session, session.begin():
         feed = session.get(Feed, feed_id)
         assert feed is not None
         try:
-            parsed = _parse(result, feed, now)
+            parsed = _parse(pool, result, feed, now)
         except Exception as err:  # parse_feed never raises by contract; belt and braces
             log.exception("parser failed on %s", feed.url)
             result = FetchResult(result.url, result.final_url, result.status, error=f"parser failed: {err}")
@@ -162,5 +173,3 @@ def refresh_feeds(
     report.new_item_ids.sort()
     report.outcomes.sort(key=lambda o: o.feed_id)
     return report
-
-
