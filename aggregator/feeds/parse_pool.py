@@ -19,7 +19,8 @@ machine:
 * **Memory.** :class:`ByteBudget`: documents are parsed (and, in a fetch pass, stored) while
   the sum of their sizes is at most ``settings.parse_budget_bytes``; a larger document waits
   until it can run alone. A worker that parsed a document over :data:`RECYCLE_BYTES` exits
-  afterwards, so the memory it grew to goes back to the system.
+  afterwards, so the memory it grew to goes back to the system, and the parent gives back what
+  it freed after storing such a document (:func:`release_freed_memory`).
 * **Per field.** Inside the worker the HTML bounds of :mod:`aggregator.feeds.html_bounds` apply.
 
 ``settings.parse_workers = 0`` parses in the calling thread (no CPU limit; the byte budget
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import ctypes
 import datetime as dt
 import functools
 import os
@@ -54,6 +56,24 @@ from aggregator.types import ParsedFeed
 
 #: A worker that parsed a document larger than this (bytes) exits afterwards.
 RECYCLE_BYTES = 4 * 1024 * 1024
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed so far back to the system (glibc ``malloc_trim(0)``; nothing
+    elsewhere). Parsing and storing a large document in a thread leaves its freed memory in that
+    thread's malloc arena, where the next large document, stored by another thread, cannot reuse
+    it: without this, each thread of a fetch pass keeps the peak of its largest document."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def wall_limit(cpu_seconds: float) -> float:

@@ -17,7 +17,7 @@ from aggregator.config import FeedsFile, Settings
 from aggregator.feeds import arxiv
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.ingest import apply_fetch, claim_due_feeds, sync_feeds
-from aggregator.feeds.parse_pool import ParsePool, pool_for
+from aggregator.feeds.parse_pool import RECYCLE_BYTES, ParsePool, pool_for, release_freed_memory
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed
 from aggregator.types import FetchResult, ParsedFeed
@@ -79,8 +79,13 @@ def _record(
     result in its own transaction, holding the size of the document in the process's byte
     budget from the parse to the commit (large documents are parsed and stored one at a time)."""
     pool = pool_for(settings)
-    with pool.budget.hold(len(result.body or b"")):
-        return _record_within_budget(engine, settings, pool, feed_id, result)
+    size = len(result.body or b"")
+    try:
+        with pool.budget.hold(size):
+            return _record_within_budget(engine, settings, pool, feed_id, result)
+    finally:
+        if size > RECYCLE_BYTES:
+            release_freed_memory()
 
 
 def _record_within_budget(
