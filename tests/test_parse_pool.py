@@ -275,3 +275,129 @@ def test_the_api_answers_healthz_while_a_reader_adds_hostile_feeds(tmp_path: Pat
     # Parsed in the API process, the heavy feed costs ~5 CPU-s and the five 40,000-deep entries
     # ~25 CPU-s unbounded: the API itself spent far less (fetches, frames, healthz answers).
     assert api_cpu < 3.0, f"the API process spent {api_cpu:.2f} CPU-s"
+
+
+def _tree_rss(pid: int) -> int:
+    """Summed RSS in bytes of ``pid`` and its descendants (parse workers included)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) * 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+_BIG = DATA / "arxiv-rss" / "all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
+_REFRESH = """
+import json, sys
+from aggregator.config import Settings, load_feeds_file
+from aggregator.store.db import make_engine, upgrade
+from aggregator.worker import refresh
+settings = Settings()
+engine = make_engine(settings.database_url)
+upgrade(engine)
+report = refresh.refresh_feeds(engine, settings, load_feeds_file(settings.feeds_file), include_all=True)
+print(json.dumps({o.name: [o.state, o.new_items] for o in report.outcomes}))
+"""
+
+
+def _big_feeds(size: int) -> dict[str, bytes]:
+    """Four ~``size``-byte feeds from real captures: the 1,504-item arXiv listing and Lil'Log's
+    full-HTML posts, items repeated with their ids and links made distinct."""
+    import re
+
+    def repeat(source: Path, copy: object) -> bytes:
+        text = source.read_bytes()
+        items = re.findall(rb"<item>.*?</item>", text, re.DOTALL)
+        head, tail = text[: text.index(items[0])], text[text.rindex(items[-1]) + len(items[-1]) :]
+        out, total, n = [head], len(head) + len(tail), 0
+        while total < size - 200_000:
+            for item in items:
+                piece = copy(item, n)  # type: ignore[operator]
+                out.append(piece)
+                total += len(piece)
+            n += 1
+        return b"".join([*out, tail])
+
+    def arxiv(offset: int) -> bytes:
+        def copy(item: bytes, n: int) -> bytes:
+            month = offset + n
+            yymm = b"%02d%02d" % (10 + month // 12, 1 + month % 12)
+            return re.sub(rb"\b\d{4}\.(\d{5})", lambda m: yymm + b"." + m.group(1), item)
+
+        return repeat(_BIG, copy)
+
+    def blog(item: bytes, n: int) -> bytes:
+        return re.sub(
+            rb"<(link|guid)([^>]*)>([^<]+)</\1>",
+            lambda m: b"<%s%s>%s?copy=%d</%s>" % (m[1], m[2], m[3].strip(), n, m[1]),
+            item,
+        )
+
+    lillog = DATA / "blogs" / "lilianweng-lillog-2026-07-04-rss2-hugo.xml"
+    return {
+        "/a0.xml": arxiv(0),
+        "/b1.xml": repeat(lillog, blog),
+        "/a2.xml": arxiv(24),
+        "/b3.xml": repeat(lillog, lambda i, n: blog(i, n + 1000)),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_four_16_mib_feeds_in_one_fetch_pass_stay_within_the_memory_bound(tmp_path: Path) -> None:
+    docs = _big_feeds(16 * 2**20 - 4096)
+    assert all(15 * 2**20 < len(b) <= 16 * 2**20 for b in docs.values())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = docs[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    (tmp_path / "feeds.toml").write_text(
+        "".join(f'[[feeds]]\nname = "{p[1:-4]}"\nurl = "{base}{p}"\n\n' for p in docs)
+    )
+    env = {
+        **os.environ,
+        "AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'big.db'}",
+        "AGGREGATOR_FEEDS_FILE": str(tmp_path / "feeds.toml"),
+        "AGGREGATOR_ARXIV_DELAY_SECONDS": "0",
+        **{k: v for k, v in (("PYTHONPATH", os.environ.get("BIG_FEEDS_PYTHONPATH")),) if v},
+    }
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _REFRESH], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.02)
+        out, err = proc.communicate()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    outcomes = json.loads(out.decode().strip().splitlines()[-1])
+    assert {name: state for name, (state, _) in outcomes.items()} == dict.fromkeys(
+        ("a0", "b1", "a2", "b3"), "new"
+    )
+    assert all(new > 5000 for _, new in outcomes.values())
+    # Parsed in the fetching process, four at once: 433 MiB (main before issue 14), more with
+    # the ranking and trends of `aggregator fetch --all`. One at a time in a worker that exits
+    # afterwards, answers streamed, freed memory given back: 313 MiB.
+    assert peak < 380 * 2**20, f"peak RSS of the fetch pass: {peak / 2**20:.0f} MiB"

@@ -20,7 +20,7 @@ machine:
   the sum of their sizes is at most ``settings.parse_budget_bytes``; a larger document waits
   until it can run alone. A worker that parsed a document over :data:`RECYCLE_BYTES` exits
   afterwards, so the memory it grew to goes back to the system, and the parent gives back what
-  it freed after storing such a document (:func:`release_freed_memory`).
+  it freed after storing such a document (:func:`~aggregator.feeds.parse_worker.release_freed_memory`).
 * **Per field.** Inside the worker the HTML bounds of :mod:`aggregator.feeds.html_bounds` apply.
 
 ``settings.parse_workers = 0`` parses in the calling thread (no CPU limit; the byte budget
@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import ctypes
 import datetime as dt
 import functools
 import os
@@ -51,29 +50,11 @@ from typing import Any
 
 from aggregator.config import Settings
 from aggregator.feeds.parse import FeedKind, parse_feed
-from aggregator.feeds.parse_worker import read_frame, write_frame
+from aggregator.feeds.parse_worker import send_request
 from aggregator.types import ParsedFeed
 
 #: A worker that parsed a document larger than this (bytes) exits afterwards.
 RECYCLE_BYTES = 4 * 1024 * 1024
-
-
-def release_freed_memory() -> None:
-    """Give the memory freed so far back to the system (glibc ``malloc_trim(0)``; nothing
-    elsewhere). Parsing and storing a large document in a thread leaves its freed memory in that
-    thread's malloc arena, where the next large document, stored by another thread, cannot reuse
-    it: without this, each thread of a fetch pass keeps the peak of its largest document."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 def wall_limit(cpu_seconds: float) -> float:
@@ -121,19 +102,20 @@ class _Worker:
             self.process.kill()
         self.process.wait(5)
 
-    def ask(self, request: bytes, timeout: float) -> bytes | None:
-        """Send one frame and read the answer; ``None`` after ``timeout`` seconds without one.
-        Raises ``EOFError``/``OSError`` when the worker is gone."""
+    def ask(
+        self, body: bytes, kwargs: dict[str, Any], cpu_seconds: float, timeout: float
+    ) -> ParsedFeed | None:
+        """Send one document and read its ParsedFeed; ``None`` after ``timeout`` seconds without
+        an answer. Raises ``EOFError``/``OSError``/``pickle.UnpicklingError`` when the worker is
+        gone."""
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
-        write_frame(stdin, request)
+        send_request(stdin, body, kwargs, cpu_seconds)
         ready, _, _ = select.select([stdout], [], [], timeout)
         if not ready:
             return None
-        answer = read_frame(stdout)
-        if answer is None:
-            raise EOFError("the parse worker exited")
-        return answer
+        parsed: ParsedFeed = pickle.load(stdout)
+        return parsed
 
 
 class ParsePool:
@@ -194,14 +176,12 @@ class ParsePool:
         worker = self._take()
         keep = False
         try:
-            request = pickle.dumps((body, kwargs, self.cpu_seconds), protocol=pickle.HIGHEST_PROTOCOL)
-            answer = worker.ask(request, wall_limit(self.cpu_seconds))
-            if answer is not None:
-                parsed: ParsedFeed = pickle.loads(answer)
+            parsed = worker.ask(body, kwargs, self.cpu_seconds, wall_limit(self.cpu_seconds))
+            if parsed is not None:
                 keep = len(body) <= RECYCLE_BYTES
                 return parsed
             reason = f"took more than {wall_limit(self.cpu_seconds):g} s"
-        except (EOFError, OSError):  # the worker died: SIGXCPU at the CPU limit, or killed
+        except (EOFError, OSError, pickle.UnpicklingError):  # the worker died: SIGXCPU, or killed
             code = worker.process.wait(5)
             if code == -signal.SIGXCPU:
                 reason = f"used more than {self.cpu_seconds:g} CPU-seconds"

@@ -17,7 +17,8 @@ from aggregator.config import FeedsFile, Settings
 from aggregator.feeds import arxiv
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.ingest import apply_fetch, claim_due_feeds, sync_feeds
-from aggregator.feeds.parse_pool import RECYCLE_BYTES, ParsePool, pool_for, release_freed_memory
+from aggregator.feeds.parse_pool import RECYCLE_BYTES, ParsePool, pool_for
+from aggregator.feeds.parse_worker import release_freed_memory
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed
 from aggregator.types import FetchResult, ParsedFeed
