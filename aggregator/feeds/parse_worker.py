@@ -18,6 +18,7 @@ import functools
 import math
 import pickle
 import resource
+import signal
 import sys
 from typing import IO, Any
 
@@ -57,6 +58,8 @@ def _malloc_trim() -> Any:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the parent decides, and closes stdin to stop us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

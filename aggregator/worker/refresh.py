@@ -144,7 +144,11 @@ async def _refresh(
         except Exception as err:  # a bug in one fetch must not stop the others
             log.exception("fetch of %s failed unexpectedly", feed.url)
             result = FetchResult(feed.url, feed.url, None, error=f"unexpected error: {err!r}")
-        outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+        try:
+            outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+        except Exception as err:  # a database error on one feed (SQLite busy…) must not stop the others
+            log.exception("storing %s failed", feed.url)
+            outcome, new_ids = FeedOutcome(feed.id, feed.name, "failed", error=f"could not store: {err}"), []
         _observe(outcome, result, feed)
         report.outcomes.append(outcome)
         report.new_item_ids.extend(new_ids)
