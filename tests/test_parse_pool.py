@@ -22,8 +22,10 @@ from xml.sax.saxutils import escape
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from helpers import free_port
 
+from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.feeds.html_bounds import MAX_DEPTH
 from aggregator.feeds.parse_pool import ByteBudget, ParsePool
@@ -182,6 +184,13 @@ def test_fetch_all_ingests_the_other_feeds_beside_hostile_ones(
     assert f"entry 'Deep 0': {reason}" in (feeds["nested"].parse_problems or "")
     assert "and 2 more entries with HTML shown as plain text" in (feeds["nested"].parse_problems or "")
     assert CPU_LIMITED in (feeds["heavy"].last_error or "")
+    # what a reader sees: GET /api/feeds and the feeds page
+    with TestClient(create_app(settings, engine)) as client:
+        shown = {f["name"]: f for f in client.get("/api/feeds").json()}
+        page = client.get("/feeds").text
+    assert f"entry 'Deep 0': {reason}" in (shown["nested"]["parse_problems"] or "")
+    assert CPU_LIMITED in (shown["heavy"]["last_error"] or "")
+    assert f"Parse notes: entry &#39;Deep 0&#39;: {reason}" in page
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, bytes]:
@@ -295,6 +304,7 @@ def _tree_rss(pid: int) -> int:
 _BIG = DATA / "arxiv-rss" / "all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 _REFRESH = """
 import json, sys
+from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, upgrade
 from aggregator.worker import refresh
