@@ -96,16 +96,20 @@ def serve(docs: dict[str, bytes]) -> http.server.ThreadingHTTPServer:
 
 
 def _tree_rss(pid: int) -> int:
-    """Summed RSS in bytes of ``pid`` and its descendants (0 for processes gone)."""
-    total, todo = 0, [pid]
+    """Summed RSS in bytes of ``pid`` and its descendants (parse workers included). A child
+    between fork and exec (same command line as its parent) shares its parent's memory (vfork)
+    and is not counted twice."""
+    total, todo = 0, [(pid, b"")]
     while todo:
-        p = todo.pop()
+        p, parent_cmdline = todo.pop()
         try:
+            cmdline = Path(f"/proc/{p}/cmdline").read_bytes()
             status = Path(f"/proc/{p}/status").read_text()
-            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) * 1024  # type: ignore[union-attr]
+            if cmdline != parent_cmdline:
+                total += int(status.split("VmRSS:")[1].split()[0]) * 1024
             for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (OSError, AttributeError, ValueError):
+                todo.extend((int(c), cmdline) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
             continue
     return total
 
