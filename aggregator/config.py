@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(
         60.0, gt=0, description="seconds between two 'refresh due feeds' passes"
     )
+    # parsing (aggregator.feeds.parse_pool): documents are parsed in worker processes with a CPU
+    # limit each; 0 workers parses in the calling thread
+    parse_workers: int = Field(2, ge=0, le=16, description="parse worker processes per process")
+    parse_cpu_seconds: float = Field(30.0, gt=0, description="CPU-seconds one document may take to parse")
+    parse_budget_bytes: int = Field(
+        20 * 1024 * 1024,
+        gt=0,
+        description="bytes of documents parsed and stored at once; a larger one runs alone",
+    )
 
     # Rescoring a reader after a vote, a subscription or a profile change needs the TF-IDF
     # model and the window's item matrix (scikit-learn, hundreds of MB on a large database).

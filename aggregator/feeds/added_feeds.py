@@ -15,7 +15,8 @@ A reader gives a URL (and optionally a name). :func:`add_feed`:
    invisible characters and confusable letters ignored);
 4. fetches the URL once through the project's :class:`~aggregator.feeds.fetch.Fetcher` with
    ``guarded=True`` (every redirect hop and connected address through the guard) and parses
-   it (:func:`aggregator.feeds.parse.parse_feed`); a fetch error, or a document with no entries and
+   it in a parse worker process (:mod:`aggregator.feeds.parse_pool`: CPU limit, byte budget);
+   a fetch error, or a document with no entries and
    parse problems (the rule :func:`aggregator.feeds.ingest.apply_fetch` counts as a failure), is
    refused with the reason;
 5. stores the feed: scheduled, due now (the scheduler fetches and ingests it on its next
@@ -51,7 +52,7 @@ from aggregator.config import Settings
 from aggregator.errors import Conflict, Forbidden, NotFound
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.names import MAX_NAME, clean_name, first_look_alike
-from aggregator.feeds.parse import parse_feed
+from aggregator.feeds.parse_pool import pool_for
 from aggregator.feeds.ssrf import Blocked, NetGuard
 from aggregator.store.db import insert
 from aggregator.store.locks import lock_name, lock_reader
@@ -292,9 +293,10 @@ async def probe(url: str, settings: Settings, guard: NetGuard | None = None) -> 
         raise FeedError(f"cannot add {url}: {result.error}{where}")
     if result.body is None:  # a 304 to an unconditional GET: a broken server
         raise FeedError(f"cannot add {url}: the server sent no document{where}")
-    body = result.body
-    parsed = await asyncio.to_thread(
-        parse_feed, body, fetched_at=utcnow(), url=result.final_url, content_type=result.content_type
+    # in a worker process with a CPU limit (aggregator.feeds.parse_pool): the event loop and
+    # the API's other requests run on while a reader's document is parsed
+    parsed = await pool_for(settings).parse_async(
+        result.body, fetched_at=utcnow(), url=result.final_url, content_type=result.content_type
     )
     if parsed.api_error:
         raise FeedError(f"cannot add {url}: arXiv API error: {parsed.api_error}")

@@ -29,6 +29,7 @@ from aggregator.feeds.arxiv import (
     split_arxiv_id,
     split_author_list,
 )
+from aggregator.feeds.html_bounds import html_over_bounds
 from aggregator.feeds.html_text import (
     HTML_MAX_CHARS,
     clean_text,
@@ -54,6 +55,8 @@ MIN_YEAR = 1990
 MAX_ENTRIES = 20_000
 #: An untitled post gets the start of its summary, this many characters at most, as its title.
 UNTITLED_CHARS = 90
+#: Entries over the HTML bounds named one by one in the feed's problems; the rest are counted.
+BOUNDED_NAMED = 3
 
 _ARXIV_GUID_PREFIX = "oai:arxiv.org:"
 _API_ERROR_MARK = "/api/errors"
@@ -89,7 +92,14 @@ def build_feed(
         base = url if is_http_url(url) else (link if link and is_http_url(link) else None)
         # RFC 4287 §4.2.1 and JSON Feed 1.1: an entry without authors inherits the feed's
         feed_authors = raw.authors if raw.version.startswith(("atom", "json")) else ()
-        built, skipped, undated = _build_posts(entries, fetched, base, feed_authors, url or link or "")
+        built, skipped, undated, bounded = _build_posts(
+            entries, fetched, base, feed_authors, url or link or ""
+        )
+        problems.extend(bounded[:BOUNDED_NAMED])
+        if len(bounded) > BOUNDED_NAMED:
+            more = len(bounded) - BOUNDED_NAMED
+            noun = "entry" if more == 1 else "entries"
+            problems.append(f"and {more} more {noun} with HTML shown as plain text (over the parsing bounds)")
     if skipped:
         problems.append(f"{_count(skipped)} had no title, link or guid and {_were(skipped)} skipped")
     if undated:
@@ -209,12 +219,15 @@ def _build_posts(
     doc_base: str | None,
     feed_authors: tuple[str, ...],
     feed_ident: str,
-) -> tuple[list[ParsedEntry], int, int]:
-    """The posts of a blog feed, one per entry: ``(entries, skipped, undated)``.
+) -> tuple[list[ParsedEntry], int, int, list[str]]:
+    """The posts of a blog feed, one per entry: ``(entries, skipped, undated, bounded)``;
+    ``bounded`` says, one line per entry, which HTML field is shown as plain text and why
+    (:func:`~aggregator.feeds.html_bounds.html_over_bounds`).
 
     Long because it maps one blog entry field by field.
     """
     out: list[ParsedEntry] = []
+    bounded: list[str] = []
     skipped = undated = 0
     for entry in entries:
         title = field_text(entry.title, entry.title_html) if entry.title else ""
@@ -246,6 +259,11 @@ def _build_posts(
         content_html = ""
         if has_summary and has_content and entry.content.strip() != entry.summary.strip():
             content_html = display_html(entry.content, entry.content_html, base)
+        reasons = _over_bounds(text_src if text_html else "", "summary")
+        reasons += _over_bounds(entry.content if content_html and entry.content_html else "", "content")
+        if reasons:
+            label = title or link or guid or trim_text(summary, UNTITLED_CHARS)
+            bounded.append(f"entry {trim_text(label, UNTITLED_CHARS)!r}: " + "; ".join(reasons))
         if not title:  # an untitled post reads as the start of its summary, else its address
             title = trim_text(summary, UNTITLED_CHARS) if summary else (link or guid or "(untitled)")
         published = _entry_date(entry, fetched)
@@ -267,7 +285,14 @@ def _build_posts(
                 content_html=content_html or None,
             )
         )
-    return out, skipped, undated
+    return out, skipped, undated, bounded
+
+
+def _over_bounds(fragment: str, field: str) -> list[str]:
+    """``["<field> shown as plain text: <reason>"]`` when ``fragment`` (HTML) is over the
+    parsing bounds, else ``[]``."""
+    why = html_over_bounds(fragment[:HTML_MAX_CHARS]) if fragment else None
+    return [f"{field} shown as plain text: {why}"] if why else []
 
 
 def _entry_date(entry: RawEntry, fetched: dt.datetime) -> dt.datetime | None:

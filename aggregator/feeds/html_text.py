@@ -13,9 +13,12 @@ from __future__ import annotations
 import html
 import re
 import urllib.parse
+from collections.abc import Callable
 
 import nh3
 from feedparser.mixin import _FeedParserMixin
+
+from aggregator.feeds.html_bounds import html_over_bounds, strip_tags_linear
 
 #: HTML longer than this many characters is cut before it is sanitised or reduced to text.
 HTML_MAX_CHARS = 200_000
@@ -29,19 +32,21 @@ _TAG_RE = re.compile(r"<[A-Za-z/!?]")
 # Block-level tags become a space before tags are stripped, so "<p>a</p><p>b</p>" reads "a b".
 _BLOCK_TAG_RE = re.compile(
     r"<(?:br|/?(?:p|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|pre|section|article|header|footer"
-    r"|figure|figcaption|dd|dt|dl|hr|img))\b[^>]*>",
+    r"|figure|figcaption|dd|dt|dl|hr|img))\b[^<>]*>",
     re.IGNORECASE,
 )
 # MathML: html5ever puts <math> in a foreign namespace and ammonia drops it *with its text*, so a
 # formula is turned into its text first (TeX/other annotations dropped: they repeat the formula).
-_MATH_RE = re.compile(r"<(?:[\w-]+:)?math\b[^>]*>(.*?)</(?:[\w-]+:)?math\s*>", re.IGNORECASE | re.DOTALL)
-_ANNOTATION_RE = re.compile(
-    r"<(?:[\w-]+:)?annotation(?:-xml)?\b.*?</(?:[\w-]+:)?annotation(?:-xml)?\s*>", re.IGNORECASE | re.DOTALL
-)
-_ANY_TAG_RE = re.compile(r"<[^>]*>")
+# Each element is found with an open and a close pattern searched forward once (linear: a
+# non-greedy ``<math>.*?</math>`` rescans to the end for every unclosed ``<math>``).
+_MATH_OPEN_RE = re.compile(r"<(?:[\w-]+:)?math\b[^<>]*>", re.IGNORECASE)
+_MATH_CLOSE_RE = re.compile(r"</(?:[\w-]+:)?math\s*>", re.IGNORECASE)
+_ANNOTATION_OPEN_RE = re.compile(r"<(?:[\w-]+:)?annotation(?:-xml)?\b[^<>]*>", re.IGNORECASE)
+_ANNOTATION_CLOSE_RE = re.compile(r"</(?:[\w-]+:)?annotation(?:-xml)?\s*>", re.IGNORECASE)
+_ANY_TAG_RE = re.compile(r"<[^<>]*>")
 _SUP_RE = re.compile(
-    r"<(?:[\w-]+:)?msup\b[^>]*>\s*(<(?:[\w-]+:)?(mi|mn|mo)\b[^>]*>[^<]*</(?:[\w-]+:)?\2\s*>)\s*"
-    r"<(?:[\w-]+:)?(mi|mn|mo)\b[^>]*>([^<]*)</(?:[\w-]+:)?\3\s*>\s*</(?:[\w-]+:)?msup\s*>",
+    r"<(?:[\w-]+:)?msup\b[^<>]*>\s*(<(?:[\w-]+:)?(mi|mn|mo)\b[^<>]*>[^<]*</(?:[\w-]+:)?\2\s*>)\s*"
+    r"<(?:[\w-]+:)?(mi|mn|mo)\b[^<>]*>([^<]*)</(?:[\w-]+:)?\3\s*>\s*</(?:[\w-]+:)?msup\s*>",
     re.IGNORECASE,
 )
 _TEXT_CLEANER = nh3.Cleaner(
@@ -66,17 +71,38 @@ def clean_text(text: str) -> str:
     return " ".join(_CONTROL_RE.sub("", joined).split())
 
 
+def _replace_elements(
+    fragment: str, open_re: re.Pattern[str], close_re: re.Pattern[str], inner: Callable[[str], str]
+) -> str:
+    """``fragment`` with each element (open tag to the first close tag after it) replaced by
+    ``inner(content)``; an open tag without a close tag, and what follows, stay as they are.
+    One forward pass: O(len(fragment))."""
+    out: list[str] = []
+    pos = 0
+    while (opened := open_re.search(fragment, pos)) is not None:
+        closed = close_re.search(fragment, opened.end())
+        if closed is None:
+            break
+        out.append(fragment[pos : opened.start()])
+        out.append(inner(fragment[opened.end() : closed.start()]))
+        pos = closed.end()
+    if not out:
+        return fragment
+    out.append(fragment[pos:])
+    return "".join(out)
+
+
 def _math_to_text(fragment: str) -> str:
     """Each ``<math>…</math>`` replaced by its text (a simple ``<msup>`` as ``<sup>``)."""
 
-    def one(match: re.Match[str]) -> str:
-        inner = _ANNOTATION_RE.sub("", match.group(1))
-        inner = _SUP_RE.sub(lambda m: f"{_ANY_TAG_RE.sub('', m.group(1))}<sup>{m.group(4)}</sup>", inner)
-        inner = inner.replace("<sup>", "\x00").replace("</sup>", "\x01")
-        text = _ANY_TAG_RE.sub("", inner)
+    def one(content: str) -> str:
+        content = _replace_elements(content, _ANNOTATION_OPEN_RE, _ANNOTATION_CLOSE_RE, lambda _: "")
+        content = _SUP_RE.sub(lambda m: f"{_ANY_TAG_RE.sub('', m.group(1))}<sup>{m.group(4)}</sup>", content)
+        content = content.replace("<sup>", "\x00").replace("</sup>", "\x01")
+        text = _ANY_TAG_RE.sub("", content)
         return text.replace("\x00", "<sup>").replace("\x01", "</sup>")
 
-    return _MATH_RE.sub(one, fragment)
+    return _replace_elements(fragment, _MATH_OPEN_RE, _MATH_CLOSE_RE, one)
 
 
 def html_to_text(fragment: str) -> str:
@@ -84,10 +110,15 @@ def html_to_text(fragment: str) -> str:
     dropped, MathML kept as its text, other tags stripped (block tags leave a space), entities
     unescaped once, control and bidi-override characters removed, whitespace collapsed to single
     spaces. Markup that was itself entity-escaped reads as text (``&lt;b&gt;`` → ``<b>``):
-    the text is shown escaped wherever it is displayed. Input is cut at :data:`HTML_MAX_CHARS`."""
+    the text is shown escaped wherever it is displayed. Input is cut at :data:`HTML_MAX_CHARS`.
+    HTML over the bounds of :func:`~aggregator.feeds.html_bounds.html_over_bounds` (nesting
+    depth, element count) is reduced by the linear :func:`strip_tags_linear` instead of an
+    HTML parser."""
     if "<" not in fragment and "&" not in fragment:
         return clean_text(fragment)
     fragment = fragment[:HTML_MAX_CHARS]
+    if html_over_bounds(fragment):
+        return clean_text(strip_tags_linear(fragment))
     if _TAG_RE.search(fragment):
         if "math" in fragment or "MATH" in fragment:
             fragment = _math_to_text(fragment).replace("<sup>", "").replace("</sup>", "")
@@ -119,8 +150,12 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     attributes, URLs limited to http/https/mailto (so no ``javascript:``/``data:``), and
     ``rel="noopener noreferrer"`` on every link. MathML becomes its text. Relative URLs are
     resolved against ``base_url`` when it is an absolute http(s) URL. Input longer than
-    :data:`HTML_MAX_CHARS` is cut first."""
+    :data:`HTML_MAX_CHARS` is cut first. HTML over the bounds of
+    :func:`~aggregator.feeds.html_bounds.html_over_bounds` becomes its plain text, escaped (no
+    HTML parser sees it; :mod:`aggregator.feeds.build` records why)."""
     fragment = fragment[:HTML_MAX_CHARS]
+    if html_over_bounds(fragment):
+        return html.escape(clean_text(strip_tags_linear(fragment)), quote=False)
     if "math" in fragment or "MATH" in fragment:
         fragment = _math_to_text(fragment)
     if base_url and is_http_url(base_url):

@@ -19,7 +19,8 @@ from aggregator.feeds import arxiv
 from aggregator.feeds.claims import HeldFeed, claim_feeds, renew_feed_claims
 from aggregator.feeds.fetch import Fetcher
 from aggregator.feeds.ingest import apply_fetch, sync_feeds
-from aggregator.feeds.parse import parse_feed
+from aggregator.feeds.parse_pool import RECYCLE_BYTES, ParsePool, pool_for
+from aggregator.feeds.parse_worker import release_freed_memory
 from aggregator.store.db import session_factory
 from aggregator.store.locks import Heartbeat
 from aggregator.store.tables import Feed
@@ -66,29 +67,45 @@ def _is_arxiv(feed: Feed) -> bool:
     return feed.kind == "arxiv" or arxiv.is_arxiv_url(feed.url)
 
 
-def _parse(result: FetchResult, feed: Feed, now: dt.datetime) -> ParsedFeed | None:
+def _parse(pool: ParsePool, result: FetchResult, feed: Feed, now: dt.datetime) -> ParsedFeed | None:
     if result.body is None:
         return None
     kind = feed.kind if feed.kind in ("arxiv", "blog") else None
-    return parse_feed(
+    return pool.parse(
         result.body,
         fetched_at=now,
         url=result.final_url,
         kind=kind,  # type: ignore[arg-type]
         content_type=result.content_type,
+        hold_budget=False,  # _record holds it
     )
 
 
 def _record(
     engine: sa.Engine, settings: Settings, feed_id: int, result: FetchResult
 ) -> tuple[FeedOutcome, list[int]]:
-    """Parse and store one fetch result in its own transaction."""
+    """Parse (in a worker process, :mod:`aggregator.feeds.parse_pool`) and store one fetch
+    result in its own transaction, holding the size of the document in the process's byte
+    budget from the parse to the commit (large documents are parsed and stored one at a time)."""
+    pool = pool_for(settings)
+    size = len(result.body or b"")
+    try:
+        with pool.budget.hold(size):
+            return _record_within_budget(engine, settings, pool, feed_id, result)
+    finally:
+        if size > RECYCLE_BYTES:
+            release_freed_memory()
+
+
+def _record_within_budget(
+    engine: sa.Engine, settings: Settings, pool: ParsePool, feed_id: int, result: FetchResult
+) -> tuple[FeedOutcome, list[int]]:
     now = utcnow()
     with session_factory(engine)() as session, session.begin():
         feed = session.get(Feed, feed_id)
         assert feed is not None
         try:
-            parsed = _parse(result, feed, now)
+            parsed = _parse(pool, result, feed, now)
         except Exception as err:  # parse_feed never raises by contract; belt and braces
             log.exception("parser failed on %s", feed.url)
             result = FetchResult(result.url, result.final_url, result.status, error=f"parser failed: {err}")
@@ -139,7 +156,12 @@ async def _refresh(
         if claims.is_lost(feed.id):  # another process claimed it meanwhile: its result stands
             outcome = FeedOutcome(feed.id, feed.name, "skipped", error=LOST)
         else:
-            outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+            try:
+                outcome, new_ids = await asyncio.to_thread(_record, engine, settings, feed.id, result)
+            except Exception as err:  # a database error on one feed (SQLite busy…) must not stop the others
+                log.exception("storing %s failed", feed.url)
+                outcome = FeedOutcome(feed.id, feed.name, "failed", error=f"could not store: {err}")
+                new_ids = []
             claims.done(feed.id)
             _observe(outcome, result, feed)
             report.new_item_ids.extend(new_ids)
