@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Replay
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_reader_feeds import BAIR, GOOGLE, HF, App, _csrf_of, make_settings, msg
 from typer.testing import CliRunner
 
@@ -245,11 +246,8 @@ def test_a_hidden_url_is_taken_out_of_errors_too(app: App, replay: Replay) -> No
 def test_the_profile_form_refuses_look_alikes_and_operator_feeds(app: App, replay: Replay) -> None:
     operator_feeds(app, FeedConfig("Hugging Face", replay.url(HF), "blog"))
     operator_feeds(app, FeedConfig("OpenAI Blog", "https://openai.com/news/rss.xml", "blog"))  # HF unfollowed
-    token = app.client.post("/api/readers", json={"email": "ada@example.org"}).json()["token"]
-    page = app.client.get("/signin")
-    app.client.post(
-        "/signin", data={"token": token, "csrf_token": _csrf_of(page.text), "next": "/me/profile"}
-    )
+    assert app.client.post("/api/readers", json={"email": "ada@example.org"}).status_code == 201
+    sign_in(app.client, "ada@example.org")
     csrf = _csrf_of(app.client.get("/me/profile").text)
     alike = app.client.post(
         "/me/feeds", data={"url": replay.url(BAIR), "name": "0penAI\u200b blog", "csrf_token": csrf}

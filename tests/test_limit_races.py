@@ -197,8 +197,8 @@ def test_topic_filters_hold_their_limit_and_slugs_under_concurrency(
     with serve(settings, engine) as base:
         ada, bob = signup(base, "ada@example.org"), signup(base, "bob@example.org")
 
-        def topic(slug: str) -> dict[str, object]:
-            return {"slug": slug, "name": slug, "phrases": ["diffusion"]}
+        def topic(slug: str) -> dict[str, object]:  # shared: the other reader may follow it
+            return {"slug": slug, "name": slug, "phrases": ["diffusion"], "shared": True}
 
         answers = at_once(
             CONCURRENT, lambda c, i: c.post(f"{base}/api/topics", json=topic(f"ada-{i}"), headers=ada)
