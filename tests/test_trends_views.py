@@ -102,6 +102,11 @@ def test_default_end_leading_topics_and_watch_list(loaded: sa.Engine) -> None:
         assert report.leading, "leading topics are always there"
         lex = lexicon.current(session)
         assert all(t.term in lex for t in report.leading)
+        # a single word in more than 5 % of the window's items is common vocabulary, not a topic
+        assert all(
+            " " in t.term or t.window_count <= lexicon.MAX_WORD_SHARE * report.window_docs
+            for t in report.leading
+        )
         counts = [t.window_count for t in report.leading]
         assert counts[0] == max(counts)
         top = report.leading[0]

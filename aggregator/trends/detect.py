@@ -343,9 +343,17 @@ def _compute(
     top.sort(key=lambda c: (-c.score, c.term))
     rising = collapse(top, win.docs)[:limit]
     new = collapse([c for c in top if c.is_new], win.docs)[:limit]
+
     # the week's leading topics (most frequent lexicon terms) and the watch list (the strongest
     # rises that did not reach the false-discovery rate): shown, labelled, when nothing rises
-    topical = np.fromiter((names[int(ids[i])][0] in lex for i in idx), dtype=bool, count=len(idx))
+    # (a single word in more than MAX_WORD_SHARE of the window's items is this scope's common
+    # vocabulary, "representation" or "visual" in a month of papers, even when the lexicon's
+    # sample, diluted by years of blog archives, let it in)
+    def leads(i: int, count: int) -> bool:
+        term = names[int(ids[i])][0]
+        return term in lex and (" " in term or count <= lexicon.MAX_WORD_SHARE * n1)
+
+    topical = np.fromiter((leads(int(i), int(a[k])) for k, i in enumerate(idx)), dtype=bool, count=len(idx))
     lead_idx = np.flatnonzero(topical)
     lead_idx = lead_idx[np.argsort(-a[lead_idx], kind="stable")][: 3 * LEADING_LIMIT]
     watch_idx = np.flatnonzero(eligible & ~rejected)

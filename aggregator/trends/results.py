@@ -65,7 +65,7 @@ def store_report(
 DETECTION_VERSION = (
     "2026-12c lexicon (words need ridf >= 0.6 and coherence; phrases ridf >= 0.1, connector and "
     "bound-word fragments), strata by category x source, exact test, BH FDR; leading + watch, "
-    "labels by the completing phrase"
+    "labels by the completing phrase; leading single words in <= 5 % of the window; lexicon from papers"
 )
 
 
