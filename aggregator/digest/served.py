@@ -467,7 +467,9 @@ async def _served_body(
         queries.append((_CARDS[name], {"ids": json_text(missing) if name == "sqlite" else missing}))
     if total is _MISSING:
         queries.append((_TOTAL, bounds))
-    if paging is not None:
+    # with the window's count known, a page that holds the whole window needs no cursor
+    cursor = paging is not None and (total is _MISSING or total > len(rows) + int(rows[0][5] or 0))
+    if cursor:
         queries.append((_PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
     found = list(await source.fetch(queries)) if queries else []
     if missing:
@@ -479,7 +481,7 @@ async def _served_body(
         built = source.run(lambda conn: build_cards(Session(bind=conn), stale))
         cards.update((i, _opened(card)) for i, card in built.items())
     more = None
-    if paging is not None:
+    if paging is not None and cursor:
         state = _page_state(total, found.pop(0)[0])
         more = paging.next_cursor(reader, rows, day, window, state)
     return _body(reader, rows, cards, (day, days, timezone, total), more)  # type: ignore[arg-type]
