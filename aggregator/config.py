@@ -118,9 +118,10 @@ class Settings(BaseSettings):
     rescore_wait_seconds: float = Field(
         5.0, ge=0, description="seconds an API request waits for a worker's rescore before answering"
     )
-    # PostgreSQL only: connections per API process on which the served digest's queries are
-    # awaited (aggregator.digest.served_async), so the event loop serves others while one waits for the
-    # database; 0 reads synchronously through one held connection.
+    # PostgreSQL only: connections per API process (a psycopg_pool AsyncConnectionPool,
+    # aggregator.digest.row_source.PoolRows) on which the served digest's queries are awaited, so
+    # the event loop serves others while one waits for the database; 0 reads synchronously
+    # through one held connection.
     read_connections: int = Field(4, ge=0, le=32, description="async read connections per API process")
 
     # readers: signs the session cookie of the HTML pages and the mailed sign-in and verification

@@ -11,7 +11,9 @@ every item's card built (`cards.fill_missing`, as the worker does after each ing
 Run: wrk (Debian's package) against `aggregator api --workers N` on loopback, at 10 and 64
 concurrent connections, each request with a random reader's token, for the newest day. Prints
 p50, p99 and requests/s from wrk's latency distribution, and each API worker's resident memory
-(VmRSS) after the run.
+(VmRSS) after the run, and the CPU seconds per request of the API workers and (PostgreSQL) of
+the database's server processes of those connections (``/proc/PID/stat``): on a shared,
+loaded machine the latencies move with the load, the CPU per request much less.
 
     python bench/load.py --database-url sqlite:////tmp/load.db
     python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/load
@@ -214,11 +216,13 @@ def parse_wrk(out: str) -> dict[str, float]:
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "p50_ms": ms(p50.group(1)),
         "p99_ms": ms(p99.group(1)),
         "rps": float(rps.group(1)),  # type: ignore[union-attr]
+        "requests": float(requests.group(1)) if requests else 0.0,
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
     }
 
@@ -234,6 +238,31 @@ def children(pid: int) -> list[int]:
     """The worker processes under ``pid`` (multiprocessing's resource tracker left out)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_pids(url: str) -> list[int]:
+    """PostgreSQL: the server processes serving the benchmark's database (their CPU is the
+    database's share of each request); [] elsewhere."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            found = c.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            return [int(p) for p in found]
+    finally:
+        engine.dispose()
 
 
 def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], duration: str) -> None:
@@ -276,6 +305,10 @@ def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], durat
                 capture_output=True,
                 text=True,
             )  # warm-up
+            pids = children(proc.pid) if workers > 1 else [proc.pid]
+            db_pids = database_pids(url)  # the workers' connections, opened in the warm-up
+            cpu0 = sum(cpu_seconds(p) for p in pids)
+            db0 = sum(cpu_seconds(p) for p in db_pids)
             out = subprocess.run(
                 [
                     "wrk",
@@ -290,12 +323,16 @@ def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], durat
                 capture_output=True,
                 text=True,
             ).stdout
+            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            db_cpu = sum(cpu_seconds(p) for p in db_pids if Path(f"/proc/{p}").exists()) - db0
             r = parse_wrk(out)
-            pids = children(proc.pid) if workers > 1 else [proc.pid]
             mem = ", ".join(f"{rss_mb(p):.0f}" for p in pids)
+            n = max(r["requests"], 1.0)
+            db_part = f", database {db_cpu / n * 1000:.3f} ms" if db_pids else ""
             print(
                 f"  workers={workers} clients={c:>3}: p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"{r['rps']:7.0f} req/s  non-2xx {r['non2xx']:.0f}  RSS per worker {mem} MB"
+                f"{r['rps']:7.0f} req/s  non-2xx {r['non2xx']:.0f}  RSS per worker {mem} MB  "
+                f"CPU per request: API {cpu / n * 1000:.3f} ms{db_part}"
             )
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -7,6 +7,7 @@ API keeps FastAPI's JSON errors."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import socket
@@ -25,7 +26,7 @@ from aggregator.accounts import readers
 from aggregator.api.app import create_app
 from aggregator.api.routes.digest import DateQuery, ItemId
 from aggregator.config import Interests, Settings, load_feeds_file
-from aggregator.digest import served
+from aggregator.digest import row_source, served
 from aggregator.digest.public import build_digest, default_day, latest_day
 from aggregator.feeds import paper_links as links
 from aggregator.feeds import status as feed_status
@@ -95,8 +96,9 @@ def test_default_day_is_the_newest_day_with_papers(engine: sa.Engine) -> None:
         assert default_day(s, UTC, now=FETCHED) == dt.date(2026, 6, 16)
         assert latest_day(s, dt.date(2026, 6, 15), UTC) == dt.date(2026, 6, 15)  # never after today
         assert build_digest(s, UTC, now=FETCHED).date == dt.date(2026, 6, 16)
-    with engine.connect() as conn:
-        assert served.default_day(conn, UTC, now=FETCHED) == dt.date(2026, 6, 16)
+    rows = row_source.SyncRows(engine)
+    assert served.default_day(rows, UTC, now=FETCHED) == dt.date(2026, 6, 16)
+    asyncio.run(rows.close())
 
 
 def test_every_digest_uses_the_default_day(engine: sa.Engine, database_url: str, tmp_path: Path) -> None:

@@ -34,8 +34,7 @@ from aggregator.api.app import create_app
 from aggregator.api.me_schemas import ReaderDigestResponse
 from aggregator.api.reader_paging import paged_reader_response
 from aggregator.config import FeedConfig
-from aggregator.digest import cards, served
-from aggregator.digest import served_async as served_pg
+from aggregator.digest import cards, row_source, served
 from aggregator.digest.filters import DigestFilters
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import sync_feeds, write_entries
@@ -184,21 +183,12 @@ def test_no_digest_query_runs_twice_for_one_request(
 ) -> None:
     """An unknown token, or a reader without scores, passes the fast lane on to the route, which
     reuses what the lane read (the reader and their scores) instead of reading it again."""
-    state = client.app.state  # type: ignore[attr-defined]
     calls: list[str] = []
-    if state.async_reads is not None:  # PostgreSQL: the lane reads on the async connections
-        real_async = state.async_reads.serve_digest
-
-        async def counted_async(*args, **kwargs):  # type: ignore[no-untyped-def]
-            calls.append("serve_digest")
-            return await real_async(*args, **kwargs)
-
-        monkeypatch.setattr(state.async_reads, "serve_digest", counted_async)
     real = served.serve_digest
 
-    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append("serve_digest")
-        return real(*args, **kwargs)
+        return await real(*args, **kwargs)
 
     monkeypatch.setattr(served, "serve_digest", counted)
     auth, _ = signup(client, "n@example.com")  # no precomputed scores: the general path answers
@@ -325,16 +315,25 @@ def test_served_json_builds_stale_cards_in_memory(
         profiles.update_profile(s, new.reader_id, interests="diffusion models for images")
     with session_factory(engine)() as s:
         assert rescore.rescore(s, new.reader_id) > 0  # type: ignore[operator]
+    token_hash = readers.hash_token(new.token)
+
+    async def serve(rows: row_source.RowSource) -> tuple[served.ReaderKey | None, served.Answer]:
+        await rows.open()
+        try:
+            key = await served.reader_for_token_hash(rows, token_hash)
+            day = dt.date(2026, 6, 15)
+            return key, await served.serve_digest(rows, token_hash, settings.tz, "UTC", day, 1, 10)
+        finally:
+            await rows.close()
+
     with engine.connect() as c:  # no card was ever filled: all are built while serving
         assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
-        key = served.reader_for_token_hash(c, readers.hash_token(new.token))
-        assert key is not None and key.id == new.reader_id
-        answer = served.serve_digest(
-            c, readers.hash_token(new.token), settings.tz, "UTC", dt.date(2026, 6, 15), 1, 10
-        )
-        assert answer.reader == key
+    for read_connections in (0, 2):  # synchronous reads, and on PostgreSQL the async pool
+        key, answer = asyncio.run(serve(row_source.row_source(engine, read_connections)))
+        assert key is not None and key.id == new.reader_id and answer.reader == key
         body = answer.body
-        assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
+        with engine.connect() as c:
+            assert c.execute(sa.select(sa.func.count()).where(Item.card.is_not(None))).scalar() == 0
     assert body is not None
     parsed = ReaderDigestResponse.model_validate_json(body)
     assert len(parsed.items) == 10 and parsed.profile == f"reader:{new.reader_id}"
@@ -450,54 +449,53 @@ def test_the_held_read_connection_recovers_from_a_lost_server_connection(
     engine: sa.Engine, database_url: str
 ) -> None:
     """PostgreSQL restarts or drops the connection: the next digest read reconnects instead of
-    failing (the request path holds one connection, without the pool's liveness ping)."""
+    failing (synchronous reads hold one connection, without the pool's liveness ping)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("a server-side disconnect needs PostgreSQL")
     reads = read_connection.ReadConnection(engine)
     pid = reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar())
     with engine.connect() as other:
         assert other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
-    assert reads.run(lambda c: served.reader_for_token_hash(c, "0" * 64)) is None  # raw-cursor path
+    rows = row_source.SyncRows(engine, reads)
+    assert asyncio.run(served.reader_for_token_hash(rows, "0" * 64)) is None  # raw-cursor path
     assert reads.run(lambda c: c.exec_driver_sql("SELECT pg_backend_pid()").scalar()) != pid
     reads.close()
 
 
-def test_the_async_reads_recover_from_a_lost_connection_and_serve_in_arrival_order(
+def test_the_async_pool_recovers_from_a_lost_connection_and_serves_in_arrival_order(
     engine: sa.Engine, database_url: str
 ) -> None:
-    """PostgreSQL's async read connections (:mod:`aggregator.digest.served_async`): a dropped connection
-    is replaced and the request retried; with one connection, concurrent requests get it in the
-    order they asked (none is overtaken by a later one)."""
+    """PostgreSQL's async read pool (:class:`aggregator.digest.row_source.PoolRows`): a request
+    finding its connection dropped is retried on a new one; with one connection, concurrent
+    requests get it in the order they asked (none is overtaken by a later one)."""
     if not database_url.startswith("postgresql"):
-        pytest.skip("the async reads are PostgreSQL's")
+        pytest.skip("the async pool is PostgreSQL's")
     pid_query = sa.text("SELECT pg_backend_pid()")
 
     async def scenario() -> tuple[int, int, list[str]]:
-        reads = served_pg.AsyncReads(engine, read_connection.ReadConnection(engine), size=1)
+        rows = row_source.PoolRows(engine, size=1)
+        await rows.open()
         try:
-            first = (await reads.fetch(pid_query, {}))[0][0]
+            first = (await rows.fetch([(pid_query, {})]))[0][0][0]
             with engine.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": first})
-            second = (await reads.fetch(pid_query, {}))[0][0]
-            # the only slot is held; a request waits for it; a newcomer is scheduled just before
-            # the slot is freed: the waiter must get it first
-            held = await reads._acquire()
+            second = (await rows.fetch([(pid_query, {})]))[0][0][0]
             order: list[str] = []
 
             async def want(name: str) -> None:
-                slot = await reads._acquire()
-                order.append(name)
-                reads._release(slot)
+                async with rows.pool.connection():
+                    order.append(name)
 
-            waiter = asyncio.create_task(want("waiter"))
-            await asyncio.sleep(0)  # now waiting
-            newcomer = asyncio.create_task(want("newcomer"))  # ready to run, not run yet
-            reads._release(held)
+            # the only connection is held; a request waits for it; a newcomer is scheduled
+            # just before it is given back: the waiter must get it first
+            async with rows.pool.connection():
+                waiter = asyncio.create_task(want("waiter"))
+                await asyncio.sleep(0.05)  # now waiting
+                newcomer = asyncio.create_task(want("newcomer"))  # ready to run, not run yet
             await asyncio.gather(waiter, newcomer)
             return first, second, order
         finally:
-            await reads.close()
-            reads.sync.close()
+            await rows.close()
 
     first, second, order = asyncio.run(scenario())
     assert second != first and order == ["waiter", "newcomer"]
@@ -538,9 +536,9 @@ def test_synchronous_reads_answer_the_same_bytes(
     default = client.get("/api/me/digest", headers=auth, params={"date": DAY})
     assert default.status_code == 200
     is_pg = database_url.startswith("postgresql")
-    assert (client.app.state.async_reads is not None) is is_pg  # type: ignore[attr-defined]
+    assert isinstance(client.app.state.rows, row_source.PoolRows) is is_pg  # type: ignore[attr-defined]
     settings = make_settings(database_url, tmp_path).model_copy(update={"read_connections": 0})
     with TestClient(create_app(settings, engine)) as sync_client:
-        assert sync_client.app.state.async_reads is None  # type: ignore[attr-defined]
+        assert isinstance(sync_client.app.state.rows, row_source.SyncRows)  # type: ignore[attr-defined]
         again = sync_client.get("/api/me/digest", headers=auth, params={"date": DAY})
     assert again.status_code == 200 and again.content == default.content

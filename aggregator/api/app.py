@@ -34,9 +34,8 @@ from aggregator.api.routes import trends as trends_routes
 from aggregator.api.security_headers import SecurityHeaders
 from aggregator.api.static import STATIC_DIR, StaticFiles
 from aggregator.config import Settings, get_settings
-from aggregator.digest import served_async as served_pg
+from aggregator.digest import row_source
 from aggregator.feeds.ssrf import NetGuard
-from aggregator.store import read_connection
 from aggregator.store.db import make_engine, session_factory, upgrade
 
 
@@ -66,14 +65,13 @@ def create_app(
                 builtin_topics.ensure_default_topics(session)  # the built-in topic-filter catalogue
         except sa.exc.SQLAlchemyError as err:  # e.g. migrate=False on a database not migrated yet
             logging.getLogger(__name__).warning("built-in topic filters not created: %s", err)
+        await app.state.rows.open()
         if on_start is not None:
             on_start(app)
         try:
             yield
         finally:
-            if app.state.async_reads is not None:
-                await app.state.async_reads.close()
-            app.state.reads.close()
+            await app.state.rows.close()
             if on_stop is not None:
                 on_stop(app)
 
@@ -99,12 +97,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
-    app.state.reads = read_connection.ReadConnection(engine)  # the served digest's held connection
-    app.state.async_reads = (  # and on PostgreSQL its queries' async connections
-        served_pg.AsyncReads(engine, app.state.reads, settings.read_connections)
-        if engine.dialect.name == "postgresql" and settings.read_connections > 0
-        else None
-    )
+    app.state.rows = row_source.row_source(engine, settings.read_connections)  # the served digest's reads
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(pages.router)

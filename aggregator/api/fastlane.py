@@ -9,9 +9,10 @@ numbers, a ``Authorization: Bearer`` header of a known reader who has precompute
 the window. Everything else — a missing or unknown token, an odd or invalid parameter,
 ``group=topic``, a reader without scores — goes on to the FastAPI route unchanged, which stays
 the documented, validating and general path (and gives the 401s and 422s). Both paths call
-:func:`aggregator.digest.served.serve_digest`, so they answer the same bytes; when the lane
-passes a request on, it leaves what it read in the request's state (:data:`PROBE`) and the
-route uses that instead of reading it again.
+:func:`aggregator.digest.served.serve_digest` on the app's one row source (``app.state.rows``,
+:mod:`aggregator.digest.row_source`), so they answer the same bytes; when the lane passes a
+request on, it leaves what it read in the request's state (:data:`PROBE`) and the route uses
+that instead of reading it again.
 """
 
 from __future__ import annotations
@@ -112,12 +113,7 @@ class DigestFastLane:
         settings: Settings = state.settings
         token_hash = readers.hash_token(token)
         query["paging"] = ServedPaging(state.engine, settings, query["days"], query["limit"])
-        if state.async_reads is not None:  # PostgreSQL: the event loop works while one waits
-            answer = await state.async_reads.serve_digest(token_hash, settings.tz, settings.timezone, **query)
-        else:
-            answer = state.reads.run(
-                lambda conn: served.serve_digest(conn, token_hash, settings.tz, settings.timezone, **query)
-            )
+        answer = await served.serve_digest(state.rows, token_hash, settings.tz, settings.timezone, **query)
         if answer.body is None:  # the route answers; it reuses what was read here (no query twice)
             probe = (token_hash, query["day"], query["days"], query["limit"], answer)
             scope.setdefault("state", {})[PROBE] = probe

@@ -23,9 +23,7 @@ from aggregator.config import Settings
 from aggregator.digest import cursor as cursors
 from aggregator.digest import served
 from aggregator.digest.filters import DigestFilters
-from aggregator.digest.paging import max_item_id, scores_run
-from aggregator.digest.public import DEFAULT_PROFILE
-from aggregator.store.tables import Score
+from aggregator.digest.paging import max_item_id
 
 CursorQuery = Annotated[
     str | None,
@@ -114,35 +112,33 @@ def reader_query(reader_id: int, day: dt.date, days: int, filters: DigestFilters
 class ServedPaging:
     """The ``next_cursor`` of a plain ``GET /api/me/digest`` served from stored JSON
     (:class:`aggregator.digest.served.Paging`): the same cursor the general path
-    (:mod:`aggregator.digest.paged_reader`) would give after these rows, all of tier 1. One
-    more query: the snapshot bound, the last row's time and the scores fingerprint."""
+    (:mod:`aggregator.digest.paged_reader`) would give after these rows, all of tier 1, from
+    what the served digest read (no query of its own)."""
 
     def __init__(self, engine: sa.Engine, settings: Settings, days: int, limit: int) -> None:
         self.engine, self.settings, self.days, self.limit = engine, settings, days, limit
 
     def next_cursor(
         self,
-        conn: sa.Connection,
         reader: served.ReaderKey,
         rows: list[Any],
         day: dt.date,
         window: tuple[dt.datetime, dt.datetime],
+        state: served.PageState,
     ) -> str | None:
         n_muted = int(rows[0][5] or 0)
-        if served.window_total(conn, *window) <= len(rows) + n_muted:
+        if state.total <= len(rows) + n_muted:
             return None
-        score, item_id = rows[-1][0], rows[-1][4]
-        profile = f"reader:{reader.id}"
-        published = conn.scalar(
-            sa.select(Score.published).where(Score.profile == profile, Score.item_id == item_id)
-        )
-        if published is None:  # rescored meanwhile: the next page starts from the top
-            published = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+        score, item_id, published = rows[-1][0], rows[-1][4], rows[-1][6]
+        if isinstance(published, str):  # SQLite's driver: naive UTC text
+            published = dt.datetime.fromisoformat(published)
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=dt.UTC)
         cursor = cursors.Cursor(
             query=reader_query(reader.id, day, self.days, DigestFilters()),
-            max_id=max_item_id(conn),
-            run=scores_run(conn, [profile, DEFAULT_PROFILE], *window),
-            key=[1, score, ["d", published.isoformat()], item_id],
+            max_id=state.max_id,
+            run=state.run,
+            key=[1, score, ["d", published.astimezone(dt.UTC).isoformat()], item_id],
         )
         cursor.mark(r[4] for r in rows)
         return cursors.encode(cursor, cursor_key(self.engine, self.settings))

@@ -23,6 +23,7 @@ from aggregator.digest import personal
 from aggregator.digest.filters import DigestFilters
 from aggregator.digest.paged_reader import reader_page
 from aggregator.digest.public import day_window, default_day
+from aggregator.types import ReaderProfile
 
 
 def _item(e: personal.ReaderEntry, read: bool) -> ReaderItem:
@@ -32,15 +33,19 @@ def _item(e: personal.ReaderEntry, read: bool) -> ReaderItem:
     )
 
 
-def _pending(request: Request, session: Session, reader_id: int, day: dt.date, days: int) -> bool:
-    """Whether the reader's scores for these days are still being made: the same rule as
-    :func:`aggregator.digest.personal.reader_digest` (scored now, or asked of a worker and
-    waited for; never the default order under the name of a reader who has preferences)."""
+def _own_scores(
+    request: Request, session: Session, reader_id: int, day: dt.date, days: int
+) -> tuple[ReaderProfile, str]:
+    """The reader's profile and the scores their digest of these days reads: their own
+    key, ``default``, or :data:`aggregator.digest.personal.PENDING_PROFILE` while their scores
+    are still being made (the rule of :func:`aggregator.digest.personal.reader_digest`: scored
+    now, or asked of a worker and waited for; never the default order under the name of a
+    reader who has preferences)."""
     settings: Settings = request.app.state.settings
     start, end = day_window(day, days, settings.tz)
     profile = load_profile(session, reader_id)
     ensure = rescoring.ensure_scores(request.app.state)
-    return personal._own_scores(session, profile, start, end, ensure) == personal.PENDING_PROFILE
+    return profile, personal._own_scores(session, profile, start, end, ensure)
 
 
 def paged_reader_response(
@@ -59,13 +64,17 @@ def paged_reader_response(
     settings: Settings = state.settings
     with state.sessionmaker() as session:
         day = day or default_day(session, settings.tz)
-        if cursor is None and _pending(request, session, reader_id, day, days):
-            return ReaderDigestResponse(
-                date=day, days=days, timezone=settings.timezone, total=0, hidden=0,
-                profile=personal.PENDING_PROFILE, items=[], groups=None, next_cursor=None,
-            )  # fmt: skip
+        known = None
+        if cursor is None:
+            profile, own = _own_scores(request, session, reader_id, day, days)
+            if own == personal.PENDING_PROFILE:
+                return ReaderDigestResponse(
+                    date=day, days=days, timezone=settings.timezone, total=0, hidden=0,
+                    profile=personal.PENDING_PROFILE, items=[], groups=None, next_cursor=None,
+                )  # fmt: skip
+            known = (profile, own == profile.score_key)
         at = open_cursor(request, cursor, reader_query(reader_id, day, days, filters), session)
-        page = reader_page(session, settings.tz, reader_id, day, days, limit, at, filters)
+        page = reader_page(session, settings.tz, reader_id, day, days, limit, at, filters, known)
         read = library.read_ids(session, reader_id, [e.entry.id for e in page.digest.items])
     d = page.digest
     items = {e.entry.id: _item(e, e.entry.id in read) for e in d.items}

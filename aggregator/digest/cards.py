@@ -29,6 +29,22 @@ from sqlalchemy.orm import Session
 
 from aggregator.store.tables import Item
 
+#: the items columns :func:`links_fields` reads
+LINK_COLUMNS = (Item.venue, Item.venue_year, Item.venue_workshop, Item.venue_label, Item.has_code, Item.links)
+#: the items columns a card shows (the digest entries add ``summary``:
+#: :data:`aggregator.digest.public.ITEM_COLUMNS`)
+CARD_COLUMNS = (
+    Item.id,
+    Item.title,
+    Item.url,
+    Item.authors,
+    Item.kind,
+    Item.categories,
+    Item.published,
+    Item.arxiv_id,
+    *LINK_COLUMNS,
+)
+
 #: Items per batch when filling cards: one read of items, sources and links, one UPDATE.
 FILL_BATCH = 2000
 
@@ -85,24 +101,7 @@ def build_cards(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
     ids = list(dict.fromkeys(int(i) for i in item_ids))
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        rows = session.execute(
-            sa.select(
-                Item.id,
-                Item.title,
-                Item.url,
-                Item.authors,
-                Item.kind,
-                Item.categories,
-                Item.published,
-                Item.arxiv_id,
-                Item.venue,
-                Item.venue_year,
-                Item.venue_workshop,
-                Item.venue_label,
-                Item.has_code,
-                Item.links,
-            ).where(Item.id.in_(chunk))
-        ).all()
+        rows = session.execute(sa.select(*CARD_COLUMNS).where(Item.id.in_(chunk))).all()
         sources = item_sources(session, chunk)
         discussed = discussed_in(session, chunk)
         for r in rows:

@@ -120,15 +120,18 @@ def reader_page(
     limit: int,
     cursor: Cursor,
     filters: DigestFilters = DigestFilters(),
+    known: tuple[ReaderProfile, bool] | None = None,
 ) -> ReaderPage:
     """A page of the reader's whole-window digest after ``cursor`` (order in the module
     docstring), filtered by ``filters`` (``unread``: this reader's read state). ``total``
     counts the window's items matching the filters; ``hidden`` the reader's muted rows of the
     window. ``profile`` is ``reader:<id>`` when the reader has precomputed rows in the window,
-    else ``default``. Raises :class:`aggregator.errors.NotFound` for no such reader.
+    else ``default``. ``known``: the reader's profile and whether they have precomputed rows in
+    the window, when the caller read them already (they are not read again). Raises
+    :class:`aggregator.errors.NotFound` for no such reader.
 
     Long because it builds the two tiers' queries and the cursor from one set of bounds."""
-    profile = profiles.load_profile(session, reader_id)
+    profile = known[0] if known is not None else profiles.load_profile(session, reader_id)
     key = profile.score_key
     day = day or default_day(session, tz)
     start, end = day_window(day, days, tz)
@@ -165,7 +168,10 @@ def reader_page(
     found = entries(session, rows)
     in_window = sa.and_(Score.profile == key, Score.published >= start, Score.published < end)
     hidden = session.scalar(sa.select(sa.func.count()).where(in_window, Score.muted.is_(True))) or 0
-    has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1)) is not None
+    if known is not None:
+        has_scores = known[1]
+    else:
+        has_scores = session.scalar(sa.select(Score.item_id).where(in_window).limit(1)) is not None
     total = (
         session.scalar(
             sa.select(sa.func.count())

@@ -25,11 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aggregator.digest import public
-from aggregator.digest.cards import links_fields
 from aggregator.digest.cursor import Cursor
 from aggregator.digest.filters import DigestFilters, conditions
-from aggregator.store import queries
-from aggregator.store.queries import discussed_in
+from aggregator.digest.public import ITEM_COLUMNS, entries
 from aggregator.store.tables import Item, ItemLink, Score
 
 #: Rows read per batch beyond the page's own size.
@@ -111,51 +109,6 @@ def scores_run(
         )
     ).one()
     return None if found[0] is None and not found[1] else int(found[0] or 0) * 1_000_003 + int(found[1])
-
-
-#: The public columns of an item, as :func:`entries` reads them.
-ITEM_COLUMNS = (
-    Item.id,
-    Item.title,
-    Item.url,
-    Item.authors,
-    Item.kind,
-    Item.categories,
-    Item.published,
-    Item.summary,
-    Item.arxiv_id,
-    *public.LINK_COLUMNS,
-)
-
-
-def entries(session: Session, rows: Sequence[Any]) -> list[public.DigestEntry]:
-    """Digest entries of rows with :data:`ITEM_COLUMNS`, ``score`` and ``why`` (``topics`` and
-    ``followed`` when selected): sources and blog links read for the page at once."""
-    ids = [r.id for r in rows]
-    sources = queries.item_sources(session, ids)
-    discussed = discussed_in(session, ids)
-    return [
-        public.DigestEntry(
-            id=r.id,
-            title=r.title,
-            url=r.url,
-            authors=list(r.authors),
-            source=(sources.get(r.id) or ["unknown"])[0],
-            sources=sources.get(r.id, []),
-            kind=r.kind,
-            categories=list(r.categories),
-            published=r.published,
-            score=round(float(r.score or 0.0), 4),
-            why=list(r.why or []),
-            summary=r.summary,
-            arxiv_id=r.arxiv_id,
-            discussed_in=discussed.get(r.id, 0),
-            stored_topics=getattr(r, "topics", None),
-            stored_authors=getattr(r, "followed", None),
-            **links_fields(r),
-        )
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True, slots=True)

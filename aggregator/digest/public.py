@@ -7,18 +7,20 @@ time zone. Nothing here fits or scores: the request path only reads (see :mod:`a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.digest.cards import links_fields
+from aggregator.digest.cards import CARD_COLUMNS, links_fields
 from aggregator.store.queries import discussed_in, item_sources
 from aggregator.store.tables import Item, ItemLink, Score
 
-#: the items columns :func:`aggregator.digest.cards.links_fields` reads
-LINK_COLUMNS = (Item.venue, Item.venue_year, Item.venue_workshop, Item.venue_label, Item.has_code, Item.links)
+#: The public columns of an item, as :func:`entries` reads them: a card's and the abstract.
+ITEM_COLUMNS = (*CARD_COLUMNS, Item.summary)
 
 DEFAULT_PROFILE = "default"
 
@@ -64,6 +66,36 @@ class Digest:
     #: are then ordered by attention from blog posts (``discussed_in``), then newest first,
     #: and their ``score`` (0) means nothing
     ranked: bool = True
+
+
+def entries(session: Session, rows: Sequence[Any]) -> list[DigestEntry]:
+    """Digest entries of rows with :data:`ITEM_COLUMNS`, ``score`` and ``why`` (``topics`` and
+    ``followed`` when selected): sources and blog links read for the page at once."""
+    ids = [r.id for r in rows]
+    sources = item_sources(session, ids)
+    discussed = discussed_in(session, ids)
+    return [
+        DigestEntry(
+            id=r.id,
+            title=r.title,
+            url=r.url,
+            authors=list(r.authors),
+            source=(sources.get(r.id) or ["unknown"])[0],
+            sources=sources.get(r.id, []),
+            kind=r.kind,
+            categories=list(r.categories),
+            published=r.published,
+            score=round(float(r.score or 0.0), 4),
+            why=list(r.why or []),
+            summary=r.summary,
+            arxiv_id=r.arxiv_id,
+            discussed_in=discussed.get(r.id, 0),
+            stored_topics=getattr(r, "topics", None),
+            stored_authors=getattr(r, "followed", None),
+            **links_fields(r),
+        )
+        for r in rows
+    ]
 
 
 def day_window(day: dt.date, days: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -149,21 +181,7 @@ def build_digest(
     start, end = day_window(day, days, tz)
     in_window = sa.and_(Item.published >= start, Item.published < end)
     total = session.scalar(sa.select(sa.func.count()).select_from(Item).where(in_window)) or 0
-    columns = (
-        Item.id,
-        Item.title,
-        Item.url,
-        Item.authors,
-        Item.kind,
-        Item.categories,
-        Item.published,
-        Item.summary,
-        Item.arxiv_id,
-        *LINK_COLUMNS,
-        Score.why,
-        Score.topics,
-        Score.authors.label("followed"),
-    )
+    columns = (*ITEM_COLUMNS, Score.why, Score.topics, Score.authors.label("followed"))
     on_profile = sa.and_(Score.item_id == Item.id, Score.profile == profile)
     ranked = scored_only or is_ranked(session, profile, start, end)
     if scored_only:  # the reader's rows of the window: one range of ix_scores_profile_published
@@ -181,29 +199,4 @@ def build_digest(
     if hide_muted:
         query = query.where(Score.muted.is_(False))
     rows = session.execute(query.where(in_window).order_by(*order).limit(limit).offset(offset)).all()
-    ids = [r.id for r in rows]
-    sources = item_sources(session, ids)
-    discussed = discussed_in(session, ids)
-    entries = [
-        DigestEntry(
-            id=r.id,
-            title=r.title,
-            url=r.url,
-            authors=list(r.authors),
-            source=(sources.get(r.id) or ["unknown"])[0],
-            sources=sources.get(r.id, []),
-            kind=r.kind,
-            categories=list(r.categories),
-            published=r.published,
-            score=round(float(r.score), 4),
-            why=list(r.why or []),
-            summary=r.summary,
-            arxiv_id=r.arxiv_id,
-            discussed_in=discussed.get(r.id, 0),
-            stored_topics=r.topics,
-            stored_authors=r.followed,
-            **links_fields(r),
-        )
-        for r in rows
-    ]
-    return Digest(day, days, start, end, total, entries, ranked)
+    return Digest(day, days, start, end, total, entries(session, rows), ranked)

@@ -3,28 +3,28 @@
 Everything reader-specific was precomputed by the worker (:mod:`aggregator.ranking.personal`: score,
 ``why``, matched topic filters, followed authors, muted flag in ``scores``), and every item's
 public fields are stored once as JSON text (:mod:`aggregator.digest.cards`). Serving is therefore
-reads and string joins: two queries of indexed look-ups sent in one round trip (the reader
-with their votes and subscriptions, by token hash; the reader's unmuted rows of the day — one
-range of ``ix_scores_profile_published`` — with the muted count), the cards from a
-per-process cache (a third query reads those not read in the last ``CARD_TTL`` s), the default
-day and the day's item count from a per-process cache (``CACHE_TTL`` s), and no object per
-item or field. Nothing is scored, decoded or validated per item here; the response has exactly
-the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that the two
-paths agree item for item).
+reads and string joins, all through the app's one :class:`aggregator.digest.row_source.RowSource`
+(the fast lane and the route alike): the reader with their votes and subscriptions, by token
+hash, and the reader's unmuted rows of the day — one range of ``ix_scores_profile_published``,
+each with its read mark — with the muted count, in one round trip; then, for a page that has
+more after it, the snapshot bound and the scores fingerprint of the window (the ``next_cursor``)
+in a second, with any cards not read in the last ``CARD_TTL`` s and the window's item count
+when not read in the last ``CACHE_TTL`` s (both per-process caches; the default day too). No
+object per item or field: nothing is scored, decoded or validated per item here; the response
+has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that
+the two paths agree item for item).
 
 A reader without precomputed scores in the window (just signed up, or before the first refit)
-gets no body: the caller serves the default profile's order through
-:func:`aggregator.digest.personal.reader_digest`, which also filters muted items as it reads.
+gets no body: the caller serves the general path
+(:func:`aggregator.api.reader_paging.paged_reader_response`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from aggregator.digest import public as digest
 from aggregator.digest.cards import build_cards, json_text
-from aggregator.digest.public import day_window
+from aggregator.digest.public import DEFAULT_PROFILE, day_window
+from aggregator.digest.row_source import RowSource
 from aggregator.store.db import dbapi_datetime
-from aggregator.store.tables import Feedback, Item, Reader, Score, Subscription, Topic
+from aggregator.store.tables import Feedback, Item, Reader, ReadMark, Score, Subscription, Topic
 
 T = TypeVar("T")
 
@@ -69,9 +70,23 @@ _PROFILE = (
 _M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not correlated)
 _IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
 _BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())  # ties: the newer item
-#: (score, why, topics, followed, item id, n_muted) of a token's reader's unmuted rows of a
-#: window, best first; ``n_muted`` (the same on every row: a scalar subquery, run once) counts
-#: the window's muted rows. The cards are not joined: they come from :func:`_cards`.
+_RM = ReadMark.__table__.c
+#: 1 when the token's reader has read or seen the row's item (``read_marks``, issue 13): one
+#: look-up of its primary key per row
+_READ = sa.case(
+    (
+        sa.exists().where(
+            _RM.reader_id == sa.select(_R.id).where(_R.token_hash == _HASH).scalar_subquery(),
+            _RM.item_id == _S.item_id,
+        ),
+        _ONE,
+    ),
+    else_=_ZERO,
+)
+#: (score, why, topics, followed, item id, n_muted, published, read) of a token's reader's
+#: unmuted rows of a window, best first; ``n_muted`` (the same on every row: a scalar
+#: subquery, run once) counts the window's muted rows. The cards are not joined: they come
+#: from :func:`_cards`.
 _RANKED = (
     sa.select(
         _S.score,
@@ -83,6 +98,8 @@ _RANKED = (
         .where(_M.profile == _PROFILE, _M.published >= _START, _M.published < _END, _M.muted)
         .scalar_subquery()
         .label("n_muted"),
+        _S.published,
+        _READ.label("is_read"),
     )
     .where(_IN_WINDOW, sa.not_(_S.muted))
     .order_by(*_BEST_FIRST)
@@ -98,7 +115,20 @@ def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
         if not padded:
             return (kind, number, value, slug)
         no_score = sa.cast(_NULL, sa.Float)  # typed: PostgreSQL would read a bare NULL as text
-        return (kind, _ZERO.label("position"), no_score, _NULL, _NULL, _NULL, number, value, slug)
+        no_time = sa.cast(_NULL, Score.published.type)
+        return (
+            kind,
+            _ZERO.label("position"),
+            no_score,
+            _NULL,
+            _NULL,
+            _NULL,
+            number,
+            value,
+            slug,
+            no_time,
+            _ZERO,
+        )
 
     return [
         sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL)).where(_R.token_hash == _HASH),
@@ -120,9 +150,9 @@ _RANKED_AT = _RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST)
 )
 #: :data:`_READER` and :data:`_RANKED` as one statement, for a database with a round trip
 #: (on PostgreSQL one statement costs the client about 0.1 ms less than two in a pipeline):
-#: (kind, position, score, why, topics, followed, number, value, slug) rows, kind 0–2 as in
-#: ``_READER`` and 3 = a ranked row (number = item id, value = the muted count), ordered by
-#: kind and rank
+#: (kind, position, score, why, topics, followed, number, value, slug, published, read) rows,
+#: kind 0–2 as in ``_READER`` and 3 = a ranked row (number = item id, value = the muted count),
+#: ordered by kind and rank
 READER_AND_RANKED = sa.union_all(
     *_reader_selects(padded=True),
     sa.select(
@@ -135,6 +165,8 @@ READER_AND_RANKED = sa.union_all(
         _RANKED_AT.c.item_id,
         _RANKED_AT.c.n_muted,
         _NULL,
+        _RANKED_AT.c.published,
+        _RANKED_AT.c.is_read,
     ),
 ).order_by(sa.literal_column("1"), sa.literal_column("2"))
 
@@ -142,76 +174,12 @@ READER_AND_RANKED = sa.union_all(
 def split_all(found: list[Any]) -> tuple[list[Any], list[Any]]:
     """The rows of :data:`READER_AND_RANKED` as those of :data:`_READER` and of :data:`_RANKED`."""
     who, rows = [], []
-    for kind, _, score, why, topics, followed, number, value, slug in found:
+    for kind, _, score, why, topics, followed, number, value, slug, published, read in found:
         if kind == 3:
-            rows.append((score, why, topics, followed, number, value))
+            rows.append((score, why, topics, followed, number, value, published, read))
         else:
             who.append((kind, number, value, slug))
     return who, rows
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...] | None  # parameter order of a positional paramstyle; None: named
-    literals: dict[str, Any]  # values of the parameters SQLAlchemy generated for literals
-
-
-_compiled: dict[tuple[int, str], _Compiled] = {}
-
-
-def _compile(dialect: sa.Dialect, stmt: sa.ClauseElement) -> _Compiled:
-    key = (id(stmt), dialect.name)
-    compiled = _compiled.get(key)
-    if compiled is None:
-        c: Any = stmt.compile(dialect=dialect)
-        names = tuple(c.positiontup or ()) if c.positional else None
-        literals = {name: b.value for name, b in c.binds.items() if not b.required}
-        compiled = _compiled[key] = _Compiled(str(c), names, literals)
-    return compiled
-
-
-def driver_statement(dialect: sa.Dialect, stmt: sa.ClauseElement, params: dict[str, Any]) -> tuple[str, Any]:
-    """``stmt`` as the driver runs it: its SQL (compiled once per dialect) and its arguments
-    (a dict, or a list for a positional paramstyle), literals included."""
-    compiled = _compile(dialect, stmt)
-    if compiled.literals:
-        params = {**compiled.literals, **params}
-    return compiled.sql, params if compiled.names is None else [params[n] for n in compiled.names]
-
-
-def _fetch(
-    conn: sa.Connection, queries: Sequence[tuple[sa.ClauseElement, dict[str, Any]]]
-) -> list[list[Any]]:
-    """The rows (DBAPI tuples) of each ``(statement, params)``, the statements compiled once per
-    dialect by SQLAlchemy and run on the connection's DBAPI cursor: the request path skips
-    SQLAlchemy's per-execution work (cache key, parameter processing, result wrapping), about a
-    third of the statements' cost. On PostgreSQL they are sent in one psycopg pipeline: one
-    round trip for all. ``params`` must be as the driver takes them (datetimes through
-    :func:`aggregator.store.db.dbapi_datetime`). A driver error is raised as
-    ``sqlalchemy.exc.DBAPIError``, with the connection invalidated when it was lost."""
-    dialect = conn.dialect
-    fairy = conn.connection
-    raw: Any = fairy.driver_connection
-    cursors: list[Any] = []
-    sql, args = "", None
-    try:
-        with raw.pipeline() if dialect.name == "postgresql" else contextlib.nullcontext():
-            for stmt, params in queries:
-                sql, args = driver_statement(dialect, stmt, params)
-                cursors.append(raw.cursor())
-                cursors[-1].execute(sql, args)
-        return [list(c.fetchall()) for c in cursors]
-    except dialect.loaded_dbapi.Error as err:
-        lost = dialect.is_disconnect(err, fairy.dbapi_connection, cursors[-1] if cursors else None)
-        if lost:
-            conn.invalidate(err)
-        raise sa.exc.DBAPIError.instance(
-            sql, args, err, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-        ) from err
-    finally:
-        for c in cursors:
-            c.close()
 
 
 def _reader_key(rows: list[Any]) -> ReaderKey | None:
@@ -228,10 +196,10 @@ def _reader_key(rows: list[Any]) -> ReaderKey | None:
     return None if reader_id is None else ReaderKey(reader_id, votes, frozenset(slugs))
 
 
-def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | None:
+async def reader_for_token_hash(source: RowSource, token_hash: str) -> ReaderKey | None:
     """The reader whose API token has SHA-256 hex digest ``token_hash``, or None: one query
     (three indexed look-ups: reader, votes ≠ 0, subscriptions)."""
-    return _reader_key(_fetch(conn, [(_READER, {"token_hash": token_hash})])[0])
+    return _reader_key((await source.fetch([(_READER, {"token_hash": token_hash})]))[0])
 
 
 #: Seconds a window's item count and the default day are reused: both change only
@@ -239,26 +207,31 @@ def reader_for_token_hash(conn: sa.Connection, token_hash: str) -> ReaderKey | N
 CACHE_TTL = 10.0
 _clock = time.monotonic  # the caches' clock (seconds); tests move it on
 _cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_MISSING = object()
 
 
-def _cached(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-    now = _clock()
+def _cache_get(key: tuple[Any, ...]) -> Any:
     hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]  # type: ignore[no-any-return]
-    value = compute()
+    return hit[1] if hit is not None and hit[0] > _clock() else _MISSING
+
+
+def _cache_put(key: tuple[Any, ...], value: T) -> T:
     if len(_cache) > 1000:
         _cache.clear()
-    _cache[key] = (now + CACHE_TTL, value)
+    _cache[key] = (_clock() + CACHE_TTL, value)
     return value
 
 
-def window_total(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> int:
-    """Items published in [``start``, ``end``), cached per process for ``CACHE_TTL`` s."""
-    return _cached(
-        ("total", conn.engine, start, end),
-        lambda: int(conn.execute(_TOTAL, {"start": start, "end": end}).scalar_one()),
-    )
+def default_day(source: RowSource, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
+    """The digest's day when none is asked for: :func:`aggregator.digest.public.default_day` (the
+    newest day with papers, see :func:`aggregator.digest.public.latest_day`), cached per process for
+    ``CACHE_TTL`` s per local date (``now``: default the current UTC time)."""
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(tz).date()
+    key = ("latest", source.engine, today, tz.key)
+    found = _cache_get(key)
+    if found is _MISSING:
+        found = _cache_put(key, source.run(lambda conn: digest.latest_day(conn, today, tz)))
+    return found  # type: ignore[no-any-return]
 
 
 #: (item id, card) of the items whose ids are bound as ``ids``: a JSON array text on SQLite,
@@ -284,12 +257,10 @@ def _opened(card: str) -> bytes:
     return card[:-1].encode()
 
 
-def _cards(conn: sa.Connection, ids: list[int]) -> dict[int, bytes | None]:
-    """The stored card of each of ``ids`` that exists, as UTF-8 bytes without the closing
-    brace (None while the card is stale): from the per-process cache when read in the last
-    ``CARD_TTL`` s, else in one query."""
+def _cached_cards(engine: sa.Engine, ids: list[int]) -> tuple[dict[int, bytes | None], list[int]]:
+    """The cards of ``ids`` read in the last ``CARD_TTL`` s, and the ids to read."""
     now = _clock()
-    cache = _card_cache.setdefault(conn.engine, {})
+    cache = _card_cache.setdefault(engine, {})
     out: dict[int, bytes | None] = {}
     missing = []
     for item_id in ids:
@@ -298,28 +269,21 @@ def _cards(conn: sa.Connection, ids: list[int]) -> dict[int, bytes | None]:
             out[item_id] = hit[1]
         else:
             missing.append(item_id)
-    if missing:
-        name = conn.dialect.name
-        param = json_text(missing) if name == "sqlite" else missing
-        rows = _fetch(conn, [(_CARDS[name], {"ids": param})])[0]
-        if len(cache) + len(rows) > CARD_CACHE_SIZE:
-            cache.clear()
-        expires = now + CARD_TTL
-        for item_id, card in rows:
-            if card is None:
-                out[item_id] = None
-            else:
-                out[item_id] = opened = _opened(card)
-                cache[item_id] = (expires, opened)
-    return out
+    return out, missing
 
 
-def default_day(conn: sa.Connection, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
-    """The digest's day when none is asked for: :func:`aggregator.digest.public.default_day` (the
-    newest day with papers, see :func:`aggregator.digest.public.latest_day`), cached per process for
-    ``CACHE_TTL`` s per local date (``now``: default the current UTC time)."""
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(tz).date()
-    return _cached(("latest", conn.engine, today, tz.key), lambda: digest.latest_day(conn, today, tz))
+def _keep_cards(engine: sa.Engine, rows: list[Any], out: dict[int, bytes | None]) -> None:
+    """Add the read ``(id, card)`` rows to ``out`` (None while a card is stale) and the cache."""
+    cache = _card_cache.setdefault(engine, {})
+    if len(cache) + len(rows) > CARD_CACHE_SIZE:
+        cache.clear()
+    expires = _clock() + CARD_TTL
+    for item_id, card in rows:
+        if card is None:
+            out[item_id] = None
+        else:
+            out[item_id] = opened = _opened(card)
+            cache[item_id] = (expires, opened)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -334,25 +298,18 @@ def _topics(stored: str | None, subscribed: frozenset[str]) -> str:
 
 
 def _body(
-    conn: sa.Connection,
     reader: ReaderKey,
     rows: list[Any],
-    day: dt.date,
-    days: int,
-    window: tuple[dt.datetime, dt.datetime],
-    timezone: str,
-    next_cursor: str | None = None,
+    cards: dict[int, bytes],
+    head: tuple[dt.date, int, str, int],
+    next_cursor: str | None,
 ) -> bytes:
     """The JSON answer of the ranked ``rows`` (see :data:`_RANKED`): each card with the
-    reader's score, why, topics still subscribed, followed authors and vote appended."""
-    cards = _cards(conn, [row[4] for row in rows])
-    stale = [item_id for item_id, card in cards.items() if card is None]
-    if stale:
-        cards.update((i, _opened(card)) for i, card in build_cards(Session(bind=conn), stale).items())
+    reader's score, why, topics still subscribed, followed authors, vote and read mark
+    appended; ``head``: (day, days, time zone name, the window's item count)."""
     votes, subscribed = reader.votes, reader.subscribed
-    read = read_marks(conn, reader.id, [row[4] for row in rows])
     parts = []
-    for score, why, topics, followed, item_id, _ in rows:
+    for score, why, topics, followed, item_id, _, _, read in rows:
         card = cards.get(item_id)
         if card is None:  # the item was deleted meanwhile
             continue
@@ -360,54 +317,74 @@ def _body(
         parts.append(
             f',"score":{round(score, 4)!r},"why":{why or "[]"},'
             f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
-            f'"feedback":{votes.get(item_id, 0)},"read":{"true" if item_id in read else "false"}}},'.encode()
+            f'"feedback":{votes.get(item_id, 0)},"read":{"true" if read else "false"}}},'.encode()
         )
     if parts:
         parts[-1] = parts[-1][:-1]  # no comma after the last item
-    total = window_total(conn, *window)
-    head = (
+    day, days, timezone, total = head
+    start = (
         f'{{"date":"{day.isoformat()}","days":{days},"timezone":{json_text(timezone)},"total":{total},'
         f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
     )
     tail = f'],"groups":null,"next_cursor":{json_text(next_cursor)}}}'.encode()
-    return head.encode() + b"".join(parts) + tail
+    return start.encode() + b"".join(parts) + tail
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """What a served page's ``next_cursor`` needs beyond its rows: the window's item count,
+    the snapshot bound (the largest ``items.id`` now) and the scores fingerprint of the
+    reader's and the default profile's rows of the window (as
+    :func:`aggregator.digest.paging.scores_run` computes it)."""
+
+    total: int
+    max_id: int
+    run: int | None
 
 
 class Paging(Protocol):
     """How a served page gets its ``next_cursor`` (:mod:`aggregator.api.paging`): ``limit`` the
-    page size, ``next_cursor(conn, reader, rows, day, window)`` the cursor after the full page
-    ``rows`` (None when nothing follows)."""
+    page size, ``next_cursor(reader, rows, day, window, state)`` the cursor after the full
+    page ``rows`` (None when nothing follows). Reads nothing."""
 
     limit: int
 
     def next_cursor(
         self,
-        conn: sa.Connection,
         reader: ReaderKey,
         rows: list[Any],
         day: dt.date,
         window: tuple[dt.datetime, dt.datetime],
+        state: PageState,
     ) -> str | None: ...
 
 
-_READ = {
-    "sqlite": sa.text(
-        "SELECT item_id FROM read_marks WHERE reader_id = :r"
-        " AND item_id IN (SELECT value FROM json_each(:ids))"
-    ),
-    "postgresql": sa.text("SELECT item_id FROM read_marks WHERE reader_id = :r AND item_id = ANY(:ids)"),
-}
+def _window_runs(profile: Any, name: str) -> Any:
+    scores = Score.__table__.alias(f"{name}_scores").c
+    in_window = sa.and_(scores.profile == profile, scores.published >= _START, scores.published < _END)
+    return (
+        sa.select(sa.func.max(scores.run).label("run"), sa.func.count().label("n"))
+        .where(in_window)
+        .subquery(name)
+    )
 
 
-def read_marks(conn: sa.Connection, reader_id: int, ids: list[int]) -> set[int]:
-    """Which of ``ids`` the reader has read or seen (``read_marks``, issue 13): one query on
-    its primary key, none when ``ids`` is empty."""
-    if not ids:
-        return set()
-    name = conn.dialect.name
-    params = {"r": reader_id, "ids": json_text(ids) if name == "sqlite" else ids}
-    rows = _fetch(conn, [(_READ[name], params)])[0]
-    return {row[0] for row in rows}
+_MINE, _SITE = (
+    _window_runs(sa.bindparam("profile"), "mine"),
+    _window_runs(sa.literal(DEFAULT_PROFILE), "site"),
+)
+#: (largest item id, the reader's newest run and row count, the default profile's) of a window
+_PAGE_STATE = sa.select(
+    sa.select(sa.func.max(_I.id)).scalar_subquery(), _MINE.c.run, _MINE.c.n, _SITE.c.run, _SITE.c.n
+)
+
+
+def _page_state(total: int, found: Any) -> PageState:
+    max_id, mine_run, mine_n, site_run, site_n = found
+    runs = [r for r in (mine_run, site_run) if r is not None]
+    n = int(mine_n) + int(site_n)
+    run = None if not runs and not n else int(max(runs, default=0)) * 1_000_003 + n
+    return PageState(total, int(max_id or 0), run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,33 +394,6 @@ class Answer:
 
     reader: ReaderKey | None
     body: bytes | None
-
-
-def serve_digest(
-    conn: sa.Connection,
-    token_hash: str,
-    tz: ZoneInfo,
-    timezone: str,
-    day: dt.date | None = None,
-    days: int = 1,
-    limit: int = 50,
-    now: dt.datetime | None = None,
-    paging: Paging | None = None,
-) -> Answer:
-    """The reader of ``token_hash`` (SHA-256 hex of the API token) and the JSON body of their
-    digest of the ``days`` local days (zone ``tz``, named ``timezone`` in the answer) ending
-    ``day`` (default: :func:`default_day`): their best ``limit``
-    unmuted items by precomputed score, ties to the newer item. ``total`` counts the window's
-    items; ``hidden`` the reader's scored items of the window left out as muted. The body is
-    None when the reader has no unmuted precomputed scores in the window. Both queries go in
-    one round trip; the cards (up to ``CARD_TTL`` s old), the default day and the window's count
-    come from per-process caches. Reads only (a stale card is built in memory, not written).
-    Raises ``sqlalchemy.exc.DBAPIError`` on a database error."""
-    if day is None:
-        day = default_day(conn, tz, now)
-    window = day_window(day, days, tz)
-    who, rows = _fetch(conn, digest_queries(conn.dialect.name, token_hash, window, limit))
-    return answer(conn, who, rows, day, days, window, timezone, paging)
 
 
 def ranked_params(
@@ -460,33 +410,78 @@ def ranked_params(
     }
 
 
-def digest_queries(
-    dialect: str, token_hash: str, window: tuple[dt.datetime, dt.datetime], limit: int
-) -> list[tuple[sa.ClauseElement, dict[str, Any]]]:
-    """The two statements of :func:`serve_digest` with their parameters as the driver takes
-    them: the reader (:data:`_READER`) and their ranked rows of ``window`` (:data:`_RANKED`)."""
-    return [
-        (_READER, {"token_hash": token_hash}),
-        (_RANKED, ranked_params(dialect, token_hash, window, limit)),
-    ]
-
-
-def answer(
-    conn: sa.Connection,
-    who: list[Any],
-    rows: list[Any],
-    day: dt.date,
-    days: int,
-    window: tuple[dt.datetime, dt.datetime],
+async def serve_digest(
+    source: RowSource,
+    token_hash: str,
+    tz: ZoneInfo,
     timezone: str,
+    day: dt.date | None = None,
+    days: int = 1,
+    limit: int = 50,
+    now: dt.datetime | None = None,
     paging: Paging | None = None,
 ) -> Answer:
-    """The :class:`Answer` of the rows of :func:`digest_queries` (``conn`` is read only on a
-    cache miss: cards, the window's count). With ``paging`` (issue 13): no body when the rows
-    do not fill the page (the general path then ranks the rest of the window), and the body
-    ends with ``next_cursor``."""
+    """The reader of ``token_hash`` (SHA-256 hex of the API token) and the JSON body of their
+    digest of the ``days`` local days (zone ``tz``, named ``timezone`` in the answer) ending
+    ``day`` (default: :func:`default_day`): their best ``limit`` unmuted items by precomputed
+    score, ties to the newer item. ``total`` counts the window's items; ``hidden`` the
+    reader's scored items of the window left out as muted. The body is None when the reader
+    has no unmuted precomputed scores in the window, or (with ``paging``, issue 13) when the
+    rows do not fill the page (the general path then ranks the rest of the window). Reads
+    only (a stale card is built in memory, not written): the queries are in the module
+    docstring. Raises ``sqlalchemy.exc.DBAPIError`` or ``psycopg.Error`` on a database error."""
+    if day is None:
+        day = default_day(source, tz, now)
+    window = day_window(day, days, tz)
+    params = ranked_params(source.engine.dialect.name, token_hash, window, limit)
+    if source.one_statement:
+        who, rows = split_all((await source.fetch([(READER_AND_RANKED, params)]))[0])
+    else:
+        who, rows = await source.fetch([(_READER, {"token_hash": token_hash}), (_RANKED, params)])
     reader = _reader_key(who)
     if reader is None or not rows or (paging is not None and len(rows) < paging.limit):
         return Answer(reader, None)  # a short page: the general path ranks the rest of the day
-    more = None if paging is None else paging.next_cursor(conn, reader, rows, day, window)
-    return Answer(reader, _body(conn, reader, rows, day, days, window, timezone, more))
+    asked = (day, days, timezone, window)
+    return Answer(reader, await _served_body(source, reader, rows, asked, params, paging))
+
+
+async def _served_body(
+    source: RowSource,
+    reader: ReaderKey,
+    rows: list[Any],
+    asked: tuple[dt.date, int, str, tuple[dt.datetime, dt.datetime]],
+    params: dict[str, Any],
+    paging: Paging | None,
+) -> bytes:
+    """The body of a full page of ``rows``: one more round trip for what the caches miss and,
+    with ``paging``, the page state (``asked``: day, days, time zone name and the window;
+    ``params``: those of :data:`_RANKED`)."""
+    engine, name = source.engine, source.engine.dialect.name
+    day, days, timezone, window = asked
+    cards, missing = _cached_cards(engine, [row[4] for row in rows])
+    total_key = ("total", engine, params["start"], params["end"])
+    total = _cache_get(total_key)
+    bounds = {"start": params["start"], "end": params["end"]}
+    queries: list[Any] = []
+    if missing:
+        queries.append((_CARDS[name], {"ids": json_text(missing) if name == "sqlite" else missing}))
+    if total is _MISSING:
+        queries.append((_TOTAL, bounds))
+    # with the window's count known, a page that holds the whole window needs no cursor
+    cursor = paging is not None and (total is _MISSING or total > len(rows) + int(rows[0][5] or 0))
+    if cursor:
+        queries.append((_PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
+    found = list(await source.fetch(queries)) if queries else []
+    if missing:
+        _keep_cards(engine, found.pop(0), cards)
+    if total is _MISSING:
+        total = _cache_put(total_key, int(found.pop(0)[0][0]))
+    stale = [item_id for item_id, card in cards.items() if card is None]
+    if stale:
+        built = source.run(lambda conn: build_cards(Session(bind=conn), stale))
+        cards.update((i, _opened(card)) for i, card in built.items())
+    more = None
+    if paging is not None and cursor:
+        state = _page_state(total, found.pop(0)[0])
+        more = paging.next_cursor(reader, rows, day, window, state)
+    return _body(reader, rows, cards, (day, days, timezone, total), more)  # type: ignore[arg-type]

@@ -151,16 +151,14 @@ async def my_digest(
         reader = found.reader
     elif plain:
         paging = ServedPaging(state.engine, settings, days, limit)
-        found = state.reads.run(
-            lambda conn: served.serve_digest(
-                conn, token_hash, settings.tz, settings.timezone, date, days, limit, paging=paging
-            )
+        found = await served.serve_digest(
+            state.rows, token_hash, settings.tz, settings.timezone, date, days, limit, paging=paging
         )
         if found.body is not None:
             return Response(found.body, media_type="application/json")
         reader = found.reader
     else:
-        reader = state.reads.run(lambda conn: served.reader_for_token_hash(conn, token_hash))
+        reader = await served.reader_for_token_hash(state.rows, token_hash)
     if reader is None:
         raise unauthorized("invalid API token", error="invalid_token")
     answer = await run_in_threadpool(

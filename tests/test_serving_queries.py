@@ -1,0 +1,129 @@
+"""How many queries one ``GET /api/me/digest`` runs, on SQLite and PostgreSQL, and that none
+runs twice: every statement the database receives is recorded (SQLite's trace callback on
+each connection; on PostgreSQL psycopg's sync and async cursors, so the async pool's
+connections are counted as well as SQLAlchemy's), for a known reader with precomputed scores
+(served by the fast lane), an unknown token (401), and a reader without scores (the general
+path answers with the default profile's order)."""
+
+from __future__ import annotations
+
+import collections
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from test_me_api import DAY, INTERESTS, make_settings, signup
+from test_readers import load_papers
+
+from aggregator.api.app import create_app
+from aggregator.worker import tasks as jobs
+
+_DATA = re.compile(r"^\s*(SELECT|WITH|INSERT|UPDATE|DELETE)\b", re.I)
+
+
+class Recorder:
+    """Statements received by the database while ``on`` (the data statements only: not BEGIN,
+    COMMIT, SAVEPOINT or SET), each as (SQL, parameters)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seen: list[tuple[str, str]] = []
+        self.awaited = 0  # of those, run on an async connection (the pool's)
+
+    def add(self, sql: Any, params: Any = None, awaited: bool = False) -> None:
+        text = sql if isinstance(sql, str) else sql.decode() if isinstance(sql, bytes) else str(sql)
+        if self.on and _DATA.match(text):
+            self.seen.append((" ".join(text.split()), repr(params)))
+            self.awaited += awaited
+
+
+@pytest.fixture
+def recorded(
+    engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, Recorder]]:
+    """The app on two days of real papers, ranked, cards filled, with every statement recorded."""
+    load_papers(engine, ("2026-06-12", "2026-06-15"))
+    settings = make_settings(database_url, tmp_path)
+    jobs.update_ranking(engine, settings, INTERESTS)
+    assert jobs.fill_cards(engine) > 0
+    rec = Recorder()
+    if engine.dialect.name == "sqlite":
+        engine.dispose()  # every connection from here on is new, and traced
+
+        @sa.event.listens_for(engine, "connect")
+        def trace(dbapi_conn: sqlite3.Connection, _: Any) -> None:
+            dbapi_conn.set_trace_callback(rec.add)
+
+    else:
+        for cls in (psycopg.Cursor, psycopg.AsyncCursor):
+            real = cls.execute
+            awaited = cls is psycopg.AsyncCursor
+
+            def execute(
+                self: Any,
+                query: Any,
+                params: Any = None,
+                *a: Any,
+                _real: Any = real,
+                _awaited: bool = awaited,
+                **k: Any,
+            ) -> Any:
+                rec.add(query, params, _awaited)
+                return _real(self, query, params, *a, **k)
+
+            monkeypatch.setattr(cls, "execute", execute)
+    with TestClient(create_app(settings, engine)) as client:
+        yield client, rec
+
+
+def _one_request(
+    client: TestClient, rec: Recorder, headers: dict[str, str], status: int
+) -> list[tuple[str, str]]:
+    rec.seen.clear()
+    rec.awaited = 0
+    rec.on = True
+    try:
+        answer = client.get("/api/me/digest", headers=headers, params={"date": DAY, "limit": 5})
+    finally:
+        rec.on = False
+    assert answer.status_code == status, answer.text
+    return list(rec.seen)
+
+
+def test_no_query_runs_twice_for_one_digest_request(recorded: tuple[TestClient, Recorder]) -> None:
+    """A known reader is served in two round trips (the reader with their ranked rows; the
+    next page's snapshot bound and scores fingerprint), on PostgreSQL both on the async pool;
+    an unknown token costs one (the route reuses what the fast lane read); a reader without
+    scores goes on to the general path, which reads nothing the lane read, and no statement
+    of its own twice."""
+    client, rec = recorded
+    pg = client.app.state.engine.dialect.name == "postgresql"  # type: ignore[attr-defined]
+    known, _ = signup(client, "k@example.com")
+    put = client.put("/api/me/profile", headers=known, json={"interests": "reasoning in language models"})
+    assert put.status_code == 200
+    first = client.get("/api/me/digest", headers=known, params={"date": DAY, "limit": 5}).json()
+    assert first["profile"].startswith("reader:") and first["next_cursor"]
+    fresh, _ = signup(client, "f@example.com")  # no precomputed scores
+    runs: dict[str, list[int]] = {}
+    for name, headers, status in (
+        ("known", known, 200),
+        ("unknown", {"Authorization": "Bearer nope"}, 401),
+        ("no scores", fresh, 200),
+    ):
+        for _ in (1, 2):  # the second with the process's caches warm (cards, counts, rate keys)
+            seen = _one_request(client, rec, headers, status)
+            assert [q for q, n in collections.Counter(seen).items() if n > 1] == [], name
+            runs.setdefault(name, []).append(len(seen))
+            if pg and name == "known":
+                assert rec.awaited == len(seen)  # all on the pool's async connections
+    # warm: one statement per round trip on PostgreSQL; SQLite sends the reader and the ranked
+    # rows as two statements (no round trip to save)
+    assert runs["known"][1] == (2 if pg else 3)
+    assert runs["unknown"][1] == (1 if pg else 2)
+    assert runs["no scores"][1] < 20
