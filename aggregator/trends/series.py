@@ -82,17 +82,17 @@ def bucket_end(start: dt.date, interval: str) -> dt.date:
     return start
 
 
-#: Unpacked day rows, most recently used last: (database, scope, day, n_terms) → (ids, dfs).
-#: A row is only ever rewritten with more terms, so the key changes when the row does; term
-#: ids differ between databases, so the database is part of the key (a process reading two,
-#: as the tests do, must not read one's rows for the other). At most :data:`CACHE_TERMS`
-#: (term, df) pairs are kept per process (16 bytes each: 64 MB).
-_ROWS: OrderedDict[tuple[str, str, dt.date, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+#: Unpacked day rows, most recently used last: (database, scope, day, n_terms, n_docs) →
+#: (ids, dfs). A row changes only when items are counted into its day, which changes the day's
+#: n_docs; term ids differ between databases, so the database (its URL and newest term id) is
+#: part of the key (a process reading two, as the tests do, must not read one's rows for the
+#: other). At most :data:`CACHE_TERMS` (term, df) pairs are kept per process (16 bytes each).
+_ROWS: OrderedDict[tuple[str, str, dt.date, int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 CACHE_TERMS = 4_000_000
 _cached = [0]
 
 
-def _day_df(key: tuple[str, str, dt.date, int], data: bytes | None, term_id: int) -> int:
+def _day_df(key: tuple[str, str, dt.date, int, int], data: bytes | None, term_id: int) -> int:
     row = _ROWS.get(key)
     if row is None:
         if data is None:
@@ -134,8 +134,12 @@ def term_series(
         sizes = session.execute(
             sa.select(tc.c.day, tc.c.n_terms).where(tc.c.scope == scope, tc.c.day >= start, tc.c.day <= end)
         ).all()
-        database = str(session.connection().engine.url)
-        missing = [d for d, n in sizes if (database, scope, d, n) not in _ROWS]
+        # the database's URL and its newest term id: a database recreated under the same URL
+        # (tests) numbers its terms anew; the day's item count: a day counted again with no new
+        # term keeps n_terms but not its dfs
+        newest_term = session.scalar(sa.select(sa.func.max(Term.id))) or 0
+        database = f"{session.connection().engine.url}#{newest_term}"
+        missing = [d for d, n in sizes if (database, scope, d, n, totals.get(d, 0)) not in _ROWS]
         blobs: dict[dt.date, bytes] = (
             dict(
                 session.execute(
@@ -146,7 +150,7 @@ def term_series(
             else {}
         )
         for d, n in sizes:
-            counts[d] = max(_day_df((database, scope, d, n), blobs.get(d), term_id), 0)
+            counts[d] = max(_day_df((database, scope, d, n, totals.get(d, 0)), blobs.get(d), term_id), 0)
     points: dict[dt.date, list[int]] = {}
     s = bucket_start(start, interval)
     while s <= end:
