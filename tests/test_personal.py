@@ -448,7 +448,7 @@ def test_explain_rows_matches_rank_explain(model, window) -> None:
     rows = personal.top_rows(res, 30)
     fast = personal.explain_rows(window, rows, queries[0], model.terms, 5)
     q = sp.csr_matrix(queries[0])
-    ref = [rank.explain(window.matrix[r], q, model, 5) for r in rows]
+    ref = [rank.explain(window.matrix[r], q, model, 5, window.texts[r]) for r in rows]
     same = sum(a == b for a, b in zip(fast, ref, strict=True))
     assert same >= 28  # equal up to the order of exactly tied contributions
     assert all(w and {"term", "weight"} <= set(w[0]) for w in fast)

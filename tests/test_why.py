@@ -13,7 +13,7 @@ from conftest import bulk_papers
 
 from aggregator.ranking import personal
 from aggregator.ranking import tfidf as rank
-from aggregator.ranking.text import FILLER, analyze
+from aggregator.ranking.text import FILLER, analyze, join_phrases
 from aggregator.types import ReaderProfile
 
 DAY = "2026-06-16"
@@ -91,6 +91,32 @@ def test_why_terms_on_a_real_day_are_phrases_of_the_text(day) -> None:
                 bad.append(("not a phrase of the text", t))
     assert n_terms > 400
     assert not bad, bad[:20]
+    # whole phrases: no two terms the text writes as one phrase ("large language" and "language
+    # models" of "large language models"), no singular beside its plural ("policy", "policies")
+    pieces = []
+    for paper, terms in pairs:
+        text = paper["title"] + " " + paper["summary"]
+        for a in terms:
+            for b in terms:
+                overlap = a != b and " " in a and " " in b and a.split(" ")[-1] == b.split(" ")[0]
+                if overlap and _adjacent(" ".join(a.split(" ") + b.split(" ")[1:]), text):
+                    pieces.append((a, b))
+        stems = [t.rstrip("s") for t in terms]
+        pieces += [(t, t) for t in terms if stems.count(t.rstrip("s")) > 1]
+    assert not pieces, pieces[:20]
+    assert any(len(t.split(" ")) > 2 for _, terms in pairs for t in terms)  # joined phrases appear
+
+
+def test_join_phrases() -> None:
+    text = "Mixture-of-Experts for large language models. Test time scaling of policies; a policy."
+    why = [("large language", 0.3), ("language models", 0.2), ("test time", 0.1), ("time scaling", 0.05)]
+    why += [("policies", 0.04), ("policy", 0.03)]
+    joined = join_phrases(why, text)
+    assert [t for t, _ in joined] == ["large language models", "test time scaling", "policies"]
+    assert [round(w, 4) for _, w in joined] == [0.5, 0.15, 0.07]
+    # only what the text writes as one phrase: not across punctuation
+    apart = [("large language", 0.3), ("language models", 0.2)]
+    assert join_phrases(apart, "large language. Language models") == apart
 
 
 def test_analyzer_breaks_at_punctuation_and_drops_urls_and_latex() -> None:

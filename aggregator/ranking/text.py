@@ -20,6 +20,7 @@ authors were plain words of the text. This analyzer:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -109,3 +110,73 @@ FILLER = _words(
     setting way ability number set case application applications result results domain type
     structure value values task tasks performance framework propose proposed novel new based"""
 )
+
+
+# --- why: whole phrases ------------------------------------------------------------------------
+
+
+def _singular(word: str) -> str:
+    """A plural's singular by the regular English rules ("policies" → "policy", "models" →
+    "model"); other words unchanged ("process", "corpus", "analysis")."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@functools.lru_cache(maxsize=65536)
+def twin_key(term: str) -> str:
+    """The form a term shares with its singular/plural twin ("vla models" and "vla model")."""
+    words = term.split(" ")
+    return " ".join([*words[:-1], _singular(words[-1])])
+
+
+def _overlaps(terms: list[str]) -> bool:
+    split = [t.split(" ") for t in terms if " " in t]
+    return any(a[-1] == b[0] for a in split for b in split if a is not b)
+
+
+@functools.lru_cache(maxsize=8192)
+def _token_line(text: str) -> str:
+    """The text's :func:`_runs_tokens` joined by spaces, with a space at each end: a break (an
+    empty token) leaves two spaces, so a phrase is found only within a run. Cached: the same
+    items are explained for many readers."""
+    return " " + " ".join(_runs_tokens(text)) + " "
+
+
+def join_phrases(why: list[tuple[str, float]], text: str) -> list[tuple[str, float]]:
+    """``why`` entries (term, weight; best first) as whole phrases of ``text`` (the item's title
+    and abstract): two phrases that overlap by a word and that the text writes as one are one
+    entry ("large language" + "language models" → "large language models", when the text says
+    "large language models"), and a singular and its plural are one ("policies", "policy"); the
+    weights add up. The bigram model cannot see a longer phrase; the text can. Returns the
+    entries best first (never more than given)."""
+    terms = [t for t, _ in why]
+    keys = [twin_key(t) for t in terms]
+    if len(set(keys)) == len(keys) and not _overlaps(terms):
+        return why
+    line = _token_line(text.partition(AUTHORS_MARK)[0])
+    names, weights = list(terms), [w for _, w in why]
+    parts = [n.split(" ") for n in names]
+    joined = True
+    while joined:  # join one overlapping pair at a time, until none is left
+        joined = False
+        for i, a in enumerate(parts):
+            for j, b in enumerate(parts):
+                if i == j or len(a) < 2 or len(b) < 2 or a[-1] != b[0]:
+                    continue
+                phrase = " ".join(a + b[1:])
+                if f" {phrase} " in line:
+                    parts[i], names[i], weights[i] = a + b[1:], phrase, weights[i] + weights[j]
+                    del parts[j], names[j], weights[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    merged: dict[str, tuple[str, float]] = {}
+    for name, weight in zip(names, weights, strict=True):
+        key = twin_key(name)
+        first, total = merged.get(key, (name, 0.0))
+        merged[key] = (first, total + weight)
+    return sorted(merged.values(), key=lambda tw: -tw[1])

@@ -29,7 +29,14 @@ from sklearn.preprocessing import normalize
 from sqlalchemy.orm import Session
 
 from aggregator.config import Interests
-from aggregator.ranking.text import AUTHOR_PREFIX, AUTHOR_SEP, AUTHORS_MARK, analyze, is_quiet_term
+from aggregator.ranking.text import (
+    AUTHOR_PREFIX,
+    AUTHOR_SEP,
+    AUTHORS_MARK,
+    analyze,
+    is_quiet_term,
+    join_phrases,
+)
 from aggregator.store.db import insert
 from aggregator.store.tables import Item, RankModel, Score
 
@@ -133,13 +140,14 @@ def profile_vector(model: TfidfModel, interests: Interests, extra_texts: Sequenc
 
 
 def explain(
-    item_row: sp.csr_matrix, profile: sp.csr_matrix, model: TfidfModel, k: int
+    item_row: sp.csr_matrix, profile: sp.csr_matrix, model: TfidfModel, k: int, text: str | None = None
 ) -> list[dict[str, object]]:
     """Top ``k`` terms by contribution ``item[t] × profile[t]`` to the cosine similarity.
 
     A unigram that is part of a contributing bigram is folded into it ("language" into
-    "language models"), so the list names distinct reasons. Each entry is
-    ``{"term": str, "weight": float}``; the weights sum to at most the score.
+    "language models"), so the list names distinct reasons; with the item's ``text``, those
+    ``k`` are then joined into the text's whole phrases (:func:`~aggregator.ranking.text.join_phrases`).
+    Each entry is ``{"term": str, "weight": float}``; the weights sum to at most the score.
     """
     contrib = item_row.multiply(profile).tocsr()
     if contrib.nnz == 0:
@@ -155,6 +163,8 @@ def explain(
         host = next((b for b in bigrams if term in b.split(" ")), None)
         merged[host or term] = merged.get(host or term, 0.0) + weight
     best = sorted(((t, w) for t, w in merged.items() if not is_quiet_term(t)), key=lambda tw: -tw[1])[:k]
+    if text is not None:
+        best = join_phrases(best, text)
     return [{"term": t, "weight": round(w, 4)} for t, w in best]
 
 
@@ -270,7 +280,7 @@ def rescore(
                 "profile": profile,
                 "item_id": r.id,
                 "score": float(s),
-                "why": explain(matrix[i], pvec, model, why_terms) if s > 0 else [],
+                "why": explain(matrix[i], pvec, model, why_terms, f"{r.title}\n{r.summary}") if s > 0 else [],
                 "model_id": model.model_id,
                 "published": r.published,
             }

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import ItemWindow
 from aggregator.ranking.personal.scoring import WHY_TERMS
+from aggregator.ranking.text import join_phrases, twin_key
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
     pass
@@ -66,11 +67,80 @@ class Folded:
         lo, hi = self.bounds[i], self.bounds[i + 1]
         return list(zip(self.cols[lo:hi], self.weights[lo:hi], strict=True))
 
-    def json(self, prefixes: list[str]) -> list[str]:
-        """Each pair's ``why`` as JSON text (``prefixes``: :func:`_quoted_terms`)."""
+    def json(
+        self, prefixes: list[str], names: list[str], texts: Sequence[str], phrase_cols: PhraseColumns
+    ) -> list[str]:
+        """Each pair's ``why`` as JSON text (``prefixes``: :func:`_quoted_terms`), joined into
+        whole phrases of the pair's item text (``texts``, one per pair; ``names``: the terms) by
+        :func:`aggregator.ranking.text.join_phrases`. Which pairs may need it is found for all
+        at once from ``phrase_cols`` (:func:`_phrase_columns`); the others cost nothing more."""
+        import json
+
         pieces = [prefixes[c] + repr(round(w, 4)) + "}" for c, w in zip(self.cols, self.weights, strict=True)]
         b = self.bounds
-        return ["[" + ",".join(pieces[b[i] : b[i + 1]]) + "]" for i in range(len(b) - 1)]
+        joining = phrase_cols.pairs_to_join(
+            np.asarray(self.cols, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        )
+        out = []
+        for i in range(len(b) - 1):
+            whole = join_phrases([(names[c], w) for c, w in self.pair(i)], texts[i]) if joining[i] else None
+            if whole is None:
+                out.append("[" + ",".join(pieces[b[i] : b[i + 1]]) + "]")
+            else:
+                out.append(
+                    json.dumps([{"term": t, "weight": round(w, 4)} for t, w in whole], ensure_ascii=False)
+                )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseColumns:
+    """Per term column: the id of its singular/plural form (:func:`~aggregator.ranking.text.twin_key`),
+    and for a phrase the ids of its first and last words (−1 for a single word)."""
+
+    twin: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    n_words: int
+
+    def pairs_to_join(self, cols: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """n_pairs bool: pairs (entries ``cols[bounds[i]:bounds[i + 1]]``) holding two terms of one
+        singular/plural form, or a phrase ending with the word another begins with."""
+        n_pairs = len(bounds) - 1
+        pair = np.repeat(np.arange(n_pairs), np.diff(bounds))
+        out = np.zeros(n_pairs, dtype=bool)
+        if not len(cols):
+            return out
+        keys = pair * (int(self.twin.max()) + 1) + self.twin[cols]
+        uniq, counts = np.unique(keys, return_counts=True)
+        out[(uniq[counts > 1] // (int(self.twin.max()) + 1)).astype(np.int64)] = True
+        multi = self.first[cols] >= 0
+        width = self.n_words + 1
+        ends = pair[multi] * width + self.last[cols][multi]
+        starts = pair[multi] * width + self.first[cols][multi]
+        out[pair[multi][np.isin(ends, starts)]] = True
+        return out
+
+
+def _phrase_columns(window: ItemWindow, terms: np.ndarray) -> PhraseColumns:
+    """:class:`PhraseColumns` of the model's terms, memoised on the window like :func:`_vocabulary`."""
+
+    def make() -> PhraseColumns:
+        names = _vocabulary(window, terms)[0]
+        twins: dict[str, int] = {}
+        words: dict[str, int] = {}
+        twin = np.empty(len(names), dtype=np.int64)
+        first = np.full(len(names), -1, dtype=np.int64)
+        last = np.full(len(names), -1, dtype=np.int64)
+        for c, t in enumerate(names):
+            twin[c] = twins.setdefault(twin_key(t), len(twins))
+            if " " in t:
+                split = t.split(" ")
+                first[c] = words.setdefault(split[0], len(words))
+                last[c] = words.setdefault(split[-1], len(words))
+        return PhraseColumns(twin, first, last, len(words))
+
+    return window._memoised(("phrase columns", len(terms)), make)  # type: ignore[no-any-return]
 
 
 def _explain(
@@ -206,18 +276,18 @@ def _fold(
     return Folded(bounds, cols[keep].tolist(), merged[keep].tolist())
 
 
-def _why_dicts(best: list[tuple[int, float]], names: list[str]) -> list[dict[str, object]]:
-    return [{"term": names[t], "weight": round(w, 4)} for t, w in best]
-
-
 def explain_rows(
     window: ItemWindow, rows: Sequence[int], query: np.ndarray, terms: np.ndarray, k: int = WHY_TERMS
 ) -> list[list[dict[str, object]]]:
-    """``why`` of each row: the same result as :func:`aggregator.ranking.tfidf.explain` (top ``k`` terms by
-    item[t] × query[t], unigrams folded into contributing bigrams), computed from the CSR
-    arrays directly for speed. ``query``: n_terms dense (or 1 × n_terms CSR)."""
+    """``why`` of each row: the same result as :func:`aggregator.ranking.tfidf.explain` with the
+    item's text (top ``k`` terms by item[t] × query[t], unigrams folded into contributing
+    bigrams, then joined into the text's whole phrases), computed from the CSR arrays directly
+    for speed. ``query``: n_terms dense (or 1 × n_terms CSR)."""
     q = sp.csr_matrix(np.asarray(query, dtype=np.float32).reshape(1, -1) if not sp.issparse(query) else query)
     rows_ = np.asarray(rows, dtype=np.int64)
     names = _vocabulary(window, terms)[0]
     folded = _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
-    return [_why_dicts(folded.pair(i), names) for i in range(len(folded))]
+    whole = [
+        join_phrases([(names[c], w) for c, w in folded.pair(i)], window.texts[r]) for i, r in enumerate(rows_)
+    ]
+    return [[{"term": t, "weight": round(w, 4)} for t, w in why] for why in whole]

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aggregator.ranking.personal.explain import _explain, _quoted_terms
+from aggregator.ranking.personal.explain import _explain, _phrase_columns, _quoted_terms, _vocabulary
 from aggregator.ranking.personal.item_matrix import (
     _EMPTY,
     ItemWindow,
@@ -261,7 +261,10 @@ def precompute_all(
             )
             owners = np.repeat(np.arange(len(chunk)), [int(m.sum()) for m in explained])
             prefixes = _quoted_terms(window, model.terms)
-            whys = iter(_explain(window, why_rows, queries, owners, model.terms, why_terms).json(prefixes))
+            folded = _explain(window, why_rows, queries, owners, model.terms, why_terms)
+            texts = [window.texts[r] for r in why_rows.tolist()]
+            names, phrase_cols = _vocabulary(window, model.terms)[0], _phrase_columns(window, model.terms)
+            whys = iter(folded.json(prefixes, names, texts, phrase_cols))
             for j, (prof, rows) in enumerate(zip(chunk, kept, strict=True)):
                 key = prof.score_key
                 vals = score[j, rows].tolist()
