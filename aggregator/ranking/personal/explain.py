@@ -11,7 +11,6 @@ import scipy.sparse as sp
 
 from aggregator.ranking.personal.item_matrix import ItemWindow
 from aggregator.ranking.personal.scoring import WHY_TERMS
-from aggregator.ranking.text import join_phrases, twin_key
 
 if TYPE_CHECKING:  # rank imports scikit-learn; only needed at run time when a model exists
     pass
@@ -76,6 +75,8 @@ class Folded:
         at once from ``phrase_cols`` (:func:`_phrase_columns`); the others cost nothing more."""
         import json
 
+        from aggregator.ranking.text import join_phrases  # imports scikit-learn's stop words
+
         pieces = [prefixes[c] + repr(round(w, 4)) + "}" for c, w in zip(self.cols, self.weights, strict=True)]
         b = self.bounds
         joining = phrase_cols.pairs_to_join(
@@ -126,6 +127,8 @@ def _phrase_columns(window: ItemWindow, terms: np.ndarray) -> PhraseColumns:
     """:class:`PhraseColumns` of the model's terms, memoised on the window like :func:`_vocabulary`."""
 
     def make() -> PhraseColumns:
+        from aggregator.ranking.text import twin_key  # imports scikit-learn's stop words
+
         names = _vocabulary(window, terms)[0]
         twins: dict[str, int] = {}
         words: dict[str, int] = {}
@@ -287,6 +290,8 @@ def explain_rows(
     rows_ = np.asarray(rows, dtype=np.int64)
     names = _vocabulary(window, terms)[0]
     folded = _explain(window, rows_, q, np.zeros(len(rows_), dtype=np.int64), terms, k)
+    from aggregator.ranking.text import join_phrases  # imports scikit-learn's stop words
+
     whole = [
         join_phrases([(names[c], w) for c, w in folded.pair(i)], window.texts[r]) for i, r in enumerate(rows_)
     ]
