@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
-from typing import Any
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from aggregator.store.tables import Feed
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from aggregator.config import Settings
 
 
 def free_port() -> int:
@@ -88,3 +97,29 @@ def hidden_field(html: str, name: str) -> str:
     marker = f'name="{name}" value="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+@contextlib.contextmanager
+def serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
+    """The app served by a real uvicorn on a free loopback port (in a thread); yields its base
+    URL. Waits up to 30 s for start-up, and for the thread at exit."""
+    import uvicorn
+
+    from aggregator.api.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

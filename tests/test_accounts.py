@@ -15,7 +15,6 @@ real app, a real SMTP server (aiosmtpd on loopback) and SQLite and PostgreSQL:
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import datetime as dt
 import re
 import threading
@@ -28,7 +27,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from helpers import csrf_of, free_port, hidden_field, sign_in
+from helpers import csrf_of, hidden_field, serve, sign_in
 from test_email import NOW, SmtpServer, add_reader, mail_settings
 
 from aggregator.accounts import links, readers
@@ -588,34 +587,11 @@ def test_a_sign_up_racing_an_uncommitted_one_is_a_conflict(engine: sa.Engine) ->
     assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
 
 
-@contextlib.contextmanager
-def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_concurrent_duplicate_sign_ups_over_http_give_one_201_and_409s(
     engine: sa.Engine, settings: Settings, smtp: SmtpServer
 ) -> None:
     variants = ["dup@example.org", "DUP@example.org", "Dup@Example.org", "dUp@example.ORG"] * 3
-    with _serve(settings, engine) as base:
+    with serve(settings, engine) as base:
         barrier = threading.Barrier(len(variants))
 
         def post(address: str) -> int:
@@ -677,7 +653,7 @@ def test_the_signin_answer_does_not_wait_for_the_mail(
         s.commit()
     smtp.handler.block_at = 1
     try:
-        with _serve(settings, engine) as base, httpx.Client(base_url=base, timeout=60) as http:
+        with serve(settings, engine) as base, httpx.Client(base_url=base, timeout=60) as http:
             csrf = csrf_of(http.get("/signin").text)
             answer = http.post("/signin", data={"email": "held@example.org", "csrf_token": csrf})
             assert answer.status_code == 200 and "If an account exists" in answer.text

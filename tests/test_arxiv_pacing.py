@@ -9,13 +9,11 @@ SQLite and PostgreSQL, against feedreplay's request log:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Replay, bulk_papers
 from fastapi.testclient import TestClient
-from helpers import free_port
+from helpers import serve
 from test_me_api import INTERESTS, make_settings
 from test_readers import load_papers
 
@@ -48,29 +46,6 @@ def _gaps(times: list[float]) -> list[float]:
     return [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
 
 
-@contextlib.contextmanager
-def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    """The app served by a real uvicorn on a free loopback port (in a thread)."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 def _settings(replay: Replay, database_url: str, tmp_path: Path) -> Settings:
     return make_settings(
         database_url,
@@ -89,7 +64,7 @@ def test_concurrent_profile_saves_share_one_arxiv_spacing(
     known = [p["id"] for p in bulk_papers("2026-06-12")[:10]]  # not stored; the API has them
     settings = _settings(replay, database_url, tmp_path)
     jobs.update_ranking(engine, settings, INTERESTS)
-    with _serve(settings, engine) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with serve(settings, engine) as base, httpx.Client(base_url=base, timeout=60) as http:
         tokens = []
         for i in range(10):
             resp = http.post("/api/readers", json={"email": f"r{i}@example.com"})

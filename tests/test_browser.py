@@ -11,11 +11,9 @@ Skipped only when /usr/bin/chromium is missing outside CI; in CI (``CI=true``) t
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,11 +22,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import SHARED, Replay
-from helpers import free_port
+from helpers import serve
 from test_email import SmtpServer
 
 from aggregator.accounts import readers
-from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.worker import refresh
@@ -100,34 +97,10 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     report = refresh.refresh_feeds(engine, settings, feeds_file, include_all=True)
     assert report.new_items > 1000
     jobs.update_ranking(engine, settings, feeds_file.interests)
-    with _serve(settings, engine) as base:
+    with serve(settings, engine) as base:
         yield Site(base, engine, smtp)
     smtp.stop()
     engine.dispose()
-
-
-@contextlib.contextmanager
-def _serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    """The app served by a real uvicorn on a free loopback port (in a thread); yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +264,7 @@ def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             refresh.refresh_feeds, engine, settings, load_feeds_file(feeds), include_all=True
         ).result()
     assert len(report.outcomes) == report.count("failed") == 25
-    with _serve(settings, engine) as base:
+    with serve(settings, engine) as base:
         yield Site(base, engine)
     engine.dispose()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +20,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from helpers import free_port
+from helpers import serve
 from test_netguard import RSS
 from test_reader_feeds import make_settings
 
 from aggregator.accounts import library, topic_filters
-from aggregator.api.app import create_app
-from aggregator.config import Settings
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, Item, LibraryItem, Subscription, Topic
 
@@ -62,29 +59,6 @@ def feed_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextlib.contextmanager
-def serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def at_once(n: int, send: Callable[[httpx.Client, int], httpx.Response]) -> list[httpx.Response]:
