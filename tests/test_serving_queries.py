@@ -8,6 +8,7 @@ path answers with the default profile's order)."""
 from __future__ import annotations
 
 import collections
+import html
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from helpers import sign_in
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import load_papers
 
@@ -127,3 +129,54 @@ def test_no_query_runs_twice_for_one_digest_request(recorded: tuple[TestClient, 
     assert runs["known"][1] == (2 if pg else 3)
     assert runs["unknown"][1] == (1 if pg else 2)
     assert runs["no scores"][1] < 20
+
+
+_ITEM_ID = re.compile(r'<article class="entry" id="item-(\d+)"')
+
+
+def test_page_and_atom_show_what_the_api_serves(recorded: tuple[TestClient, Recorder]) -> None:
+    """The reader's page and Atom feed are built from the same score rows and cards as
+    ``GET /api/me/digest`` (``digest.served_views``): the same items in the same order with the
+    same abstracts and why terms, the page's "more" link continuing exactly where the API's
+    ``next_cursor`` does, and the page reading the served statements, not the general path's."""
+    client, rec = recorded
+    headers, body = signup(client, "page@example.com")
+    put = client.put("/api/me/profile", headers=headers, json={"interests": "reasoning in language models"})
+    assert put.status_code == 200
+    api = client.get("/api/me/digest", headers=headers, params={"date": DAY, "limit": 10}).json()
+    assert api["profile"].startswith("reader:") and api["next_cursor"] and len(api["items"]) == 10
+    ids = [it["id"] for it in api["items"]]
+
+    sign_in(client, "page@example.com")
+    rec.seen.clear()
+    rec.on = True
+    try:
+        page = client.get("/me", params={"date": DAY, "limit": 10})
+    finally:
+        rec.on = False
+    assert page.status_code == 200, page.text
+    assert [int(i) for i in _ITEM_ID.findall(page.text)] == ids
+    first = api["items"][0]
+    assert first["why"] and all(html.escape(str(w["term"])) in page.text for w in first["why"])
+    with client.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
+        abstract = s.scalar(sa.text("SELECT summary FROM items WHERE id = :i"), {"i": ids[0]})
+    assert abstract and html.escape(abstract[:80]) in page.text
+    sql = " ".join(q for q, _ in rec.seen)
+    assert "muted_scores" in sql  # the served digest's ranked rows ...
+    assert "JOIN scores AS mine" not in sql  # ... not the general path's two-tier query
+
+    more = re.search(r'href="([^"]*cursor=[^"]+)"', page.text)
+    assert more, "the page has a 'more' link"
+    page2 = client.get(html.unescape(more.group(1)))
+    api2 = client.get(
+        "/api/me/digest", headers=headers, params={"date": DAY, "limit": 10, "cursor": api["next_cursor"]}
+    ).json()
+    page2_ids = [int(i) for i in _ITEM_ID.findall(page2.text)]
+    assert page2_ids == [it["id"] for it in api2["items"]] and not set(page2_ids) & set(ids)
+
+    atom = client.get(
+        "/api/me/digest.atom", params={"token": body["feed_token"], "date": DAY, "days": 1, "limit": 10}
+    )
+    assert atom.status_code == 200
+    entries = re.findall(r"<entry><id>[^<]*/api/items/(\d+)</id>", atom.text)
+    assert [int(i) for i in entries] == ids

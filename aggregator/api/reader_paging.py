@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -16,13 +17,14 @@ from aggregator.accounts import library
 from aggregator.accounts.profiles import load_profile
 from aggregator.api import rescoring
 from aggregator.api.me_schemas import ReaderDigestResponse, ReaderItem, TopicGroupOut
-from aggregator.api.paging import next_cursor, open_cursor, reader_query
+from aggregator.api.paging import ServedPaging, next_cursor, open_cursor, reader_query
 from aggregator.api.routes.digest import digest_item
 from aggregator.config import Settings
-from aggregator.digest import personal
+from aggregator.digest import personal, served_views
 from aggregator.digest.filters import DigestFilters
 from aggregator.digest.paged_reader import reader_page
 from aggregator.digest.public import day_window, default_day
+from aggregator.store.tables import Reader
 from aggregator.types import ReaderProfile
 
 
@@ -95,3 +97,25 @@ def paged_reader_response(
         groups=groups,
         next_cursor=next_cursor(request, page.cursor),
     )
+
+
+def served_reader_page(
+    request: Request, session: Session, reader_id: int, day: dt.date, days: int, limit: int
+) -> tuple[personal.ReaderDigest, str | None] | None:
+    """The first page of the reader's digest read as ``GET /api/me/digest`` serves it (the
+    same score rows and cards, :mod:`aggregator.digest.served_views`), for the pages: the
+    digest and the encoded ``next_cursor``, or None when the general path must answer (no
+    precomputed scores in the window, or a short page). Run in a worker thread."""
+    state = request.app.state
+    settings: Settings = state.settings
+    token_hash = session.scalar(sa.select(Reader.token_hash).where(Reader.id == reader_id))
+    if token_hash is None:
+        return None
+    paging = ServedPaging(state.engine, settings, days, limit)
+    page = served_views.served_digest(
+        state.rows, token_hash, settings.tz, settings.timezone, day, days, limit, paging
+    )
+    if page is None:
+        return None
+    topics = load_profile(session, reader_id).topics
+    return served_views.reader_digest(page, settings.tz, topics), page.next_cursor

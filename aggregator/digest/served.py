@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from aggregator.digest import public as digest
 from aggregator.digest.cards import build_cards, json_text
-from aggregator.digest.public import DEFAULT_PROFILE, day_window
+from aggregator.digest.public import day_window
 from aggregator.digest.row_source import RowSource
+from aggregator.digest.served_sql import PAGE_STATE, RANKED, READER, READER_AND_RANKED, TOTAL, split_all
 from aggregator.store.db import dbapi_datetime
-from aggregator.store.tables import Feedback, Item, Reader, ReadMark, Score, Subscription, Topic
 
 T = TypeVar("T")
 
@@ -50,136 +50,6 @@ class ReaderKey:
     id: int
     votes: dict[int, int]
     subscribed: frozenset[str]
-
-
-_S, _I = Score.__table__.c, Item.__table__.c
-_START: sa.BindParameter[dt.datetime] = sa.bindparam("start")
-_END: sa.BindParameter[dt.datetime] = sa.bindparam("end")
-_TOTAL = sa.select(sa.func.count()).where(_I.published >= _START, _I.published < _END)
-_ONE: sa.ColumnClause[int] = sa.literal_column("1")  # inline literals: no generated parameters
-_ZERO: sa.ColumnClause[int] = sa.literal_column("0")
-_R = Reader.__table__.c
-_HASH: sa.BindParameter[str] = sa.bindparam("token_hash")
-#: the score key (``ReaderProfile.score_key``) of the token's reader, so that the ranked rows
-#: can be asked for in the same round trip as the reader
-_PROFILE = (
-    sa.select(sa.literal_column("'reader:'") + sa.cast(_R.id, sa.String))
-    .where(_R.token_hash == _HASH)
-    .scalar_subquery()
-)
-_M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not correlated)
-_IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
-_BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())  # ties: the newer item
-_RM = ReadMark.__table__.c
-#: 1 when the token's reader has read or seen the row's item (``read_marks``, issue 13): one
-#: look-up of its primary key per row
-_READ = sa.case(
-    (
-        sa.exists().where(
-            _RM.reader_id == sa.select(_R.id).where(_R.token_hash == _HASH).scalar_subquery(),
-            _RM.item_id == _S.item_id,
-        ),
-        _ONE,
-    ),
-    else_=_ZERO,
-)
-#: (score, why, topics, followed, item id, n_muted, published, read) of a token's reader's
-#: unmuted rows of a window, best first; ``n_muted`` (the same on every row: a scalar
-#: subquery, run once) counts the window's muted rows. The cards are not joined: they come
-#: from :func:`_cards`.
-_RANKED = (
-    sa.select(
-        _S.score,
-        sa.cast(_S.why, sa.Text),
-        sa.cast(_S.topics, sa.Text),
-        sa.cast(_S.authors, sa.Text),
-        _S.item_id,
-        sa.select(sa.func.count())
-        .where(_M.profile == _PROFILE, _M.published >= _START, _M.published < _END, _M.muted)
-        .scalar_subquery()
-        .label("n_muted"),
-        _S.published,
-        _READ.label("is_read"),
-    )
-    .where(_IN_WINDOW, sa.not_(_S.muted))
-    .order_by(*_BEST_FIRST)
-    .limit(sa.bindparam("limit"))
-)
-_NULL = sa.null()
-
-
-def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
-    """The three parts of :data:`_READER`; ``padded``: with the columns of :data:`READER_AND_RANKED`."""
-
-    def columns(kind: Any, number: Any, value: Any, slug: Any) -> tuple[Any, ...]:
-        if not padded:
-            return (kind, number, value, slug)
-        no_score = sa.cast(_NULL, sa.Float)  # typed: PostgreSQL would read a bare NULL as text
-        no_time = sa.cast(_NULL, Score.published.type)
-        return (
-            kind,
-            _ZERO.label("position"),
-            no_score,
-            _NULL,
-            _NULL,
-            _NULL,
-            number,
-            value,
-            slug,
-            no_time,
-            _ZERO,
-        )
-
-    return [
-        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL)).where(_R.token_hash == _HASH),
-        sa.select(*columns(_ONE, Feedback.item_id, Feedback.value, _NULL))
-        .join(Reader, Reader.id == Feedback.reader_id)
-        .where(_R.token_hash == _HASH, Feedback.value != _ZERO),
-        sa.select(*columns(sa.literal_column("2"), _NULL, _ZERO, Topic.slug))
-        .join(Subscription, Subscription.topic_id == Topic.id)
-        .join(Reader, Reader.id == Subscription.reader_id)
-        .where(_R.token_hash == _HASH),
-    ]
-
-
-#: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
-#: rows with kind 0 = the reader's id, 1 = a vote (item id, value), 2 = a subscribed slug
-_READER = sa.union_all(*_reader_selects(padded=False))
-_RANKED_AT = _RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
-    "ranked"
-)
-#: :data:`_READER` and :data:`_RANKED` as one statement, for a database with a round trip
-#: (on PostgreSQL one statement costs the client about 0.1 ms less than two in a pipeline):
-#: (kind, position, score, why, topics, followed, number, value, slug, published, read) rows,
-#: kind 0–2 as in ``_READER`` and 3 = a ranked row (number = item id, value = the muted count),
-#: ordered by kind and rank
-READER_AND_RANKED = sa.union_all(
-    *_reader_selects(padded=True),
-    sa.select(
-        sa.literal_column("3"),
-        _RANKED_AT.c.position,
-        _RANKED_AT.c.score,
-        _RANKED_AT.c.why,
-        _RANKED_AT.c.topics,
-        _RANKED_AT.c.authors,
-        _RANKED_AT.c.item_id,
-        _RANKED_AT.c.n_muted,
-        _NULL,
-        _RANKED_AT.c.published,
-        _RANKED_AT.c.is_read,
-    ),
-).order_by(sa.literal_column("1"), sa.literal_column("2"))
-
-
-def split_all(found: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The rows of :data:`READER_AND_RANKED` as those of :data:`_READER` and of :data:`_RANKED`."""
-    who, rows = [], []
-    for kind, _, score, why, topics, followed, number, value, slug, published, read in found:
-        if kind == 3:
-            rows.append((score, why, topics, followed, number, value, published, read))
-        else:
-            who.append((kind, number, value, slug))
-    return who, rows
 
 
 def _reader_key(rows: list[Any]) -> ReaderKey | None:
@@ -199,7 +69,7 @@ def _reader_key(rows: list[Any]) -> ReaderKey | None:
 async def reader_for_token_hash(source: RowSource, token_hash: str) -> ReaderKey | None:
     """The reader whose API token has SHA-256 hex digest ``token_hash``, or None: one query
     (three indexed look-ups: reader, votes ≠ 0, subscriptions)."""
-    return _reader_key((await source.fetch([(_READER, {"token_hash": token_hash})]))[0])
+    return _reader_key((await source.fetch([(READER, {"token_hash": token_hash})]))[0])
 
 
 #: Seconds a window's item count and the default day are reused: both change only
@@ -239,6 +109,11 @@ def default_day(source: RowSource, tz: ZoneInfo, now: dt.datetime | None = None)
 _CARDS = {
     "sqlite": sa.text("SELECT id, card FROM items WHERE id IN (SELECT value FROM json_each(:ids))"),
     "postgresql": sa.text("SELECT id, card FROM items WHERE id = ANY(:ids)"),
+}
+#: (item id, abstract) of the items bound as ``ids`` (as in :data:`_CARDS`), for the pages
+_SUMMARIES = {
+    "sqlite": sa.text("SELECT id, summary FROM items WHERE id IN (SELECT value FROM json_each(:ids))"),
+    "postgresql": sa.text("SELECT id, summary FROM items WHERE id = ANY(:ids)"),
 }
 #: Seconds this process reuses a stored card before reading it again. A card changes only when
 #: its item does (a new version, one more announcing feed, a new paper ↔ post link, a renamed
@@ -287,7 +162,7 @@ def _keep_cards(engine: sa.Engine, rows: list[Any], out: dict[int, bytes | None]
 
 
 @functools.lru_cache(maxsize=4096)
-def _topics(stored: str | None, subscribed: frozenset[str]) -> str:
+def topics_text(stored: str | None, subscribed: frozenset[str]) -> str:
     """The stored topic slugs (JSON text) still subscribed to, as JSON text (memoised: the
     same few label lists repeat on every item and request)."""
     if not stored or stored in ("[]", "null"):
@@ -297,36 +172,29 @@ def _topics(stored: str | None, subscribed: frozenset[str]) -> str:
     return stored if len(kept) == len(slugs) else json_text(kept)
 
 
-def _body(
-    reader: ReaderKey,
-    rows: list[Any],
-    cards: dict[int, bytes],
-    head: tuple[dt.date, int, str, int],
-    next_cursor: str | None,
-) -> bytes:
-    """The JSON answer of the ranked ``rows`` (see :data:`_RANKED`): each card with the
-    reader's score, why, topics still subscribed, followed authors, vote and read mark
-    appended; ``head``: (day, days, time zone name, the window's item count)."""
-    votes, subscribed = reader.votes, reader.subscribed
+def _body(page: ServedPage) -> bytes:
+    """The JSON answer of a served page: each card with the reader's score, why, topics still
+    subscribed, followed authors, vote and read mark appended."""
+    votes, subscribed = page.reader.votes, page.reader.subscribed
     parts = []
-    for score, why, topics, followed, item_id, _, _, read in rows:
-        card = cards.get(item_id)
+    for score, why, topics, followed, item_id, _, _, read in page.rows:
+        card = page.cards.get(item_id)
         if card is None:  # the item was deleted meanwhile
             continue
         parts.append(card)  # bytes: a card is often not ASCII, the reader's fields nearly always are
         parts.append(
             f',"score":{round(score, 4)!r},"why":{why or "[]"},'
-            f'"topics":{_topics(topics, subscribed)},"followed_authors":{followed or "[]"},'
+            f'"topics":{topics_text(topics, subscribed)},"followed_authors":{followed or "[]"},'
             f'"feedback":{votes.get(item_id, 0)},"read":{"true" if read else "false"}}},'.encode()
         )
     if parts:
         parts[-1] = parts[-1][:-1]  # no comma after the last item
-    day, days, timezone, total = head
     start = (
-        f'{{"date":"{day.isoformat()}","days":{days},"timezone":{json_text(timezone)},"total":{total},'
-        f'"hidden":{int(rows[0][5] or 0)},"profile":"reader:{reader.id}","items":['
+        f'{{"date":"{page.day.isoformat()}","days":{page.days},"timezone":{json_text(page.timezone)},'
+        f'"total":{page.total},"hidden":{int(page.rows[0][5] or 0)},"profile":"reader:{page.reader.id}",'
+        '"items":['
     )
-    tail = f'],"groups":null,"next_cursor":{json_text(next_cursor)}}}'.encode()
+    tail = f'],"groups":null,"next_cursor":{json_text(page.next_cursor)}}}'.encode()
     return start.encode() + b"".join(parts) + tail
 
 
@@ -359,26 +227,6 @@ class Paging(Protocol):
     ) -> str | None: ...
 
 
-def _window_runs(profile: Any, name: str) -> Any:
-    scores = Score.__table__.alias(f"{name}_scores").c
-    in_window = sa.and_(scores.profile == profile, scores.published >= _START, scores.published < _END)
-    return (
-        sa.select(sa.func.max(scores.run).label("run"), sa.func.count().label("n"))
-        .where(in_window)
-        .subquery(name)
-    )
-
-
-_MINE, _SITE = (
-    _window_runs(sa.bindparam("profile"), "mine"),
-    _window_runs(sa.literal(DEFAULT_PROFILE), "site"),
-)
-#: (largest item id, the reader's newest run and row count, the default profile's) of a window
-_PAGE_STATE = sa.select(
-    sa.select(sa.func.max(_I.id)).scalar_subquery(), _MINE.c.run, _MINE.c.n, _SITE.c.run, _SITE.c.n
-)
-
-
 def _page_state(total: int, found: Any) -> PageState:
     max_id, mine_run, mine_n, site_run, site_n = found
     runs = [r for r in (mine_run, site_run) if r is not None]
@@ -396,10 +244,29 @@ class Answer:
     body: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class ServedPage:
+    """A full page of a reader's served digest before it is written out: the ranked ``rows``
+    of :data:`aggregator.digest.served_sql.RANKED` — (score, why JSON, topics JSON, followed
+    JSON, item id, muted count, published, read) — with each item's ``cards`` (UTF-8 card
+    text without its closing brace), ``summaries`` (item id → abstract; only when asked for),
+    the window's item ``total`` and the ``next_cursor`` (None on the last page)."""
+
+    reader: ReaderKey
+    rows: list[Any]
+    cards: dict[int, bytes]
+    summaries: dict[int, str]
+    day: dt.date
+    days: int
+    timezone: str
+    total: int
+    next_cursor: str | None
+
+
 def ranked_params(
     dialect: str, token_hash: str, window: tuple[dt.datetime, dt.datetime], limit: int
 ) -> dict[str, Any]:
-    """The parameters of :data:`_RANKED` (and :data:`READER_AND_RANKED`) as the driver takes
+    """The parameters of :data:`RANKED` (and :data:`READER_AND_RANKED`) as the driver takes
     them."""
     start, end = window
     return {
@@ -430,6 +297,26 @@ async def serve_digest(
     rows do not fill the page (the general path then ranks the rest of the window). Reads
     only (a stale card is built in memory, not written): the queries are in the module
     docstring. Raises ``sqlalchemy.exc.DBAPIError`` or ``psycopg.Error`` on a database error."""
+    reader, page = await serve_page(source, token_hash, tz, timezone, day, days, limit, now, paging)
+    return Answer(reader, None if page is None else _body(page))
+
+
+async def serve_page(
+    source: RowSource,
+    token_hash: str,
+    tz: ZoneInfo,
+    timezone: str,
+    day: dt.date | None = None,
+    days: int = 1,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+    paging: Paging | None = None,
+    summaries: bool = False,
+) -> tuple[ReaderKey | None, ServedPage | None]:
+    """What :func:`serve_digest` writes out, as a :class:`ServedPage` (None when the general
+    path must answer), with the reader of ``token_hash`` (None: unknown token). The pages and
+    the Atom feed render the same page (:mod:`aggregator.digest.served_views`); ``summaries``:
+    also read the items' abstracts, in the same round trip as the cards."""
     if day is None:
         day = default_day(source, tz, now)
     window = day_window(day, days, tz)
@@ -437,43 +324,52 @@ async def serve_digest(
     if source.one_statement:
         who, rows = split_all((await source.fetch([(READER_AND_RANKED, params)]))[0])
     else:
-        who, rows = await source.fetch([(_READER, {"token_hash": token_hash}), (_RANKED, params)])
+        who, rows = await source.fetch([(READER, {"token_hash": token_hash}), (RANKED, params)])
     reader = _reader_key(who)
     if reader is None or not rows or (paging is not None and len(rows) < paging.limit):
-        return Answer(reader, None)  # a short page: the general path ranks the rest of the day
+        return reader, None  # a short page: the general path ranks the rest of the day
     asked = (day, days, timezone, window)
-    return Answer(reader, await _served_body(source, reader, rows, asked, params, paging))
+    return reader, await _served_page(source, reader, rows, asked, params, paging, summaries)
 
 
-async def _served_body(
+def _ids_param(dialect: str, ids: list[int]) -> dict[str, Any]:
+    return {"ids": json_text(ids) if dialect == "sqlite" else ids}
+
+
+async def _served_page(
     source: RowSource,
     reader: ReaderKey,
     rows: list[Any],
     asked: tuple[dt.date, int, str, tuple[dt.datetime, dt.datetime]],
     params: dict[str, Any],
     paging: Paging | None,
-) -> bytes:
-    """The body of a full page of ``rows``: one more round trip for what the caches miss and,
-    with ``paging``, the page state (``asked``: day, days, time zone name and the window;
-    ``params``: those of :data:`_RANKED`)."""
+    summaries: bool,
+) -> ServedPage:
+    """A full page of ``rows``: one more round trip for what the caches miss, the abstracts
+    when ``summaries`` and, with ``paging``, the page state (``asked``: day, days, time zone
+    name and the window; ``params``: those of :data:`RANKED`)."""
     engine, name = source.engine, source.engine.dialect.name
     day, days, timezone, window = asked
-    cards, missing = _cached_cards(engine, [row[4] for row in rows])
+    ids = [row[4] for row in rows]
+    cards, missing = _cached_cards(engine, ids)
     total_key = ("total", engine, params["start"], params["end"])
     total = _cache_get(total_key)
     bounds = {"start": params["start"], "end": params["end"]}
     queries: list[Any] = []
     if missing:
-        queries.append((_CARDS[name], {"ids": json_text(missing) if name == "sqlite" else missing}))
+        queries.append((_CARDS[name], _ids_param(name, missing)))
+    if summaries:
+        queries.append((_SUMMARIES[name], _ids_param(name, ids)))
     if total is _MISSING:
-        queries.append((_TOTAL, bounds))
+        queries.append((TOTAL, bounds))
     # with the window's count known, a page that holds the whole window needs no cursor
     cursor = paging is not None and (total is _MISSING or total > len(rows) + int(rows[0][5] or 0))
     if cursor:
-        queries.append((_PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
+        queries.append((PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
     found = list(await source.fetch(queries)) if queries else []
     if missing:
         _keep_cards(engine, found.pop(0), cards)
+    abstracts = dict(found.pop(0)) if summaries else {}
     if total is _MISSING:
         total = _cache_put(total_key, int(found.pop(0)[0][0]))
     stale = [item_id for item_id, card in cards.items() if card is None]
@@ -484,4 +380,5 @@ async def _served_body(
     if paging is not None and cursor:
         state = _page_state(total, found.pop(0)[0])
         more = paging.next_cursor(reader, rows, day, window, state)
-    return _body(reader, rows, cards, (day, days, timezone, total), more)  # type: ignore[arg-type]
+    ready = {i: c for i, c in cards.items() if c is not None}
+    return ServedPage(reader, rows, ready, abstracts, day, days, timezone, total, more)

@@ -34,6 +34,7 @@ from aggregator.api.html import templates
 from aggregator.api.pages.forms import ProfileForm
 from aggregator.api.pages.signin import safe_next
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor, open_cursor, reader_query
+from aggregator.api.reader_paging import served_reader_page
 from aggregator.api.routes.digest import DateQuery, DaysQuery, LimitQuery
 from aggregator.api.routes.me import feed_url
 from aggregator.digest.filters import DigestFilters
@@ -89,10 +90,15 @@ def reader_digest_page(
     if ws is None:
         return _signin_redirect(request)
     date = date or default_day(session, settings.tz)
-    at = open_cursor(request, cursor, reader_query(ws.reader_id, date, days, filters), session)
-    page = reader_page(session, settings.tz, ws.reader_id, date, days, limit, at, filters)
-    d = page.digest
-    token = next_cursor(request, page.cursor)
+    # a plain first page reads what the API serves (the same score rows and cards)
+    plain = cursor is None and not filters.active()
+    found = served_reader_page(request, session, ws.reader_id, date, days, limit) if plain else None
+    if found is not None:
+        d, token = found
+    else:
+        at = open_cursor(request, cursor, reader_query(ws.reader_id, date, days, filters), session)
+        page = reader_page(session, settings.tz, ws.reader_id, date, days, limit, at, filters)
+        d, token = page.digest, next_cursor(request, page.cursor)
     more = token and str(request.url.include_query_params(cursor=token, date=date.isoformat()))
     names = {t.slug: t.name for t in d.topics}
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -40,7 +40,7 @@ from aggregator.api.paging import CursorQuery, FiltersDep, ServedPaging
 from aggregator.api.reader_paging import paged_reader_response
 from aggregator.api.routes.digest import DateQuery, DaysQuery, IsoDate, LimitQuery, digest_item
 from aggregator.config import Settings
-from aggregator.digest import personal, served
+from aggregator.digest import personal, served, served_views
 from aggregator.digest.atom import atom_feed
 from aggregator.digest.filters import DigestFilters
 from aggregator.digest.public import default_day
@@ -207,18 +207,19 @@ def my_digest_atom(
         raise unauthorized("missing or invalid feed token (?token=)", error="invalid_token")
     end = date or default_day(session, settings.tz)
     n = days or settings.atom_days
-    digests = [
-        personal.reader_digest(
-            session,
-            settings.tz,
-            reader.id,
-            end - dt.timedelta(days=i),
-            1,
-            limit,
-            rescoring.ensure_scores(request.app.state),
+    topics = None
+    digests = []
+    for i in range(n):  # each day as the API serves it; the general path when that cannot
+        day = end - dt.timedelta(days=i)
+        page = served_views.served_digest(
+            request.app.state.rows, reader.token_hash, settings.tz, settings.timezone, day, 1, limit
         )
-        for i in range(n)
-    ]
+        if page is not None:
+            topics = topics if topics is not None else profiles.load_profile(session, reader.id).topics
+            digests.append(served_views.reader_digest(page, settings.tz, topics))
+        else:
+            ensure = rescoring.ensure_scores(request.app.state)
+            digests.append(personal.reader_digest(session, settings.tz, reader.id, day, 1, limit, ensure))
     body = atom_feed(request, reader, digests, end - dt.timedelta(days=n - 1), end)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
