@@ -10,6 +10,7 @@ parameters, is a 422. The filters (:class:`aggregator.digest.filters.DigestFilte
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from typing import Annotated, Any, Literal
 
@@ -104,6 +105,7 @@ def next_cursor(request: Request, cursor: cursors.Cursor | None) -> str | None:
     return cursors.encode(cursor, cursor_key(state.engine, state.settings))
 
 
+@functools.lru_cache(maxsize=4096)  # the served digest asks for it on every request
 def reader_query(reader_id: int, day: dt.date, days: int, filters: DigestFilters) -> str:
     """The fingerprint of a reader's digest request (what its cursors are valid for)."""
     return cursors.fingerprint("me", reader_id, day, days, filters.key())

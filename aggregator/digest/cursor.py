@@ -95,7 +95,8 @@ def encode(cursor: Cursor, key: bytes) -> str:
         body["s"] = _bitmap(cursor.seen)
     elif cursor.seen is None:
         body["s"] = None
-    payload = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 9)
+    packer = zlib.compressobj(6, zlib.DEFLATED, 9, 1)  # a small window: cursors are short
+    payload = packer.compress(json.dumps(body, separators=(",", ":")).encode()) + packer.flush()
     tag = hmac.new(key, payload, hashlib.sha256).digest()[:_TAG]
     return base64.urlsafe_b64encode(payload + tag).decode().rstrip("=")
 

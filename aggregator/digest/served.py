@@ -36,7 +36,15 @@ from aggregator.digest import public as digest
 from aggregator.digest.cards import build_cards, json_text
 from aggregator.digest.public import day_window
 from aggregator.digest.row_source import RowSource
-from aggregator.digest.served_sql import PAGE_STATE, RANKED, READER, READER_AND_RANKED, TOTAL, split_all
+from aggregator.digest.served_sql import (
+    PAGE_STATE,
+    RANKED,
+    READER,
+    READER_AND_RANKED,
+    SITE_STATE,
+    TOTAL,
+    split_all,
+)
 from aggregator.store.db import dbapi_datetime
 
 T = TypeVar("T")
@@ -345,7 +353,8 @@ async def _served_page(
     paging: Paging | None,
     summaries: bool,
 ) -> ServedPage:
-    """A full page of ``rows``: one more round trip for what the caches miss, the abstracts
+    """A full page of ``rows``: one more round trip for what the caches miss (cards, the
+    window's item count, the default profile's scores state), the abstracts
     when ``summaries`` and, with ``paging``, the page state (``asked``: day, days, time zone
     name and the window; ``params``: those of :data:`RANKED`)."""
     engine, name = source.engine, source.engine.dialect.name
@@ -364,8 +373,12 @@ async def _served_page(
         queries.append((TOTAL, bounds))
     # with the window's count known, a page that holds the whole window needs no cursor
     cursor = paging is not None and (total is _MISSING or total > len(rows) + int(rows[0][5] or 0))
+    site_key = ("site", engine, params["start"], params["end"])
+    site: Any = _cache_get(site_key) if cursor else ()
     if cursor:
         queries.append((PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
+        if site is _MISSING:
+            queries.append((SITE_STATE, bounds))
     found = list(await source.fetch(queries)) if queries else []
     if missing:
         _keep_cards(engine, found.pop(0), cards)
@@ -378,7 +391,10 @@ async def _served_page(
         cards.update((i, _opened(card)) for i, card in built.items())
     more = None
     if paging is not None and cursor:
-        state = _page_state(total, found.pop(0)[0])
+        mine = tuple(found.pop(0)[0])
+        if site is _MISSING:
+            site = _cache_put(site_key, tuple(found.pop(0)[0]))
+        state = _page_state(total, (*mine, *site))
         more = paging.next_cursor(reader, rows, day, window, state)
     ready = {i: c for i, c in cards.items() if c is not None}
     return ServedPage(reader, rows, ready, abstracts, day, days, timezone, total, more)

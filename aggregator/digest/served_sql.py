@@ -2,7 +2,7 @@
 constants so that :func:`aggregator.digest.row_source.driver_statement` compiles each once per
 dialect: the reader of a token with votes and subscriptions (:data:`READER`), the reader's
 ranked rows of a window (:data:`RANKED`), both in one statement (:data:`READER_AND_RANKED`),
-the window's item count (:data:`TOTAL`) and a page's state (:data:`PAGE_STATE`). Bound
+the window's item count (:data:`TOTAL`) and a page's state (:data:`PAGE_STATE`, :data:`SITE_STATE`). Bound
 parameters: ``token_hash``, ``start``/``end`` (UTC, as :func:`aggregator.store.db.dbapi_datetime`
 gives them), ``limit``, ``profile``."""
 
@@ -160,7 +160,9 @@ _MINE, _SITE = (
     _window_runs(sa.bindparam("profile"), "mine"),
     _window_runs(sa.literal(DEFAULT_PROFILE), "site"),
 )
-#: (largest item id, the reader's newest run and row count, the default profile's) of a window
-PAGE_STATE = sa.select(
-    sa.select(sa.func.max(_I.id)).scalar_subquery(), _MINE.c.run, _MINE.c.n, _SITE.c.run, _SITE.c.n
-)
+#: (largest item id, the reader's newest run and row count) of a window
+PAGE_STATE = sa.select(sa.select(sa.func.max(_I.id)).scalar_subquery(), _MINE.c.run, _MINE.c.n)
+#: (the default profile's newest run and row count) of a window: the same for every reader, so
+#: the served digest reuses it for a few seconds (a refit meanwhile only makes the next page
+#: start again from the top, leaving out what was shown)
+SITE_STATE = sa.select(_SITE.c.run, _SITE.c.n)
