@@ -7,7 +7,7 @@ The same statements SQLAlchemy Core compiles for ``insert().on_conflict_do_nothi
 arXiv listing): datetimes are given as :func:`aggregator.store.db.dbapi_datetime` gives them
 (the text SQLAlchemy stores on SQLite), JSON columns as the text ``sa.JSON`` stores
 (:func:`json.dumps`; cast to ``json`` on PostgreSQL). ``RETURNING`` gives only the rows this
-statement inserted, as before. SQLite ≥ 3.35 and PostgreSQL.
+statement inserted (a row another writer inserted first is not returned). SQLite ≥ 3.35 and PostgreSQL.
 """
 
 from __future__ import annotations
