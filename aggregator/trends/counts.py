@@ -111,13 +111,15 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
     read ``FOR UPDATE`` in key order on PostgreSQL). Unknown ids are ignored. Runs inside the
     caller's transaction (the caller commits). Returns how many items were counted now.
 
-    Cost, for 1,932 real papers of one day into the loaded real database (~110k distinct
-    terms, ~100 (scope or stratum, day) rows; ``bench/trends_incremental.py``): 2.5 s of CPU on
-    SQLite with the shared 2-core VM at load average 15 (3.6 s before the batch was counted
-    with index arrays), ~44 % of it the term upsert (:func:`_term_ids`), ~26 % tokenising. The
-    statements do not grow with the number of days the batch spans (one upsert, one locked read,
-    one ``executemany``): a first fetch of blog archives spanning ~860 days costs the same
-    handful of round trips on PostgreSQL.
+    Cost, for 1,932 real papers of one day into the loaded real database (185k distinct terms
+    of a table of 1.9M, ~100 (scope or stratum, day) rows; ``bench/trends_incremental.py``):
+    1.25–1.41 s of CPU on SQLite on the shared 2-core VM (1.84–1.91 s before the term ids were
+    looked up in term order, measured alternately), ~40 % tokenising, ~30 % the term ids
+    (:func:`_term_ids`); on PostgreSQL 1.4–1.5 s of client and 1.2 s of server CPU (server 1.6–1.8
+    s before the known terms left the batch ahead of the upsert). The statements do not grow
+    with the number of days the batch spans (a handful for the term ids, one locked read, one
+    ``executemany``): a first fetch of blog archives spanning ~860 days costs the same handful
+    of round trips on PostgreSQL.
 
     Long because it is one pass (tokenise, look up term ids, pack rows, write) whose steps
     share the batch's arrays.
@@ -264,6 +266,10 @@ _LOWER = ", ".join(
 _CHANGED = " OR ".join(
     f"excluded.{c} < terms.{c} OR (terms.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in _FIRST
 )
+#: :data:`_CHANGED` between a batch row ``b`` (first days ``f0``..``f4``) and a stored term ``t``.
+_MOVED = " OR ".join(
+    f"b.f{j} < t.{c} OR (t.{c} IS NULL AND b.f{j} IS NOT NULL)" for j, c in enumerate(_FIRST)
+)
 
 
 def _term_ids(conn: sa.Connection, words: list[str], firsts: np.ndarray) -> np.ndarray:
@@ -272,12 +278,17 @@ def _term_ids(conn: sa.Connection, words: list[str], firsts: np.ndarray) -> np.n
     unset. ``firsts`` (len(words) × len(:data:`SCOPES`), int64): each term's first day in each
     scope within the batch, ``date.toordinal()``, 0 where not counted there (written as NULL).
 
-    On PostgreSQL the terms go in by ``COPY`` into a temporary table, then one set-based upsert
-    in term order (so concurrent callers lock rows in the same order) adds the new terms and
-    updates only rows whose first days move (each update leaves a dead row version), returning
-    their ids, and one join with the copied batch finds the ids of the others. On SQLite see
+    On PostgreSQL the terms go in by ``COPY`` into a temporary table (with their positions);
+    one ``DELETE … USING terms … RETURNING`` takes the known terms whose first days stay out of
+    it and returns their ids by position (one join: no per-term look-ups, issue 16; the upsert
+    of every term, as before, made a speculative insertion per known term: 1.6–1.8 s of server
+    CPU against 1.2 s for a day of 1,932 papers); then one set-based upsert of the rest in term
+    order (so concurrent callers lock rows in the same order) adds the new terms and updates
+    the rows whose first days move (each update leaves a dead row version). On SQLite see
     :func:`_term_ids_sqlite`. A fixed handful of statements for the whole batch, whatever the
-    number of days its items span (a first fetch of blog archives spans hundreds)."""
+    number of days its items span (a first fetch of blog archives spans hundreds).
+
+    Long because the PostgreSQL path is three statements around a ``COPY``, each commented."""
     if not words:
         return np.zeros(0, np.int64)
     if conn.dialect.name != "postgresql":
@@ -287,32 +298,43 @@ def _term_ids(conn: sa.Connection, words: list[str], firsts: np.ndarray) -> np.n
     cur = raw.cursor()
     try:
         cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS trend_batch_terms (term TEXT, "
+            "CREATE TEMP TABLE IF NOT EXISTS trend_batch_terms (k INTEGER, term TEXT, "
             f"{', '.join(f + ' INTEGER' for f in fs)}) ON COMMIT DROP"
         )
         cur.execute("TRUNCATE trend_batch_terms")
-        with cur.copy(f"COPY trend_batch_terms (term, {', '.join(fs)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY trend_batch_terms (k, term, {', '.join(fs)}) FROM STDIN") as copy:
             # COPY text format needs no escaping: terms are [a-z0-9]+ words and single spaces
             copy.write(
                 "".join(
-                    f"{t}\t{chr(9).join(str(o) if o else chr(92) + 'N' for o in days)}\n"
-                    for t, days in zip(words, firsts.tolist(), strict=True)
+                    f"{k}\t{t}\t{chr(9).join(str(o) if o else chr(92) + 'N' for o in days)}\n"
+                    for k, (t, days) in enumerate(zip(words, firsts.tolist(), strict=True))
                 )
             )
-        # in term order, so that concurrent callers lock rows in the same order
+        # the known terms whose first days stay: their ids (by position, one join, issue 16:
+        # no per-term look-ups), and out of the batch, so that the upsert does not try them
         cur.execute(
-            f"INSERT INTO terms (term, {', '.join(_FIRST)}) SELECT term, {', '.join(fs)} "
-            f"FROM trend_batch_terms b ORDER BY term ON CONFLICT (term) DO UPDATE SET {_LOWER} "
-            f"WHERE {_CHANGED} RETURNING term, id"
+            f"DELETE FROM trend_batch_terms b USING terms t WHERE t.term = b.term "
+            f"AND NOT coalesce({_MOVED}, false) RETURNING b.k, t.id"
         )
-        ids: dict[str, int] = dict(cur.fetchall())
-        if len(ids) < len(words):  # the known terms whose first days stayed: one join with
-            # the batch already copied (issue 16: no per-term look-ups)
-            cur.execute("SELECT t.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term")
-            ids.update(cur.fetchall())
+        found = np.array(cur.fetchall(), dtype=np.int64).reshape(-1, 2)
+        out = np.zeros(len(words), np.int64)
+        out[found[:, 0]] = found[:, 1]
+        if len(found) < len(words):  # new terms, and known ones whose first days move
+            # in term order, so that concurrent callers lock rows in the same order
+            cur.execute(
+                f"INSERT INTO terms (term, {', '.join(_FIRST)}) SELECT term, {', '.join(fs)} "
+                f"FROM trend_batch_terms b ORDER BY term ON CONFLICT (term) DO UPDATE SET {_LOWER} "
+                f"WHERE {_CHANGED} RETURNING term, id"
+            )
+            ids: dict[str, int] = dict(cur.fetchall())
+            if len(ids) + len(found) < len(words):  # rows a concurrent caller added meanwhile
+                cur.execute("SELECT t.term, t.id FROM trend_batch_terms b JOIN terms t ON t.term = b.term")
+                ids.update(cur.fetchall())
+            rest = np.setdiff1d(np.arange(len(words)), found[:, 0])
+            out[rest] = [ids[words[k]] for k in rest.tolist()]
     finally:
         cur.close()
-    return np.fromiter(map(ids.__getitem__, words), np.int64, len(words))
+    return out
 
 
 def _term_ids_sqlite(conn: sa.Connection, words: list[str], firsts: np.ndarray) -> np.ndarray:
@@ -357,10 +379,7 @@ def _term_ids_sqlite(conn: sa.Connection, words: list[str], firsts: np.ndarray) 
                 sql = "SELECT j.key, t.id, {} FROM json_each(?) j JOIN terms t ON t.term = j.value"
                 known(sql.format(moved or "0"), sel, [by_term[k] for k in sel.tolist()])
         else:
-            moved = _CHANGED.replace("excluded.", "b.x").replace("terms.", "t.")
-            for j, c in enumerate(_FIRST):
-                moved = moved.replace(f"b.x{c}", f"b.f{j}")
-            sql = f"SELECT b.key, t.id, coalesce({moved}, 0) FROM {batch} b JOIN terms t ON t.term = b.term"
+            sql = f"SELECT b.key, t.id, coalesce({_MOVED}, 0) FROM {batch} b JOIN terms t ON t.term = b.term"
             known(sql, np.arange(len(words)), [[t, *d] for t, d in zip(by_term, days.tolist(), strict=True)])
         if todo.any():
             at = np.flatnonzero(todo)
