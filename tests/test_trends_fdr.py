@@ -222,7 +222,9 @@ def test_no_rising_term_when_days_are_shuffled(engine: sa.Engine) -> None:
             report = trends.compute_report(session, end=end, window_days=5, baseline_days=7, scope=scope)
             assert report.window_docs > 1000 or scope != "all"
             assert report.terms == () and report.new_terms == (), [t.term for t in report.terms]
-            assert scope != "all" or report.tested > 500
+            # a large family: 445 lexicon terms tested here since modifiers are not terms
+            # (``usage.modifiers`` removed ~20 % of the lexicon; > 500 before, 492 at a 0.9 share)
+            assert scope != "all" or report.tested > 400
         # the previous rule, on the same counts, listed chance phrases a reader could believe
         old = _old_rule_hits(session, end, 5, 7)
         # the old rule lists chance phrases here (which ones depends on the candidate grams)

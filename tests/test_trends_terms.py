@@ -19,6 +19,8 @@ import datetime as dt
 import glob
 import json
 import re
+from collections import Counter
+from itertools import chain
 
 import numpy as np
 import sqlalchemy as sa
@@ -29,7 +31,8 @@ from aggregator.feeds.ingest import write_entries
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed
 from aggregator.store.trends_tables import Term, TermCount
-from aggregator.trends import lexicon
+from aggregator.trends import lexicon, usage
+from aggregator.trends.terms import _BREAK, CONNECTORS, _gram_list, _tokens
 
 NAMED = {
     "world model": r"world[- ]models?",
@@ -84,6 +87,37 @@ def test_lexicon_learned_from_the_bulk_corpus_has_the_fields_phrases() -> None:
     learned_boilerplate = [t for t in BOILERPLATE if t in lex]
     assert not learned_boilerplate, learned_boilerplate
     assert "model" not in lex and "large" not in lex and "data" not in lex
+
+
+def test_modifiers_are_measured_from_the_text_and_are_not_terms() -> None:
+    """The modifier rule on the real corpus: the share of a gram's occurrences right before
+    another content word, read from the counted grams (``cf["medical image"]`` counts "medical"
+    before "image"), equals a direct scan of the token lists; modifiers ("medical", "multi
+    turn", "physical") are not terms, and topics written as nouns on their own are, including
+    the documented topic modifiers ("agentic": 0.91 before a noun, like "physical")."""
+    texts = _corpus()[-4000:]
+    token_lists = [_tokens(t) for t in texts]
+    cf = Counter(chain.from_iterable(_gram_list(t) for t in token_lists))
+    grams = ["medical", "physical", "hierarchical", "multi turn", "world model", "chain of thought", "camera"]
+    mods = usage.modifiers(grams, cf)
+    for g in grams:  # the rule's reading of cf agrees with a scan of the texts
+        words = g.split()
+        n = len(words)
+        at = [
+            (tokens, i)
+            for tokens in token_lists
+            for i in range(len(tokens) - n + 1)
+            if tokens[i : i + n] == words
+        ]
+        before = sum(
+            i + n < len(tokens) and tokens[i + n] not in CONNECTORS and tokens[i + n] != _BREAK
+            for tokens, i in at
+        )
+        assert len(at) == cf[g] > 20, g
+        assert (g in mods) == (before >= usage.MODIFIER_SHARE * len(at)), (g, before / len(at))
+    assert {"medical", "physical", "hierarchical", "multi turn"} <= mods, mods
+    assert not {"world model", "chain of thought", "camera"} & mods, mods
+    assert usage.modifiers(["agentic", "multi task"], cf) == set()  # TOPIC_MODIFIERS
 
 
 def _feed(session) -> int:  # type: ignore[no-untyped-def]

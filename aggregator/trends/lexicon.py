@@ -70,14 +70,23 @@ from sqlalchemy.orm import Session
 from aggregator.store.tables import Item
 from aggregator.store.trends_tables import TrendLexicon
 from aggregator.trends.terms import _BREAK, _NUMBER_UNIT, CONNECTORS, _gram_list, _tokens, item_text
+from aggregator.trends.usage import (
+    FRAGMENT_SHARE,
+    MIN_DF,
+    bound_words,
+    connector_fragments,
+    modifiers,
+    right_parts,
+)
 
 #: The lexicon is relearned when it is this many days older than the newest counted day.
 RELEARN_DAYS = 7
+#: The version of the rules below, stored with a learned lexicon: one learned by other rules is
+#: relearned at the next refresh, whatever its age. Change it when a rule changes.
+RULES_VERSION = "2026-12d modifiers, topic modifiers kept"
 SAMPLE_NEWEST = 5000
 SAMPLE_OLDER = 3000
-MIN_DF = 5
 MIN_NPMI = 0.15
-FRAGMENT_SHARE = 0.8
 MIN_RIDF = 0.4
 #: Every phrase needs at least this residual IDF (about 7 % of its documents repeat it), however
 #: alike its documents: a phrase written once wherever it is written is the register of abstracts
@@ -163,17 +172,22 @@ class Lexicon:
     n_docs: int
     through: dt.date | None
     terms: dict[str, tuple[int, float, float, float | None]]
+    rules: str = RULES_VERSION
 
     def __contains__(self, term: object) -> bool:
         return term in self.terms
 
     def pack(self) -> bytes:
-        return zlib.compress(json.dumps(self.terms, separators=(",", ":")).encode(), 6)
+        """zlib of JSON term → statistics, with the rules' version under ``"#rules"`` (never a
+        term: terms are ``[a-z0-9]`` words)."""
+        data = {"#rules": self.rules, **self.terms}
+        return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
 
     @classmethod
     def unpack(cls, n_docs: int, through: dt.date | None, data: bytes) -> Lexicon:
         raw = json.loads(zlib.decompress(data))
-        return cls(n_docs, through, {t: (v[0], v[1], v[2], v[3]) for t, v in raw.items()})
+        rules = str(raw.pop("#rules", ""))  # "" for a lexicon stored before the version was
+        return cls(n_docs, through, {t: (v[0], v[1], v[2], v[3]) for t, v in raw.items()}, rules)
 
 
 def is_evaluation(term: str) -> bool:
@@ -253,9 +267,9 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     n = len(texts)
     total = sum(c for g, c in cf.items() if " " not in g) or 1
     frequent = [g for g, d in df.items() if d >= MIN_DF]
-    fragments = _fragments(frequent, cf, total) | _right_parts(frequent, cf)
-    fragments |= _connector_fragments(token_lists, {g for g in frequent if " " in g}, cf)
-    fragments |= _bound_words(token_lists, cf)
+    fragments = _fragments(frequent, cf, total) | right_parts(frequent, cf)
+    fragments |= connector_fragments(token_lists, {g for g in frequent if " " in g}, cf)
+    fragments |= bound_words(token_lists, cf) | modifiers(frequent, cf)
     cands: dict[str, float | None] = {}
     for g in frequent:
         if g in fragments or is_evaluation(g):
@@ -306,64 +320,6 @@ def learn(texts: Sequence[str], through: dt.date | None = None) -> Lexicon:
     }
     topical -= {g for g in topical if _adverb_edge(g) or _participle_end(g)}
     return Lexicon(n, through, {g: terms[g] for g in sorted(topical)})
-
-
-def _right_parts(grams: Iterable[str], cf: Counter[str]) -> set[str]:
-    """Phrases that are mostly the right part of longer phrases, whatever precedes them: ≥
-    :data:`FRAGMENT_SHARE` of their occurrences follow a content word ("use agent" after
-    "computer" or "tool"). Single words are left alone, and so is a phrase after a size
-    such as "3d" ("gaussian splatting")."""
-    ext: Counter[str] = Counter()
-    for g, c in cf.items():
-        first, _, tail = g.partition(" ")
-        inner = " " in tail and tail.partition(" ")[0] not in CONNECTORS and first not in CONNECTORS
-        if inner and not _NUMBER_UNIT.fullmatch(first):  # "3d gaussian splatting" keeps its tail
-            ext[tail] += c
-    return {g for g in grams if " " in g and ext.get(g, 0) >= FRAGMENT_SHARE * cf[g]}
-
-
-#: A phrase this share of whose occurrences have the same connector word just before or just
-#: after it is a piece of a longer phrase: "art performance" is always "the art performance"
-#: ("state of the art performance", longer than the counted grams).
-CONNECTOR_SHARE = 0.8
-
-
-def _connector_fragments(
-    token_lists: Sequence[Sequence[str]], phrases: set[str], cf: Counter[str]
-) -> set[str]:
-    """Phrases (of ``phrases``) with ≥ :data:`CONNECTOR_SHARE` of their occurrences next to one
-    connector word on the same side. Counting never begins or ends a
-    gram with a connector, so :func:`_fragments` cannot see these longer phrases."""
-    near: Counter[tuple[str, str, int]] = Counter()
-    for tokens in token_lists:
-        n = len(tokens)
-        for i, t in enumerate(tokens):
-            if t not in CONNECTORS:
-                continue
-            for k in (2, 3):  # the phrases right after the connector, and right before it
-                after = " ".join(tokens[i + 1 : i + 1 + k])
-                if i + k < n and after in phrases:
-                    near[after, t, 0] += 1
-                before = " ".join(tokens[max(i - k, 0) : i])
-                if i >= k and before in phrases:
-                    near[before, t, 1] += 1
-    return {g for (g, _, _), c in near.items() if c >= CONNECTOR_SHARE * cf[g]}
-
-
-#: A single word this share of whose occurrences follow a content word is the second part of
-#: compounds ("modal" of "cross modal" and "multi modal", "horizon" of "long horizon",
-#: "splatting"), not a topic of its own; the compounds are terms.
-BOUND_SHARE = 0.9
-
-
-def _bound_words(token_lists: Sequence[Sequence[str]], cf: Counter[str]) -> set[str]:
-    """Single words with ≥ :data:`BOUND_SHARE` of their occurrences right after a content word."""
-    after: Counter[str] = Counter()
-    for tokens in token_lists:
-        after.update(
-            b for a, b in zip(tokens, tokens[1:], strict=False) if a != _BREAK and a not in CONNECTORS
-        )
-    return {w for w, c in after.items() if w in cf and c >= BOUND_SHARE * cf[w] and cf[w] >= MIN_DF}
 
 
 def _acronym_pairs(doc_sets: Sequence[set[str]], expansions: list[str]) -> dict[str, int]:
@@ -476,14 +432,17 @@ def current(session: Session) -> Lexicon:
 
 def refresh(session: Session, through: dt.date) -> Lexicon:
     """Relearn and store the lexicon when the stored one was learned :data:`RELEARN_DAYS` or
-    more days before ``through`` (the newest counted day); otherwise return the stored one.
-    Keeps only the newest row. Learning costs 6 s on an idle 2-core VM and 30–50 s on the
-    shared one (2026-12), far above the 2 s an incremental update may take, so it runs once a
-    week, not after every day's ingest: a phrase coined this week is reportable before that
-    as the full form of a coined name (``detect._reportable``)."""
+    more days before ``through`` (the newest counted day), or by other rules
+    (:data:`RULES_VERSION`); otherwise return the stored one. Keeps only the newest row.
+    Learning costs 6 s on an idle 2-core VM and 30–50 s on the shared one (2026-12), far
+    above the 2 s an incremental update may take, so it runs once a week, not after every
+    day's ingest: a phrase coined this week is reportable before that as the full form of a
+    coined name (``detect._reportable``)."""
     stored = session.scalar(sa.select(sa.func.max(TrendLexicon.through)))
     if stored is not None and stored >= through - dt.timedelta(days=RELEARN_DAYS - 1):
-        return current(session)
+        lex = current(session)
+        if lex.rules == RULES_VERSION:  # (one learned by other rules is relearned now)
+            return lex
     lex = learn(*sample_texts(session, through))
     session.execute(sa.delete(TrendLexicon))
     session.add(

@@ -63,8 +63,8 @@ def store_report(
 #: Part of every result's inputs digest: changed whenever detection changes, so that stored
 #: results are recomputed by the next refresh.
 DETECTION_VERSION = (
-    "2026-12c lexicon (words need ridf >= 0.6 and coherence; phrases ridf >= 0.1, connector and "
-    "bound-word fragments), strata by category x source, exact test, BH FDR; leading + watch, "
+    "2026-12d lexicon (words need ridf >= 0.6 and coherence; phrases ridf >= 0.1, connector and "
+    "bound-word fragments, no modifiers), strata by category x source, exact test, BH FDR; leading + watch, "
     "labels by the completing phrase; leading single words in <= 5 % of the window; lexicon from papers"
 )
 
