@@ -190,8 +190,11 @@ def test_api_and_page(loaded: tuple[sa.Engine, list[list[int]]], database_url: s
         r = client.get("/api/trends", params={"window": "5d", "baseline": "14d", "category": "all"})
         assert r.status_code == 200
         assert "zorblax routing" in [t["term"] for t in r.json()["terms"]]
+        # a bare number is a number of days (a reader types window=28)
+        bare = client.get("/api/trends", params={"window": "5", "baseline": "14", "category": "all"})
+        assert bare.status_code == 200 and bare.json() == r.json()
         for params in (
-            {"window": "7"},
+            {"window": "7w"},
             {"window": "0d"},
             {"window": "90d"},
             {"baseline": "2000d"},

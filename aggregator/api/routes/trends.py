@@ -25,15 +25,15 @@ router = APIRouter()
 #: Windows up to a month, baselines up to two years (issue 16: readers keep up monthly).
 WINDOW_RANGE = (1, 31)
 BASELINE_RANGE = (7, 730)
-_DAYS = re.compile(r"^\s*(\d{1,3})\s*d\s*$", re.IGNORECASE)
+_DAYS = re.compile(r"^\s*(\d{1,3})\s*d?\s*$", re.IGNORECASE)
 
 
 def parse_days(text: str, name: str) -> int:
-    """``"7d"`` → 7. Windows are 1–31 days, baselines 7–730 days. Raises ``ValueError``."""
+    """``"7d"`` (or ``"7"``) → 7. Windows are 1–31 days, baselines 7–730 days. Raises ``ValueError``."""
     m = _DAYS.match(text or "")
     lo, hi = WINDOW_RANGE if name == "window" else BASELINE_RANGE
     if m is None:
-        raise ValueError(f"{name} must look like '7d' (a number of days followed by d), not {text!r}")
+        raise ValueError(f"{name} must be a number of days like '7d' or '7', not {text!r}")
     days = int(m.group(1))
     if not lo <= days <= hi:
         raise ValueError(f"{name} must be between {lo}d and {hi}d, not {days}d")
@@ -119,9 +119,12 @@ def _params(window: str, baseline: str, category: str | None) -> tuple[int, int,
     return w, b, scope
 
 
-WindowQuery = Annotated[str, Query(pattern=r"^[0-9]{1,3}d$", description="window length, e.g. 7d (1d–31d)")]
+WindowQuery = Annotated[
+    str, Query(pattern=r"^[0-9]{1,3}d?$", description="window length in days, e.g. 7d or 7 (1–31)")
+]
 BaselineQuery = Annotated[
-    str, Query(pattern=r"^[0-9]{1,3}d$", description="baseline before the window, e.g. 56d (7d–730d)")
+    str,
+    Query(pattern=r"^[0-9]{1,3}d?$", description="baseline before the window in days, e.g. 56d or 56"),
 ]
 CategoryQuery = Annotated[
     Literal["all", "cs.LG", "cs.CV", "cs.CL", "blogs"] | None, Query(description="scope of the statistics")
