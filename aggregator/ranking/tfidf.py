@@ -29,6 +29,7 @@ from sklearn.preprocessing import normalize
 from sqlalchemy.orm import Session
 
 from aggregator.config import Interests
+from aggregator.ranking.semantic import fit_topics
 from aggregator.ranking.text import (
     AUTHOR_PREFIX,
     AUTHOR_SEP,
@@ -61,6 +62,7 @@ class TfidfModel:
     idf: np.ndarray  # n_terms float32
     n_docs: int
     model_id: int | None = None
+    topics: np.ndarray | None = None  # k × n_terms float32 (aggregator.ranking.semantic), or None
 
     def __post_init__(self) -> None:
         vocab = {str(t): i for i, t in enumerate(self.terms)}
@@ -83,19 +85,25 @@ class TfidfModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, terms=self.terms.astype(str), idf=self.idf, n_docs=np.array([self.n_docs]))
+        arrays = {"terms": self.terms.astype(str), "idf": self.idf, "n_docs": np.array([self.n_docs])}
+        if self.topics is not None:  # float16 halves the blob; the topic space needs no more
+            arrays["topics"] = self.topics.astype(np.float16)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes, model_id: int | None = None) -> TfidfModel:
         with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-            return cls(data["terms"], data["idf"].astype(np.float32), int(data["n_docs"][0]), model_id)
+            topics = data["topics"].astype(np.float32) if "topics" in data.files else None
+            idf = data["idf"].astype(np.float32)
+            return cls(data["terms"], idf, int(data["n_docs"][0]), model_id, topics)
 
 
 def fit(texts: Sequence[str]) -> TfidfModel:
     """Fit TF-IDF on ``texts``. ``min_df`` scales with corpus size (5 from 2,000 docs, as in
-    arxiv-sanity-lite; 1 for tiny corpora) and ``max_df=0.5`` drops near-stop-words.
-    Raises ``ValueError`` when ``texts`` is empty."""
+    arxiv-sanity-lite; 1 for tiny corpora) and ``max_df=0.5`` drops near-stop-words. The
+    model's topic space (:func:`aggregator.ranking.semantic.fit_topics`) is fitted on the same
+    TF-IDF rows. Raises ``ValueError`` when ``texts`` is empty."""
     if not texts:
         raise ValueError("cannot fit TF-IDF on an empty corpus")
     n = len(texts)
@@ -109,14 +117,14 @@ def fit(texts: Sequence[str]) -> TfidfModel:
         max_features=200_000,
     )
     try:
-        vec.fit(texts)
+        rows = vec.fit_transform(texts)
     except ValueError:  # every term pruned (tiny or stop-word-only corpus): keep all
         vec.set_params(min_df=1, max_df=1.0)
-        vec.fit(texts)
+        rows = vec.fit_transform(texts)
     terms = np.empty(len(vec.vocabulary_), dtype=object)
     for term, col in vec.vocabulary_.items():
         terms[col] = term
-    return TfidfModel(terms.astype(str), vec.idf_.astype(np.float32), n)
+    return TfidfModel(terms.astype(str), vec.idf_.astype(np.float32), n, topics=fit_topics(rows))
 
 
 def profile_vector(model: TfidfModel, interests: Interests, extra_texts: Sequence[str] = ()) -> sp.csr_matrix:
@@ -207,7 +215,7 @@ def save_model(session: Session, model: TfidfModel, now: dt.datetime) -> TfidfMo
     old = list(session.scalars(sa.select(RankModel.id).order_by(RankModel.id.desc()).offset(_KEEP_MODELS)))
     if old:
         session.execute(sa.delete(RankModel).where(RankModel.id.in_(old)))
-    return TfidfModel(model.terms, model.idf, model.n_docs, row.id)
+    return TfidfModel(model.terms, model.idf, model.n_docs, row.id, model.topics)
 
 
 def _window_items(session: Session, since: dt.datetime | None, limit: int | None = None) -> list[sa.Row]:
