@@ -56,26 +56,28 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / norms).astype(np.float32)
 
 
-def project(rows: sp.csr_matrix, topics: np.ndarray) -> np.ndarray:
-    """TF-IDF rows (n × n_terms CSR) in topic space: n × k float32, rows unit length."""
-    return unit_rows(np.asarray(sp.csr_matrix(rows, dtype=np.float32) @ topics.T, dtype=np.float32))
+def project(rows: sp.csr_matrix, basis: np.ndarray) -> np.ndarray:
+    """TF-IDF rows (n × n_terms CSR) in topic space: n × k float32, rows unit length.
+    ``basis``: the topics transposed, n_terms × k, C order (a transposed view would be copied
+    by every product)."""
+    return unit_rows(np.asarray(sp.csr_matrix(rows, dtype=np.float32) @ basis, dtype=np.float32))
 
 
-def semantic_scores(items: np.ndarray, queries: sp.csr_matrix, topics: np.ndarray) -> np.ndarray:
+def semantic_scores(items: np.ndarray, queries: sp.csr_matrix, basis: np.ndarray) -> np.ndarray:
     """``SEMANTIC_WEIGHT · max(cos, 0)`` in topic space of every query with every item:
     n_queries × n_items float32. ``items``: :func:`project` of the window (n_items × k);
-    ``queries``: n_queries × n_terms CSR (a zero row gives zeros)."""
-    sims = project(queries, topics) @ items.T
+    ``queries``: n_queries × n_terms CSR (a zero row gives zeros); ``basis``: see :func:`project`."""
+    sims = project(queries, basis) @ items.T
     np.maximum(sims, 0, out=sims)
     sims *= SEMANTIC_WEIGHT
     return np.asarray(sims, dtype=np.float32)
 
 
 def add_semantic(
-    sims: np.ndarray, items: np.ndarray | None, queries: sp.csr_matrix, topics: np.ndarray | None
+    sims: np.ndarray, items: np.ndarray | None, queries: sp.csr_matrix, basis: np.ndarray | None
 ) -> np.ndarray:
     """``sims`` (n_queries × n_items float32) plus :func:`semantic_scores`, in place; unchanged
-    when the window has no topic space (``items``/``topics`` None)."""
-    if items is not None and topics is not None and sims.size:
-        sims += semantic_scores(items, queries, topics)
+    when the window has no topic space (``items``/``basis`` None)."""
+    if items is not None and basis is not None and sims.size:
+        sims += semantic_scores(items, queries, basis)
     return sims

@@ -177,7 +177,7 @@ def _query_matrix(
     first = _similarities_t(window, q1)
     nonempty = np.diff(q1.indptr) > 0
     if PRF_DOCS <= 0 or not nonempty.any():
-        return q1, semantic.add_semantic(first, window.semantic, q1, window.topics)
+        return q1, semantic.add_semantic(first, window.semantic, q1, window.basis)
     m = min(PRF_DOCS, len(window))
     readers = np.flatnonzero(nonempty)
     block = first[readers] if len(readers) < n else first.copy()
@@ -200,7 +200,7 @@ def _query_matrix(
     if not nonempty.all():  # an empty profile is not expanded: its query stays empty
         q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
         q2.eliminate_zeros()
-    return q2, semantic.add_semantic(_similarities_t(window, q2), window.semantic, q2, window.topics)
+    return q2, semantic.add_semantic(_similarities_t(window, q2), window.semantic, q2, window.basis)
 
 
 def _rows_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +243,7 @@ def _query_one(
     q1 = sp.csr_matrix((v1, c1, np.asarray([0, len(c1)])), shape=(1, n_terms))
     if len(window) == 0 or PRF_DOCS <= 0 or len(c1) == 0:
         q, sims = result(c1, v1)
-        return q, semantic.add_semantic(sims, window.semantic, q1, window.topics)
+        return q, semantic.add_semantic(sims, window.semantic, q1, window.basis)
     first = result(c1, v1)[1][0]
     m = min(PRF_DOCS, len(window))
     if len(rated):
@@ -260,7 +260,7 @@ def _query_one(
     hit = (at < len(cols)) & (cols[np.minimum(at, len(cols) - 1)] == d.indices)
     values[at[hit]] -= d.data[hit]
     q2, sims = result(*clipped(cols, values))
-    return q2, semantic.add_semantic(sims, window.semantic, q2, window.topics)
+    return q2, semantic.add_semantic(sims, window.semantic, q2, window.basis)
 
 
 def _inputs_matrices(
