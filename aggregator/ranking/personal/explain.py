@@ -106,8 +106,9 @@ class PhraseColumns:
     last: np.ndarray
     n_words: int
     last_twin: np.ndarray  # a phrase's last word's twin id (a word's own for a word)
-    left: np.ndarray
-    right: np.ndarray
+    tail: np.ndarray  # the id of a term's last word (all terms; own id space)
+    head: np.ndarray  # the id of a term's first word
+    connected: np.ndarray  # sorted tail id · n_ids + head id of the model's connector phrases
     phrases: frozenset[str]
 
     def pairs_to_join(self, cols: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -119,9 +120,18 @@ class PhraseColumns:
         out = np.zeros(n_pairs, dtype=bool)
         if not len(cols):
             return out
-        out |= (np.bincount(pair[self.left[cols]], minlength=n_pairs) > 0) & (
-            np.bincount(pair[self.right[cols]], minlength=n_pairs) > 0
-        )
+        if len(self.connected):  # two terms x…, …y of a pair with "x of y" a connector phrase
+            n_ids = int(max(self.tail.max(), self.head.max())) + 1
+            lengths = np.diff(bounds)
+            width = int(lengths.max())
+            slot = np.arange(len(cols)) - np.repeat(bounds[:-1], lengths)
+            tails = np.full((n_pairs, width), -1, dtype=np.int64)
+            heads = np.full((n_pairs, width), -1, dtype=np.int64)
+            tails[pair, slot], heads[pair, slot] = self.tail[cols], self.head[cols]
+            keys = tails[:, :, None] * n_ids + heads[:, None, :]
+            hit = np.isin(keys, self.connected) & (tails[:, :, None] >= 0) & (heads[:, None, :] >= 0)
+            hit[:, np.arange(width), np.arange(width)] = False
+            out |= hit.any(axis=(1, 2))
         keys = pair * (int(self.twin.max()) + 1) + self.twin[cols]
         uniq, counts = np.unique(keys, return_counts=True)
         out[(uniq[counts > 1] // (int(self.twin.max()) + 1)).astype(np.int64)] = True
@@ -150,20 +160,26 @@ def _phrase_columns(window: ItemWindow, terms: np.ndarray) -> PhraseColumns:
         twin = np.empty(len(names), dtype=np.int64)
         first = np.full(len(names), -1, dtype=np.int64)
         last = np.full(len(names), -1, dtype=np.int64)
-        starts = {p.split(" ")[0] for p in window.phrases}
-        ends = {p.split(" ")[-1] for p in window.phrases}
-        left = np.zeros(len(names), dtype=bool)
-        right = np.zeros(len(names), dtype=bool)
+        ids: dict[str, int] = {}
+        tail = np.empty(len(names), dtype=np.int64)
+        head = np.empty(len(names), dtype=np.int64)
         last_twin = np.empty(len(names), dtype=np.int64)
         for c, t in enumerate(names):
             twin[c] = twins.setdefault(twin_key(t), len(twins))
             split = t.split(" ")
             last_twin[c] = twins.setdefault(twin_key(split[-1]), len(twins))
-            left[c], right[c] = split[-1] in starts, split[0] in ends
+            tail[c], head[c] = ids.setdefault(split[-1], len(ids)), ids.setdefault(split[0], len(ids))
             if len(split) > 1:
                 first[c] = words.setdefault(split[0], len(words))
                 last[c] = words.setdefault(split[-1], len(words))
-        return PhraseColumns(twin, first, last, len(words), last_twin, left, right, window.phrases)
+        pairs = [p.split(" ") for p in window.phrases]
+        connected = np.unique(
+            np.asarray(
+                [ids[p[0]] * len(ids) + ids[p[-1]] for p in pairs if p[0] in ids and p[-1] in ids],
+                dtype=np.int64,
+            )
+        )
+        return PhraseColumns(twin, first, last, len(words), last_twin, tail, head, connected, window.phrases)
 
     return window._memoised(("phrase columns", len(terms)), make)  # type: ignore[no-any-return]
 
