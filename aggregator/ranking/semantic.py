@@ -68,6 +68,7 @@ def semantic_scores(items: np.ndarray, queries: sp.csr_matrix, basis: np.ndarray
     n_queries × n_items float32. ``items``: :func:`project` of the window (n_items × k);
     ``queries``: n_queries × n_terms CSR (a zero row gives zeros); ``basis``: see :func:`project`."""
     z = project(queries, basis)
+    z *= SEMANTIC_WEIGHT  # ≥ 0: the same as weighting after the clip below
     if z.shape[0] == 1:  # a matrix-vector product without BLAS: its threads only spin (6 → 60 ms)
         sims = np.einsum("ik,k->i", items, z[0]).reshape(1, -1)
     else:
@@ -76,7 +77,6 @@ def semantic_scores(items: np.ndarray, queries: sp.csr_matrix, basis: np.ndarray
         with threadpool_limits(1):
             sims = z @ items.T
     np.maximum(sims, 0, out=sims)
-    sims *= SEMANTIC_WEIGHT
     return np.asarray(sims, dtype=np.float32)
 
 

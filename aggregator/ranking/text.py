@@ -191,8 +191,10 @@ def _token_line(text: str) -> str:
     """The text's :func:`_runs_tokens` joined by spaces, with a space at each end: a break (an
     empty token) leaves two spaces, so a phrase is found only within a run; a connector word
     (:data:`CONNECTORS`) stays as itself. Cached: the same items are explained for many readers."""
-    pieces = _SCAN.findall(_clean(text).casefold())
-    return " " + " ".join(p if p in CONNECTORS else _PIECES[p] for p in pieces) + " "
+    return " " + " ".join(map(_LINE_PIECES.__getitem__, _SCAN.findall(_clean(text).casefold()))) + " "
+
+
+_LINE_PIECES = _Pieces({c: c for c in CONNECTORS})  # as _PIECES, but a connector stays itself
 
 
 def _joinable(a: list[str], b: list[str], phrases: Collection[str]) -> list[str] | None:
@@ -200,6 +202,8 @@ def _joinable(a: list[str], b: list[str], phrases: Collection[str]) -> list[str]
     "last of a, connector, first of b" is one of ``phrases``; else None."""
     if len(a) >= 2 and len(b) >= 2 and a[-1] == b[0]:
         return a + b[1:]
+    if not phrases:
+        return None
     for c in CONNECTORS:
         if f"{a[-1]} {c} {b[0]}" in phrases:
             return [*a, c, *b]
@@ -221,9 +225,10 @@ def join_phrases(
     keys = [twin_key(t) for t in terms]
     last_words = {twin_key(t.split(" ")[-1]) for t in terms if " " in t}
     alone = {k for t, k in zip(terms, keys, strict=True) if " " not in t}
-    plain = len(set(keys)) == len(keys) and not last_words & alone and not _overlaps(terms)
-    if plain and not _connectable(terms, phrases):
+    connectable = _connectable(terms, phrases)
+    if len(set(keys)) == len(keys) and not last_words & alone and not _overlaps(terms) and not connectable:
         return why
+    phrases = phrases if connectable else ()
     line = _token_line(text.partition(AUTHORS_MARK)[0])
     names, weights = list(terms), [w for _, w in why]
     parts = [n.split(" ") for n in names]
