@@ -130,10 +130,19 @@ def twin_key(term: str) -> str:
     return " ".join([*words[:-1], _singular(words[-1])])
 
 
+@functools.lru_cache(maxsize=8)
+def _ends(phrases: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The first and the last words of the connector phrases."""
+    return frozenset(p.split(" ")[0] for p in phrases), frozenset(p.split(" ")[-1] for p in phrases)
+
+
 def _connectable(terms: list[str], phrases: Collection[str]) -> bool:
     if not phrases:
         return False
+    firsts, lasts = _ends(frozenset(phrases))
     split = [t.split(" ") for t in terms]
+    if not any(w[-1] in firsts for w in split) or not any(w[0] in lasts for w in split):
+        return False
     pairs = ((a[-1], b[0]) for a in split for b in split if a is not b)
     return any(f"{x} {c} {y}" in phrases for x, y in pairs for c in CONNECTORS)
 
