@@ -48,7 +48,10 @@ def test_free_text_task_ours_beats_tfidf_cosine(papers: list[evaluate.Paper]) ->
     assert res.categories and set(res.methods) == {"tfidf", "ours"}
     ours, tfidf = res.methods["ours"], res.methods["tfidf"]
     assert len(ours.ap) == len(res.categories) == len(tfidf.ap)
-    assert np.mean(ours.ap) > np.mean(tfidf.ap)
+    # clearly ahead (issue 17): measured AP +0.131, P@20 +0.088 with the topic space
+    # (aggregator.ranking.semantic); +0.050 and +0.025 without it
+    assert np.mean(ours.ap) > np.mean(tfidf.ap) + 0.08
+    assert np.mean(ours.precision) > np.mean(tfidf.precision) + 0.05
     assert "ΔAP vs tfidf" in evaluate.format_table([res], anchor="tfidf")
 
 

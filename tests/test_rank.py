@@ -60,6 +60,9 @@ def test_model_round_trips_through_bytes(model: rank.TfidfModel) -> None:
     again = rank.TfidfModel.from_bytes(model.to_bytes())
     text = ["Reinforcement learning with verifiable rewards improves reasoning in large language models"]
     assert (model.transform(text) != again.transform(text)).nnz == 0
+    # the topic space (aggregator.ranking.semantic) is stored with it, exactly as fitted
+    assert model.topics is not None and again.topics is not None
+    assert model.topics.shape == (64, model.n_terms) and np.array_equal(model.topics, again.topics)
 
 
 def test_rescore_and_digest_order(engine: sa.Engine) -> None:

@@ -5,6 +5,7 @@ stop word, no filler word alone."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import numpy as np
@@ -132,3 +133,86 @@ def test_analyzer_breaks_at_punctuation_and_drops_urls_and_latex() -> None:
     assert not {"github", "https", "com", "textbf", "github com", "propose textbf"} & set(terms)
     assert {"author:wei_zhang", "author:jo_lin"} <= set(terms) and "zhang" not in terms
     assert np.all([" " not in t for t in terms if t.startswith("author:")])
+
+
+def test_join_phrases_with_connectors() -> None:
+    """Two terms the text joins with "of"/"to" become one entry when the model learned that
+    collocation; never across punctuation, and never a phrase the model did not learn."""
+    phrases = frozenset({"mixture of experts", "chain of thought"})
+    text = "Sparse Mixture-of-Experts routing for chain-of-thought. Test time scaling of policies."
+    why = [("sparse mixture", 0.3), ("experts", 0.2), ("routing", 0.1), ("expert", 0.05)]
+    why += [("chain", 0.04), ("thought", 0.03), ("scaling", 0.02), ("policies", 0.01)]
+    joined = dict(join_phrases(why, text, phrases))
+    assert set(joined) == {"sparse mixture of experts", "routing", "chain of thought", "scaling", "policies"}
+    assert round(joined["sparse mixture of experts"], 4) == 0.55  # "expert" alone is part of it
+    assert join_phrases([("mixture", 0.3), ("experts", 0.2)], "a mixture. Of experts", phrases) == [
+        ("mixture", 0.3),
+        ("experts", 0.2),
+    ]
+    assert len(join_phrases([("mixture", 0.3), ("experts", 0.2)], text, frozenset())) == 2
+
+
+@pytest.fixture(scope="module")
+def weeks():
+    """Two weeks of real papers (8–21 June 2026): enough text for the model's collocations."""
+    from aggregator.ranking import evaluate
+
+    papers = [p for p in evaluate.load_bulk() if p.source == "dw" and "2026-06-08" <= p.day <= "2026-06-21"]
+    model = rank.fit([rank.item_text(p.title, p.summary, p.authors) for p in papers])
+    window = personal.ItemWindow.build(
+        model,
+        list(range(len(papers))),
+        [p.title for p in papers],
+        [p.summary for p in papers],
+        [p.authors for p in papers],
+        [p.categories for p in papers],
+        [("arXiv",) for _ in papers],
+        [dt.datetime.fromisoformat(p.day + "T04:00:00+00:00") for p in papers],
+    )
+    return papers, model, window
+
+
+@pytest.mark.parametrize(
+    ("interests", "phrase", "fragments"),
+    [
+        ("mixture of experts routing", "mixture of experts", {"mixture", "experts", "expert"}),
+        ("chain of thought reasoning", "chain of thought", {"chain", "thought"}),
+        # "state space" alone is a phrase of its own (the bigram "space models" may not be a reason)
+        ("state space models", "state space model", {"space models", "space model"}),
+    ],
+)
+def test_why_names_phrases_with_function_words(
+    weeks, interests: str, phrase: str, fragments: set[str]
+) -> None:
+    """On real papers that write the phrase, ``why`` names it whole ("mixture of experts",
+    not "mixture", "experts"), in the reader's precomputed rows and in the live path alike."""
+    papers, model, window = weeks
+    assert {"mixture of experts", "chain of thought", "text to image"} <= model.phrases
+    assert "scaling of policies" not in model.phrases
+    reader = personal.compile_reader(
+        model, ReaderProfile(1, interests=interests), window.matrix[[]], window.matrix[[]]
+    )
+    queries, res = personal.rank_window(window, [reader])
+    rows = personal.top_rows(res[0], 10)
+    live = personal.explain_rows(window, rows, queries[0], model.terms)
+    folded = personal.explain._explain(
+        window, rows, queries, np.zeros(len(rows), dtype=np.int64), model.terms, 5
+    )
+    phrase_cols = personal.explain._phrase_columns(window, model.terms)
+    names = personal.explain._vocabulary(window, model.terms)[0]
+    stored = folded.json(
+        personal.explain._quoted_terms(window, model.terms),
+        names,
+        [window.texts[r] for r in rows],
+        phrase_cols,
+    )
+    whole = 0
+    for r, why, js in zip(rows.tolist(), live, stored, strict=True):
+        terms = [str(w["term"]) for w in why]
+        assert [w["term"] for w in json.loads(js)] == terms  # precompute's path gives the same
+        text = papers[r].title + " " + papers[r].summary
+        if re.search(phrase.replace(" ", r"[\s\-]+"), text, re.I):
+            assert not set(terms) & fragments, (papers[r].title, terms)
+            whole += any(phrase in t for t in terms)
+        assert all(_adjacent(t, text) for t in terms), terms
+    assert whole >= 5

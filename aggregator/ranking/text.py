@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -75,11 +77,7 @@ _PIECES = _Pieces()
 
 
 def _runs_tokens(text: str) -> list[str]:
-    if "\\" in text:
-        text = _LATEX.sub(" . ", text)
-    if _URL_HINT.search(text):  # a cheap test first: the full pattern costs 80 µs a text
-        text = _URL.sub(" . ", text)
-    return list(map(_PIECES.__getitem__, _SCAN.findall(text.casefold())))
+    return list(map(_PIECES.__getitem__, _SCAN.findall(_clean(text).casefold())))
 
 
 def analyze(text: str) -> list[str]:
@@ -132,51 +130,138 @@ def twin_key(term: str) -> str:
     return " ".join([*words[:-1], _singular(words[-1])])
 
 
+@functools.lru_cache(maxsize=8)
+def _ends(phrases: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The first and the last words of the connector phrases."""
+    return frozenset(p.split(" ")[0] for p in phrases), frozenset(p.split(" ")[-1] for p in phrases)
+
+
+def _connectable(terms: list[str], phrases: Collection[str]) -> bool:
+    if not phrases:
+        return False
+    firsts, lasts = _ends(frozenset(phrases))
+    split = [t.split(" ") for t in terms]
+    if not any(w[-1] in firsts for w in split) or not any(w[0] in lasts for w in split):
+        return False
+    pairs = ((a[-1], b[0]) for a in split for b in split if a is not b)
+    return any(f"{x} {c} {y}" in phrases for x, y in pairs for c in CONNECTORS)
+
+
 def _overlaps(terms: list[str]) -> bool:
     split = [t.split(" ") for t in terms if " " in t]
     return any(a[-1] == b[0] for a in split for b in split if a is not b)
 
 
+#: Function words a phrase may hold inside ("mixture of experts", "chain of thought", "text to
+#: image"); the trends phrase model's connectors (aggregator.trends.terms.CONNECTORS) that
+#: join noun phrases. Which "x of y" are phrases is learned per model: :func:`connector_phrases`.
+CONNECTORS = ("of", "to")
+_CONNECTED = re.compile(r"(?<![a-z0-9_])([a-z_][a-z0-9_]+)[\s\-]+(of|to)[\s\-]+(?=([a-z_][a-z0-9_]+))")
+
+
+def _clean(text: str) -> str:
+    """``text`` without LaTeX commands and URLs (each replaced by a break)."""
+    if "\\" in text:
+        text = _LATEX.sub(" . ", text)
+    if _URL_HINT.search(text):  # a cheap test first: the full pattern costs 80 µs a text
+        text = _URL.sub(" . ", text)
+    return text
+
+
+def connector_phrases(texts: Sequence[str], min_docs: int = 5, share: float = 0.25) -> list[str]:
+    """The collocations "x of y" / "x to y" of a corpus (``texts``: item texts, authors after
+    :data:`AUTHORS_MARK` ignored): x and y term words (not stop words), written in ≥ ``min_docs``
+    texts, and y follows "x of" (and x precedes "of y") in ≥ ``share`` of the texts that write
+    "x of …" ("… of y"). On the June 2026 papers: "chain of thought", "text to image", "mixture
+    of experts", "coarse to fine", "signal to noise", "degrees of freedom", "theory of mind", …;
+    never "scaling of policies". Sorted."""
+    tri: Counter[tuple[str, str, str]] = Counter()
+    for text in texts:
+        low = _clean(text.partition(AUTHORS_MARK)[0].casefold())
+        tri.update({(m[1], m[2], m[3]) for m in _CONNECTED.finditer(low)})
+    left: Counter[tuple[str, str]] = Counter()
+    right: Counter[tuple[str, str]] = Counter()
+    for (a, c, b), n in tri.items():
+        left[a, c] += n
+        right[c, b] += n
+    return sorted(
+        f"{a} {c} {b}"
+        for (a, c, b), n in tri.items()
+        if n >= min_docs
+        and n >= share * left[a, c]
+        and n >= share * right[c, b]
+        and _PIECES[a]
+        and _PIECES[b]
+    )
+
+
 @functools.lru_cache(maxsize=8192)
 def _token_line(text: str) -> str:
     """The text's :func:`_runs_tokens` joined by spaces, with a space at each end: a break (an
-    empty token) leaves two spaces, so a phrase is found only within a run. Cached: the same
-    items are explained for many readers."""
-    return " " + " ".join(_runs_tokens(text)) + " "
+    empty token) leaves two spaces, so a phrase is found only within a run; a connector word
+    (:data:`CONNECTORS`) stays as itself. Cached: the same items are explained for many readers."""
+    return " " + " ".join(map(_LINE_PIECES.__getitem__, _SCAN.findall(_clean(text).casefold()))) + " "
 
 
-def join_phrases(why: list[tuple[str, float]], text: str) -> list[tuple[str, float]]:
+_LINE_PIECES = _Pieces({c: c for c in CONNECTORS})  # as _PIECES, but a connector stays itself
+
+
+def _joinable(a: list[str], b: list[str], phrases: Collection[str]) -> list[str] | None:
+    """``a`` and ``b`` (words of two terms) as one phrase when they overlap by a word, or when
+    "last of a, connector, first of b" is one of ``phrases``; else None."""
+    if len(a) >= 2 and len(b) >= 2 and a[-1] == b[0]:
+        return a + b[1:]
+    if not phrases:
+        return None
+    for c in CONNECTORS:
+        if f"{a[-1]} {c} {b[0]}" in phrases:
+            return [*a, c, *b]
+    return None
+
+
+def join_phrases(
+    why: list[tuple[str, float]], text: str, phrases: Collection[str] = ()
+) -> list[tuple[str, float]]:
     """``why`` entries (term, weight; best first) as whole phrases of ``text`` (the item's title
     and abstract): two phrases that overlap by a word and that the text writes as one are one
     entry ("large language" + "language models" → "large language models", when the text says
-    "large language models"), and a singular and its plural are one ("policies", "policy"); the
-    weights add up. The bigram model cannot see a longer phrase; the text can. Returns the
-    entries best first (never more than given)."""
+    "large language models"), two terms that the text joins with a connector forming one of the
+    model's ``phrases`` (:func:`connector_phrases`) are one ("mixture" + "experts" → "mixture of
+    experts"), and a singular and its plural are one ("policies", "policy"); the weights add up.
+    The bigram model cannot see a longer phrase; the text can. Returns the entries best first
+    (never more than given)."""
     terms = [t for t, _ in why]
     keys = [twin_key(t) for t in terms]
-    if len(set(keys)) == len(keys) and not _overlaps(terms):
+    last_words = {twin_key(t.split(" ")[-1]) for t in terms if " " in t}
+    alone = {k for t, k in zip(terms, keys, strict=True) if " " not in t}
+    connectable = _connectable(terms, phrases)
+    if len(set(keys)) == len(keys) and not last_words & alone and not _overlaps(terms) and not connectable:
         return why
+    phrases = phrases if connectable else ()
     line = _token_line(text.partition(AUTHORS_MARK)[0])
     names, weights = list(terms), [w for _, w in why]
     parts = [n.split(" ") for n in names]
     joined = True
-    while joined:  # join one overlapping pair at a time, until none is left
+    while joined:  # join one pair at a time, until none is left
         joined = False
         for i, a in enumerate(parts):
             for j, b in enumerate(parts):
-                if i == j or len(a) < 2 or len(b) < 2 or a[-1] != b[0]:
+                words = None if i == j else _joinable(a, b, phrases)
+                if words is None:
                     continue
-                phrase = " ".join(a + b[1:])
+                phrase = " ".join(words)
                 if f" {phrase} " in line:
-                    parts[i], names[i], weights[i] = a + b[1:], phrase, weights[i] + weights[j]
+                    parts[i], names[i], weights[i] = words, phrase, weights[i] + weights[j]
                     del parts[j], names[j], weights[j]
                     joined = True
                     break
             if joined:
                 break
+    # a word alone that a longer entry ends with ("expert" beside "mixture of experts") is part of it
+    ends = {twin_key(n.split(" ")[-1]): twin_key(n) for n in names if " " in n}
     merged: dict[str, tuple[str, float]] = {}
-    for name, weight in zip(names, weights, strict=True):
-        key = twin_key(name)
+    for name, weight in sorted(zip(names, weights, strict=True), key=lambda nw: " " not in nw[0]):
+        key = ends.get(twin_key(name), twin_key(name)) if " " not in name else twin_key(name)
         first, total = merged.get(key, (name, 0.0))
         merged[key] = (first, total + weight)
     return sorted(merged.values(), key=lambda tw: -tw[1])

@@ -29,11 +29,13 @@ from sklearn.preprocessing import normalize
 from sqlalchemy.orm import Session
 
 from aggregator.config import Interests
+from aggregator.ranking.semantic import fit_topics
 from aggregator.ranking.text import (
     AUTHOR_PREFIX,
     AUTHOR_SEP,
     AUTHORS_MARK,
     analyze,
+    connector_phrases,
     is_quiet_term,
     join_phrases,
 )
@@ -61,6 +63,8 @@ class TfidfModel:
     idf: np.ndarray  # n_terms float32
     n_docs: int
     model_id: int | None = None
+    topics: np.ndarray | None = None  # k × n_terms float32 (aggregator.ranking.semantic), or None
+    phrases: frozenset[str] = frozenset()  # "x of y" collocations (text.connector_phrases)
 
     def __post_init__(self) -> None:
         vocab = {str(t): i for i, t in enumerate(self.terms)}
@@ -83,19 +87,29 @@ class TfidfModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, terms=self.terms.astype(str), idf=self.idf, n_docs=np.array([self.n_docs]))
+        arrays = {"terms": self.terms.astype(str), "idf": self.idf, "n_docs": np.array([self.n_docs])}
+        if self.topics is not None:  # float16 halves the blob; the topic space needs no more
+            arrays["topics"] = self.topics.astype(np.float16)
+        arrays["phrases"] = np.asarray(sorted(self.phrases), dtype=str)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes, model_id: int | None = None) -> TfidfModel:
         with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-            return cls(data["terms"], data["idf"].astype(np.float32), int(data["n_docs"][0]), model_id)
+            topics = data["topics"].astype(np.float32) if "topics" in data.files else None
+            phrases = frozenset(str(p) for p in data["phrases"]) if "phrases" in data.files else frozenset()
+            idf = data["idf"].astype(np.float32)
+            return cls(data["terms"], idf, int(data["n_docs"][0]), model_id, topics, phrases)
 
 
 def fit(texts: Sequence[str]) -> TfidfModel:
     """Fit TF-IDF on ``texts``. ``min_df`` scales with corpus size (5 from 2,000 docs, as in
-    arxiv-sanity-lite; 1 for tiny corpora) and ``max_df=0.5`` drops near-stop-words.
-    Raises ``ValueError`` when ``texts`` is empty."""
+    arxiv-sanity-lite; 1 for tiny corpora) and ``max_df=0.5`` drops near-stop-words. The
+    model's topic space (:func:`aggregator.ranking.semantic.fit_topics`) is fitted on the same
+    TF-IDF rows, and its connector phrases ("mixture of experts":
+    :func:`aggregator.ranking.text.connector_phrases`) on the same texts. Raises ``ValueError``
+    when ``texts`` is empty."""
     if not texts:
         raise ValueError("cannot fit TF-IDF on an empty corpus")
     n = len(texts)
@@ -109,14 +123,15 @@ def fit(texts: Sequence[str]) -> TfidfModel:
         max_features=200_000,
     )
     try:
-        vec.fit(texts)
+        rows = vec.fit_transform(texts)
     except ValueError:  # every term pruned (tiny or stop-word-only corpus): keep all
         vec.set_params(min_df=1, max_df=1.0)
-        vec.fit(texts)
+        rows = vec.fit_transform(texts)
     terms = np.empty(len(vec.vocabulary_), dtype=object)
     for term, col in vec.vocabulary_.items():
         terms[col] = term
-    return TfidfModel(terms.astype(str), vec.idf_.astype(np.float32), n)
+    phrases = frozenset(connector_phrases(texts, min_docs=5 if n >= 2000 else 3))
+    return TfidfModel(terms.astype(str), vec.idf_.astype(np.float32), n, None, fit_topics(rows), phrases)
 
 
 def profile_vector(model: TfidfModel, interests: Interests, extra_texts: Sequence[str] = ()) -> sp.csr_matrix:
@@ -164,7 +179,7 @@ def explain(
         merged[host or term] = merged.get(host or term, 0.0) + weight
     best = sorted(((t, w) for t, w in merged.items() if not is_quiet_term(t)), key=lambda tw: -tw[1])[:k]
     if text is not None:
-        best = join_phrases(best, text)
+        best = join_phrases(best, text, model.phrases)
     return [{"term": t, "weight": round(w, 4)} for t, w in best]
 
 
@@ -207,7 +222,7 @@ def save_model(session: Session, model: TfidfModel, now: dt.datetime) -> TfidfMo
     old = list(session.scalars(sa.select(RankModel.id).order_by(RankModel.id.desc()).offset(_KEEP_MODELS)))
     if old:
         session.execute(sa.delete(RankModel).where(RankModel.id.in_(old)))
-    return TfidfModel(model.terms, model.idf, model.n_docs, row.id)
+    return TfidfModel(model.terms, model.idf, model.n_docs, row.id, model.topics, model.phrases)
 
 
 def _window_items(session: Session, since: dt.datetime | None, limit: int | None = None) -> list[sa.Row]:

@@ -84,7 +84,8 @@ class Folded:
         )
         out = []
         for i in range(len(b) - 1):
-            whole = join_phrases([(names[c], w) for c, w in self.pair(i)], texts[i]) if joining[i] else None
+            why = [(names[c], w) for c, w in self.pair(i)]
+            whole = join_phrases(why, texts[i], phrase_cols.phrases) if joining[i] else None
             if whole is None:
                 out.append("[" + ",".join(pieces[b[i] : b[i + 1]]) + "]")
             else:
@@ -97,25 +98,49 @@ class Folded:
 @dataclass(frozen=True, slots=True)
 class PhraseColumns:
     """Per term column: the id of its singular/plural form (:func:`~aggregator.ranking.text.twin_key`),
-    and for a phrase the ids of its first and last words (−1 for a single word)."""
+    for a phrase the ids of its first and last words (−1 for a single word), and whether its last
+    (first) word can begin (end) one of the model's connector ``phrases`` ("mixture of experts")."""
 
     twin: np.ndarray
     first: np.ndarray
     last: np.ndarray
     n_words: int
+    last_twin: np.ndarray  # a phrase's last word's twin id (a word's own for a word)
+    tail: np.ndarray  # the id of a term's last word (all terms; own id space)
+    head: np.ndarray  # the id of a term's first word
+    connected: np.ndarray  # sorted tail id · n_ids + head id of the model's connector phrases
+    phrases: frozenset[str]
 
     def pairs_to_join(self, cols: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         """n_pairs bool: pairs (entries ``cols[bounds[i]:bounds[i + 1]]``) holding two terms of one
-        singular/plural form, or a phrase ending with the word another begins with."""
+        singular/plural form, a phrase ending with the word another begins with, or a term that
+        may begin a connector phrase and one that may end one."""
         n_pairs = len(bounds) - 1
         pair = np.repeat(np.arange(n_pairs), np.diff(bounds))
         out = np.zeros(n_pairs, dtype=bool)
         if not len(cols):
             return out
+        if len(self.connected):  # two terms x…, …y of a pair with "x of y" a connector phrase
+            n_ids = int(max(self.tail.max(), self.head.max())) + 1
+            lengths = np.diff(bounds)
+            width = int(lengths.max())
+            slot = np.arange(len(cols)) - np.repeat(bounds[:-1], lengths)
+            tails = np.full((n_pairs, width), -1, dtype=np.int64)
+            heads = np.full((n_pairs, width), -1, dtype=np.int64)
+            tails[pair, slot], heads[pair, slot] = self.tail[cols], self.head[cols]
+            keys = tails[:, :, None] * n_ids + heads[:, None, :]
+            hit = np.isin(keys, self.connected) & (tails[:, :, None] >= 0) & (heads[:, None, :] >= 0)
+            hit[:, np.arange(width), np.arange(width)] = False
+            out |= hit.any(axis=(1, 2))
         keys = pair * (int(self.twin.max()) + 1) + self.twin[cols]
         uniq, counts = np.unique(keys, return_counts=True)
         out[(uniq[counts > 1] // (int(self.twin.max()) + 1)).astype(np.int64)] = True
         multi = self.first[cols] >= 0
+        # a word alone that a phrase of the pair ends with ("expert", "mixture of experts")
+        width_t = int(max(self.twin.max(), self.last_twin.max())) + 1
+        words_alone = pair[~multi] * width_t + self.twin[cols][~multi]
+        phrase_ends = pair[multi] * width_t + self.last_twin[cols][multi]
+        out[pair[~multi][np.isin(words_alone, phrase_ends)]] = True
         width = self.n_words + 1
         ends = pair[multi] * width + self.last[cols][multi]
         starts = pair[multi] * width + self.first[cols][multi]
@@ -135,13 +160,26 @@ def _phrase_columns(window: ItemWindow, terms: np.ndarray) -> PhraseColumns:
         twin = np.empty(len(names), dtype=np.int64)
         first = np.full(len(names), -1, dtype=np.int64)
         last = np.full(len(names), -1, dtype=np.int64)
+        ids: dict[str, int] = {}
+        tail = np.empty(len(names), dtype=np.int64)
+        head = np.empty(len(names), dtype=np.int64)
+        last_twin = np.empty(len(names), dtype=np.int64)
         for c, t in enumerate(names):
             twin[c] = twins.setdefault(twin_key(t), len(twins))
-            if " " in t:
-                split = t.split(" ")
+            split = t.split(" ")
+            last_twin[c] = twins.setdefault(twin_key(split[-1]), len(twins))
+            tail[c], head[c] = ids.setdefault(split[-1], len(ids)), ids.setdefault(split[0], len(ids))
+            if len(split) > 1:
                 first[c] = words.setdefault(split[0], len(words))
                 last[c] = words.setdefault(split[-1], len(words))
-        return PhraseColumns(twin, first, last, len(words))
+        pairs = [p.split(" ") for p in window.phrases]
+        connected = np.unique(
+            np.asarray(
+                [ids[p[0]] * len(ids) + ids[p[-1]] for p in pairs if p[0] in ids and p[-1] in ids],
+                dtype=np.int64,
+            )
+        )
+        return PhraseColumns(twin, first, last, len(words), last_twin, tail, head, connected, window.phrases)
 
     return window._memoised(("phrase columns", len(terms)), make)  # type: ignore[no-any-return]
 
@@ -293,6 +331,7 @@ def explain_rows(
     from aggregator.ranking.text import join_phrases  # imports scikit-learn's stop words
 
     whole = [
-        join_phrases([(names[c], w) for c, w in folded.pair(i)], window.texts[r]) for i, r in enumerate(rows_)
+        join_phrases([(names[c], w) for c, w in folded.pair(i)], window.texts[r], window.phrases)
+        for i, r in enumerate(rows_)
     ]
     return [[{"term": t, "weight": round(w, 4)} for t, w in why] for why in whole]

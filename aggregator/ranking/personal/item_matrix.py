@@ -50,6 +50,8 @@ class ItemWindow:
     model_id: int | None = None
     updated: np.ndarray | None = None  # n_items float64, items.updated_at (cache refresh)
     stamp: tuple[Any, ...] | None = None  # the items' fingerprint when cached (item_window)
+    topics: np.ndarray | None = None  # the model's topic space, k × n_terms (ranking.semantic)
+    phrases: frozenset[str] = frozenset()  # the model's connector phrases ("mixture of experts")
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _queries: OrderedDict[Any, None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -85,6 +87,8 @@ class ItemWindow:
             sources=[tuple(s) for s in sources],
             model_id=model.model_id,
             updated=updated,
+            topics=model.topics,
+            phrases=model.phrases,
         )
 
     def __len__(self) -> int:
@@ -125,6 +129,24 @@ class ItemWindow:
             return np.asarray(self.matrix.mean(axis=0), dtype=np.float32).ravel()
 
         return self._memoised("background", make)
+
+    @property
+    def basis(self) -> np.ndarray | None:
+        """The model's topics transposed, n_terms × k float32 in C order, or None."""
+        if self.topics is None:
+            return None
+        return self._memoised("basis", lambda: np.ascontiguousarray(self.topics.T))  # type: ignore[no-any-return,union-attr]
+
+    @property
+    def semantic(self) -> np.ndarray | None:
+        """The items in the model's topic space (n_items × k float32, unit rows;
+        :mod:`aggregator.ranking.semantic`), or None when the model has none."""
+        basis = self.basis
+        if basis is None or len(self) == 0:
+            return None
+        from aggregator.ranking.semantic import project
+
+        return self._memoised("semantic", lambda: project(self.matrix, basis))  # type: ignore[no-any-return]
 
     def _index(self, name: str, values: list[tuple[str, ...]], norm: Any) -> dict[str, np.ndarray]:
         def make() -> dict[str, np.ndarray]:
@@ -215,6 +237,8 @@ class ItemWindow:
             sources=[self.sources[r] for r in rows],
             model_id=self.model_id,
             updated=None if self.updated is None else self.updated[rows],
+            topics=self.topics,
+            phrases=self.phrases,
         )
 
 
@@ -300,6 +324,8 @@ def _concat(a: ItemWindow, b: ItemWindow) -> ItemWindow:
         sources=a.sources + b.sources,
         model_id=a.model_id,
         updated=np.concatenate([_updated(a), _updated(b)]),
+        topics=a.topics,
+        phrases=a.phrases,
     )
     return both.subset(order)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from aggregator.ranking import semantic
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
 from aggregator.ranking.personal.prf_guard import bound_prf_one, bound_prf_rows
 from aggregator.ranking.personal.votes import VoteEffect, apply_votes, sink_disliked
@@ -176,7 +177,7 @@ def _query_matrix(
     first = _similarities_t(window, q1)
     nonempty = np.diff(q1.indptr) > 0
     if PRF_DOCS <= 0 or not nonempty.any():
-        return q1, first
+        return q1, semantic.add_semantic(first, window.semantic, q1, window.basis)
     m = min(PRF_DOCS, len(window))
     readers = np.flatnonzero(nonempty)
     block = first[readers] if len(readers) < n else first.copy()
@@ -199,12 +200,11 @@ def _query_matrix(
     if not nonempty.all():  # an empty profile is not expanded: its query stays empty
         q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
         q2.eliminate_zeros()
-    return q2, _similarities_t(window, q2)
+    return q2, semantic.add_semantic(_similarities_t(window, q2), window.semantic, q2, window.basis)
 
 
 def _rows_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the given rows of ``m``, sparse: (sorted column ids, float64 values), from the raw
-    CSR arrays."""
+    """Sum of the given rows of ``m``, sparse: (sorted column ids, float64 values)."""
     starts, ends = m.indptr[rows], m.indptr[rows + 1]
     lengths = ends - starts
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
@@ -213,9 +213,8 @@ def _rows_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return cols, np.bincount(inverse, weights=m.data[at], minlength=len(cols))
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
-    norm = np.sqrt(np.square(values, dtype=np.float64).sum())  # not np.dot: BLAS threads cost ms
-    return (values / norm if norm > 0 else values).astype(np.float32)
+def _unit(values: np.ndarray) -> np.ndarray:  # not np.dot: BLAS threads cost ms
+    return semantic.unit_rows(values.reshape(1, -1)).ravel()
 
 
 def _query_one(
@@ -241,8 +240,10 @@ def _query_one(
     b = sp.csr_matrix(base, dtype=np.float32)
     b.sum_duplicates()
     c1, v1 = clipped(b.indices, b.data)
+    q1 = sp.csr_matrix((v1, c1, np.asarray([0, len(c1)])), shape=(1, n_terms))
     if len(window) == 0 or PRF_DOCS <= 0 or len(c1) == 0:
-        return result(c1, v1)
+        q, sims = result(c1, v1)
+        return q, semantic.add_semantic(sims, window.semantic, q1, window.basis)
     first = result(c1, v1)[1][0]
     m = min(PRF_DOCS, len(window))
     if len(rated):
@@ -258,7 +259,8 @@ def _query_one(
     at = np.searchsorted(cols, d.indices)
     hit = (at < len(cols)) & (cols[np.minimum(at, len(cols) - 1)] == d.indices)
     values[at[hit]] -= d.data[hit]
-    return result(*clipped(cols, values))
+    q2, sims = result(*clipped(cols, values))
+    return q2, semantic.add_semantic(sims, window.semantic, q2, window.basis)
 
 
 def _inputs_matrices(

@@ -64,15 +64,47 @@ def _specific(window: ItemWindow, rows: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / norms) @ m, dtype=np.float32)
 
 
+_NEIGHBOUR_CHUNK = 2048  # voted items per dense product when filling the cache (8 MB per 1k items)
+
+
+def neighbour_rows(window: ItemWindow, rows: np.ndarray) -> sp.csr_matrix:
+    """:func:`neighbour_sims` as CSR (len(rows) × n_items float32; ~2 % nonzero). Each item's
+    row is computed once per window and kept on it (a voted item is voted by many readers, and
+    a reader's votes are scored again at every precompute): a dense product per chunk of
+    missing items, then its nonzeros."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0 or len(window) == 0:
+        return sp.csr_matrix((len(rows), len(window)), dtype=np.float32)
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = window._memoised("neighbours", dict)
+    missing = np.asarray(sorted({int(r) for r in rows.tolist()} - cache.keys()), dtype=np.int64)
+    if len(missing):
+        t = window._memoised("t_csr", lambda: sp.csr_matrix(window.matrix.T))
+        for start in range(0, len(missing), _NEIGHBOUR_CHUNK):
+            chunk = missing[start : start + _NEIGHBOUR_CHUNK]
+            block = np.asarray((_specific(window, chunk) @ t).toarray(), dtype=np.float32)
+            block -= SIM_FLOOR
+            for i, r in enumerate(chunk.tolist()):
+                cols = np.flatnonzero(block[i] > 0)
+                cache[r] = (cols.astype(np.int32), block[i, cols])
+    parts = [cache[r] for r in rows.tolist()]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c, _ in parts])]).astype(np.int64)
+    indices = np.concatenate([c for c, _ in parts])
+    data = np.concatenate([v for _, v in parts])
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(window)))
+
+
 def neighbour_sims(window: ItemWindow, rows: np.ndarray) -> np.ndarray:
     """len(rows) × n_items float32: cosine of each voted item's specific vector
     (:func:`_specific`) with every item of the window (full vectors, L2-normalised), minus
     :data:`SIM_FLOOR`, clipped at 0."""
-    if len(rows) == 0 or len(window) == 0:
-        return np.zeros((len(rows), len(window)), dtype=np.float32)
-    t = window._memoised("t_csr", lambda: sp.csr_matrix(window.matrix.T))
-    sims = np.asarray((_specific(window, rows) @ t).toarray(), dtype=np.float32)
-    return np.maximum(sims - SIM_FLOOR, 0, out=sims)
+    return np.asarray(neighbour_rows(window, rows).toarray(), dtype=np.float32)
+
+
+def _nearest(sims: sp.csr_matrix, n_items: int) -> np.ndarray:
+    """Column-wise max of a CSR block with entries ≥ 0: n_items float32."""
+    out = np.zeros(n_items, dtype=np.float32)
+    np.maximum.at(out, sims.indices, sims.data)
+    return out
 
 
 REASON_MIN = 0.02  # a vote is named in ``why`` when it moved the score by at least this
@@ -82,12 +114,12 @@ REASON_MIN = 0.02  # a vote is named in ``why`` when it moved the score by at le
 class VoteEffect:
     """What :func:`apply_votes` did for a block of readers: per reader the 👍'd and 👎'd
     window rows (sorted); ``every`` all of them (sorted) and ``sims`` their
-    :func:`neighbour_sims` (len(every) × n_items)."""
+    :func:`neighbour_rows` (len(every) × n_items CSR)."""
 
     liked: list[np.ndarray]
     disliked: list[np.ndarray]
     every: np.ndarray
-    sims: np.ndarray
+    sims: sp.csr_matrix
 
     def reasons(self, window: ItemWindow, j: int, rows: np.ndarray) -> list[str]:
         """Per row of reader ``j``: ``why`` entries (JSON text, each ending in a comma) naming
@@ -98,7 +130,7 @@ class VoteEffect:
         for voted, push, kind in both:
             if not len(voted) or not len(rows):
                 continue
-            block = self.sims[np.searchsorted(self.every, voted)][:, rows]
+            block = self.sims[np.searchsorted(self.every, voted)][:, rows].toarray()
             best, moved = block.argmax(axis=0), push * block.max(axis=0)
             for i in np.flatnonzero(moved >= REASON_MIN).tolist():
                 source = int(voted[best[i]])
@@ -123,13 +155,14 @@ def apply_votes(window: ItemWindow, profiles: Sequence[ReaderProfile], score: np
     liked = [voted_rows(window, p.liked_item_ids) for p in profiles]
     disliked = [voted_rows(window, p.disliked_item_ids) for p in profiles]
     every = np.unique(np.concatenate([*liked, *disliked, _EMPTY]))
-    sims = neighbour_sims(window, every)
+    sims = neighbour_rows(window, every)
     blend_vote_models(window, profiles, score, liked, disliked)
+    n = len(window)
     for j in range(len(profiles)):
         if len(liked[j]):
-            score[j] += LIKE_PULL * sims[np.searchsorted(every, liked[j])].max(axis=0)
+            score[j] += LIKE_PULL * _nearest(sims[np.searchsorted(every, liked[j])], n)
         if len(disliked[j]):
-            score[j] -= DISLIKE_PUSH * sims[np.searchsorted(every, disliked[j])].max(axis=0)
+            score[j] -= DISLIKE_PUSH * _nearest(sims[np.searchsorted(every, disliked[j])], n)
     return VoteEffect(liked, disliked, every, sims)
 
 
