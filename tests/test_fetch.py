@@ -232,6 +232,7 @@ def test_binary_is_returned_as_is(replay: Replay) -> None:
     assert result.content_type == "application/rss+xml"
 
 
+@pytest.mark.slow
 def test_huge_and_gzip_bomb_hit_the_body_cap_with_bounded_memory(replay: Replay) -> None:
     # the gzip bomb is compressed by the server on each request (~3 s before the headers)
     settings = make_settings(read_timeout_seconds=15, total_timeout_seconds=30, max_body_bytes=4 * MiB)
