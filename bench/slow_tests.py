@@ -1,11 +1,11 @@
 """Which tests are slow: every test's wall and CPU seconds, and how they agree with ``slow``.
 
 Runs pytest in this process (``-n 0``: no xdist workers; random order off, ``-p no:randomly``,
-when that plugin is there) with a small plugin that times each test's whole protocol: set-up, call and tear-down, so a
-test that is first to need a session fixture (the migrated template database, feedreplay)
-carries its cost. Prints the slowest tests, then the disagreements with the ``slow`` marker
-at ``--threshold`` seconds of wall time: tests over it without the marker, and marked tests
-under half of it.
+when that plugin is there), with a small plugin that times each test's whole protocol:
+set-up, call and tear-down, so a test that is first to need a session fixture (the migrated
+template database, feedreplay) carries its cost. Prints the slowest tests, then the
+disagreements with the ``slow`` marker at ``--threshold`` seconds of wall time: tests over it
+without the marker, and marked tests under half of it.
 
 Wall seconds are what a developer waits; CPU seconds (this process and its reaped children,
 from ``resource.getrusage``) say how much of that is work rather than sleeps, servers in

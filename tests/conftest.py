@@ -37,6 +37,12 @@ os.environ.setdefault("AGGREGATOR_AUTH_RATE_LIMIT", "100000/second")
 # before any test module reads it; subprocesses the tests start inherit it. SQLite files live
 # in each test's tmp_path, which xdist already makes per worker.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    # xdist workers start with COLUMNS=80 and LINES=24 in their environment; a rich console
+    # made at import would then fix its width at 80, and CLI output the tests read would wrap
+    # where a run in one process (or a user's shell) does not.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 if _WORKER and os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
     _url = sa.make_url(os.environ["AGGREGATOR_TEST_DATABASE_URL"])
     os.environ["AGGREGATOR_TEST_DATABASE_URL"] = _url.set(
