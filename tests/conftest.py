@@ -32,6 +32,23 @@ FEEDREPLAY = SHARED / "tools" / "feedreplay.py"
 os.environ.setdefault("AGGREGATOR_HTML_RATE_LIMIT", "100000/second")
 os.environ.setdefault("AGGREGATOR_AUTH_RATE_LIMIT", "100000/second")
 
+# Under pytest-xdist each worker (gw0, gw1, ...) is a process of its own: it gets a PostgreSQL
+# database of its own, ``<db>_gw0`` (and ``<db>_gw0_template``), by rewriting the variable
+# before any test module reads it; subprocesses the tests start inherit it. SQLite files live
+# in each test's tmp_path, which xdist already makes per worker.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    # xdist workers start with COLUMNS=80 and LINES=24 in their environment; a rich console
+    # made at import would then fix its width at 80, and CLI output the tests read would wrap
+    # where a run in one process (or a user's shell) does not.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+if _WORKER and os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
+    _url = sa.make_url(os.environ["AGGREGATOR_TEST_DATABASE_URL"])
+    os.environ["AGGREGATOR_TEST_DATABASE_URL"] = _url.set(
+        database=f"{_url.database}_{_WORKER}"
+    ).render_as_string(hide_password=False)
+
 if not DATA.is_dir():  # pragma: no cover - a broken checkout, said loudly
     raise RuntimeError(f"the real data folder {DATA} is missing; tests read ../shared/data")
 
@@ -122,6 +139,21 @@ def _database_urls() -> list[str]:
     if os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
         urls.append("postgresql")
     return urls
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist, create this worker's PostgreSQL database if it does not exist yet (tests
+    that migrate it themselves only empty it)."""
+    url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL")
+    if not (_WORKER and url):
+        return
+    name = sa.make_url(url).database
+    admin = sa.create_engine(_admin_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if exists is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
 
 
 def _reset_postgres(url: str) -> None:

@@ -431,7 +431,6 @@ def _rows_of(engine: sa.Engine, reader_id: int) -> dict[str, int]:
     return out
 
 
-@pytest.mark.slow  # ~6 s: loads a day of real papers
 def test_deleting_an_account_removes_every_row_of_the_reader(
     client: TestClient, engine: sa.Engine, smtp: SmtpServer, settings: Settings
 ) -> None:

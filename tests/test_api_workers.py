@@ -56,6 +56,7 @@ def _peer_socket_nodelay(pid: int, client: socket.socket) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux" or SYS_PIDFD_GETFD is None, reason="pidfd_getfd(2) is Linux-only")
 def test_connections_accepted_by_api_workers_have_tcp_nodelay(tmp_path: Path) -> None:
     port = free_port()

@@ -20,8 +20,6 @@ from aggregator.accounts import topic_filters
 from aggregator.ranking.personal import item_matrix
 from aggregator.ranking.personal.item_matrix import ItemWindow
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
-
 
 def _rss() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -56,6 +54,7 @@ def _phrases(window: ItemWindow) -> list[str]:
     return out[:30_000]
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_under_150_saves_of_200_new_phrases() -> None:
     window = _window()
     phrases = _phrases(window)

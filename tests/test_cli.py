@@ -86,6 +86,7 @@ def test_db_upgrade(cli_env: dict[str, str]) -> None:
     assert result.exit_code == 0 and "database at head" in result.output
 
 
+@pytest.mark.slow
 def test_run_serves_the_digest_while_the_scheduler_fetches(cli_env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, **cli_env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_SCHEDULER_TICK_SECONDS": "1"}
@@ -366,6 +367,7 @@ def test_opml_import_reschedules_a_known_unscheduled_feed(
     assert "/rss/cs.CL" not in fetched  # not due: fetched an hour ago
 
 
+@pytest.mark.slow
 def test_digest_without_interests_says_unranked(
     replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

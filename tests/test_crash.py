@@ -20,8 +20,6 @@ from aggregator.store.db import make_engine, upgrade
 from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.worker import refresh
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
-
 FULL = "/static/arxiv-rss/all-archives-2024-11-28-rss2-FULL-aioarxiv.xml"
 
 
@@ -44,6 +42,7 @@ def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
             p.wait()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
     replay: Replay, database_url: str, tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:

@@ -24,8 +24,6 @@ from aggregator.mail import status as send_status
 from aggregator.store.db import session_factory
 from aggregator.store.tables import EmailSend, Reader
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -169,6 +167,7 @@ def due_now_readers(engine: sa.Engine, n: int) -> list[str]:
     return addresses
 
 
+@pytest.mark.slow
 def test_killed_mid_batch_then_restarted(
     engine: sa.Engine, database_url: str, tmp_path: Path, smtp: SmtpServer
 ) -> None:
@@ -210,6 +209,7 @@ def test_killed_mid_batch_then_restarted(
     assert resent["To"] == next(a for a, r in state.items() if r.state == "sending")
 
 
+@pytest.mark.slow
 def test_two_senders_at_once_send_each_reader_once(
     engine: sa.Engine, database_url: str, tmp_path: Path, smtp: SmtpServer
 ) -> None:

@@ -11,6 +11,7 @@ import re
 import urllib.parse
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from conftest import DATA, Replay
 from prometheus_client import REGISTRY
@@ -64,6 +65,7 @@ def _id_lists(requests: list[dict]) -> list[list[str]]:
     return out
 
 
+@pytest.mark.slow
 def test_worker_enriches_new_papers_at_arxivs_pace(replay: Replay, database_url: str, tmp_path: Path) -> None:
     """The worker's pass (refresh_job) ingests the RSS listing, then asks the API for the new
     papers' comments in id_list batches of <= 100, 3 s apart, and the cards show venues."""

@@ -23,6 +23,7 @@ def test_bulk_is_deduplicated_and_dated(papers: list[evaluate.Paper]) -> None:
     assert {p.source for p in papers} == {"dw", "sk"}
 
 
+@pytest.mark.slow
 def test_small_split_ours_beats_random_and_is_deterministic(papers: list[evaluate.Paper]) -> None:
     split = evaluate.Split("small", ("sk", "2026-01-17", "2026-01-23"), ("sk", "2026-01-24", "2026-01-30"))
     kwargs = dict(seeds=(0, 1), categories=("cs.RO", "cs.CR", "cs.HC"), methods=("random", "ours", "svm"))

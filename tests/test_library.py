@@ -169,6 +169,7 @@ def test_bibtex_export_parses_back_to_the_same_ids(client: TestClient) -> None:
     assert bibtexparser.parse_string(one.text).entries == []
 
 
+@pytest.mark.slow
 def test_import_zotero_and_arxiv_bibtex(client: TestClient, engine: sa.Engine) -> None:
     auth, _ = signup(client, "zotero@example.com")
     with (DATA / "zotero_export.bib").open("rb") as fh:

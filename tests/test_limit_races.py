@@ -90,6 +90,7 @@ def signup(base: str, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {resp.json()['token']}"}
 
 
+@pytest.mark.slow
 def test_the_feed_limit_holds_under_45_concurrent_adds(
     engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
@@ -163,6 +164,7 @@ def test_the_library_limit_holds_under_45_concurrent_saves(
     assert counts == [1, CAP]
 
 
+@pytest.mark.slow
 def test_topic_filters_hold_their_limit_and_slugs_under_concurrency(
     engine: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

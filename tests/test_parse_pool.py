@@ -153,6 +153,7 @@ def test_a_document_over_the_cpu_limit_stops_its_worker_and_the_next_document_pa
         pool.close()
 
 
+@pytest.mark.slow
 def test_fetch_all_ingests_the_other_feeds_beside_hostile_ones(
     engine: sa.Engine, database_url: str, tmp_path: Path, docs: Docs
 ) -> None:

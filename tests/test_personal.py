@@ -483,6 +483,7 @@ def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine) -> 
     assert (again.matrix[row] != first.matrix[row]).nnz > 0
 
 
+@pytest.mark.slow
 def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_url: str, tmp_path) -> None:
     """The scheduler's job (refit, default profile, then every reader via precompute_all)."""
     from aggregator.config import Interests, Settings

@@ -20,8 +20,6 @@ from aggregator.store.tables import Feed, Item, ItemSource
 from aggregator.worker import refresh
 from aggregator.worker import tasks as jobs
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
-
 ARXIV = ("cs.LG", "cs.CV", "cs.CL")
 INTERESTS = """
 [interests]
@@ -59,6 +57,7 @@ def _refresh(engine: sa.Engine, settings: Settings, **kw: object) -> refresh.Ref
     return report
 
 
+@pytest.mark.slow
 def test_fetch_dedupe_conditional_get_and_next_day(replay: Replay, database_url: str, tmp_path: Path) -> None:
     settings = _settings(database_url, replay.feeds_toml(tmp_path, extra=INTERESTS))
     engine = make_engine(database_url)
@@ -152,6 +151,7 @@ FAULT_MODES = [
 # cost ~20 s of feedreplay compressing 1 GiB.
 
 
+@pytest.mark.slow
 def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Path) -> None:
     bair = "/static/blogs/bair-blog-2026-04-rss2-distill.xml"
     extra = "".join(

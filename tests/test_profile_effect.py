@@ -141,6 +141,7 @@ def api_processes(tmp_path: Path) -> Iterator[str]:
             p.wait(20)
 
 
+@pytest.mark.slow
 def test_profile_in_effect_under_aggregator_api_with_a_worker(api_processes: str) -> None:
     base = api_processes
     _, reader = _http("POST", base + "/api/readers", {"email": "proc@example.com"})

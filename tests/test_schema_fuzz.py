@@ -26,7 +26,9 @@ from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Feed
 from aggregator.worker import tasks as jobs
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+# 107 generated cases of two test functions, each under 5 s but ~85 s together
+# (bench/slow_tests.py): the one module marked slow as a whole, out of the inner loop
+pytestmark = pytest.mark.slow
 
 
 def _app(tmp: Path):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # over ~5 s: left out of the inner loop (-m 'not slow')
+pytestmark = pytest.mark.slow  # both tests over 5 s (bench/slow_tests.py): out of the inner loop
 
 FLOOD_BYTES = 100 * 1024 * 1024
 

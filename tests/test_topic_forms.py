@@ -370,6 +370,7 @@ def _match_phrase_by_phrase(topic: TopicFilter, item: ItemFacts) -> bool:
     return any(phrases) or any(hit for _, hit in hits)
 
 
+@pytest.mark.slow
 def test_the_matcher_follows_its_rules_on_real_papers() -> None:
     """``match_topic`` searches all of a filter's phrases in one pass; on 1,100 real papers and
     every built-in filter (in both modes), plus filters with many phrases, blanks and hyphens,

@@ -149,6 +149,7 @@ def test_rising_flat_once_and_collapse(loaded: tuple[sa.Engine, list[list[int]]]
     assert cv.window_docs < report.window_docs
 
 
+@pytest.mark.slow
 def test_incremental_equals_recount_and_is_idempotent(loaded: tuple[sa.Engine, list[list[int]]]) -> None:
     engine, per_day = loaded
     make = session_factory(engine)
@@ -165,6 +166,7 @@ def test_incremental_equals_recount_and_is_idempotent(loaded: tuple[sa.Engine, l
         assert n == session.scalar(sa.select(sa.func.count()).select_from(TrendCounted))
 
 
+@pytest.mark.slow
 def test_api_and_page(loaded: tuple[sa.Engine, list[list[int]]], database_url: str, tmp_path: Path) -> None:
     engine, _ = loaded
     with session_factory(engine)() as session, session.begin():
@@ -228,6 +230,7 @@ def test_g2_matches_the_textbook_formula() -> None:
     assert got == pytest.approx(g2)
 
 
+@pytest.mark.slow
 def test_cli_table(
     loaded: tuple[sa.Engine, list[list[int]]], database_url: str, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 import sqlalchemy as sa
 from conftest import BULK, paper_entry
 
@@ -74,6 +75,7 @@ BOILERPLATE = {
 TOPICS = ("state space model", "mixture of expert", "chain of thought", "world model", "agentic")
 
 
+@pytest.mark.slow
 def test_no_boilerplate_in_any_scopes_top_20(engine: sa.Engine) -> None:
     start = (END - dt.timedelta(days=28 + 365 - 1)).isoformat()
     files = sorted(

@@ -214,6 +214,7 @@ def _old_rule_hits(session, end: dt.date, window: int, baseline: int) -> list[st
     return sorted(t for t in names.values() if " " in t)
 
 
+@pytest.mark.slow
 def test_no_rising_term_when_days_are_shuffled(engine: sa.Engine) -> None:
     _load_shuffled(engine)
     end = dt.date(2026, 6, 19)
@@ -248,6 +249,7 @@ def test_json_keeps_p_and_q_and_reads_old_payloads(tmp_path: Path) -> None:
     assert back.tested == 0 and back.terms[0].q_value is None
 
 
+@pytest.mark.slow
 def test_labels_and_names_match_a_direct_count(engine: sa.Engine) -> None:
     """The per-scope case statistics (one count per group of items with the same scopes) give
     the labels and coined-name decisions of counting every token of the scope's items."""

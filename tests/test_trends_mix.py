@@ -38,6 +38,7 @@ def _papers(path) -> list[dict]:  # type: ignore[no-untyped-def]
     return out[:PER_FILE]
 
 
+@pytest.mark.slow
 def test_mix_shift_keeps_the_sources_vocabulary_out(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,7 @@ def _post_in_window() -> object:
     return dataclasses.replace(post, published=dt.datetime(2026, 6, 18, 12, tzinfo=dt.UTC))
 
 
+@pytest.mark.slow
 def test_refresh_recomputes_only_scopes_whose_inputs_changed(
     loaded: tuple[sa.Engine, list[list[int]]],
 ) -> None:

@@ -23,6 +23,7 @@ from collections import Counter
 from itertools import chain
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 from conftest import BULK, bulk_papers, paper_entry
 
@@ -75,6 +76,7 @@ def _corpus() -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 def test_lexicon_learned_from_the_bulk_corpus_has_the_fields_phrases() -> None:
     texts = _corpus()
     older = texts[: -lexicon.SAMPLE_NEWEST]
@@ -188,6 +190,7 @@ def _entries(day: str, k: int, window: bool) -> list:
     return out
 
 
+@pytest.mark.slow
 def test_injected_phrase_is_top_listed_once_and_flat_phrase_is_not(engine: sa.Engine) -> None:
     start = dt.date(2026, 6, 2)
     days = [(start + dt.timedelta(days=d)).isoformat() for d in range(28)]

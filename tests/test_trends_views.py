@@ -94,6 +94,7 @@ def _direct(session, term: str, start: dt.date, end: dt.date) -> int:  # type: i
     return n
 
 
+@pytest.mark.slow
 def test_default_end_leading_topics_and_watch_list(loaded: sa.Engine) -> None:
     with session_factory(loaded)() as session:
         assert trends.latest_day(session) == END  # not the blog post's 2026-07-10
@@ -119,6 +120,7 @@ def test_default_end_leading_topics_and_watch_list(loaded: sa.Engine) -> None:
         assert [t.term for t in again.watch] == [t.term for t in report.watch]
 
 
+@pytest.mark.slow
 def test_series_api_and_ranges(loaded: sa.Engine, database_url: str, tmp_path: Path) -> None:
     feeds = tmp_path / "feeds.toml"
     feeds.write_text("")
@@ -161,6 +163,7 @@ def test_series_api_and_ranges(loaded: sa.Engine, database_url: str, tmp_path: P
             assert client.get("/api/trends", params=params).status_code == 422
 
 
+@pytest.mark.slow
 def test_email_block_falls_back_to_leading_and_month_report(loaded: sa.Engine) -> None:
     with session_factory(loaded)() as session:
         report = trends.stored_report(session)
@@ -323,6 +326,7 @@ def test_collapse_labels_a_group_by_the_completion_of_its_biggest_member() -> No
     ]
 
 
+@pytest.mark.slow
 def test_worker_stores_the_monthly_reports(
     loaded: sa.Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
