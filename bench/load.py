@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +266,18 @@ def database_pids(url: str) -> list[int]:
         engine.dispose()
 
 
-def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], duration: str) -> None:
+def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` keeping the child (and its children) on ``cpus``; None: anywhere."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def run_wrk(
+    url: str, tokens_file: Path, workers: int, clients: list[int], duration: str, pin: bool = False
+) -> None:
+    """Start the API and run wrk against it (see the module docstring). ``pin``: the API on
+    CPU 0, wrk on the other CPUs, so the load generator never preempts the server."""
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus, client_cpus = ({cpus[0]}, set(cpus[1:])) if pin and len(cpus) > 1 else (None, None)
     port = free_port()
     env = {
         **os.environ,
@@ -279,6 +291,7 @@ def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], durat
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_pinned(server_cpus),
     )
     try:
         deadline = time.monotonic() + 120
@@ -304,6 +317,7 @@ def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], durat
                 ["wrk", "-t2", f"-c{c}", "-d3s", "-s", lua.name, f"http://127.0.0.1:{port}"],
                 capture_output=True,
                 text=True,
+                preexec_fn=_pinned(client_cpus),
             )  # warm-up
             pids = children(proc.pid) if workers > 1 else [proc.pid]
             db_pids = database_pids(url)  # the workers' connections, opened in the warm-up
@@ -322,6 +336,7 @@ def run_wrk(url: str, tokens_file: Path, workers: int, clients: list[int], durat
                 ],
                 capture_output=True,
                 text=True,
+                preexec_fn=_pinned(client_cpus),
             ).stdout
             cpu = sum(cpu_seconds(p) for p in pids) - cpu0
             db_cpu = sum(cpu_seconds(p) for p in db_pids if Path(f"/proc/{p}").exists()) - db0
@@ -354,6 +369,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--clients", type=int, nargs="+", default=[10, 64])
     ap.add_argument(
+        "--pin", action="store_true", help="the API on CPU 0 and wrk on the others (no preemption by wrk)"
+    )
+    ap.add_argument(
         "--tokens", type=Path, default=None, help="file of reader tokens (default: next to the db)"
     )
     args = ap.parse_args()
@@ -375,7 +393,7 @@ def main() -> None:
         print(f"  {filled:,} item cards built in {time.perf_counter() - t0:.0f} s")
     engine.dispose()
     for w in args.workers:
-        run_wrk(args.database_url, tokens, w, args.clients, args.duration)
+        run_wrk(args.database_url, tokens, w, args.clients, args.duration, args.pin)
 
 
 if __name__ == "__main__":
