@@ -43,11 +43,7 @@ from aggregator.store.db import make_engine, session_factory  # noqa: E402
 def on_postgres(url: str) -> str:
     """One timed ``update_counts`` of the re-dated papers on PostgreSQL, rolled back."""
     make = session_factory(make_engine(url))
-    papers = []
-    for path in sorted(BULK.glob("dw-dengwei-2025-*.jsonl")):
-        for line in path.open(encoding="utf-8"):
-            p = json.loads(line)
-            papers.append({**p, "id": "99" + p["id"]})
+    papers = _redated_papers()
     with make() as s:
         feed = int(s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar_one())
         entries = [paper_entry(p, "2026-07-02") for p in papers[:2000]]
@@ -80,15 +76,7 @@ def main() -> None:
         copy = Path(tmp) / "incr.db"
         shutil.copy(sys.argv[1], copy)
         make = session_factory(make_engine(f"sqlite:///{copy}"))
-        papers = []
-        for path in sorted(BULK.glob("dw-dengwei-2025-*.jsonl")):
-            for line in path.open(encoding="utf-8"):
-                p = json.loads(line)
-                papers.append({**p, "id": "99" + p["id"]})
-        with make() as s, s.begin():
-            feed = int(s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar_one())
-            entries = [paper_entry(p, "2026-07-02") for p in papers[:2000]]
-            ids = write_entries(s, feed, entries, dt.datetime.now(dt.UTC)).new_item_ids
+        feed, papers, ids = _add_redated(make)
         with make() as s, s.begin():
             prof = cProfile.Profile()
             t0, c0 = time.perf_counter(), time.process_time()
@@ -114,21 +102,34 @@ def main() -> None:
         )
 
 
+def _redated_papers() -> list[dict]:
+    """The 2025 bulk papers with new arXiv ids ("99" + id), in file order."""
+    papers = []
+    for path in sorted(BULK.glob("dw-dengwei-2025-*.jsonl")):
+        for line in path.open(encoding="utf-8"):
+            p = json.loads(line)
+            papers.append({**p, "id": "99" + p["id"]})
+    return papers
+
+
+def _add_redated(make):  # type: ignore[no-untyped-def]
+    """Store the 2025 bulk papers' first 2,000, re-dated to 2026-07-02 under new arXiv ids, in
+    the database of the session factory ``make``: (feed id, the papers, the new item ids)."""
+    papers = _redated_papers()
+    with make() as s, s.begin():
+        feed = int(s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar_one())
+        entries = [paper_entry(p, "2026-07-02") for p in papers[:2000]]
+        ids = write_entries(s, feed, entries, dt.datetime.now(dt.UTC)).new_item_ids
+    return feed, papers, ids
+
+
 def once(db: Path) -> str:
     """One timed ``update_counts`` of the re-dated papers on a fresh copy of ``db``."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "incr.db"
         shutil.copy(db, copy)
         make = session_factory(make_engine(f"sqlite:///{copy}"))
-        papers = []
-        for path in sorted(BULK.glob("dw-dengwei-2025-*.jsonl")):
-            for line in path.open(encoding="utf-8"):
-                p = json.loads(line)
-                papers.append({**p, "id": "99" + p["id"]})
-        with make() as s, s.begin():
-            feed = int(s.execute(trends.counts.sa.text("SELECT min(id) FROM feeds")).scalar_one())
-            entries = [paper_entry(p, "2026-07-02") for p in papers[:2000]]
-            ids = write_entries(s, feed, entries, dt.datetime.now(dt.UTC)).new_item_ids
+        feed, papers, ids = _add_redated(make)
         with make() as s, s.begin():
             c0 = time.process_time()
             n = trends.update_counts(s, ids)

@@ -6,7 +6,6 @@ manipulation with diffusion policies" the expansion had drifted to the LLM-RL se
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import numpy as np
@@ -24,17 +23,7 @@ LLM_RL = re.compile(r"\b(LLMs?|language models?|RLHF|GRPO|RLVR|reasoning models?
 @pytest.fixture(scope="module")
 def june() -> tuple[list[evaluate.Paper], rank.TfidfModel, personal.ItemWindow]:
     papers = [p for p in evaluate.load_bulk() if p.source == "dw" and "2026-06-01" <= p.day <= "2026-06-30"]
-    model = rank.fit([rank.item_text(p.title, p.summary, p.authors) for p in papers])
-    window = personal.ItemWindow.build(
-        model,
-        list(range(len(papers))),
-        [p.title for p in papers],
-        [p.summary for p in papers],
-        [p.authors for p in papers],
-        [p.categories for p in papers],
-        [("arXiv",) for _ in papers],
-        [dt.datetime.fromisoformat(p.day + "T04:00:00+00:00") for p in papers],
-    )
+    model, window = evaluate.paper_window(papers, categories=True)
     return papers, model, window
 
 

@@ -158,17 +158,7 @@ def weeks():
     from aggregator.ranking import evaluate
 
     papers = [p for p in evaluate.load_bulk() if p.source == "dw" and "2026-06-08" <= p.day <= "2026-06-21"]
-    model = rank.fit([rank.item_text(p.title, p.summary, p.authors) for p in papers])
-    window = personal.ItemWindow.build(
-        model,
-        list(range(len(papers))),
-        [p.title for p in papers],
-        [p.summary for p in papers],
-        [p.authors for p in papers],
-        [p.categories for p in papers],
-        [("arXiv",) for _ in papers],
-        [dt.datetime.fromisoformat(p.day + "T04:00:00+00:00") for p in papers],
-    )
+    model, window = evaluate.paper_window(papers, categories=True)
     return papers, model, window
 
 

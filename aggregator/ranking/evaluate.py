@@ -207,10 +207,10 @@ def evaluate_split(
     return result
 
 
-def paper_window(papers: Sequence[Paper]):  # type: ignore[no-untyped-def]
+def paper_window(papers: Sequence[Paper], categories: bool = False):  # type: ignore[no-untyped-def]
     """``(model, window)``: a TF-IDF model fitted on the papers' texts and their
-    :class:`~aggregator.ranking.personal.ItemWindow` (rows in the order of ``papers``; categories
-    and sources hidden, published at 04:00 UTC of the paper's day)."""
+    :class:`~aggregator.ranking.personal.ItemWindow` (rows in the order of ``papers``; sources
+    hidden, categories too unless ``categories``; published at 04:00 UTC of the paper's day)."""
     from aggregator.ranking import personal
     from aggregator.ranking import tfidf as rank
 
@@ -221,7 +221,7 @@ def paper_window(papers: Sequence[Paper]):  # type: ignore[no-untyped-def]
         [p.title for p in papers],
         [p.summary for p in papers],
         [p.authors for p in papers],
-        [() for _ in papers],
+        [p.categories if categories else () for p in papers],
         [() for _ in papers],
         np.asarray([_day_ts(p.day) for p in papers]),
     )
