@@ -6,7 +6,7 @@
 (votes, muted items, topic labels, several days, small limits), that the served body matches
 the documented schema, and that cards go stale whenever what they show changes (an update, a
 cross-list, a new paper ↔ post link) and are rebuilt by the worker; an API process serves a
-changed card within ``served.CARD_TTL`` seconds.
+changed card within ``served_cache.CARD_TTL`` seconds.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from aggregator.api.app import create_app
 from aggregator.api.me_schemas import ReaderDigestResponse
 from aggregator.api.reader_paging import paged_reader_response
 from aggregator.config import FeedConfig
-from aggregator.digest import cards, row_source, served
+from aggregator.digest import cards, row_source, served, served_cache
 from aggregator.digest.filters import DigestFilters
 from aggregator.feeds import paper_links as links
 from aggregator.feeds.ingest import sync_feeds, write_entries
@@ -504,7 +504,7 @@ def test_the_async_pool_recovers_from_a_lost_connection_and_serves_in_arrival_or
 def test_a_changed_card_is_served_within_card_ttl(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cards are cached per API process for ``served.CARD_TTL`` s: a renamed feed shows at once
+    """Cards are cached per API process for ``served_cache.CARD_TTL`` s: a renamed feed shows at once
     on the general path, and on the served digest once the cached card expires."""
     auth, _ = signup(client, "t@example.com")
     put = client.put("/api/me/profile", headers=auth, json={"interests": "reasoning in language models"})
@@ -519,8 +519,8 @@ def test_a_changed_card_is_served_within_card_ttl(
     general = _general(client, auth, date=DAY)
     assert all("arXiv cs.LG" not in i["sources"] for i in general["items"])
     assert _served(client, auth, date=DAY) == before  # the cached cards, for up to CARD_TTL s
-    start = served._clock()
-    monkeypatch.setattr(served, "_clock", lambda: start + served.CARD_TTL + 0.001)
+    start = served_cache.clock()
+    monkeypatch.setattr(served_cache, "clock", lambda: start + served_cache.CARD_TTL + 0.001)
     after = _served(client, auth, date=DAY)
     _same(after, general)
     assert all(i["sources"] == ["arXiv: Machine Learning"] for i in after["items"])
@@ -542,3 +542,47 @@ def test_synchronous_reads_answer_the_same_bytes(
         assert isinstance(sync_client.app.state.rows, row_source.SyncRows)  # type: ignore[attr-defined]
         again = sync_client.get("/api/me/digest", headers=auth, params={"date": DAY})
     assert again.status_code == 200 and again.content == default.content
+
+
+def test_a_served_body_is_reused_only_while_nothing_it_shows_changed(client: TestClient) -> None:
+    """The process answers a reader's unchanged digest again from the body it served
+    (``served_cache.Bodies``), and never once something in it changed: a read mark, a vote, a
+    subscription, a rescore, a new item (the next page's snapshot bound). Each answer equals
+    one built from nothing (every cache emptied) and the general path's."""
+    auth, _ = signup(client, "b@example.com")
+    interests = "reasoning in large language models"
+    assert client.put("/api/me/profile", headers=auth, json={"interests": interests}).is_success
+    params = {"date": DAY, "limit": 10}
+    first = client.get("/api/me/digest", headers=auth, params=params)
+    assert first.status_code == 200 and first.json()["profile"].startswith("reader:")
+    assert client.get("/api/me/digest", headers=auth, params=params).content == first.content
+
+    def fresh() -> bytes:
+        reused = client.get("/api/me/digest", headers=auth, params=params).content
+        served_cache.clear_caches()
+        built = client.get("/api/me/digest", headers=auth, params=params).content
+        assert reused == built
+        _same(json.loads(built), _general(client, auth, **params))
+        return built
+
+    top = first.json()["items"][0]["id"]
+    assert client.post(f"/api/me/items/{top}/read", headers=auth).is_success
+    read = json.loads(fresh())
+    assert read["items"][0]["id"] == top and read["items"][0]["read"] is True
+    second = read["items"][1]["id"]
+    assert client.post("/api/me/feedback", headers=auth, json={"item_id": second, "value": 1}).is_success
+    voted = json.loads(fresh())
+    assert {i["id"]: i["feedback"] for i in voted["items"]}[second] == 1
+    assert (
+        client.post("/api/me/subscriptions", headers=auth, json={"topic": "llm-reasoning"}).status_code == 201
+    )
+    assert client.put("/api/me/profile", headers=auth, json={"interests": "speech recognition"}).is_success
+    rescored = json.loads(fresh())
+    assert [i["id"] for i in rescored["items"]] != [i["id"] for i in voted["items"]]
+    state = client.app.state  # type: ignore[attr-defined]
+    with state.sessionmaker() as s, s.begin():
+        feed = s.scalars(sa.select(Feed)).first()
+        assert feed is not None
+        later = bulk_papers("2026-06-16")[0]  # announced after the day asked for
+        write_entries(s, feed.id, [paper_entry(later, "2026-06-16")], NOW)
+    assert json.loads(fresh())["next_cursor"] != rescored["next_cursor"]  # a new snapshot bound

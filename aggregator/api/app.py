@@ -83,6 +83,9 @@ def create_app(
         version="0.1.0",
         summary="A ranked daily digest of arXiv papers and ML blog posts.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks look up the global providers on every request;
+        # this app exports no traces or metrics through them (its metrics: /metrics)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={  # what the middleware may answer on any route
             400: {"description": "the request body could not be parsed"},
             413: {"description": "the request body is larger than AGGREGATOR_MAX_REQUEST_BYTES"},

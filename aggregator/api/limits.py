@@ -148,6 +148,10 @@ async def _reject(
     await send({"type": "http.response.body", "body": body})
 
 
+#: HTTP versions whose requests without ``Content-Length`` and ``Transfer-Encoding`` have no body
+_HTTP1 = ("1.0", "1.1")
+
+
 class BodySizeLimit:
     """Answer 413 when a request body is larger than ``max_bytes`` (declared or streamed)."""
 
@@ -158,7 +162,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers and scope.get("http_version") in _HTTP1:
+            await self.app(scope, receive, send)  # no body (RFC 9112 § 6.3): nothing to count
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _reject(send, 413, f"request body larger than {self.max_bytes} bytes")
             return

@@ -37,20 +37,21 @@ class SecurityHeaders:
 
     def __init__(self, app: Any, proxies: tuple[IPNetwork, ...] = ()) -> None:
         self.app, self.proxies = app, proxies
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        self._page = [(b"content-security-policy", PAGE_CSP.encode()), *common]
+        self._docs = [(b"content-security-policy", DOCS_CSP.encode()), *common]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope.get("path", "").startswith(DOCS_PREFIXES) else PAGE_CSP
-        extra = [
-            (b"content-security-policy", csp.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"same-origin"),
-            (b"x-frame-options", b"DENY"),
-        ]
+        extra = self._docs if scope.get("path", "").startswith(DOCS_PREFIXES) else self._page
         if forwarded_https(scope, self.proxies):
-            extra.append((b"strict-transport-security", HSTS))
+            extra = [*extra, (b"strict-transport-security", HSTS)]
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

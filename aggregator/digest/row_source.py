@@ -147,9 +147,10 @@ class SyncRows:
 class PoolRows:
     """PostgreSQL rows awaited on a ``psycopg_pool.AsyncConnectionPool`` of ``size`` autocommit
     connections (see the module docstring); created closed, :meth:`open` in the running event
-    loop. A request finding its connection lost (the server restarted, a network cut) is
-    retried once on another; requests beyond ``size`` wait their turn, first come first
-    served, at most ``timeout`` seconds (then ``psycopg_pool.PoolTimeout``)."""
+    loop. Several statements go in one pipeline, a single one is sent as it is. A request
+    finding its connection lost (the server restarted, a network cut) is retried once on
+    another; requests beyond ``size`` wait their turn, first come first served, at most
+    ``timeout`` seconds (then ``psycopg_pool.PoolTimeout``)."""
 
     one_statement = True
 
@@ -183,6 +184,9 @@ class PoolRows:
             conn = None
             try:
                 async with self.pool.connection() as conn:
+                    if len(statements) == 1:  # no pipeline to enter and sync for one statement
+                        cursor = await conn.execute(*statements[0])
+                        return [list(await cursor.fetchall())]
                     cursors = []
                     async with conn.pipeline():
                         for sql, args in statements:

@@ -5,11 +5,14 @@ Everything reader-specific was precomputed by the worker (:mod:`aggregator.ranki
 public fields are stored once as JSON text (:mod:`aggregator.digest.cards`). Serving is therefore
 reads and string joins, all through the app's one :class:`aggregator.digest.row_source.RowSource`
 (the fast lane and the route alike): the reader with their votes and subscriptions, by token
-hash, and the reader's unmuted rows of the day — one range of ``ix_scores_profile_published``,
-each with its read mark — with the muted count, in one round trip; then, for a page that has
-more after it, the snapshot bound and the scores fingerprint of the window (the ``next_cursor``)
-in a second, with any cards not read in the last ``CARD_TTL`` s and the window's item count
-when not read in the last ``CACHE_TTL`` s (both per-process caches; the default day too). No
+hash, with the page state a ``next_cursor`` needs (the snapshot bound and the reader's scores
+fingerprint of the window), and the reader's unmuted rows of the day — one range of
+``ix_scores_profile_published``, each with its read mark — with the muted count, in one round
+trip; a second only for what the per-process caches (:mod:`aggregator.digest.served_cache`)
+miss: cards not read in the last ``CARD_TTL`` s, the window's item count and the default
+profile's scores state when not read in the last ``CACHE_TTL`` s (the default day too). A body
+already served whose stamp (the reader, votes, subscriptions, read marks, snapshot bound and
+scores run of the window) is unchanged is answered again without reading the ranked rows. No
 object per item or field: nothing is scored, decoded or validated per item here; the response
 has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that
 the two paths agree item for item).
@@ -24,9 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import time
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -36,18 +38,25 @@ from aggregator.digest import public as digest
 from aggregator.digest.cards import build_cards, json_text
 from aggregator.digest.public import day_window
 from aggregator.digest.row_source import RowSource
+from aggregator.digest.served_cache import (
+    MISSING,
+    bodies,
+    cache_get,
+    cache_put,
+    cached_cards,
+    keep_cards,
+    opened,
+)
 from aggregator.digest.served_sql import (
-    PAGE_STATE,
     RANKED,
     READER,
     READER_AND_RANKED,
+    READER_STATE,
     SITE_STATE,
     TOTAL,
     split_all,
 )
 from aggregator.store.db import dbapi_datetime
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +70,16 @@ class ReaderKey:
 
 
 def _reader_key(rows: list[Any]) -> ReaderKey | None:
+    """The reader of :data:`READER` (or :data:`READER_STATE`) rows, None when there is none."""
     reader_id: int | None = None
     votes: dict[int, int] = {}
     slugs: set[str] = set()
-    for kind, number, value, slug in rows:
+    for kind, number, value, slug, *_ in rows:
         if kind == 0:
             reader_id = number
         elif kind == 1:
             votes[number] = value
-        else:
+        elif kind == 2:
             slugs.add(slug)
     return None if reader_id is None else ReaderKey(reader_id, votes, frozenset(slugs))
 
@@ -80,35 +90,15 @@ async def reader_for_token_hash(source: RowSource, token_hash: str) -> ReaderKey
     return _reader_key((await source.fetch([(READER, {"token_hash": token_hash})]))[0])
 
 
-#: Seconds a window's item count and the default day are reused: both change only
-#: when items are ingested, and counting a day's ~2,000 items costs as much as the rest.
-CACHE_TTL = 10.0
-_clock = time.monotonic  # the caches' clock (seconds); tests move it on
-_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-_MISSING = object()
-
-
-def _cache_get(key: tuple[Any, ...]) -> Any:
-    hit = _cache.get(key)
-    return hit[1] if hit is not None and hit[0] > _clock() else _MISSING
-
-
-def _cache_put(key: tuple[Any, ...], value: T) -> T:
-    if len(_cache) > 1000:
-        _cache.clear()
-    _cache[key] = (_clock() + CACHE_TTL, value)
-    return value
-
-
 def default_day(source: RowSource, tz: ZoneInfo, now: dt.datetime | None = None) -> dt.date:
     """The digest's day when none is asked for: :func:`aggregator.digest.public.default_day` (the
     newest day with papers, see :func:`aggregator.digest.public.latest_day`), cached per process for
     ``CACHE_TTL`` s per local date (``now``: default the current UTC time)."""
     today = (now or dt.datetime.now(dt.UTC)).astimezone(tz).date()
     key = ("latest", source.engine, today, tz.key)
-    found = _cache_get(key)
-    if found is _MISSING:
-        found = _cache_put(key, source.run(lambda conn: digest.latest_day(conn, today, tz)))
+    found = cache_get(key)
+    if found is MISSING:
+        found = cache_put(key, source.run(lambda conn: digest.latest_day(conn, today, tz)))
     return found  # type: ignore[no-any-return]
 
 
@@ -123,50 +113,6 @@ _SUMMARIES = {
     "sqlite": sa.text("SELECT id, summary FROM items WHERE id IN (SELECT value FROM json_each(:ids))"),
     "postgresql": sa.text("SELECT id, summary FROM items WHERE id = ANY(:ids)"),
 }
-#: Seconds this process reuses a stored card before reading it again. A card changes only when
-#: its item does (a new version, one more announcing feed, a new paper ↔ post link, a renamed
-#: feed), so a change shows in the served digest within this many seconds; the newest days'
-#: cards are shared by every reader, so nearly every request finds all of its cards here.
-CARD_TTL = CACHE_TTL
-#: Cards kept per process at most (about 0.4 KB each on real arXiv data); the cache is emptied
-#: when it would grow past this
-CARD_CACHE_SIZE = 20_000
-#: per engine: item id → (expiry on the monotonic clock, the card's UTF-8 bytes without its
-#: closing brace, ready for the reader's fields to be appended)
-_card_cache: dict[sa.Engine, dict[int, tuple[float, bytes]]] = {}
-
-
-def _opened(card: str) -> bytes:
-    return card[:-1].encode()
-
-
-def _cached_cards(engine: sa.Engine, ids: list[int]) -> tuple[dict[int, bytes | None], list[int]]:
-    """The cards of ``ids`` read in the last ``CARD_TTL`` s, and the ids to read."""
-    now = _clock()
-    cache = _card_cache.setdefault(engine, {})
-    out: dict[int, bytes | None] = {}
-    missing = []
-    for item_id in ids:
-        hit = cache.get(item_id)
-        if hit is not None and hit[0] > now:
-            out[item_id] = hit[1]
-        else:
-            missing.append(item_id)
-    return out, missing
-
-
-def _keep_cards(engine: sa.Engine, rows: list[Any], out: dict[int, bytes | None]) -> None:
-    """Add the read ``(id, card)`` rows to ``out`` (None while a card is stale) and the cache."""
-    cache = _card_cache.setdefault(engine, {})
-    if len(cache) + len(rows) > CARD_CACHE_SIZE:
-        cache.clear()
-    expires = _clock() + CARD_TTL
-    for item_id, card in rows:
-        if card is None:
-            out[item_id] = None
-        else:
-            out[item_id] = opened = _opened(card)
-            cache[item_id] = (expires, opened)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -285,6 +231,43 @@ def ranked_params(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """What the first statement of a served digest read: the reader (None: unknown token), the
+    body's stamp (see :class:`_Bodies`), the reader's read items of the window, and the ranked
+    rows when they were asked for in the same statement (else None)."""
+
+    reader: ReaderKey | None
+    stamp: tuple[Any, ...]
+    read: frozenset[int]
+    mine: tuple[Any, ...]
+    rows: list[Any] | None
+
+
+async def _read_reader(source: RowSource, params: dict[str, Any], ranked: bool) -> _Reader:
+    """The reader's statement (:data:`READER_STATE`), with the ranked rows in the same statement
+    when ``ranked`` and the source sends one statement per round trip."""
+    if ranked and source.one_statement:
+        who, rows = split_all((await source.fetch([(READER_AND_RANKED, params)]))[0])
+    else:
+        state = {k: params[k] for k in ("token_hash", "start", "end")}
+        (who,), rows = await source.fetch([(READER_STATE, state)]), None
+    reader = _reader_key(who)
+    if reader is None:
+        return _Reader(None, (), frozenset(), (), rows)
+    mine = next(tuple(row[4:]) for row in who if row[0] == 0)  # (max_id, run, n)
+    read = frozenset(row[1] for row in who if row[0] == 4)
+    stamp = (reader.id, mine, read, reader.subscribed, frozenset(reader.votes.items()))
+    return _Reader(reader, stamp, read, mine, rows)
+
+
+async def _ranked(source: RowSource, first: _Reader, params: dict[str, Any]) -> list[Any]:
+    """The ranked rows (:data:`RANKED`), read now unless ``first`` has them, each with its read
+    mark appended: (score, why, topics, followed, item id, n_muted, published, read)."""
+    rows = first.rows if first.rows is not None else (await source.fetch([(RANKED, params)]))[0]
+    return [(*row, row[4] in first.read) for row in rows]
+
+
 async def serve_digest(
     source: RowSource,
     token_hash: str,
@@ -302,11 +285,27 @@ async def serve_digest(
     score, ties to the newer item. ``total`` counts the window's items; ``hidden`` the
     reader's scored items of the window left out as muted. The body is None when the reader
     has no unmuted precomputed scores in the window, or (with ``paging``, issue 13) when the
-    rows do not fill the page (the general path then ranks the rest of the window). Reads
-    only (a stale card is built in memory, not written): the queries are in the module
+    rows do not fill the page (the general path then ranks the rest of the window). A body
+    whose stamp is unchanged is answered again without the ranked rows (:class:`_Bodies`).
+    Reads only (a stale card is built in memory, not written): the queries are in the module
     docstring. Raises ``sqlalchemy.exc.DBAPIError`` or ``psycopg.Error`` on a database error."""
-    reader, page = await serve_page(source, token_hash, tz, timezone, day, days, limit, now, paging)
-    return Answer(reader, None if page is None else _body(page))
+    if day is None:
+        day = default_day(source, tz, now)
+    window = day_window(day, days, tz)
+    params = ranked_params(source.engine.dialect.name, token_hash, window, limit)
+    key = (source.engine, token_hash, day, days, limit, tz.key, timezone, paging is not None)
+    first = await _read_reader(source, params, ranked=not bodies.has(key))
+    if first.reader is None:
+        return Answer(None, None)
+    body = bodies.get(key, first.stamp)
+    if body is None:
+        rows = await _ranked(source, first, params)
+        page = await _full_page(source, first, rows, (day, days, timezone, window), params, paging, False)
+        if page is None:
+            return Answer(first.reader, None)
+        body = _body(page)
+        bodies.put(key, first.stamp, body)
+    return Answer(first.reader, body)
 
 
 async def serve_page(
@@ -329,15 +328,28 @@ async def serve_page(
         day = default_day(source, tz, now)
     window = day_window(day, days, tz)
     params = ranked_params(source.engine.dialect.name, token_hash, window, limit)
-    if source.one_statement:
-        who, rows = split_all((await source.fetch([(READER_AND_RANKED, params)]))[0])
-    else:
-        who, rows = await source.fetch([(READER, {"token_hash": token_hash}), (RANKED, params)])
-    reader = _reader_key(who)
-    if reader is None or not rows or (paging is not None and len(rows) < paging.limit):
-        return reader, None  # a short page: the general path ranks the rest of the day
+    first = await _read_reader(source, params, ranked=True)
+    if first.reader is None:
+        return None, None
+    rows = await _ranked(source, first, params)
     asked = (day, days, timezone, window)
-    return reader, await _served_page(source, reader, rows, asked, params, paging, summaries)
+    return first.reader, await _full_page(source, first, rows, asked, params, paging, summaries)
+
+
+async def _full_page(
+    source: RowSource,
+    first: _Reader,
+    rows: list[Any],
+    asked: tuple[dt.date, int, str, tuple[dt.datetime, dt.datetime]],
+    params: dict[str, Any],
+    paging: Paging | None,
+    summaries: bool,
+) -> ServedPage | None:
+    """The served page of ``rows``, or None when they do not fill it (the general path ranks
+    the rest of the window) or there are none."""
+    if first.reader is None or not rows or (paging is not None and len(rows) < paging.limit):
+        return None
+    return await _served_page(source, first.reader, rows, first.mine, asked, params, paging, summaries)
 
 
 def _ids_param(dialect: str, ids: list[int]) -> dict[str, Any]:
@@ -348,52 +360,51 @@ async def _served_page(
     source: RowSource,
     reader: ReaderKey,
     rows: list[Any],
+    mine: tuple[Any, ...],
     asked: tuple[dt.date, int, str, tuple[dt.datetime, dt.datetime]],
     params: dict[str, Any],
     paging: Paging | None,
     summaries: bool,
 ) -> ServedPage:
-    """A full page of ``rows``: one more round trip for what the caches miss (cards, the
-    window's item count, the default profile's scores state), the abstracts
-    when ``summaries`` and, with ``paging``, the page state (``asked``: day, days, time zone
-    name and the window; ``params``: those of :data:`RANKED`)."""
+    """A full page of ``rows``: one more round trip only for what the caches miss (cards, the
+    window's item count, the default profile's scores state) and the abstracts when
+    ``summaries``; with ``paging``, the ``next_cursor`` from ``mine`` (the reader's page state
+    read with the rows: largest item id, newest run, row count). ``asked``: day, days, time
+    zone name and the window; ``params``: those of :data:`RANKED`."""
     engine, name = source.engine, source.engine.dialect.name
     day, days, timezone, window = asked
     ids = [row[4] for row in rows]
-    cards, missing = _cached_cards(engine, ids)
+    cards, missing = cached_cards(engine, ids)
     total_key = ("total", engine, params["start"], params["end"])
-    total = _cache_get(total_key)
+    total = cache_get(total_key)
     bounds = {"start": params["start"], "end": params["end"]}
     queries: list[Any] = []
     if missing:
         queries.append((_CARDS[name], _ids_param(name, missing)))
     if summaries:
         queries.append((_SUMMARIES[name], _ids_param(name, ids)))
-    if total is _MISSING:
+    if total is MISSING:
         queries.append((TOTAL, bounds))
     # with the window's count known, a page that holds the whole window needs no cursor
-    cursor = paging is not None and (total is _MISSING or total > len(rows) + int(rows[0][5] or 0))
+    cursor = paging is not None and (total is MISSING or total > len(rows) + int(rows[0][5] or 0))
     site_key = ("site", engine, params["start"], params["end"])
-    site: Any = _cache_get(site_key) if cursor else ()
-    if cursor:
-        queries.append((PAGE_STATE, {**bounds, "profile": f"reader:{reader.id}"}))
-        if site is _MISSING:
-            queries.append((SITE_STATE, bounds))
+    site: Any = cache_get(site_key) if cursor else ()
+    if cursor and site is MISSING:
+        queries.append((SITE_STATE, bounds))
     found = list(await source.fetch(queries)) if queries else []
     if missing:
-        _keep_cards(engine, found.pop(0), cards)
+        keep_cards(engine, found.pop(0), cards)
     abstracts = dict(found.pop(0)) if summaries else {}
-    if total is _MISSING:
-        total = _cache_put(total_key, int(found.pop(0)[0][0]))
+    if total is MISSING:
+        total = cache_put(total_key, int(found.pop(0)[0][0]))
     stale = [item_id for item_id, card in cards.items() if card is None]
     if stale:
         built = source.run(lambda conn: build_cards(Session(bind=conn), stale))
-        cards.update((i, _opened(card)) for i, card in built.items())
+        cards.update((i, opened(card)) for i, card in built.items())
     more = None
     if paging is not None and cursor:
-        mine = tuple(found.pop(0)[0])
-        if site is _MISSING:
-            site = _cache_put(site_key, tuple(found.pop(0)[0]))
+        if site is MISSING:
+            site = cache_put(site_key, tuple(found.pop(0)[0]))
         state = _page_state(total, (*mine, *site))
         more = paging.next_cursor(reader, rows, day, window, state)
     ready = {i: c for i, c in cards.items() if c is not None}

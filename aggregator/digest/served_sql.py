@@ -1,10 +1,11 @@
 """The statements of the served digest (:mod:`aggregator.digest.served`), built once as module
 constants so that :func:`aggregator.digest.row_source.driver_statement` compiles each once per
-dialect: the reader of a token with votes and subscriptions (:data:`READER`), the reader's
-ranked rows of a window (:data:`RANKED`), both in one statement (:data:`READER_AND_RANKED`),
-the window's item count (:data:`TOTAL`) and a page's state (:data:`PAGE_STATE`, :data:`SITE_STATE`). Bound
+dialect: the reader of a token with votes and subscriptions (:data:`READER`), with the state
+of a page of a window as well (:data:`READER_STATE`), the reader's ranked rows of a window
+(:data:`RANKED`), all in one statement (:data:`READER_AND_RANKED`), the window's item count
+(:data:`TOTAL`) and the default profile's state of a window (:data:`SITE_STATE`). Bound
 parameters: ``token_hash``, ``start``/``end`` (UTC, as :func:`aggregator.store.db.dbapi_datetime`
-gives them), ``limit``, ``profile``."""
+gives them), ``limit``."""
 
 from __future__ import annotations
 
@@ -35,22 +36,16 @@ _M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not 
 _IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
 _BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())  # ties: the newer item
 _RM = ReadMark.__table__.c
-#: 1 when the token's reader has read or seen the row's item (``read_marks``, issue 13): one
-#: look-up of its primary key per row
-_READ = sa.case(
-    (
-        sa.exists().where(
-            _RM.reader_id == sa.select(_R.id).where(_R.token_hash == _HASH).scalar_subquery(),
-            _RM.item_id == _S.item_id,
-        ),
-        _ONE,
-    ),
-    else_=_ZERO,
+#: the token's reader has read or seen the scores row's item (``read_marks``, issue 13): one
+#: look-up of its primary key per row of the window
+_IS_READ = sa.exists().where(
+    _RM.reader_id == sa.select(_R.id).where(_R.token_hash == _HASH).scalar_subquery(),
+    _RM.item_id == _S.item_id,
 )
-#: (score, why, topics, followed, item id, n_muted, published, read) of a token's reader's
-#: unmuted rows of a window, best first; ``n_muted`` (the same on every row: a scalar
-#: subquery, run once) counts the window's muted rows. The cards are not joined: they come
-#: from :func:`_cards`.
+#: (score, why, topics, followed, item id, n_muted, published) of a token's reader's unmuted
+#: rows of a window, best first; ``n_muted`` (the same on every row: a scalar subquery, run
+#: once) counts the window's muted rows. The read marks come with the reader
+#: (:data:`READER_STATE`), the cards from the served digest's cache.
 RANKED = (
     sa.select(
         _S.score,
@@ -63,7 +58,6 @@ RANKED = (
         .scalar_subquery()
         .label("n_muted"),
         _S.published,
-        _READ.label("is_read"),
     )
     .where(_IN_WINDOW, sa.not_(_S.muted))
     .order_by(*_BEST_FIRST)
@@ -72,12 +66,33 @@ RANKED = (
 _NULL = sa.null()
 
 
-def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
-    """The three parts of :data:`READER`; ``padded``: with the columns of :data:`READER_AND_RANKED`."""
+def _window_state(reader_id: Any) -> tuple[Any, Any, Any]:
+    """(largest item id, the reader's newest run, their row count) of the window as scalar
+    subqueries, ``reader_id`` the outer reader's id column: what a page's ``next_cursor`` needs
+    (:class:`aggregator.digest.served.PageState`), read with the reader in one statement."""
+    scores = Score.__table__.alias("mine_scores").c
+    mine = sa.and_(
+        scores.profile == sa.literal_column("'reader:'") + sa.cast(reader_id, sa.String),
+        scores.published >= _START,
+        scores.published < _END,
+    )
+    return (
+        sa.select(sa.func.max(_I.id)).scalar_subquery(),
+        sa.select(sa.func.max(scores.run)).where(mine).scalar_subquery(),
+        sa.select(sa.func.count()).where(mine).scalar_subquery(),
+    )
 
-    def columns(kind: Any, number: Any, value: Any, slug: Any) -> tuple[Any, ...]:
+
+def _reader_selects(padded: bool, state: bool) -> list[sa.Select[Any]]:
+    """The three parts of :data:`READER`; ``padded``: with the columns of
+    :data:`READER_AND_RANKED`; ``state``: with the window's page state on the reader's row
+    (:data:`READER_STATE`)."""
+
+    def columns(kind: Any, number: Any, value: Any, slug: Any, page: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        if state and not page:
+            page = (sa.cast(_NULL, sa.Integer),) * 3
         if not padded:
-            return (kind, number, value, slug)
+            return (kind, number, value, slug, *page)
         no_score = sa.cast(_NULL, sa.Float)  # typed: PostgreSQL would read a bare NULL as text
         no_time = sa.cast(_NULL, Score.published.type)
         return (
@@ -91,11 +106,13 @@ def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
             value,
             slug,
             no_time,
-            _ZERO,
+            *page,
         )
 
     return [
-        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL)).where(_R.token_hash == _HASH),
+        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL, _window_state(_R.id) if state else ())).where(
+            _R.token_hash == _HASH
+        ),
         sa.select(*columns(_ONE, Feedback.item_id, Feedback.value, _NULL))
         .join(Reader, Reader.id == Feedback.reader_id)
         .where(_R.token_hash == _HASH, Feedback.value != _ZERO),
@@ -103,22 +120,36 @@ def _reader_selects(padded: bool) -> list[sa.Select[Any]]:
         .join(Subscription, Subscription.topic_id == Topic.id)
         .join(Reader, Reader.id == Subscription.reader_id)
         .where(_R.token_hash == _HASH),
+        *(
+            [
+                sa.select(*columns(sa.literal_column("4"), _S.item_id, _ZERO, _NULL)).where(
+                    _IN_WINDOW, _IS_READ
+                )
+            ]
+            if state
+            else []
+        ),
     ]
 
 
 #: the reader, their votes and their subscriptions in one round trip: (kind, number, value, slug)
 #: rows with kind 0 = the reader's id, 1 = a vote (item id, value), 2 = a subscribed slug
-READER = sa.union_all(*_reader_selects(padded=False))
+READER = sa.union_all(*_reader_selects(padded=False, state=False))
+#: :data:`READER` with what the reader's digest of a window (``start``, ``end``) depends on
+#: besides the ranked rows: the page state on the reader's row, and one row (kind 4, number =
+#: item id) per item of the window the reader has read or seen. (kind, number, value, slug,
+#: max_id, run, n) rows, the last three None but on kind 0
+READER_STATE = sa.union_all(*_reader_selects(padded=False, state=True))
 RANKED_AT = RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
     "ranked"
 )
-#: :data:`READER` and :data:`RANKED` as one statement, for a database with a round trip
+#: :data:`READER_STATE` and :data:`RANKED` as one statement, for a database with a round trip
 #: (on PostgreSQL one statement costs the client about 0.1 ms less than two in a pipeline):
-#: (kind, position, score, why, topics, followed, number, value, slug, published, read) rows,
-#: kind 0–2 as in ``READER`` and 3 = a ranked row (number = item id, value = the muted count),
-#: ordered by kind and rank
+#: (kind, position, score, why, topics, followed, number, value, slug, published, max_id, run,
+#: n) rows, kinds 0–2 and 4 as in ``READER_STATE`` and 3 = a ranked row (number = item id,
+#: value = the muted count), ordered by kind and rank
 READER_AND_RANKED = sa.union_all(
-    *_reader_selects(padded=True),
+    *_reader_selects(padded=True, state=True),
     sa.select(
         sa.literal_column("3"),
         RANKED_AT.c.position,
@@ -130,39 +161,29 @@ READER_AND_RANKED = sa.union_all(
         RANKED_AT.c.n_muted,
         _NULL,
         RANKED_AT.c.published,
-        RANKED_AT.c.is_read,
+        *(sa.cast(_NULL, sa.Integer),) * 3,
     ),
 ).order_by(sa.literal_column("1"), sa.literal_column("2"))
 
 
 def split_all(found: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The rows of :data:`READER_AND_RANKED` as those of :data:`READER` and of :data:`RANKED`."""
+    """The rows of :data:`READER_AND_RANKED` as those of :data:`READER_STATE` and of
+    :data:`RANKED`."""
     who, rows = [], []
-    for kind, _, score, why, topics, followed, number, value, slug, published, read in found:
+    for kind, _, score, why, topics, followed, number, value, slug, published, *page in found:
         if kind == 3:
-            rows.append((score, why, topics, followed, number, value, published, read))
+            rows.append((score, why, topics, followed, number, value, published))
         else:
-            who.append((kind, number, value, slug))
+            who.append((kind, number, value, slug, *page))
     return who, rows
 
 
-def _window_runs(profile: Any, name: str) -> Any:
-    scores = Score.__table__.alias(f"{name}_scores").c
-    in_window = sa.and_(scores.profile == profile, scores.published >= _START, scores.published < _END)
-    return (
-        sa.select(sa.func.max(scores.run).label("run"), sa.func.count().label("n"))
-        .where(in_window)
-        .subquery(name)
-    )
-
-
-_MINE, _SITE = (
-    _window_runs(sa.bindparam("profile"), "mine"),
-    _window_runs(sa.literal(DEFAULT_PROFILE), "site"),
-)
-#: (largest item id, the reader's newest run and row count) of a window
-PAGE_STATE = sa.select(sa.select(sa.func.max(_I.id)).scalar_subquery(), _MINE.c.run, _MINE.c.n)
+_SITE_SCORES = Score.__table__.alias("site_scores").c
 #: (the default profile's newest run and row count) of a window: the same for every reader, so
 #: the served digest reuses it for a few seconds (a refit meanwhile only makes the next page
 #: start again from the top, leaving out what was shown)
-SITE_STATE = sa.select(_SITE.c.run, _SITE.c.n)
+SITE_STATE = sa.select(sa.func.max(_SITE_SCORES.run), sa.func.count()).where(
+    _SITE_SCORES.profile == sa.literal(DEFAULT_PROFILE),
+    _SITE_SCORES.published >= _START,
+    _SITE_SCORES.published < _END,
+)
