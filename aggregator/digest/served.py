@@ -294,7 +294,7 @@ async def serve_digest(
     window = day_window(day, days, tz)
     params = ranked_params(source.engine.dialect.name, token_hash, window, limit)
     key = (source.engine, token_hash, day, days, limit, tz.key, timezone, paging is not None)
-    first = await _read_reader(source, params, ranked=not bodies.has(key))
+    first = await _read_reader(source, params, ranked=not bodies.fresh(key))
     if first.reader is None:
         return Answer(None, None)
     body = bodies.get(key, first.stamp)

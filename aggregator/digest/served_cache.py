@@ -116,9 +116,10 @@ class Bodies:
         self.entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], float, bytes]] = OrderedDict()
         self.size = 0
 
-    def has(self, key: tuple[Any, ...]) -> bool:
-        """Whether a body is kept for ``key`` (valid or not)."""
-        return key in self.entries
+    def fresh(self, key: tuple[Any, ...]) -> bool:
+        """Whether a body kept for ``key`` has not expired (its stamp is not checked)."""
+        hit = self.entries.get(key)
+        return hit is not None and hit[1] > clock()
 
     def get(self, key: tuple[Any, ...], stamp: tuple[Any, ...]) -> bytes | None:
         """The body kept for ``key`` if its stamp is ``stamp`` and it has not expired."""
