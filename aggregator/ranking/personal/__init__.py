@@ -56,9 +56,9 @@ reader (:func:`precompute` after feedback) takes a dense-free path on the query'
 
 Modules: ``aggregator.accounts.topic_filters`` (the one topic-filter, mute and filter
 rule), ``aggregator.accounts.profiles`` (the one profile loader), :mod:`.item_matrix` (the item
-window and its cache), :mod:`.scoring` (the formula above, pure), :mod:`.explain` (``why``),
-:mod:`.precompute` (batched scoring and writing ``scores``); this package re-exports their
-public names.
+window and its cache), :mod:`.scoring` (the formula above, pure; its row helpers in
+:mod:`.sparse_rows`), :mod:`.explain` (``why``), :mod:`.precompute` (batched scoring and
+writing ``scores``); this package re-exports their public names.
 
 Imports: this package loads numpy/scipy only; scikit-learn is imported by :mod:`aggregator.ranking.tfidf`
 when a model is loaded, not by importing this module (so ``match_topic``/``load_profile`` stay
