@@ -168,8 +168,10 @@ def precompute_all(
     all; others get ``[]``) and those newest-day rows, all pairs of a chunk at once. A second
     thread scores the next chunk while this one explains the last, and a third upserts each
     chunk's rows as soon as they are encoded (:func:`_upsert`; SQLite and psycopg leave the
-    interpreter lock while the database works). The readers' other rows for the scored items
-    are then deleted (:func:`_delete_stale`), so excluded and dropped items disappear.
+    interpreter lock while the database works; a SQLite connection must therefore allow use
+    from another thread, as :func:`aggregator.store.db.make_engine` sets up). The readers'
+    other rows for the scored items are then deleted (:func:`_delete_stale`), so excluded and
+    dropped items disappear.
     ``write=False`` scores without touching the database (benchmarks); ``timings``, when given,
     receives the seconds of each phase (``write``: the upserts' own seconds in their thread,
     plus waiting for the last and the deletes).
