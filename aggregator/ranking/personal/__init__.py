@@ -45,20 +45,21 @@ authors, categories and sources are cached per process and model (:func:`item_wi
 validity is checked with one aggregate query (count, min/max/sum of ids, newest
 ``updated_at``), and it is refreshed incrementally when items are added or changed.
 :func:`precompute_all` builds all readers' query parts as one n_readers × n_terms sparse
-matrix in one pass, then per chunk of readers runs two products (n_items × n_terms CSR) @
+matrix in one pass, then per chunk of readers runs two products (n_items × n_terms CSC) @
 (n_terms × chunk dense) — Rocchio, then PRF, whose centroids are one more sparse product —
 applies boosts and filters as vector operations on memoised masks, takes every reader's
 top-K with one ``argpartition`` over the block, computes ``why`` for the best ``why_top`` rows
-only (one sparse elementwise product per chunk), and writes all rows with one executemany
-(SQLite) or COPY (PostgreSQL). Queries stay sparse: ``clip(x − b·background, 0)`` is computed
-on the nonzeros of ``x`` (the background is ≥ 0, so every other term clips to 0). A single
+only (one sparse elementwise product per chunk), and writes each chunk's rows with one
+executemany (SQLite) or COPY (PostgreSQL) in a writer thread while the next chunks are
+scored. Queries stay sparse: ``clip(x − b·background, 0)`` is computed on the nonzeros of
+``x`` (the background is ≥ 0, so every other term clips to 0). A single
 reader (:func:`precompute` after feedback) takes a dense-free path on the query's terms.
 
 Modules: ``aggregator.accounts.topic_filters`` (the one topic-filter, mute and filter
 rule), ``aggregator.accounts.profiles`` (the one profile loader), :mod:`.item_matrix` (the item
-window and its cache), :mod:`.scoring` (the formula above, pure), :mod:`.explain` (``why``),
-:mod:`.precompute` (batched scoring and writing ``scores``); this package re-exports their
-public names.
+window and its cache), :mod:`.scoring` (the formula above, pure; its row helpers in
+:mod:`.sparse_rows`), :mod:`.explain` (``why``), :mod:`.precompute` (batched scoring and
+writing ``scores``); this package re-exports their public names.
 
 Imports: this package loads numpy/scipy only; scikit-learn is imported by :mod:`aggregator.ranking.tfidf`
 when a model is loaded, not by importing this module (so ``match_topic``/``load_profile`` stay

@@ -77,21 +77,21 @@ class Folded:
 
         from aggregator.ranking.text import join_phrases  # imports scikit-learn's stop words
 
-        pieces = [prefixes[c] + repr(round(w, 4)) + "}" for c, w in zip(self.cols, self.weights, strict=True)]
         b = self.bounds
         joining = phrase_cols.pairs_to_join(
             np.asarray(self.cols, dtype=np.int64), np.asarray(b, dtype=np.int64)
-        )
+        ).tolist()
+        cols, weights, phrases = self.cols, self.weights, phrase_cols.phrases
         out = []
-        for i in range(len(b) - 1):
-            why = [(names[c], w) for c, w in self.pair(i)]
-            whole = join_phrases(why, texts[i], phrase_cols.phrases) if joining[i] else None
-            if whole is None:
-                out.append("[" + ",".join(pieces[b[i] : b[i + 1]]) + "]")
-            else:
+        for i, join in enumerate(joining):
+            entries = zip(cols[b[i] : b[i + 1]], weights[b[i] : b[i + 1]], strict=True)
+            if join:
+                whole = join_phrases([(names[c], w) for c, w in entries], texts[i], phrases)
                 out.append(
                     json.dumps([{"term": t, "weight": round(w, 4)} for t, w in whole], ensure_ascii=False)
                 )
+            else:  # most pairs: the entries as they are, JSON from the memoised term prefixes
+                out.append("[" + ",".join([prefixes[c] + repr(round(w, 4)) + "}" for c, w in entries]) + "]")
         return out
 
 

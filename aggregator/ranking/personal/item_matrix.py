@@ -168,20 +168,57 @@ class ItemWindow:
         return self._index("sources", self.sources, _norm).get(_norm(source), _EMPTY)
 
     def phrase_mask(self, phrase: str) -> np.ndarray:
-        """n_items bool: ``phrase`` occurs in title/abstract (:func:`phrase_pattern`)."""
+        """n_items bool: ``phrase`` occurs in title/abstract (:func:`phrase_pattern`).
+
+        Only texts whose case-folded form holds the phrase's first word are tried (found by
+        one scan of all of them joined). In an ASCII text an ASCII phrase can only match where
+        that word occurs, so the pattern is tried there only (``match`` at each occurrence,
+        its look-behind seeing the text before); other texts are searched whole."""
 
         def make() -> np.ndarray:
             pat = phrase_pattern(phrase)
-            # cheap substring pre-filter on the first word, then the exact pattern
             head = re.split(r"[\s\-]+", phrase.strip().casefold())[0] if phrase.strip() else ""
-            lowered = self._memoised("lowered", lambda: [t.casefold() for t in self.texts])
             mask = np.zeros(len(self), dtype=bool)
-            for r, t in enumerate(lowered):
-                if head in t and pat.search(self.texts[r]):
-                    mask[r] = True
+            if not head:  # every text is a candidate
+                for r, t in enumerate(self.texts):
+                    mask[r] = pat.search(t) is not None
+                return mask
+            joined, starts, is_ascii = self._folded()
+            found = []
+            at = joined.find(head)
+            while at >= 0:  # a head has no whitespace: never across two texts
+                found.append(at)
+                at = joined.find(head, at + 1)
+            words = [w for w in re.split(r"[\s\-]+", phrase.strip()) if w]
+            anchored = phrase.isascii() and bool(words) and words[0].lower() == head
+            positions = np.asarray(found, dtype=np.int64)
+            rows = np.searchsorted(starts, positions, side="right") - 1
+            done: set[int] = set()
+            for r, local in zip(rows.tolist(), (positions - starts[rows]).tolist(), strict=True):
+                if r in done:
+                    continue
+                if anchored and is_ascii[r]:
+                    if pat.match(self.texts[r], local) is not None:
+                        mask[r] = True
+                        done.add(r)
+                else:
+                    mask[r] = pat.search(self.texts[r]) is not None
+                    done.add(r)
             return mask
 
         return self._memoised(("phrase", phrase), make)
+
+    def _folded(self) -> tuple[str, np.ndarray, list[bool]]:
+        """The texts case-folded and joined by newlines, each one's start in it (int64), and
+        whether each text is ASCII (its folded form then has the same positions). Memoised."""
+
+        def make() -> tuple[str, np.ndarray, list[bool]]:
+            folded = [t.casefold() for t in self.texts]
+            lengths = np.asarray([len(t) + 1 for t in folded], dtype=np.int64)
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            return "\n".join(folded), starts, [t.isascii() for t in self.texts]
+
+        return self._memoised("folded", make)  # type: ignore[no-any-return]
 
     def _rows_mask(self, rows: np.ndarray) -> np.ndarray:
         mask = np.zeros(len(self), dtype=bool)

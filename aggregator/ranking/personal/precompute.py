@@ -160,16 +160,21 @@ def precompute_all(
     published from ``window_days`` days before the newest paper on (see :func:`window_bounds`).
 
     All readers' query parts are built in one pass (:func:`_reader_matrices`); then, per
-    ``_READER_CHUNK`` readers, two products (n_items × n_terms CSR) @ (n_terms × chunk dense)
+    ``_READER_CHUNK`` readers, two products (n_items × n_terms CSC) @ (n_terms × chunk dense)
     give a dense chunk × n_items block (Rocchio, then PRF: :func:`_query_matrix`), boosts and
     filters are applied per reader with vector operations, and one ``argpartition`` over the
     block picks each reader's top-K, plus the best ``day_top`` of the newest day (the 24 h up
     to the newest paper). ``why`` is computed for each reader's best ``why_top`` rows (None:
     all; others get ``[]``) and those newest-day rows, all pairs of a chunk at once. A second
-    thread scores the next chunk while this one explains the last. The readers' rows for the
-    scored items are then replaced by the new ones (:func:`_write`: upserted in place, the rest
-    deleted, so excluded and dropped items disappear). ``write=False`` scores without touching
-    the database (benchmarks); ``timings``, when given, receives the seconds of each phase.
+    thread scores the next chunk while this one explains the last, and a third upserts each
+    chunk's rows as soon as they are encoded (:func:`_upsert`; SQLite and psycopg leave the
+    interpreter lock while the database works; a SQLite connection must therefore allow use
+    from another thread, as :func:`aggregator.store.db.make_engine` sets up). The readers'
+    other rows for the scored items are then deleted (:func:`_delete_stale`), so excluded and
+    dropped items disappear.
+    ``write=False`` scores without touching the database (benchmarks); ``timings``, when given,
+    receives the seconds of each phase (``write``: the upserts' own seconds in their thread,
+    plus waiting for the last and the deletes).
     Returns rows written (or that would be written). The caller
     commits.
 
@@ -212,7 +217,9 @@ def precompute_all(
     ]
     timings.compile = time.perf_counter() - t1
 
-    rows_out: list[tuple[Any, ...]] = []
+    n_rows = 0
+    conn = session.connection() if write else None
+    run = time.time_ns()  # this run's tag on every row it writes (``scores.run``)
     ids = window.ids.tolist()
     stamps = _Stamps(window.published, session.get_bind().dialect.name)
     encoded: dict[tuple[str, ...], str] = {}
@@ -243,11 +250,23 @@ def precompute_all(
                 explained[j] = np.concatenate([explained[j], np.zeros(len(extra), dtype=bool)])
         return queries, score, kept, explained, effect, time.perf_counter() - t2
 
-    # Pipelined over two threads: while this thread explains and encodes one chunk (Python,
-    # holding the GIL), the next chunk's sparse products run in the other (scipy's sparsetools
-    # and numpy's partitions release the GIL), so both cores work.
+    def upsert(rows: list[tuple[Any, ...]]) -> float:
+        t = time.perf_counter()
+        assert conn is not None
+        _upsert(conn, rows, run)
+        return time.perf_counter() - t
+
+    # Pipelined over three threads: while this thread explains and encodes one chunk (Python,
+    # holding the GIL), the next chunk's sparse products run in the pool (scipy's sparsetools
+    # and numpy's partitions release the GIL), and the last chunk's rows are upserted by the
+    # writer (the database's own work runs without the GIL), so both cores work. Only the
+    # writer uses the connection until the upserts are done.
     starts = list(range(0, len(profiles), _READER_CHUNK))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute") as pool:
+    upserts = []
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute-write") as writer,
+    ):
         pending = pool.submit(scored, starts[0])
         for n_chunk, start in enumerate(starts):
             queries, score, kept, explained, effect, took = pending.result()
@@ -265,6 +284,7 @@ def precompute_all(
             texts = [window.texts[r] for r in why_rows.tolist()]
             names, phrase_cols = _vocabulary(window, model.terms)[0], _phrase_columns(window, model.terms)
             whys = iter(folded.json(prefixes, names, texts, phrase_cols))
+            rows_out: list[tuple[Any, ...]] = []
             for j, (prof, rows) in enumerate(zip(chunk, kept, strict=True)):
                 key = prof.score_key
                 vals = score[j, rows].tolist()
@@ -289,14 +309,17 @@ def precompute_all(
                             stamps[r],
                         )
                     )
+            n_rows += len(rows_out)
+            if write:
+                upserts.append(writer.submit(upsert, rows_out))
             timings.why += time.perf_counter() - t3
-    if write:
         t4 = time.perf_counter()
-        _write(
-            session, [p.score_key for p in profiles], rows_out, since if item_ids is None else None, item_ids
-        )
-        timings.write = time.perf_counter() - t4
-    return len(rows_out)
+        timings.write = sum(u.result() for u in upserts)
+    if conn is not None:
+        keys = [p.score_key for p in profiles]
+        _delete_stale(conn, keys, run, since if item_ids is None else None, item_ids)
+        timings.write += time.perf_counter() - t4
+    return n_rows
 
 
 def _with_votes(entries: str, why: str) -> str:
@@ -327,28 +350,22 @@ class _Stamps(dict[int, Any]):
 _UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[2:], "run") if c != "published")
 
 
-def _write(
-    session: Session,
+def _delete_stale(
+    conn: sa.Connection,
     keys: Sequence[str],
-    rows: list[tuple[Any, ...]],
+    run: int,
     since: dt.datetime | None,
     item_ids: Sequence[int] | None,
 ) -> None:
-    """Store ``rows`` (tuples in ``_COLUMNS`` order, JSON columns already encoded) as the only
-    rows of the readers ``keys`` for the scored items: those published from ``since`` on, or
-    else ``item_ids``.
+    """Make the rows upserted by run ``run`` (:func:`_upsert`) the only rows of the readers
+    ``keys`` for the scored items (those published from ``since`` on, or else ``item_ids``):
+    the readers' rows of those items that this run did not write (items no longer kept,
+    excluded or dropped) are deleted, one statement per 500 readers.
 
-    The rows are upserted, tagged with this run's number (``scores.run``): one DBAPI
-    ``executemany`` on SQLite; a COPY into a temporary table and one ``INSERT … SELECT … ON
-    CONFLICT`` on PostgreSQL. Then the readers' rows of the scored items that this run did not
-    write (items no longer kept, excluded or dropped) are deleted, one statement per 500
-    readers. Most of a reader's kept items stay kept from run to run, so most rows are updated
-    where they are instead of deleted and inserted again: on SQLite that is 0.8–1.5 s instead
-    of 2.2 s for 238k rows (``bench/rank_speed.py``). The upsert also keeps a concurrent rescore of
-    the same reader from failing."""
-    conn = session.connection()
-    run = time.time_ns()
-    _upsert(conn, rows, run)
+    Upserting and then deleting the rest, rather than deleting and inserting: most of a
+    reader's kept items stay kept from run to run, so most rows are updated where they are: on
+    SQLite that is 0.8–1.5 s instead of 2.2 s for 238k rows (``bench/rank_speed.py``). The
+    upsert also keeps a concurrent rescore of the same reader from failing."""
     stale = sa.or_(Score.run.is_(None), Score.run != run)
     ids = None if item_ids is None else list(dict.fromkeys(int(i) for i in item_ids))
     for start in range(0, len(keys), 500):
@@ -363,7 +380,9 @@ def _write(
 
 
 def _upsert(conn: sa.Connection, rows: list[tuple[Any, ...]], run: int) -> None:
-    """Insert or update ``rows`` (``_COLUMNS`` order), each tagged ``scores.run = run``."""
+    """Insert or update ``rows`` (tuples in ``_COLUMNS`` order, JSON columns already encoded),
+    each tagged ``scores.run = run``: one DBAPI ``executemany`` on SQLite; a COPY into a
+    temporary table and one ``INSERT … SELECT … ON CONFLICT`` on PostgreSQL."""
     if not rows:
         return
     cols = ", ".join(_COLUMNS)

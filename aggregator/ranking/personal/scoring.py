@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from aggregator.ranking import semantic
 from aggregator.ranking.personal.item_matrix import _EMPTY, ItemWindow
 from aggregator.ranking.personal.prf_guard import bound_prf_one, bound_prf_rows
+from aggregator.ranking.personal.sparse_rows import _clip_rows, _l2_rows, _row_mean, _rows_sum, _unit
 from aggregator.ranking.personal.votes import VoteEffect, apply_votes, sink_disliked
 from aggregator.types import ReaderProfile, TopicFilter
 
@@ -48,38 +49,6 @@ class ReaderInputs:
     base: sp.csr_matrix
     disliked: sp.csr_matrix
     rated: frozenset[int]
-
-
-def _row_mean(rows: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
-    if rows.shape[0] == 0:
-        return sp.csr_matrix((1, n_terms), dtype=np.float32)
-    return sp.csr_matrix(rows.mean(axis=0), dtype=np.float32)
-
-
-def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    """Rows L2-normalised (zero rows stay zero), float32 CSR."""
-    m = sp.csr_matrix(m, dtype=np.float32)
-    sq = m.data.astype(np.float64) ** 2
-    lengths = np.diff(m.indptr)
-    sums = np.zeros(m.shape[0], dtype=np.float64)
-    nz = lengths > 0
-    if nz.any():
-        sums[nz] = np.add.reduceat(sq, m.indptr[:-1][nz])
-    norms = np.sqrt(sums)
-    norms[norms == 0] = 1.0
-    m.data = (m.data / np.repeat(norms, lengths)).astype(np.float32)
-    return m
-
-
-def _clip_rows(m: sp.csr_matrix, bg: np.ndarray) -> sp.csr_matrix:
-    """``l2(max(m − bg, 0))`` computed on the nonzeros of ``m`` only: ``bg`` ≥ 0, so an entry
-    outside them is 0 − bg ≤ 0 and clipped to 0 anyway. Exactly the dense formula, sparse."""
-    m = sp.csr_matrix(m, dtype=np.float32, copy=True)
-    m.sum_duplicates()
-    m.data -= bg[m.indices]
-    np.maximum(m.data, 0, out=m.data)
-    m.eliminate_zeros()
-    return _l2_rows(m)
 
 
 def profile_vectors(
@@ -140,15 +109,17 @@ def _similarities_t(window: ItemWindow, queries: sp.csr_matrix) -> np.ndarray:
     """Cosine similarity of every query with every item: n_readers × n_items float32 (C order:
     one reader's row is contiguous). ``queries``: n_readers × n_terms CSR, rows L2-normalised.
     One reader uses the window's CSC matrix restricted to the query's nonzero terms; several use
-    one CSR × dense product (n_items × n_terms) @ (n_terms × n_readers)."""
+    one CSC × dense product (n_items × n_terms) @ (n_terms × n_readers): term by term, each
+    term's row of the queries is read once for all its items (1.7× faster than the CSR product,
+    and the same float32 sums in the same order: over the item's terms, ascending)."""
     n = queries.shape[0]
+    csc = window._memoised("csc", lambda: window.matrix.tocsc())
     if n == 1:
         q = sp.csr_matrix(queries)
         q.sum_duplicates()
-        csc = window._memoised("csc", lambda: window.matrix.tocsc())
         return np.asarray(csc[:, q.indices] @ q.data, dtype=np.float32).reshape(1, -1)
     dense = sp.csr_matrix(queries.T, dtype=np.float32).toarray()  # n_terms × n_readers, C order
-    return np.ascontiguousarray(np.asarray(window.matrix @ dense, dtype=np.float32).T)
+    return np.ascontiguousarray(np.asarray(csc @ dense, dtype=np.float32).T)
 
 
 def similarities(window: ItemWindow, queries: np.ndarray) -> np.ndarray:
@@ -201,20 +172,6 @@ def _query_matrix(
         q2 = sp.csr_matrix(sp.diags(nonempty.astype(np.float32)) @ q2)
         q2.eliminate_zeros()
     return q2, semantic.add_semantic(_similarities_t(window, q2), window.semantic, q2, window.basis)
-
-
-def _rows_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the given rows of ``m``, sparse: (sorted column ids, float64 values)."""
-    starts, ends = m.indptr[rows], m.indptr[rows + 1]
-    lengths = ends - starts
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    at = offsets + np.arange(int(lengths.sum()))
-    cols, inverse = np.unique(m.indices[at], return_inverse=True)
-    return cols, np.bincount(inverse, weights=m.data[at], minlength=len(cols))
-
-
-def _unit(values: np.ndarray) -> np.ndarray:  # not np.dot: BLAS threads cost ms
-    return semantic.unit_rows(values.reshape(1, -1)).ravel()
 
 
 def _query_one(

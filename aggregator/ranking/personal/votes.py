@@ -107,6 +107,29 @@ def _nearest(sims: sp.csr_matrix, n_items: int) -> np.ndarray:
     return out
 
 
+def _gather(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows][:, cols]`` as a dense len(rows) × len(cols) array (m's dtype), without building
+    the sparse intermediates: each wanted (row, column) key is looked up with one
+    ``searchsorted`` among the selected rows' entries. ``m``: CSR with sorted indices and no
+    duplicates (as :func:`neighbour_rows` builds it)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    starts = m.indptr[rows].astype(np.int64)
+    lengths = m.indptr[rows + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    out = np.zeros((len(rows), len(cols)), dtype=m.dtype)
+    if total == 0 or len(cols) == 0:
+        return out
+    at = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    n = m.shape[1]
+    keys = np.repeat(np.arange(len(rows), dtype=np.int64) * n, lengths) + m.indices[at]
+    want = (np.arange(len(rows), dtype=np.int64)[:, None] * n + cols[None, :]).ravel()
+    found = np.minimum(np.searchsorted(keys, want), total - 1)
+    hit = keys[found] == want
+    out.ravel()[hit] = m.data[at[found[hit]]]
+    return out
+
+
 REASON_MIN = 0.02  # a vote is named in ``why`` when it moved the score by at least this
 
 
@@ -130,7 +153,7 @@ class VoteEffect:
         for voted, push, kind in both:
             if not len(voted) or not len(rows):
                 continue
-            block = self.sims[np.searchsorted(self.every, voted)][:, rows].toarray()
+            block = _gather(self.sims, np.searchsorted(self.every, voted), rows)
             best, moved = block.argmax(axis=0), push * block.max(axis=0)
             for i in np.flatnonzero(moved >= REASON_MIN).tolist():
                 source = int(voted[best[i]])
