@@ -72,10 +72,11 @@ class Site:
             return readers.create_reader(s, email, verified=True).token
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The replayed feeds of 2026-06-15 fetched into a temporary SQLite database and ranked,
-    served by a real uvicorn on a free loopback port (in a thread)."""
+    served by a real uvicorn on a free loopback port (in a thread). One for the session: the
+    browser modules share it (each test signs up readers of its own)."""
     tmp = tmp_path_factory.mktemp("browser")
     replay_server.set_day(DAY)
     url = f"sqlite:///{tmp / 'browser.db'}"
