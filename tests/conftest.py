@@ -336,6 +336,38 @@ def paper_entry(paper: dict, day: str, version: int = 1, announce_type: str = "n
 BROWSER_MODULES = ("test_browser",)
 
 
+@pytest.fixture(scope="session")
+def browser_site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``test_browser.build_site``, once a session for every browser module (a fixture defined
+    in a test module and imported by others would be built again for each of them)."""
+    from test_browser import build_site
+
+    yield from build_site(replay_server, tmp_path_factory)
+
+
+#: What to close once the browser tests in a row are over (the shared Chromium of test_browser).
+_AFTER_BROWSER_TESTS: list[Callable[[], None]] = []
+
+
+def close_after_browser_tests(close: Callable[[], None]) -> None:
+    """Call ``close`` before the next test that is not a browser test, or at the session's end."""
+    _AFTER_BROWSER_TESTS.append(close)
+
+
+def _close_browser_things() -> None:
+    while _AFTER_BROWSER_TESTS:
+        _AFTER_BROWSER_TESTS.pop()()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser") is None:
+        _close_browser_things()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _close_browser_things()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers from what a test uses: ``postgres`` for the PostgreSQL run of a database test,
     ``browser`` for the Chromium tests. ``slow`` is set by hand on tests over ~5 s."""
