@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,8 @@ import sqlalchemy as sa
 from aggregator.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
 SHARED = Path(os.environ.get("AGGREGATOR_SHARED_DIR", ROOT.parent / "shared")).resolve()
 DATA = SHARED / "data"
 FEEDREPLAY = SHARED / "tools" / "feedreplay.py"
@@ -233,6 +236,65 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+@dataclass
+class _Populated:
+    """A database filled once by a build function: a SQLite file or a PostgreSQL template
+    database (``ref``), and what the build returned (``value``)."""
+
+    ref: str
+    value: object
+
+
+@pytest.fixture(scope="session")
+def _populated() -> dict[tuple[str, str], _Populated]:
+    """The session's populated templates by (name, ``sqlite``/``postgresql``)."""
+    return {}
+
+
+def populated_database(request: pytest.FixtureRequest, name: str, build: Callable[[sa.Engine], T]) -> T:
+    """Fill the test's fresh database (``database_url``) with what ``build(engine)`` writes,
+    built once per session and database kind rather than once per test.
+
+    The first test to ask builds it on a copy of the migrated template (a SQLite file, or a
+    PostgreSQL database ``<db>_pop_<name>``); each test then gets a copy of that (a file copy,
+    or ``CREATE DATABASE ... TEMPLATE``), so tests still never see each other's writes. For
+    set-up that is deterministic (real data, fixed times): ``build`` must not depend on the
+    test, and its return value is shared by every test (treat it as read-only). Call it from a
+    fixture before anything has connected to the test's database. Returns ``build``'s value.
+    """
+    database_url = request.getfixturevalue("database_url")
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    cache = request.getfixturevalue("_populated")
+    done = cache.get((name, kind))
+    if done is None:
+        if kind == "sqlite":
+            folder = request.getfixturevalue("tmp_path_factory").mktemp(f"populated-{name}")
+            ref = str(folder / f"{name}.db")
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), ref)
+            built = make_engine(f"sqlite:///{ref}")
+        else:
+            ref = f"{sa.make_url(database_url).database}_pop_{name}"
+            template = request.getfixturevalue("migrated_postgres")
+            _recreate_postgres(str(sa.make_url(database_url).set(database=ref)), template)
+            built = make_engine(str(sa.make_url(database_url).set(database=ref)))
+        try:
+            value = build(built)
+        finally:
+            built.dispose()  # SQLite: the last connection closed checkpoints the WAL into the file
+        if kind == "sqlite":
+            assert not Path(ref + "-wal").exists(), "a connection to the template is still open"
+        done = cache[(name, kind)] = _Populated(ref, value)
+    if kind == "sqlite":
+        path = sa.make_url(database_url).database
+        assert path is not None
+        for stale in (path + "-wal", path + "-shm"):
+            Path(stale).unlink(missing_ok=True)
+        shutil.copyfile(done.ref, path)
+    else:
+        _recreate_postgres(database_url, done.ref)
+    return done.value  # type: ignore[return-value]
+
+
 BULK = DATA / "bulk" / "daily-arxiv-ai-enhanced"
 
 
@@ -272,6 +334,38 @@ def paper_entry(paper: dict, day: str, version: int = 1, announce_type: str = "n
 
 
 BROWSER_MODULES = ("test_browser",)
+
+
+@pytest.fixture(scope="session")
+def browser_site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``test_browser.build_site``, once a session for every browser module (a fixture defined
+    in a test module and imported by others would be built again for each of them)."""
+    from test_browser import build_site
+
+    yield from build_site(replay_server, tmp_path_factory)
+
+
+#: What to close once the browser tests in a row are over (the shared Chromium of test_browser).
+_AFTER_BROWSER_TESTS: list[Callable[[], None]] = []
+
+
+def close_after_browser_tests(close: Callable[[], None]) -> None:
+    """Call ``close`` before the next test that is not a browser test, or at the session's end."""
+    _AFTER_BROWSER_TESTS.append(close)
+
+
+def _close_browser_things() -> None:
+    while _AFTER_BROWSER_TESTS:
+        _AFTER_BROWSER_TESTS.pop()()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser") is None:
+        _close_browser_things()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _close_browser_things()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import SHARED, Replay
+from conftest import SHARED, Replay, close_after_browser_tests
 from helpers import serve
 from test_email import SmtpServer
 
@@ -72,8 +72,14 @@ class Site:
             return readers.create_reader(s, email, verified=True).token
 
 
-@pytest.fixture(scope="module")
-def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@pytest.fixture
+def site(browser_site: Site) -> Site:
+    """The session's :func:`build_site` (``conftest.browser_site``): the browser modules share
+    it, and each test signs up readers of its own."""
+    return browser_site
+
+
+def build_site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The replayed feeds of 2026-06-15 fetched into a temporary SQLite database and ranked,
     served by a real uvicorn on a free loopback port (in a thread)."""
     tmp = tmp_path_factory.mktemp("browser")
@@ -103,14 +109,28 @@ def site(replay_server: Replay, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[object]:
-    """Headless Chromium. Starts after ``site``: the sync Playwright API runs an event loop in
-    this thread, and the feed refresh of ``site`` needs ``asyncio.run``."""
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+_CHROMIUM: list[object] = []  # the running browser, while browser tests follow one another
+
+
+def _close_chromium(playwright: object, chromium: object) -> None:
+    _CHROMIUM.clear()
+    chromium.close()  # type: ignore[attr-defined]
+    playwright.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def browser(site: Site) -> object:
+    """Headless Chromium, shared by consecutive browser tests (the four browser modules): it is
+    closed before the next test that is not a browser test is set up (``conftest.
+    pytest_runtest_setup``), because the sync Playwright API keeps an event loop running in this
+    thread, and other tests (and the feed refresh of ``site``, so it starts first) need
+    ``asyncio.run``. Each test gets a fresh context (``page``)."""
+    if not _CHROMIUM:
+        playwright = sync_api.sync_playwright().start()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _CHROMIUM.append(chromium)
+        close_after_browser_tests(lambda: _close_chromium(playwright, chromium))
+    return _CHROMIUM[0]
 
 
 @pytest.fixture

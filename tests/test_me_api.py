@@ -10,11 +10,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import feedparser
 import pytest
 import sqlalchemy as sa
-from conftest import Replay, bulk_papers, paper_entry
+from conftest import Replay, bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
 from test_readers import NOW, load_papers
 
@@ -44,12 +45,22 @@ def signup(client: TestClient, email: str) -> tuple[dict[str, str], dict]:
     return {"Authorization": f"Bearer {body['token']}"}, body
 
 
-@pytest.fixture
-def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The app on a database holding the real papers of 2026-06-15, ranked for the default profile."""
+def _ranked_papers(engine: sa.Engine) -> None:
+    """The real papers of 2026-06-15, ranked for the default profile."""
     load_papers(engine)
+    with TemporaryDirectory() as tmp:
+        url = engine.url.render_as_string(hide_password=False)
+        jobs.update_ranking(engine, make_settings(url, Path(tmp)), INTERESTS)
+
+
+@pytest.fixture
+def client(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app on a database holding the real papers of 2026-06-15, ranked for the default
+    profile (built once a session, then copied: :func:`conftest.populated_database`)."""
+    populated_database(request, "me_api", _ranked_papers)
     settings = make_settings(database_url, tmp_path)
-    jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as c:
         yield c
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sqlalchemy as sa
-from conftest import bulk_papers, paper_entry
+from conftest import bulk_papers, paper_entry, populated_database
 
 from aggregator.config import FeedConfig
 from aggregator.feeds.ingest import sync_feeds, write_entries
@@ -257,6 +257,12 @@ def _reader(session, rid: int) -> None:
     )
 
 
+@pytest.fixture
+def loaded(request: pytest.FixtureRequest, engine: sa.Engine) -> rank.TfidfModel:
+    """The test's database holding :func:`_load` (built once a session, then copied); its model."""
+    return populated_database(request, "personal", _load)
+
+
 def _load(engine: sa.Engine) -> rank.TfidfModel:
     with session_factory(engine)() as s, s.begin():
         sync_feeds(s, [FeedConfig("arXiv cs.AI", "http://127.0.0.1:9/cs.AI", "arxiv")], NOW)
@@ -268,8 +274,8 @@ def _load(engine: sa.Engine) -> rank.TfidfModel:
         return model
 
 
-def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
-    model = _load(engine)
+def test_load_profile_and_precompute_rows(engine: sa.Engine, loaded: rank.TfidfModel) -> None:
+    model = loaded
     with session_factory(engine)() as s, s.begin():
         ids = list(s.scalars(sa.select(Item.id).order_by(Item.id)))
         _reader(s, 1)
@@ -363,8 +369,10 @@ def test_load_profile_and_precompute_rows(engine: sa.Engine) -> None:
     assert sum(1 for r in rows if r.why and r.published != newest) <= 5  # the best 5 (why_top)
 
 
-def test_why_names_the_liked_and_disliked_papers_that_moved_an_item(engine: sa.Engine) -> None:
-    model = _load(engine)
+def test_why_names_the_liked_and_disliked_papers_that_moved_an_item(
+    engine: sa.Engine, loaded: rank.TfidfModel
+) -> None:
+    model = loaded
     with session_factory(engine)() as s:
         window = personal.item_window(s, model, dt.datetime(2026, 6, 1, tzinfo=UTC))
         sims = votes.neighbour_sims(window, np.arange(len(window)))
@@ -387,8 +395,8 @@ def test_why_names_the_liked_and_disliked_papers_that_moved_an_item(engine: sa.E
     assert len(down) >= 3 and all(w["term"] == "you marked a similar paper 👎" for w in down)
 
 
-def test_precompute_all_and_new_items(engine: sa.Engine) -> None:
-    model = _load(engine)
+def test_precompute_all_and_new_items(engine: sa.Engine, loaded: rank.TfidfModel) -> None:
+    model = loaded
     with session_factory(engine)() as s, s.begin():
         for rid in (1, 2, 3):
             _reader(s, rid)
@@ -454,8 +462,8 @@ def test_explain_rows_matches_rank_explain(model, window) -> None:
     assert all(w and {"term", "weight"} <= set(w[0]) for w in fast)
 
 
-def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine) -> None:
-    model = _load(engine)
+def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine, loaded: rank.TfidfModel) -> None:
+    model = loaded
     with session_factory(engine)() as s:
         since = personal.window_bounds(s, NOW, 30)[0]  # type: ignore[index]
         first = personal.item_window(s, model, since)
@@ -484,12 +492,13 @@ def test_window_cache_check_is_one_query_and_sees_changes(engine: sa.Engine) -> 
 
 
 @pytest.mark.slow
-def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_url: str, tmp_path) -> None:
+def test_update_ranking_writes_every_readers_scores(
+    engine: sa.Engine, loaded: rank.TfidfModel, database_url: str, tmp_path
+) -> None:
     """The scheduler's job (refit, default profile, then every reader via precompute_all)."""
     from aggregator.config import Interests, Settings
     from aggregator.worker import tasks as jobs
 
-    _load(engine)
     with session_factory(engine)() as s, s.begin():
         for rid in (1, 2, 3):
             _reader(s, rid)
@@ -537,10 +546,9 @@ def test_update_ranking_writes_every_readers_scores(engine: sa.Engine, database_
         assert n == sum(per[f"reader:{r}"] for r in (1, 2, 3))
 
 
-def test_the_window_starts_from_the_newest_paper(engine: sa.Engine) -> None:
+def test_the_window_starts_from_the_newest_paper(engine: sa.Engine, loaded: rank.TfidfModel) -> None:
     """Blog posts dated months after the newest paper (replayed or imported data) do not push
     the papers out of the ranking's window; they are in it too."""
-    _load(engine)
     post = ParsedEntry(
         kind="post",
         key="https://blog.example.org/later",

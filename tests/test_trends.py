@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import bulk_papers, paper_entry
+from conftest import bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
 
 from aggregator import trends
@@ -100,8 +100,9 @@ def _snapshot(session) -> tuple[set, set, set]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def loaded(engine: sa.Engine) -> tuple[sa.Engine, list[list[int]]]:
-    return engine, _load(engine)
+def loaded(request: pytest.FixtureRequest, engine: sa.Engine) -> tuple[sa.Engine, list[list[int]]]:
+    """The test's database holding :func:`_load`'s papers (loaded once a session, then copied)."""
+    return engine, populated_database(request, "trends", _load)
 
 
 def _report(engine: sa.Engine, scope: str = "all") -> trends.TrendReport:

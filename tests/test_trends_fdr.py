@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import DATA, bulk_papers, paper_entry
+from conftest import DATA, bulk_papers, paper_entry, populated_database
 from scipy.stats import binom, hypergeom
 
 from aggregator import trends
@@ -181,6 +181,13 @@ def _load_shuffled(engine: sa.Engine, seed: int = 7) -> None:
             trends.update_counts(session, summary.new_item_ids)
 
 
+@pytest.fixture
+def shuffled(request: pytest.FixtureRequest, engine: sa.Engine) -> sa.Engine:
+    """The test's database holding :func:`_load_shuffled` (loaded once a session, then copied)."""
+    populated_database(request, "trends_shuffled", _load_shuffled)
+    return engine
+
+
 def _old_rule_hits(session, end: dt.date, window: int, baseline: int) -> list[str]:  # type: ignore[no-untyped-def]
     """Phrases the previous rule listed: G² ≥ 10.83, lift ≥ 1.5, support on ≥ 2 days."""
     ws = end - dt.timedelta(days=window - 1)
@@ -215,10 +222,9 @@ def _old_rule_hits(session, end: dt.date, window: int, baseline: int) -> list[st
 
 
 @pytest.mark.slow
-def test_no_rising_term_when_days_are_shuffled(engine: sa.Engine) -> None:
-    _load_shuffled(engine)
+def test_no_rising_term_when_days_are_shuffled(shuffled: sa.Engine) -> None:
     end = dt.date(2026, 6, 19)
-    with session_factory(engine)() as session:
+    with session_factory(shuffled)() as session:
         for scope in ("all", "cs.CV", "cs.CL", "cs.LG"):
             report = trends.compute_report(session, end=end, window_days=5, baseline_days=7, scope=scope)
             assert report.window_docs > 1000 or scope != "all"
@@ -250,12 +256,11 @@ def test_json_keeps_p_and_q_and_reads_old_payloads(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_labels_and_names_match_a_direct_count(engine: sa.Engine) -> None:
+def test_labels_and_names_match_a_direct_count(shuffled: sa.Engine) -> None:
     """The per-scope case statistics (one count per group of items with the same scopes) give
     the labels and coined-name decisions of counting every token of the scope's items."""
-    _load_shuffled(engine)
     start, end = dt.date(2026, 6, 15), dt.date(2026, 6, 19)
-    with session_factory(engine)() as session:
+    with session_factory(shuffled)() as session:
         items = trends._WindowItems(session, start, end)
         for scope in ("all", "cs.CV", "cs.LG"):
             seen: dict[str, int] = {}

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from conftest import DATA
+from conftest import DATA, populated_database
 from test_trends import END, _load
 
 from aggregator import trends
@@ -24,8 +24,9 @@ T = [dt.datetime(2026, 6, 20, hour, tzinfo=dt.UTC) for hour in range(5)]
 
 
 @pytest.fixture
-def loaded(engine: sa.Engine) -> tuple[sa.Engine, list[list[int]]]:
-    return engine, _load(engine)
+def loaded(request: pytest.FixtureRequest, engine: sa.Engine) -> tuple[sa.Engine, list[list[int]]]:
+    """The test's database holding the ``test_trends`` papers (loaded once a session, then copied)."""
+    return engine, populated_database(request, "trends", _load)
 
 
 def _refresh(engine: sa.Engine, now: dt.datetime) -> dict[str, trends.TrendReport]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import bulk_papers, paper_entry
+from conftest import bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
 
 from aggregator import trends
@@ -55,7 +55,13 @@ def _feed(session, url: str, kind: str) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def loaded(engine: sa.Engine) -> sa.Engine:
+def loaded(request: pytest.FixtureRequest, engine: sa.Engine) -> sa.Engine:
+    """The test's database holding :func:`_load_june` (loaded once a session, then copied)."""
+    populated_database(request, "trends_views", _load_june)
+    return engine
+
+
+def _load_june(engine: sa.Engine) -> None:
     """June 2026 (60 real papers a day) and one blog post ten days after the last paper."""
     make = session_factory(engine)
     with make() as session, session.begin():
@@ -79,7 +85,6 @@ def loaded(engine: sa.Engine) -> sa.Engine:
         summary = write_entries(session, blog, [post], dt.datetime.now(dt.UTC))
         trends.update_counts(session, summary.new_item_ids)
         trends.refresh_results(session)
-    return engine
 
 
 def _direct(session, term: str, start: dt.date, end: dt.date) -> int:  # type: ignore[no-untyped-def]
