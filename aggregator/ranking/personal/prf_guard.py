@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from aggregator.ranking.personal.sparse_rows import row_sums
+
 NEW_TERMS_CAP = 0.5
 
 
@@ -36,15 +38,9 @@ def bound_prf_rows(q1: sp.csr_matrix, prf: sp.csr_matrix, weight: float) -> sp.c
         own = qkeys[at] == pkeys
     else:
         own = np.zeros(len(pkeys), dtype=bool)
-    sq = np.where(own, 0.0, p.data.astype(np.float64) ** 2)
-    lengths = np.diff(p.indptr)
-    sums = np.zeros(p.shape[0], dtype=np.float64)
-    nz = lengths > 0
-    if nz.any():
-        sums[nz] = np.add.reduceat(sq, p.indptr[:-1][nz])
-    norms = np.sqrt(sums)
+    norms = np.sqrt(row_sums(np.where(own, 0.0, p.data.astype(np.float64) ** 2), p.indptr))
     scale = np.where(norms > NEW_TERMS_CAP, NEW_TERMS_CAP / np.maximum(norms, 1e-12), 1.0)
-    p.data = np.where(own, p.data, p.data * np.repeat(scale, lengths)).astype(np.float32)
+    p.data = np.where(own, p.data, p.data * np.repeat(scale, np.diff(p.indptr))).astype(np.float32)
     return p
 
 

@@ -14,18 +14,23 @@ def _row_mean(rows: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
     return sp.csr_matrix(rows.mean(axis=0), dtype=np.float32)
 
 
+def row_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Per-row sums of ``values`` (one per stored entry of a CSR matrix with row pointer
+    ``indptr``, n_rows + 1): an n_rows float64 vector, 0 for an empty row."""
+    lengths = np.diff(indptr)
+    sums = np.zeros(len(lengths), dtype=np.float64)
+    nz = lengths > 0
+    if nz.any():
+        sums[nz] = np.add.reduceat(values, indptr[:-1][nz])
+    return sums
+
+
 def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     """Rows L2-normalised (zero rows stay zero), float32 CSR."""
     m = sp.csr_matrix(m, dtype=np.float32)
-    sq = m.data.astype(np.float64) ** 2
-    lengths = np.diff(m.indptr)
-    sums = np.zeros(m.shape[0], dtype=np.float64)
-    nz = lengths > 0
-    if nz.any():
-        sums[nz] = np.add.reduceat(sq, m.indptr[:-1][nz])
-    norms = np.sqrt(sums)
+    norms = np.sqrt(row_sums(m.data.astype(np.float64) ** 2, m.indptr))
     norms[norms == 0] = 1.0
-    m.data = (m.data / np.repeat(norms, lengths)).astype(np.float32)
+    m.data = (m.data / np.repeat(norms, np.diff(m.indptr))).astype(np.float32)
     return m
 
 
