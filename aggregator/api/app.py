@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -150,4 +151,15 @@ def _offline_redoc(app: FastAPI) -> None:
 def app_from_env() -> FastAPI:
     """Application factory for ``uvicorn --factory`` (``aggregator api --workers N``): settings
     from the environment; migrations were run once by the parent before the workers started."""
-    return create_app(migrate=False)
+    return create_app(migrate=False, on_start=lambda _app: freeze_startup_heap())
+
+
+def freeze_startup_heap() -> None:
+    """Collect, then move every object made so far out of the cyclic garbage collector's reach
+    (``gc.freeze``): a serving process calls it once its app has started. What start-up made
+    (modules, the ORM's mappings, settings, templates; about 175,000 objects) lives as long as
+    the process, and a full collection that walks it stalls every request in flight for
+    tens of milliseconds (87-131 ms on the development machine), which the digest's p99 shows;
+    collections then walk only what serving made."""
+    gc.collect()
+    gc.freeze()

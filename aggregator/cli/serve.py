@@ -82,7 +82,7 @@ def _serve(
     at the end), with the scheduler when ``scheduler``."""
     import uvicorn
 
-    from aggregator.api.app import create_app
+    from aggregator.api.app import create_app, freeze_startup_heap
     from aggregator.api.server_limits import protocol_for
     from aggregator.worker.scheduler import start_scheduler
 
@@ -91,6 +91,7 @@ def _serve(
     def on_start(_app: object) -> None:
         if scheduler:
             holder["scheduler"] = start_scheduler(engine, settings)
+        freeze_startup_heap()
 
     def on_stop(_app: object) -> None:
         if "scheduler" in holder:

@@ -12,7 +12,10 @@ trip; a second only for what the per-process caches (:mod:`aggregator.digest.ser
 miss: cards not read in the last ``CARD_TTL`` s, the window's item count and the default
 profile's scores state when not read in the last ``CACHE_TTL`` s (the default day too). A body
 already served whose stamp (the reader, votes, subscriptions, read marks, snapshot bound and
-scores run of the window) is unchanged is answered again without reading the ranked rows. No
+scores run of the window) is unchanged is answered again without reading the ranked rows; the
+state reads of requests made at the same time for the same window go out as one statement
+(:func:`reader_states`, request coalescing: on PostgreSQL one round trip then answers several
+requests). No
 object per item or field: nothing is scored, decoded or validated per item here; the response
 has exactly the shape of ``aggregator.api.me_schemas.ReaderDigestResponse`` (tests check that
 the two paths agree item for item).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -36,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.digest import public as digest
 from aggregator.digest.cards import build_cards, json_text
+from aggregator.digest.coalesce import Coalescer
 from aggregator.digest.public import day_window
 from aggregator.digest.row_source import RowSource
 from aggregator.digest.served_cache import (
@@ -52,8 +57,10 @@ from aggregator.digest.served_sql import (
     READER,
     READER_AND_RANKED,
     READER_STATE,
+    READER_STATES,
     SITE_STATE,
     TOTAL,
+    hashes_param,
     split_all,
 )
 from aggregator.store.db import dbapi_datetime
@@ -70,7 +77,7 @@ class ReaderKey:
 
 
 def _reader_key(rows: list[Any]) -> ReaderKey | None:
-    """The reader of :data:`READER` (or :data:`READER_STATE`) rows, None when there is none."""
+    """The reader of :data:`READER` (or :data:`READER_STATES`) rows, None when there is none."""
     reader_id: int | None = None
     votes: dict[int, int] = {}
     slugs: set[str] = set()
@@ -244,14 +251,43 @@ class _Reader:
     rows: list[Any] | None
 
 
+#: each row source's coalescer of reader states (:func:`reader_states`)
+_states: weakref.WeakKeyDictionary[RowSource, Coalescer[str, list[Any]]] = weakref.WeakKeyDictionary()
+
+
+def reader_states(source: RowSource) -> Coalescer[str, list[Any]]:
+    """The coalescer of ``source`` that reads readers' states, :data:`READER_STATES` rows by
+    token hash (without it), grouped by window ``(start, end)``: the state reads of
+    concurrent requests for the same window go out as one statement
+    (:mod:`aggregator.digest.coalesce`)."""
+    found = _states.get(source)
+    if found is None:
+        name = source.engine.dialect.name
+
+        async def read(window: Any, hashes: list[str]) -> dict[str, list[Any]]:
+            start, end = window
+            if len(hashes) == 1:  # a lone reader: the statement costs the server least
+                params = {"start": start, "end": end, "token_hash": hashes[0]}
+                return {hashes[0]: (await source.fetch([(READER_STATE, params)]))[0]}
+            params = {"start": start, "end": end, "hashes": hashes_param(name, hashes)}
+            out: dict[str, list[Any]] = {}
+            for token_hash, *row in (await source.fetch([(READER_STATES[name], params)]))[0]:
+                out.setdefault(token_hash, []).append(tuple(row))
+            return out
+
+        found = _states[source] = Coalescer(read, list)
+    return found
+
+
 async def _read_reader(source: RowSource, params: dict[str, Any], ranked: bool) -> _Reader:
-    """The reader's statement (:data:`READER_STATE`), with the ranked rows in the same statement
-    when ``ranked`` and the source sends one statement per round trip."""
+    """The reader's state (:func:`reader_states`), or with the ranked rows in one statement
+    (:data:`READER_AND_RANKED`) when ``ranked`` and the source sends one statement per round
+    trip."""
     if ranked and source.one_statement:
         who, rows = split_all((await source.fetch([(READER_AND_RANKED, params)]))[0])
     else:
-        state = {k: params[k] for k in ("token_hash", "start", "end")}
-        (who,), rows = await source.fetch([(READER_STATE, state)]), None
+        window = (params["start"], params["end"])
+        who, rows = await reader_states(source).get(window, params["token_hash"]), None
     reader = _reader_key(who)
     if reader is None:
         return _Reader(None, (), frozenset(), (), rows)

@@ -10,9 +10,11 @@ gives them), ``limit``."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from aggregator.digest.public import DEFAULT_PROFILE
 from aggregator.store.tables import Feedback, Item, Reader, ReadMark, Score, Subscription, Topic
@@ -36,12 +38,6 @@ _M = Score.__table__.alias("muted_scores").c  # the muted count's own scan (not 
 _IN_WINDOW = sa.and_(_S.profile == _PROFILE, _S.published >= _START, _S.published < _END)
 _BEST_FIRST = (_S.score.desc(), _S.published.desc(), _S.item_id.desc())  # ties: the newer item
 _RM = ReadMark.__table__.c
-#: the token's reader has read or seen the scores row's item (``read_marks``, issue 13): one
-#: look-up of its primary key per row of the window
-_IS_READ = sa.exists().where(
-    _RM.reader_id == sa.select(_R.id).where(_R.token_hash == _HASH).scalar_subquery(),
-    _RM.item_id == _S.item_id,
-)
 #: (score, why, topics, followed, item id, n_muted, published) of a token's reader's unmuted
 #: rows of a window, best first; ``n_muted`` (the same on every row: a scalar subquery, run
 #: once) counts the window's muted rows. The read marks come with the reader
@@ -83,16 +79,19 @@ def _window_state(reader_id: Any) -> tuple[Any, Any, Any]:
     )
 
 
-def _reader_selects(padded: bool, state: bool) -> list[sa.Select[Any]]:
-    """The three parts of :data:`READER`; ``padded``: with the columns of
-    :data:`READER_AND_RANKED`; ``state``: with the window's page state on the reader's row
-    (:data:`READER_STATE`)."""
+def _reader_selects(padded: bool, state: bool, who: Any = None) -> list[sa.Select[Any]]:
+    """The parts of :data:`READER`; ``padded``: with the columns of :data:`READER_AND_RANKED`;
+    ``state``: with the window's page state on the reader's row and the read items of the
+    window (:data:`READER_STATE`); ``who``: the readers, a condition on ``readers`` (default:
+    the one of ``token_hash``), each row then led by the reader's ``token_hash`` when given."""
+    lead = () if who is None else (_R.token_hash,)
+    who = _R.token_hash == _HASH if who is None else who
 
     def columns(kind: Any, number: Any, value: Any, slug: Any, page: tuple[Any, ...] = ()) -> tuple[Any, ...]:
         if state and not page:
             page = (sa.cast(_NULL, sa.Integer),) * 3
         if not padded:
-            return (kind, number, value, slug, *page)
+            return (*lead, kind, number, value, slug, *page)
         no_score = sa.cast(_NULL, sa.Float)  # typed: PostgreSQL would read a bare NULL as text
         no_time = sa.cast(_NULL, Score.published.type)
         return (
@@ -109,22 +108,26 @@ def _reader_selects(padded: bool, state: bool) -> list[sa.Select[Any]]:
             *page,
         )
 
+    # the reader has read or seen the item of a scores row of the window (``read_marks``,
+    # issue 13): one look-up of its primary key per row of the reader's window
+    read_table = Score.__table__.alias("read_scores")
+    read = read_table.c
+    is_read = sa.exists().where(_RM.reader_id == _R.id, _RM.item_id == read.item_id)
     return [
-        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL, _window_state(_R.id) if state else ())).where(
-            _R.token_hash == _HASH
-        ),
+        sa.select(*columns(_ZERO, _R.id, _ZERO, _NULL, _window_state(_R.id) if state else ())).where(who),
         sa.select(*columns(_ONE, Feedback.item_id, Feedback.value, _NULL))
         .join(Reader, Reader.id == Feedback.reader_id)
-        .where(_R.token_hash == _HASH, Feedback.value != _ZERO),
+        .where(who, Feedback.value != _ZERO),
         sa.select(*columns(sa.literal_column("2"), _NULL, _ZERO, Topic.slug))
         .join(Subscription, Subscription.topic_id == Topic.id)
         .join(Reader, Reader.id == Subscription.reader_id)
-        .where(_R.token_hash == _HASH),
+        .where(who),
         *(
             [
-                sa.select(*columns(sa.literal_column("4"), _S.item_id, _ZERO, _NULL)).where(
-                    _IN_WINDOW, _IS_READ
-                )
+                sa.select(*columns(sa.literal_column("4"), read.item_id, _ZERO, _NULL))
+                .select_from(Reader)
+                .join(read_table, read.profile == sa.literal_column("'reader:'") + sa.cast(_R.id, sa.String))
+                .where(who, read.published >= _START, read.published < _END, is_read)
             ]
             if state
             else []
@@ -140,6 +143,27 @@ READER = sa.union_all(*_reader_selects(padded=False, state=False))
 #: item id) per item of the window the reader has read or seen. (kind, number, value, slug,
 #: max_id, run, n) rows, the last three None but on kind 0
 READER_STATE = sa.union_all(*_reader_selects(padded=False, state=True))
+#: the token hashes bound as ``hashes`` (an array on PostgreSQL, JSON text on SQLite) as a
+#: condition on ``readers``
+_ANY_HASH = {
+    "postgresql": _R.token_hash == sa.any_(sa.bindparam("hashes", type_=postgresql.ARRAY(sa.String))),
+    "sqlite": _R.token_hash.in_(
+        sa.select(sa.literal_column("value")).select_from(sa.func.json_each(sa.bindparam("hashes")))
+    ),
+}
+#: :data:`READER_STATE` of several readers at once, the readers whose token hashes are bound
+#: as ``hashes`` (a list on PostgreSQL, a JSON array text on SQLite; see :func:`hashes_param`),
+#: by dialect name: (token_hash, kind, number, value, slug, max_id, run, n) rows
+READER_STATES = {
+    name: sa.union_all(*_reader_selects(padded=False, state=True, who=who)) for name, who in _ANY_HASH.items()
+}
+
+
+def hashes_param(dialect: str, hashes: list[str]) -> Any:
+    """``hashes`` as :data:`READER_STATES` binds them on ``dialect``."""
+    return json.dumps(hashes) if dialect == "sqlite" else hashes
+
+
 RANKED_AT = RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
     "ranked"
 )
