@@ -133,6 +133,13 @@ def test_no_query_runs_twice_for_one_digest_request(recorded: tuple[TestClient, 
     # read again (served_cache.Bodies); cold, PostgreSQL reads the reader and the ranked rows in one
     # statement, SQLite in two (no round trip to save), plus what the caches miss
     assert runs["known"] == [1, 1]
+    # expired, nothing changed: the body is written again from the rows it was written from
+    # (and the cards and counts, expired too), without reading the ranked rows again
+    later = served_cache.clock() + served_cache.CACHE_TTL + 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(served_cache, "clock", lambda: later)
+        expired = _one_request(client, rec, known, 200)
+    assert expired and not [q for q, _ in expired if "scores.why" in q or "ranked" in q.lower()]
     served_cache.clear_caches()
     assert len(_one_request(client, rec, known, 200)) == len(cold)
     assert runs["unknown"][1] == 1  # the reader's statement finds no reader

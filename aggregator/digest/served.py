@@ -241,7 +241,7 @@ def ranked_params(
 @dataclass(frozen=True, slots=True)
 class _Reader:
     """What the first statement of a served digest read: the reader (None: unknown token), the
-    body's stamp (see :class:`_Bodies`), the reader's read items of the window, and the ranked
+    body's stamp (see :class:`served_cache.Bodies`), the reader's read items of the window, and the ranked
     rows when they were asked for in the same statement (else None)."""
 
     reader: ReaderKey | None
@@ -322,7 +322,8 @@ async def serve_digest(
     reader's scored items of the window left out as muted. The body is None when the reader
     has no unmuted precomputed scores in the window, or (with ``paging``, issue 13) when the
     rows do not fill the page (the general path then ranks the rest of the window). A body
-    whose stamp is unchanged is answered again without the ranked rows (:class:`_Bodies`).
+    whose stamp is unchanged is answered again without the ranked rows, and once expired is
+    written again from the rows it was written from (:class:`served_cache.Bodies`).
     Reads only (a stale card is built in memory, not written): the queries are in the module
     docstring. Raises ``sqlalchemy.exc.DBAPIError`` or ``psycopg.Error`` on a database error."""
     if day is None:
@@ -330,17 +331,18 @@ async def serve_digest(
     window = day_window(day, days, tz)
     params = ranked_params(source.engine.dialect.name, token_hash, window, limit)
     key = (source.engine, token_hash, day, days, limit, tz.key, timezone, paging is not None)
-    first = await _read_reader(source, params, ranked=not bodies.fresh(key))
+    first = await _read_reader(source, params, ranked=not bodies.known(key))
     if first.reader is None:
         return Answer(None, None)
     body = bodies.get(key, first.stamp)
     if body is None:
-        rows = await _ranked(source, first, params)
+        kept = bodies.rows(key, first.stamp) if first.rows is None else None
+        rows = kept if kept is not None else await _ranked(source, first, params)
         page = await _full_page(source, first, rows, (day, days, timezone, window), params, paging, False)
         if page is None:
             return Answer(first.reader, None)
         body = _body(page)
-        bodies.put(key, first.stamp, body)
+        bodies.put(key, first.stamp, body, rows)
     return Answer(first.reader, body)
 
 

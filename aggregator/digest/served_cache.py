@@ -96,30 +96,42 @@ def keep_cards(engine: sa.Engine, rows: list[Any], out: dict[int, bytes | None])
             kept[item_id] = (expires, text)
 
 
-#: Bytes of served bodies kept per process at most (:class:`Bodies`); about 45 KB each for 50
-#: items of real arXiv data
-BODY_CACHE_BYTES = 64 * 1024 * 1024
+#: Bytes of served bodies and their rows kept per process at most (:class:`Bodies`); about
+#: 45 KB and 20 KB each for 50 items of real arXiv data
+BODY_CACHE_BYTES = 96 * 1024 * 1024
+#: bytes counted per ranked row kept beside its texts (the tuple, its numbers and datetime)
+ROW_BYTES = 200
+
+
+def _size(body: bytes, rows: list[Any]) -> int:
+    """The bytes counted for a kept body and its ranked rows (texts by length)."""
+    texts = sum(len(t) for row in rows for t in row[1:4] if isinstance(t, str))
+    return len(body) + texts + ROW_BYTES * len(rows)
 
 
 class Bodies:
     """Served bodies by request — (engine, token hash, day, days, limit, time zone, paged) — each
-    with its stamp and expiry (monotonic seconds). A body is served again only while its stamp
-    is the one just read: everything the body depends on besides the per-process caches (the
-    reader, their votes, subscriptions and read marks in the window, the largest item id, and
-    their scores rows' newest run and count: every write of a reader's scores sets a new run,
+    with its stamp, expiry (monotonic seconds) and the ranked rows it was written from. A body
+    is served again only while its stamp is the one just read: everything the body depends on
+    besides the per-process caches (the reader, their votes, subscriptions and read marks in
+    the window, the largest item id, and their scores rows' newest run and count: every write
+    of a reader's scores sets a new run,
     :func:`aggregator.ranking.personal.precompute.precompute_all`), and for ``CACHE_TTL``
     seconds at most (the cards, the window's count and the default profile's state it was
-    written from may then have changed). Least recently used first out past
-    :data:`BODY_CACHE_BYTES`."""
+    written from may then have changed). Past that, while the stamp is unchanged, its ranked
+    rows are still the reader's (:meth:`rows`): the body is written again from them and the
+    caches, without reading the rows. Least recently used first out past
+    :data:`BODY_CACHE_BYTES` (:func:`_size`)."""
 
     def __init__(self) -> None:
-        self.entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], float, bytes]] = OrderedDict()
+        self.entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], float, bytes, list[Any], int]] = (
+            OrderedDict()
+        )
         self.size = 0
 
-    def fresh(self, key: tuple[Any, ...]) -> bool:
-        """Whether a body kept for ``key`` has not expired (its stamp is not checked)."""
-        hit = self.entries.get(key)
-        return hit is not None and hit[1] > clock()
+    def known(self, key: tuple[Any, ...]) -> bool:
+        """Whether a body is kept for ``key``, expired or not (its stamp is not checked)."""
+        return key in self.entries
 
     def get(self, key: tuple[Any, ...], stamp: tuple[Any, ...]) -> bytes | None:
         """The body kept for ``key`` if its stamp is ``stamp`` and it has not expired."""
@@ -129,13 +141,21 @@ class Bodies:
         self.entries.move_to_end(key)
         return hit[2]
 
-    def put(self, key: tuple[Any, ...], stamp: tuple[Any, ...], body: bytes) -> None:
-        """Keep ``body`` for ``key`` with ``stamp``, evicting the least recently used."""
+    def rows(self, key: tuple[Any, ...], stamp: tuple[Any, ...]) -> list[Any] | None:
+        """The ranked rows the body kept for ``key`` was written from, if its stamp is
+        ``stamp`` (expired or not)."""
+        hit = self.entries.get(key)
+        return hit[3] if hit is not None and hit[0] == stamp else None
+
+    def put(self, key: tuple[Any, ...], stamp: tuple[Any, ...], body: bytes, rows: list[Any]) -> None:
+        """Keep ``body`` and its ``rows`` for ``key`` with ``stamp``, evicting the least recently
+        used."""
         old = self.entries.pop(key, None)
-        self.size += len(body) - (len(old[2]) if old else 0)
-        self.entries[key] = (stamp, clock() + CACHE_TTL * _spread(), body)
+        size = _size(body, rows)
+        self.size += size - (old[4] if old else 0)
+        self.entries[key] = (stamp, clock() + CACHE_TTL * _spread(), body, rows, size)
         while self.size > BODY_CACHE_BYTES and self.entries:
-            self.size -= len(self.entries.popitem(last=False)[1][2])
+            self.size -= self.entries.popitem(last=False)[1][4]
 
 
 bodies = Bodies()
