@@ -36,6 +36,14 @@ PAPERS_ENRICHED = Counter(
     "Papers asked for by id_list from the arXiv API after an RSS ingest, by result (answered, missing)",
     ["result"],
 )
+READER_STATE_READS = Counter(
+    "aggregator_reader_state_reads_total",
+    "Statements reading readers' digest state (GET /api/me/digest): one per lone request, one for"
+    " several requests of the same window made at the same time (coalesced)",
+)
+READER_STATE_LOOKUPS = Counter(
+    "aggregator_reader_state_lookups_total", "Readers' digest states read by those statements"
+)
 ENRICH_PENDING = Gauge("aggregator_enrich_pending", "Papers awaiting their arXiv comment after a pass")
 
 

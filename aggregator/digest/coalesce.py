@@ -32,8 +32,6 @@ class Coalescer(Generic[K, V]):
         self._waiting: dict[Hashable, dict[K, list[asyncio.Future[V]]]] = {}
         self._busy: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        #: keys read per statement, for tests and benchmarks: (statements, keys)
-        self.reads = [0, 0]
 
     async def get(self, group: Hashable, key: K) -> V:
         """The value of ``key``: read now when no read of ``group`` is in flight, else in the
@@ -50,8 +48,6 @@ class Coalescer(Generic[K, V]):
             self._next(group)
 
     async def _read_keys(self, group: Hashable, keys: list[K]) -> dict[K, V]:
-        self.reads[0] += 1
-        self.reads[1] += len(keys)
         found = await self._read(group, keys)
         return {key: found[key] if key in found else self._missing() for key in keys}
 

@@ -63,6 +63,7 @@ from aggregator.digest.served_sql import (
     hashes_param,
     split_all,
 )
+from aggregator.metrics import READER_STATE_LOOKUPS, READER_STATE_READS
 from aggregator.store.db import dbapi_datetime
 
 
@@ -266,6 +267,8 @@ def reader_states(source: RowSource) -> Coalescer[str, list[Any]]:
 
         async def read(window: Any, hashes: list[str]) -> dict[str, list[Any]]:
             start, end = window
+            READER_STATE_READS.inc()
+            READER_STATE_LOOKUPS.inc(len(hashes))
             if len(hashes) == 1:  # a lone reader: the statement costs the server least
                 params = {"start": start, "end": end, "token_hash": hashes[0]}
                 return {hashes[0]: (await source.fetch([(READER_STATE, params)]))[0]}
