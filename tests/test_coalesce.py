@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from test_me_api import DAY, INTERESTS, make_settings, signup
-from test_readers import load_papers
+from test_me_api import DAY, signup
+from test_served import client  # noqa: F401  (fixture: the app on real papers, ranked)
 
 from aggregator.accounts import readers
-from aggregator.api.app import create_app
 from aggregator.api.paging import ServedPaging
 from aggregator.digest import served
 from aggregator.digest.coalesce import Coalescer
-from aggregator.worker import tasks as jobs
 
 
 class Store:
@@ -105,18 +99,7 @@ def test_a_cancelled_waiter_leaves_the_others_answered_and_batches_hold_the_limi
     assert calls == [["a"], ["b", "c"], ["d", "e"], ["f"]]
 
 
-@pytest.fixture
-def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The app on two days of real papers, ranked, cards filled."""
-    load_papers(engine, ("2026-06-12", "2026-06-15"))
-    settings = make_settings(database_url, tmp_path)
-    jobs.update_ranking(engine, settings, INTERESTS)
-    assert jobs.fill_cards(engine) > 0
-    with TestClient(create_app(settings, engine)) as c:
-        yield c
-
-
-def test_concurrent_digest_requests_answer_what_each_would_alone(client: TestClient) -> None:
+def test_concurrent_digest_requests_answer_what_each_would_alone(client: TestClient) -> None:  # noqa: F811
     """Readers with their own profiles ask for their digests at the same time, twice each:
     every answer is byte for byte the one the reader gets alone over HTTP; on PostgreSQL the
     reader states were read in fewer statements than requests. A read mark made between two
