@@ -69,8 +69,12 @@ class Coalescer(Generic[K, V]):
         except BaseException as err:  # noqa: BLE001 - handed to every waiter, cancellation too
             for futures in batch.values():
                 for future in futures:
-                    if not future.done():
-                        future.set_exception(err) if isinstance(err, Exception) else future.cancel()
+                    if future.done():
+                        continue
+                    if isinstance(err, Exception):
+                        future.set_exception(err)
+                    else:
+                        future.cancel()
             if not isinstance(err, Exception):
                 raise
         else:

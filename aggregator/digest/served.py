@@ -60,7 +60,7 @@ from aggregator.digest.served_sql import (
     READER_STATES,
     SITE_STATE,
     TOTAL,
-    hashes_param,
+    array_param,
     split_all,
 )
 from aggregator.metrics import READER_STATE_LOOKUPS, READER_STATE_READS
@@ -242,8 +242,8 @@ def ranked_params(
 @dataclass(frozen=True, slots=True)
 class _Reader:
     """What the first statement of a served digest read: the reader (None: unknown token), the
-    body's stamp (see :class:`served_cache.Bodies`), the reader's read items of the window, and the ranked
-    rows when they were asked for in the same statement (else None)."""
+    body's stamp (see :class:`served_cache.Bodies`), the reader's read items of the window, and
+    the ranked rows when they were asked for in the same statement (else None)."""
 
     reader: ReaderKey | None
     stamp: tuple[Any, ...]
@@ -272,7 +272,7 @@ def reader_states(source: RowSource) -> Coalescer[str, list[Any]]:
             if len(hashes) == 1:  # a lone reader: the statement costs the server least
                 params = {"start": start, "end": end, "token_hash": hashes[0]}
                 return {hashes[0]: (await source.fetch([(READER_STATE, params)]))[0]}
-            params = {"start": start, "end": end, "hashes": hashes_param(name, hashes)}
+            params = {"start": start, "end": end, "hashes": array_param(name, hashes)}
             out: dict[str, list[Any]] = {}
             for token_hash, *row in (await source.fetch([(READER_STATES[name], params)]))[0]:
                 out.setdefault(token_hash, []).append(tuple(row))
@@ -393,10 +393,6 @@ async def _full_page(
     return await _served_page(source, first.reader, rows, first.mine, asked, params, paging, summaries)
 
 
-def _ids_param(dialect: str, ids: list[int]) -> dict[str, Any]:
-    return {"ids": json_text(ids) if dialect == "sqlite" else ids}
-
-
 async def _served_page(
     source: RowSource,
     reader: ReaderKey,
@@ -421,9 +417,9 @@ async def _served_page(
     bounds = {"start": params["start"], "end": params["end"]}
     queries: list[Any] = []
     if missing:
-        queries.append((_CARDS[name], _ids_param(name, missing)))
+        queries.append((_CARDS[name], {"ids": array_param(name, missing)}))
     if summaries:
-        queries.append((_SUMMARIES[name], _ids_param(name, ids)))
+        queries.append((_SUMMARIES[name], {"ids": array_param(name, ids)}))
     if total is MISSING:
         queries.append((TOTAL, bounds))
     # with the window's count known, a page that holds the whole window needs no cursor

@@ -152,16 +152,18 @@ _ANY_HASH = {
     ),
 }
 #: :data:`READER_STATE` of several readers at once, the readers whose token hashes are bound
-#: as ``hashes`` (a list on PostgreSQL, a JSON array text on SQLite; see :func:`hashes_param`),
+#: as ``hashes`` (a list on PostgreSQL, a JSON array text on SQLite; see :func:`array_param`),
 #: by dialect name: (token_hash, kind, number, value, slug, max_id, run, n) rows
 READER_STATES = {
     name: sa.union_all(*_reader_selects(padded=False, state=True, who=who)) for name, who in _ANY_HASH.items()
 }
 
 
-def hashes_param(dialect: str, hashes: list[str]) -> Any:
-    """``hashes`` as :data:`READER_STATES` binds them on ``dialect``."""
-    return json.dumps(hashes) if dialect == "sqlite" else hashes
+def array_param(dialect: str, values: list[Any]) -> Any:
+    """``values`` as the statements here bind a list (``hashes`` of :data:`READER_STATES`,
+    the item ids of the served digest's card reads): an array on PostgreSQL, a JSON array text
+    on SQLite (read there with ``json_each``)."""
+    return json.dumps(values, separators=(",", ":")) if dialect == "sqlite" else values
 
 
 RANKED_AT = RANKED.add_columns(sa.func.row_number().over(order_by=_BEST_FIRST).label("position")).subquery(
