@@ -35,6 +35,7 @@ from aggregator.api.app import create_app
 from aggregator.api.auth import SESSION_COOKIE
 from aggregator.config import Settings
 from aggregator.errors import Conflict
+from aggregator.feeds.ssrf import tls_context
 from aggregator.mail import plan, send
 from aggregator.mail.tokens import signing_key
 from aggregator.store.account_tables import SignInLink, WebSession
@@ -594,7 +595,7 @@ def test_concurrent_duplicate_sign_ups_over_http_give_one_201_and_409s(
         barrier = threading.Barrier(len(variants))
 
         def post(address: str) -> int:
-            with httpx.Client(base_url=base, timeout=60) as http:
+            with httpx.Client(base_url=base, timeout=60, verify=tls_context()) as http:
                 barrier.wait()
                 return http.post("/api/readers", json={"email": address}).status_code
 

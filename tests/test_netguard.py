@@ -346,6 +346,34 @@ def test_guarded_fetch_refuses_loopback_unless_allow_listed(replay: Replay) -> N
     assert allowed.error is None and allowed.status == 200 and allowed.body == trusted.body
 
 
+def test_fetch_passes_share_one_tls_context(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CA bundle is loaded once per process (``tls_context``), not by each client and
+    guarded transport a fetch pass makes (20-40 ms of CPU each)."""
+    import ssl
+
+    from aggregator.feeds.ssrf import tls_context
+
+    shared = tls_context()
+    made: list[object] = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(a) or real(*a, **k))
+
+    async def go() -> list[FetchResult]:
+        out = []
+        for _ in range(2):  # two passes, each with a plain and a guarded client
+            async with Fetcher(settings(feed_allow_hosts=["127.0.0.1"])) as fetcher:
+                out += [
+                    await fetcher.fetch(replay.url(BLOG)),
+                    await fetcher.fetch(replay.url(BLOG), guarded=True),
+                ]
+        return out
+
+    results = asyncio.run(go())
+    assert [r.status for r in results] == [200] * 4
+    assert made == [] and tls_context() is shared
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname  # still verifying
+
+
 def test_localhost_by_name_is_judged_by_its_address(loopback: Loopback) -> None:
     url = f"http://localhost:{loopback.port}/feed.xml"
     assert (

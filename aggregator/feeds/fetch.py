@@ -93,7 +93,7 @@ import sqlalchemy as sa
 from aggregator.config import Settings
 from aggregator.feeds.decode import _Decoder, _Failure, _root_cause, _size
 from aggregator.feeds.pacing import DatabaseTurn, pacer_for
-from aggregator.feeds.ssrf import Blocked, NetGuard
+from aggregator.feeds.ssrf import Blocked, NetGuard, tls_context
 from aggregator.types import FetchResult
 
 __all__ = ["ACCEPT", "Fetcher", "is_arxiv_host", "parse_retry_after"]
@@ -244,6 +244,7 @@ class Fetcher:
             headers={"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
             follow_redirects=False,  # followed here, so each hop waits for its host's turn
             trust_env=trust_env,
+            verify=tls_context(),
         )
 
     async def __aexit__(
