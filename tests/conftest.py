@@ -20,6 +20,7 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 
+from aggregator.config import get_settings
 from aggregator.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +53,24 @@ if _WORKER and os.environ.get("AGGREGATOR_TEST_DATABASE_URL"):
         database=f"{_url.database}_{_WORKER}"
     ).render_as_string(hide_password=False)
 
+# Test databases and files go to memory (/dev/shm, a tmpfs) unless the runner chose a place:
+# every SQLite commit on the disk of this machine costs a write of its own, and the suite makes
+# thousands. Only the folders of failed tests are kept (``tmp_path_retention_policy``).
+_SHM = Path("/dev/shm")
+if "PYTEST_DEBUG_TEMPROOT" not in os.environ and _SHM.is_dir() and os.access(_SHM, os.W_OK):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(_SHM)
+
 if not DATA.is_dir():  # pragma: no cover - a broken checkout, said loudly
     raise RuntimeError(f"the real data folder {DATA} is missing; tests read ../shared/data")
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh() -> Iterator[None]:
+    """``get_settings()`` is cached for the process: each test reads the environment it sets
+    (AGGREGATOR_DATABASE_URL, ...), never settings an earlier test left in the cache."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @dataclass
@@ -377,3 +394,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
         if item.module is not None and item.module.__name__.startswith(BROWSER_MODULES):
             item.add_marker(pytest.mark.browser)
+    if _WORKER:
+        # under xdist the slow tests go first (the sort is stable, so each worker collects the
+        # same order): a 30 s test started last would keep one worker busy after the other is
+        # done; the short ones at the end fill in
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

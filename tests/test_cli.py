@@ -375,6 +375,8 @@ def test_digest_without_interests_says_unranked(
     feeds = replay.feeds_toml(tmp_path, only=["arXiv cs.CL", "Lil'Log"])
     monkeypatch.setenv("AGGREGATOR_FEEDS_FILE", str(feeds))
     monkeypatch.setenv("AGGREGATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'plain.db'}")
+    monkeypatch.setenv("AGGREGATOR_ARXIV_DELAY_SECONDS", "0.2")
+    monkeypatch.setenv("AGGREGATOR_ARXIV_API_URL", replay.url("/api/query"))  # `fetch` enriches
     get_settings.cache_clear()
     try:
         assert runner.invoke(app, ["fetch", "--all"]).exit_code == 0

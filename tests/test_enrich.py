@@ -68,8 +68,11 @@ def _id_lists(requests: list[dict]) -> list[list[str]]:
 @pytest.mark.slow
 def test_worker_enriches_new_papers_at_arxivs_pace(replay: Replay, database_url: str, tmp_path: Path) -> None:
     """The worker's pass (refresh_job) ingests the RSS listing, then asks the API for the new
-    papers' comments in id_list batches of <= 100, 3 s apart, and the cards show venues."""
-    settings = _settings(replay, database_url, tmp_path, arxiv_delay_seconds=3.0)
+    papers' comments in id_list batches of <= 100, the configured delay apart (3 s by default,
+    arXiv API terms: one request every 3 s; 1 s here), and the cards show venues."""
+    assert Settings.model_fields["arxiv_delay_seconds"].default == 3.0
+    delay = 1.0
+    settings = _settings(replay, database_url, tmp_path, arxiv_delay_seconds=delay)
     engine = make_engine(database_url)
     truth = _bulk_comments("2026-06-15")
 
@@ -87,7 +90,7 @@ def test_worker_enriches_new_papers_at_arxivs_pace(replay: Replay, database_url:
     assert sorted(asked) == sorted(r.arxiv_id for r in rows)  # each paper asked once
     assert all("max_results=" in r["path"] for r in requests)
     gaps = [b["time"] - a["time"] for a, b in zip(requests, requests[1:], strict=False)]
-    assert gaps and min(gaps) >= 3.0 - 0.02, gaps  # arXiv API terms: one request every 3 s
+    assert gaps and min(gaps) >= delay - 0.02, gaps
 
     # the comments are arXiv's own (the replay serves the real metadata), and give the venues
     assert {r.arxiv_id: r.comment for r in rows} == {r.arxiv_id: truth[r.arxiv_id] for r in rows}

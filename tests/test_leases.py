@@ -34,8 +34,9 @@ from aggregator.store.db import session_factory
 from aggregator.store.tables import Feed, JobLock, RankModel
 from aggregator.worker import refresh, scheduler
 
-#: a short lease for the tests (AGGREGATOR_JOB_LEASE_SECONDS; 60 s by default), renewed every 1 s
-LEASE = 3.0
+#: a short lease for the tests (AGGREGATOR_JOB_LEASE_SECONDS; 60 s by default), renewed every
+#: 2/3 s
+LEASE = 2.0
 
 _REFIT_FOREVER = """
 import sys, time
@@ -160,8 +161,8 @@ def test_ranking_job_rolls_back_when_its_lease_is_lost(
 def test_feed_claims_are_renewed_while_a_pass_runs(
     replay: Replay, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
-    slow = replay.url("/_fault/slow-9/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
-    settings = make_settings(database_url, tmp_path, job_lease_seconds=2.0)
+    slow = replay.url("/_fault/slow-6/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
+    settings = make_settings(database_url, tmp_path, job_lease_seconds=1.5)
     feeds = replay.feeds_toml(tmp_path, only=[], extra=f'\n[[feeds]]\nname = "slow blog"\nurl = "{slow}"\n')
     done: list[refresh.RefreshReport] = []
     thread = threading.Thread(
@@ -169,7 +170,7 @@ def test_feed_claims_are_renewed_while_a_pass_runs(
     )
     thread.start()
     try:
-        time.sleep(5)  # two and a half claims: without renewal another process could claim it now
+        time.sleep(4)  # over two and a half claims: without renewal another process could claim it now
         with session_factory(engine)() as s:
             other = claim_feeds(s, dt.datetime.now(dt.UTC), 60, include_all=True)
         assert other.feeds == [] and [h.name for h in other.held] == ["slow blog"]
@@ -249,8 +250,8 @@ def test_a_feed_claim_taken_over_mid_pass_is_left_to_the_new_holder(
     replay: Replay, engine: sa.Engine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="aggregator.worker")
-    slow = replay.url("/_fault/slow-6/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
-    settings = make_settings(database_url, tmp_path, job_lease_seconds=2.0)
+    slow = replay.url("/_fault/slow-4/static/blogs/olshansk-the_batch-2026-06-04-rss2-feedgen.xml")
+    settings = make_settings(database_url, tmp_path, job_lease_seconds=1.5)
     feeds = replay.feeds_toml(tmp_path, only=[], extra=f'\n[[feeds]]\nname = "slow blog"\nurl = "{slow}"\n')
     done: list[refresh.RefreshReport] = []
     thread = threading.Thread(

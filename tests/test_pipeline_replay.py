@@ -164,8 +164,10 @@ def test_every_fault_mode_is_survived_and_recorded(replay: Replay, tmp_path: Pat
     )
     feeds = replay.feeds_toml(tmp_path, only=["arXiv cs.LG", "Lil'Log", "OpenAI Research"], extra=extra)
     url = f"sqlite:///{tmp_path / 'faults.db'}"
+    # every feed here is on one host (loopback): four at a time, so that the three faults that
+    # wait out a timeout (slow-30, hang: the read timeout; trickle: the total) wait together
     settings = _settings(
-        url, feeds, max_body_bytes=8 * 1024 * 1024, read_timeout_seconds=10, total_timeout_seconds=15
+        url, feeds, max_body_bytes=8 * 1024 * 1024, total_timeout_seconds=6, per_host_concurrency=4
     )
     engine = make_engine(url)
     from aggregator.store.db import upgrade
