@@ -383,7 +383,7 @@ def _term_ids_sqlite(conn: sa.Connection, words: list[str], firsts: np.ndarray) 
             known(sql, np.arange(len(words)), [[t, *d] for t, d in zip(by_term, days.tolist(), strict=True)])
         if todo.any():
             at = np.flatnonzero(todo)
-            rows = [[by_term[k], *days[k].tolist()] for k in at.tolist()]
+            rows = [[by_term[k], *d] for k, d in zip(at.tolist(), days[at].tolist(), strict=True)]
             cur.execute(
                 f"INSERT INTO terms (term, {', '.join(_FIRST)}) SELECT term, {', '.join(fs)} FROM "
                 f"{batch} b WHERE true ON CONFLICT (term) DO UPDATE SET {_LOWER} RETURNING term, id",
