@@ -79,10 +79,13 @@ class Replay:
 
     base: str
     proc: subprocess.Popen[str]
+    output: Path | None = None  # its log file, removed when it stops
 
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        if self.output is not None:
+            self.output.unlink(missing_ok=True)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -134,7 +137,7 @@ def start_feedreplay(day: str = "2026-06-15", *args: str) -> Replay:
     if match is None:
         proc.kill()
         raise RuntimeError("feedreplay did not start within 60 s")
-    return Replay(f"http://127.0.0.1:{match.group(1)}", proc)
+    return Replay(f"http://127.0.0.1:{match.group(1)}", proc, Path(out.name))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,11 @@ for a signed-in reader. Runs against a real SQLite database holding real replaye
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import hypothesis
@@ -57,7 +61,10 @@ def _app(tmp: Path):  # type: ignore[no-untyped-def]
 #: documented, and schema-violating requests rejected.
 SEMANTIC = [positive_data_acceptance]
 
-TMP = Path(__import__("tempfile").mkdtemp(prefix="aggregator-fuzz-"))
+# made at import (schemathesis reads the schema at collection), in the suite's temporary root
+# (tests/conftest.py), and removed when the process exits: each collecting process makes one
+TMP = Path(tempfile.mkdtemp(prefix="aggregator-fuzz-", dir=os.environ.get("PYTEST_DEBUG_TEMPROOT")))
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 APP, TOKEN = _app(TMP)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
