@@ -357,6 +357,9 @@ def test_fetch_passes_share_one_tls_context(replay: Replay, monkeypatch: pytest.
     made: list[object] = []
     real = ssl.create_default_context
     monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(a) or real(*a, **k))
+    httpx.Client().close()  # the probe sees the loads httpx makes: a client of its own loads one
+    assert len(made) == 1
+    made.clear()
 
     async def go() -> list[FetchResult]:
         out = []

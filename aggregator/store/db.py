@@ -87,14 +87,11 @@ def alembic_config(engine: sa.Engine) -> Any:
 
 
 @functools.cache
-def _heads(location: str) -> frozenset[str]:
-    """The head revisions of the Alembic scripts at ``location`` (read once per process)."""
-    from alembic.config import Config
+def _heads() -> frozenset[str]:
+    """The head revisions of :func:`migrations_dir`'s scripts (read once per process)."""
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", location)
-    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+    return frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
 
 
 def at_head(engine: sa.Engine) -> bool:
@@ -104,7 +101,7 @@ def at_head(engine: sa.Engine) -> bool:
 
     with engine.connect() as conn:
         current = frozenset(MigrationContext.configure(conn).get_current_heads())
-    return current == _heads(str(migrations_dir()))
+    return current == _heads()
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
