@@ -215,7 +215,12 @@ class Settings(BaseSettings):
                 DeprecationWarning,
                 stacklevel=2,
             )
-            data.setdefault(new, value)
+            env_new = os.environ.get(f"AGGREGATOR_{new.upper()}")
+            if source == old and new in data and str(data[new]) == env_new:
+                # a keyword beats the environment, old name or new (pydantic-settings' order)
+                data[new] = value
+            else:
+                data.setdefault(new, value)
         return data
 
     @field_validator("timezone")

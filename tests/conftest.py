@@ -4,6 +4,7 @@ when ``AGGREGATOR_TEST_DATABASE_URL`` is set, on that database (PostgreSQL) as w
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -35,6 +36,12 @@ FEEDREPLAY = SHARED / "tools" / "feedreplay.py"
 # limits. tests/test_limits.py passes its own and checks them.
 os.environ.setdefault("AGGREGATOR_HTML_RATE_LIMIT", "100000/second")
 os.environ.setdefault("AGGREGATOR_AUTH_RATE_LIMIT", "100000/second")
+# arXiv's 3 s between requests (AGGREGATOR_ARXIV_DELAY_SECONDS) is the service's default; a
+# test that only happens to reach the arXiv API (a library import, a seed paper) would wait
+# it out, 3 to 6 s of nothing. The suite spaces them 0.05 s apart; the pacing tests
+# (tests/test_arxiv_pacing.py, tests/test_fetch.py, tests/test_enrich.py) pass their own
+# spacing and check it, and tests/test_enrich.py checks the 3 s default.
+os.environ.setdefault("AGGREGATOR_ARXIV_DELAY_SECONDS", "0.05")
 
 # Under pytest-xdist each worker (gw0, gw1, ...) is a process of its own: it gets a PostgreSQL
 # database of its own, ``<db>_gw0`` (and ``<db>_gw0_template``), by rewriting the variable
@@ -60,6 +67,13 @@ _SHM = Path("/dev/shm")
 if "PYTEST_DEBUG_TEMPROOT" not in os.environ and _SHM.is_dir() and os.access(_SHM, os.W_OK):
     os.environ["PYTEST_DEBUG_TEMPROOT"] = str(_SHM)
 
+#: The garbage collector's generation thresholds for the suite (CPython's: 700, 10, 10). The
+#: tests allocate millions of short-lived objects (rows, tokens, requests); with the default
+#: thresholds a worker spent ~8 % of its CPU in the collector. Tests that measure memory call
+#: ``gc.collect()`` first.
+GC_THRESHOLDS = (10_000, 20, 20)
+gc.set_threshold(*GC_THRESHOLDS)
+
 if not DATA.is_dir():  # pragma: no cover - a broken checkout, said loudly
     raise RuntimeError(f"the real data folder {DATA} is missing; tests read ../shared/data")
 
@@ -71,6 +85,39 @@ def _settings_read_afresh() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+#: FastAPI's caches of what kind of callable an endpoint or dependency is (lru_caches of 4,096
+#: entries, keyed on the callable). Closures made by ``create_app`` (fastapi-offline's docs
+#: pages, ...) hold their app, so the caches keep the last several hundred test apps alive,
+#: with their engines: 2.8M objects in a worker by the end of the suite, which every full
+#: garbage collection walks. A service makes one app; the suite makes one or more a test.
+_FASTAPI_CALLABLE_CACHES = (
+    "_is_gen_callable_cached",
+    "_is_async_gen_callable_cached",
+    "_is_coroutine_callable_cached",
+)
+
+
+@pytest.fixture(autouse=True)
+def _test_apps_freed() -> Iterator[None]:
+    """After each test, empty FastAPI's callable caches (:data:`_FASTAPI_CALLABLE_CACHES`;
+    names missing from another FastAPI release are skipped), so its apps can be freed."""
+    yield
+    from fastapi.dependencies import models
+
+    for name in _FASTAPI_CALLABLE_CACHES:
+        clear = getattr(getattr(models, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection made (modules, the schemathesis schema, test items: alive for the
+    whole session) out of the garbage collector's generations: full collections then walk
+    only what the tests make (see :data:`GC_THRESHOLDS`)."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass

@@ -108,3 +108,5 @@ def test_old_setting_names_still_work_with_a_deprecation_warning(monkeypatch: py
     monkeypatch.setenv(new_env, "9")
     with pytest.warns(DeprecationWarning):
         assert Settings().scheduler_tick_seconds == 9.0  # the new name wins
+    with pytest.warns(DeprecationWarning):  # a keyword beats the environment, old name or new
+        assert Settings(**{"scheduler_tick": 5}).scheduler_tick_seconds == 5.0
