@@ -4,9 +4,11 @@ when ``AGGREGATOR_TEST_DATABASE_URL`` is set, on that database (PostgreSQL) as w
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -322,8 +324,9 @@ def populated_database(request: pytest.FixtureRequest, name: str, build: Callabl
     """Fill the test's fresh database (``database_url``) with what ``build(engine)`` writes,
     built once per session and database kind rather than once per test.
 
-    The first test to ask builds it on a copy of the migrated template (a SQLite file, or a
-    PostgreSQL database ``<db>_pop_<name>``); each test then gets a copy of that (a file copy,
+    The first test to ask builds it on a copy of the migrated template (a SQLite file shared by
+    the xdist workers, :func:`_populated_sqlite`, or a PostgreSQL database ``<db>_pop_<name>``
+    of the worker's); each test then gets a copy of that (a file copy,
     or ``CREATE DATABASE ... TEMPLATE``), so tests still never see each other's writes. For
     set-up that is deterministic (real data, fixed times): ``build`` must not depend on the
     test, and its return value is shared by every test (treat it as read-only). Call it from a
@@ -333,23 +336,17 @@ def populated_database(request: pytest.FixtureRequest, name: str, build: Callabl
     kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     cache = request.getfixturevalue("_populated")
     done = cache.get((name, kind))
-    if done is None:
-        if kind == "sqlite":
-            folder = request.getfixturevalue("tmp_path_factory").mktemp(f"populated-{name}")
-            ref = str(folder / f"{name}.db")
-            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), ref)
-            built = make_engine(f"sqlite:///{ref}")
-        else:
-            ref = f"{sa.make_url(database_url).database}_pop_{name}"
-            template = request.getfixturevalue("migrated_postgres")
-            _recreate_postgres(str(sa.make_url(database_url).set(database=ref)), template)
-            built = make_engine(str(sa.make_url(database_url).set(database=ref)))
+    if done is None and kind == "sqlite":
+        done = cache[(name, kind)] = _populated_sqlite(request, name, build)
+    elif done is None:
+        ref = f"{sa.make_url(database_url).database}_pop_{name}"
+        template = request.getfixturevalue("migrated_postgres")
+        _recreate_postgres(str(sa.make_url(database_url).set(database=ref)), template)
+        built = make_engine(str(sa.make_url(database_url).set(database=ref)))
         try:
             value = build(built)
         finally:
-            built.dispose()  # SQLite: the last connection closed checkpoints the WAL into the file
-        if kind == "sqlite":
-            assert not Path(ref + "-wal").exists(), "a connection to the template is still open"
+            built.dispose()
         done = cache[(name, kind)] = _Populated(ref, value)
     if kind == "sqlite":
         path = sa.make_url(database_url).database
@@ -360,6 +357,33 @@ def populated_database(request: pytest.FixtureRequest, name: str, build: Callabl
     else:
         _recreate_postgres(database_url, done.ref)
     return done.value  # type: ignore[return-value]
+
+
+def _populated_sqlite(
+    request: pytest.FixtureRequest, name: str, build: Callable[[sa.Engine], T]
+) -> _Populated:
+    """:func:`populated_database`'s SQLite file ``name``, built once for the whole run: under
+    xdist the workers share it (in the folder their temporary folders are in), the first to
+    ask builds it while the others wait on a file lock, and ``build``'s value goes along
+    pickled."""
+    base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+    folder = (base.parent if _WORKER else base) / "populated"
+    folder.mkdir(exist_ok=True)
+    ref, value_file = folder / f"{name}.db", folder / f"{name}.pickle"
+    with (folder / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not ref.exists():
+            part = folder / f"{name}.db.part"
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), part)
+            built = make_engine(f"sqlite:///{part}")
+            try:
+                value = build(built)
+            finally:
+                built.dispose()  # the last connection closed checkpoints the WAL into the file
+            assert not Path(f"{part}-wal").exists(), "a connection to the template is still open"
+            value_file.write_bytes(pickle.dumps(value))
+            part.rename(ref)
+        return _Populated(str(ref), pickle.loads(value_file.read_bytes()))
 
 
 BULK = DATA / "bulk" / "daily-arxiv-ai-enhanced"

@@ -12,25 +12,28 @@ import bibtexparser
 import pytest
 import rispy
 import sqlalchemy as sa
+from conftest import populated_database
 from fastapi.testclient import TestClient
 from helpers import sign_in
-from test_me_api import INTERESTS, make_settings, signup
+from test_me_api import make_settings, ranked_papers, signup
 from test_readers import load_papers
 
 from aggregator.api.app import create_app
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Item
-from aggregator.worker import tasks as jobs
 
 DAY = "2026-06-15"
 DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
-def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    load_papers(engine)
+def client(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app on the real papers of 2026-06-15, ranked for the default profile (built once a
+    session, then copied: :func:`conftest.populated_database`)."""
+    populated_database(request, "me_api", ranked_papers)
     settings = make_settings(database_url, tmp_path, rate_limit="100000/second")
-    jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as c:
         yield c
 

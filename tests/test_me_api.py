@@ -45,7 +45,7 @@ def signup(client: TestClient, email: str) -> tuple[dict[str, str], dict]:
     return {"Authorization": f"Bearer {body['token']}"}, body
 
 
-def _ranked_papers(engine: sa.Engine) -> None:
+def ranked_papers(engine: sa.Engine) -> None:
     """The real papers of 2026-06-15, ranked for the default profile."""
     load_papers(engine)
     with TemporaryDirectory() as tmp:
@@ -59,7 +59,7 @@ def client(
 ) -> Iterator[TestClient]:
     """The app on a database holding the real papers of 2026-06-15, ranked for the default
     profile (built once a session, then copied: :func:`conftest.populated_database`)."""
-    populated_database(request, "me_api", _ranked_papers)
+    populated_database(request, "me_api", ranked_papers)
     settings = make_settings(database_url, tmp_path)
     with TestClient(create_app(settings, engine)) as c:
         yield c

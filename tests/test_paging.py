@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import pytest
 import sqlalchemy as sa
-from conftest import bulk_papers, paper_entry
+from conftest import bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
 from test_me_api import DAY, INTERESTS, make_settings, signup
 from test_readers import NOW, load_papers
@@ -26,13 +27,28 @@ from aggregator.store.tables import Feed, Item
 from aggregator.worker import tasks as jobs
 
 
-@pytest.fixture
-def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The app on two days of real papers (2026-06-12 and -15), ranked, cards filled."""
+def two_days_ranked(engine: sa.Engine) -> None:
+    """Two days of real papers (2026-06-12 and -15), ranked for the default profile."""
     load_papers(engine, ("2026-06-12", "2026-06-15"))
+    with TemporaryDirectory() as tmp:
+        url = engine.url.render_as_string(hide_password=False)
+        jobs.update_ranking(engine, make_settings(url, Path(tmp)), INTERESTS)
+
+
+def two_days_with_cards(engine: sa.Engine) -> None:
+    """:func:`two_days_ranked`, with the served cards filled."""
+    two_days_ranked(engine)
+    assert jobs.fill_cards(engine) > 0
+
+
+@pytest.fixture
+def client(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app on two days of real papers (2026-06-12 and -15), ranked, cards filled (built
+    once a session, then copied: :func:`conftest.populated_database`)."""
+    populated_database(request, "two_days_with_cards", two_days_with_cards)
     settings = make_settings(database_url, tmp_path)
-    jobs.update_ranking(engine, settings, INTERESTS)
-    jobs.fill_cards(engine)
     with TestClient(create_app(settings, engine)) as c:
         yield c
 

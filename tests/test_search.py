@@ -13,24 +13,25 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import bulk_papers
+from conftest import bulk_papers, populated_database
 from fastapi.testclient import TestClient
-from test_me_api import DAY, INTERESTS, make_settings, signup
-from test_paging import ingest_more, pages
+from test_me_api import DAY, make_settings, signup
+from test_paging import ingest_more, pages, two_days_ranked
 from test_readers import load_papers
 
 from aggregator.api.app import create_app
 from aggregator.search.query import BadQuery, parse
 from aggregator.store.db import session_factory
 from aggregator.store.tables import Item
-from aggregator.worker import tasks as jobs
 
 
 @pytest.fixture
-def client(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    load_papers(engine, ("2026-06-12", "2026-06-15"))
+def client(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app on two days of real papers, ranked (built once a session, then copied)."""
+    populated_database(request, "two_days_ranked", two_days_ranked)
     settings = make_settings(database_url, tmp_path)
-    jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as c:
         yield c
 
