@@ -41,16 +41,23 @@ def two_days_with_cards(engine: sa.Engine) -> None:
     assert jobs.fill_cards(engine) > 0
 
 
-@pytest.fixture
-def client(
+def app_on_two_days(
     request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> Iterator[TestClient]:
     """The app on two days of real papers (2026-06-12 and -15), ranked, cards filled (built
-    once a session, then copied: :func:`conftest.populated_database`)."""
+    once a session, then copied: :func:`conftest.populated_database`); for ``client``
+    fixtures."""
     populated_database(request, "two_days_with_cards", two_days_with_cards)
     settings = make_settings(database_url, tmp_path)
     with TestClient(create_app(settings, engine)) as c:
         yield c
+
+
+@pytest.fixture
+def client(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    yield from app_on_two_days(request, engine, database_url, tmp_path)
 
 
 def day_ids(engine: sa.Engine, day: str = DAY) -> set[int]:

@@ -22,11 +22,11 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from conftest import bulk_papers, paper_entry, populated_database
+from conftest import bulk_papers, paper_entry
 from fastapi.testclient import TestClient
 from helpers import add_feed
 from test_me_api import DAY, INTERESTS, make_settings, signup
-from test_paging import two_days_with_cards
+from test_paging import app_on_two_days
 from test_readers import NOW, load_papers
 
 from aggregator.accounts import profiles, readers, subscriptions
@@ -51,12 +51,7 @@ from aggregator.worker import tasks as jobs
 def client(
     request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> Iterator[TestClient]:
-    """The app on two days of real papers (2026-06-12 and -15), ranked, cards filled (built
-    once a session, then copied: :func:`conftest.populated_database`)."""
-    populated_database(request, "two_days_with_cards", two_days_with_cards)
-    settings = make_settings(database_url, tmp_path)
-    with TestClient(create_app(settings, engine)) as c:
-        yield c
+    yield from app_on_two_days(request, engine, database_url, tmp_path)
 
 
 def _general(client: TestClient, auth: dict[str, str], **params: object) -> dict:
