@@ -45,9 +45,9 @@ def signup(client: TestClient, email: str) -> tuple[dict[str, str], dict]:
     return {"Authorization": f"Bearer {body['token']}"}, body
 
 
-def ranked_papers(engine: sa.Engine) -> None:
-    """The real papers of 2026-06-15, ranked for the default profile."""
-    load_papers(engine)
+def ranked_papers(engine: sa.Engine, days: tuple[str, ...] = (DAY,)) -> None:
+    """The real papers of ``days`` (2026-06-15), ranked for the default profile."""
+    load_papers(engine, days)
     with TemporaryDirectory() as tmp:
         url = engine.url.render_as_string(hide_password=False)
         jobs.update_ranking(engine, make_settings(url, Path(tmp)), INTERESTS)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
-from test_me_api import DAY, INTERESTS, make_settings, signup
-from test_readers import NOW, load_papers
+from test_me_api import DAY, make_settings, ranked_papers, signup
+from test_readers import NOW
 
 from aggregator.api.app import create_app
 from aggregator.config import Interests
@@ -29,10 +28,7 @@ from aggregator.worker import tasks as jobs
 
 def two_days_ranked(engine: sa.Engine) -> None:
     """Two days of real papers (2026-06-12 and -15), ranked for the default profile."""
-    load_papers(engine, ("2026-06-12", "2026-06-15"))
-    with TemporaryDirectory() as tmp:
-        url = engine.url.render_as_string(hide_password=False)
-        jobs.update_ranking(engine, make_settings(url, Path(tmp)), INTERESTS)
+    ranked_papers(engine, ("2026-06-12", "2026-06-15"))
 
 
 def two_days_with_cards(engine: sa.Engine) -> None:
