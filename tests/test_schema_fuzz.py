@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import hypothesis
@@ -16,6 +17,7 @@ import pytest
 import schemathesis
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     missing_required_header,
     negative_data_rejection,
@@ -69,6 +71,14 @@ APP, TOKEN = _app(TMP)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
+@pytest.fixture(scope="module")
+def client() -> Iterator[asgi.ASGIClient]:
+    """One in-process client for every case (schemathesis otherwise opens a requests session
+    and enters the app's lifespan for each of the ~6,800 calls)."""
+    with asgi.get_client(APP) as c:
+        yield c
+
+
 #: The cases are drawn from a fixed seed (``derandomize``): the same 25 per operation on every
 #: run, so that CI does not depend on the draw (a random draw once sent ``category=false``, a
 #: "wrong type" that a query string cannot tell from the category named "false").
@@ -76,8 +86,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 @hypothesis.settings(
     max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(hypothesis.HealthCheck)
 )
-def test_api_anonymous(case: schemathesis.Case) -> None:
-    case.call_and_validate(excluded_checks=SEMANTIC)
+def test_api_anonymous(case: schemathesis.Case, client: asgi.ASGIClient) -> None:
+    case.call_and_validate(session=client, excluded_checks=SEMANTIC)
 
 
 #: Operations that end the token they are called with (account deletion, token reissue): each
@@ -96,11 +106,12 @@ def _throwaway_token() -> str:
 @hypothesis.settings(
     max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(hypothesis.HealthCheck)
 )
-def test_api_signed_in(case: schemathesis.Case) -> None:
+def test_api_signed_in(case: schemathesis.Case, client: asgi.ASGIClient) -> None:
     # The token is added to every request, so a generated "no Authorization header" case is no
     # longer negative: the checks that expect such cases to fail are left to the anonymous run.
     token = _throwaway_token() if (case.method.upper(), case.path) in ENDS_THE_TOKEN else TOKEN
     case.call_and_validate(
+        session=client,
         headers={"Authorization": f"Bearer {token}"},
         excluded_checks=[*SEMANTIC, negative_data_rejection, missing_required_header],
     )
