@@ -125,8 +125,6 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
     ``executemany``): a first fetch of blog archives spanning ~860 days costs the same handful
     of round trips on PostgreSQL.
 
-    Long because it is one pass (tokenise, look up term ids, pack rows, write) whose steps
-    share the batch's arrays.
     """
     ids = sorted(set(item_ids))
     if not ids:
@@ -155,7 +153,10 @@ def _sqlite_page_cache(conn: sa.Connection) -> Iterator[None]:
 
 
 def _update_counts(conn: sa.Connection, ids: list[int]) -> int:
-    """:func:`update_counts` of sorted distinct ``ids`` on ``conn``."""
+    """:func:`update_counts` of sorted distinct ``ids`` on ``conn``.
+
+    Long because it is one pass (tokenise, look up term ids, pack rows, write) whose steps
+    share the batch's arrays."""
     claim = (
         insert(conn, TrendCounted.__table__)
         .on_conflict_do_nothing(index_elements=["item_id"])
