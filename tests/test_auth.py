@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import populated_database
 from fastapi.testclient import TestClient
 from helpers import csrf_of, hidden_field, sign_in, signin_link
-from test_me_api import DAY, INTERESTS, make_settings, signup
+from test_me_api import DAY, make_settings, ranked_papers, signup
 from test_readers import load_papers
 
 from aggregator.api.app import create_app
 from aggregator.api.auth import CSRF_COOKIE, SESSION_COOKIE
 from aggregator.store.db import session_factory
 from aggregator.store.tables import AppSecret, Feedback, Score, Subscription
-from aggregator.worker import tasks as jobs
 
 ME_ROUTES = [
     ("GET", "/api/me/digest", None),
@@ -39,10 +39,13 @@ ME_ROUTES = [
 
 
 @pytest.fixture
-def app_parts(engine: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, sa.Engine]]:
-    load_papers(engine)
+def app_parts(
+    request: pytest.FixtureRequest, engine: sa.Engine, database_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, sa.Engine]]:
+    """The app on the real papers of 2026-06-15 ranked for the default profile (test_me_api's
+    database, built once a session, then copied)."""
+    populated_database(request, "me_api", ranked_papers)
     settings = make_settings(database_url, tmp_path)
-    jobs.update_ranking(engine, settings, INTERESTS)
     with TestClient(create_app(settings, engine)) as c:
         yield c, engine
 

@@ -16,6 +16,7 @@ phrase is listed once, on the real bulk papers.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import json
 import re
@@ -62,7 +63,10 @@ BOILERPLATE = [
 ]
 
 
-def _corpus() -> list[str]:
+@functools.cache
+def _corpus() -> tuple[str, ...]:
+    """Every bulk paper's title and abstract, once each, oldest day first (read once per
+    process: two tests use it)."""
     seen: set[str] = set()
     texts = []
     for path in sorted(glob.glob(str(BULK / "*.jsonl"))):
@@ -73,12 +77,12 @@ def _corpus() -> list[str]:
                 texts.append(
                     trends.item_text(" ".join(p["title"].split()), " ".join((p.get("summary") or "").split()))
                 )
-    return texts
+    return tuple(texts)
 
 
 @pytest.mark.slow
 def test_lexicon_learned_from_the_bulk_corpus_has_the_fields_phrases() -> None:
-    texts = _corpus()
+    texts = list(_corpus())
     older = texts[: -lexicon.SAMPLE_NEWEST]
     sample = texts[-lexicon.SAMPLE_NEWEST :] + older[:: max(1, len(older) // lexicon.SAMPLE_OLDER)]
     lex = lexicon.learn(sample)
@@ -97,7 +101,7 @@ def test_modifiers_are_measured_from_the_text_and_are_not_terms() -> None:
     before "image"), equals a direct scan of the token lists; modifiers ("medical", "multi
     turn", "physical") are not terms, and topics written as nouns on their own are, including
     the documented topic modifiers ("agentic": 0.91 before a noun, like "physical")."""
-    texts = _corpus()[-4000:]
+    texts = list(_corpus()[-4000:])
     token_lists = [_tokens(t) for t in texts]
     cf = Counter(chain.from_iterable(_gram_list(t) for t in token_lists))
     grams = ["medical", "physical", "hierarchical", "multi turn", "world model", "chain of thought", "camera"]
