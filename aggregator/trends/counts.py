@@ -123,8 +123,8 @@ def update_counts(session: Session, item_ids: Iterable[int]) -> int:
     s before the known terms left the batch ahead of the upsert). The statements do not grow
     with the number of days the batch spans (a handful for the term ids, one locked read, one
     ``executemany``): a first fetch of blog archives spanning ~860 days costs the same handful
-    of round trips on PostgreSQL.
-
+    of round trips on PostgreSQL. On SQLite the connection's page cache is
+    :data:`COUNT_CACHE_KIB` while it counts (:func:`_sqlite_page_cache`).
     """
     ids = sorted(set(item_ids))
     if not ids:
