@@ -62,6 +62,15 @@ RENAMED_SETTINGS: dict[str, str] = {
 }
 
 
+def _warn_renamed(old: str, new: str, stacklevel: int) -> None:
+    """The ``DeprecationWarning`` for a setting given under its old name ``old``."""
+    warnings.warn(
+        f"setting {old} is deprecated; use {new} (AGGREGATOR_{new.upper()})",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 class Settings(BaseSettings):
     """Process-wide settings, validated once at start.
 
@@ -196,31 +205,28 @@ class Settings(BaseSettings):
     rank_window_days: int = Field(90, ge=1, description="days of items the TF-IDF vocabulary is fitted on")
     why_terms: int = Field(5, ge=1, le=20)
 
+    def __init__(self, **values: Any) -> None:
+        """As pydantic-settings' ``BaseSettings``; a keyword under an old name of
+        :data:`RENAMED_SETTINGS` is taken as the new name (with a ``DeprecationWarning``)
+        before the sources merge, so it beats the environment as any keyword does."""
+        for old, new in RENAMED_SETTINGS.items():
+            if old in values:
+                _warn_renamed(old, new, stacklevel=3)
+                values.setdefault(new, values.pop(old))
+        super().__init__(**values)
+
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
-        """Accept the old names of :data:`RENAMED_SETTINGS` (keywords and environment), warning."""
+        """Accept the old environment names of :data:`RENAMED_SETTINGS` (``AGGREGATOR_<OLD>``),
+        warning; the new name, from a keyword or the environment, wins over them."""
         if not isinstance(data, dict):
             return data
         for old, new in RENAMED_SETTINGS.items():
             env_old = f"AGGREGATOR_{old.upper()}"
-            value = data.pop(old, None)
-            source = old
-            if value is None and env_old in os.environ:
-                value, source = os.environ[env_old], env_old
-            if value is None:
-                continue
-            warnings.warn(
-                f"setting {source} is deprecated; use {new} (AGGREGATOR_{new.upper()})",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            env_new = os.environ.get(f"AGGREGATOR_{new.upper()}")
-            if source == old and new in data and str(data[new]) == env_new:
-                # a keyword beats the environment, old name or new (pydantic-settings' order)
-                data[new] = value
-            else:
-                data.setdefault(new, value)
+            if env_old in os.environ:
+                _warn_renamed(env_old, new, stacklevel=2)
+                data.setdefault(new, os.environ[env_old])
         return data
 
     @field_validator("timezone")

@@ -470,8 +470,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the README's test command): one worker per CPU this process may run on,
     plus one. About a quarter of the suite's wall time is waiting rather than computing
     (leases running out, arXiv spacing, servers and Chromium in other processes, slow-client
-    timeouts); the extra worker computes meanwhile. On the 2-core CI machine: 196 s with three
-    workers against 217 s with two, run back to back (docs/performance.md)."""
+    timeouts); the extra worker computes meanwhile (measured in docs/performance.md, "The test
+    suite")."""
     return len(os.sched_getaffinity(0)) + 1
 
 

@@ -143,8 +143,8 @@ def _sqlite_page_cache(conn: sa.Connection) -> Iterator[None]:
     year of counts is tens of MB; with SQLite's default of 2 MiB per connection most of its
     pages are read from the OS again for each batch (``PRAGMA cache_size``)."""
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    before = cur.execute("PRAGMA cache_size").fetchone()[0]
     try:
-        before = cur.execute("PRAGMA cache_size").fetchone()[0]
         cur.execute(f"PRAGMA cache_size=-{COUNT_CACHE_KIB}")
         yield
     finally:
