@@ -20,18 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-# Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (as on the CI machine):
-# otherwise each xdist worker compiles every test module and the package again, and so does
-# each of the ~40 Python subprocesses the tests start (`aggregator api`, `aggregator worker`,
-# parse workers, scripts). They go where Python puts them (__pycache__, ignored by git), before
-# this file imports the package; subprocesses read them even under the variable.
-sys.dont_write_bytecode = False
+import pytest
+import sqlalchemy as sa
 
-import pytest  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-from aggregator.config import get_settings  # noqa: E402
-from aggregator.store.db import make_engine, upgrade  # noqa: E402
+from aggregator.config import get_settings
+from aggregator.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
