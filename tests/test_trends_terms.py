@@ -106,13 +106,20 @@ def test_modifiers_are_measured_from_the_text_and_are_not_terms() -> None:
     cf = Counter(chain.from_iterable(_gram_list(t) for t in token_lists))
     grams = ["medical", "physical", "hierarchical", "multi turn", "world model", "chain of thought", "camera"]
     mods = usage.modifiers(grams, cf)
+    # where each token occurs, per text: the scan below starts only where a gram's first word is
+    where: list[dict[str, list[int]]] = []
+    for tokens in token_lists:
+        positions: dict[str, list[int]] = {}
+        for i, t in enumerate(tokens):
+            positions.setdefault(t, []).append(i)
+        where.append(positions)
     for g in grams:  # the rule's reading of cf agrees with a scan of the texts
         words = g.split()
         n = len(words)
         at = [
             (tokens, i)
-            for tokens in token_lists
-            for i in range(len(tokens) - n + 1)
+            for tokens, positions in zip(token_lists, where, strict=True)
+            for i in positions.get(words[0], ())
             if tokens[i : i + n] == words
         ]
         before = sum(
