@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import bulk_papers
 
-from aggregator.ranking import personal
+from aggregator.ranking import personal, text
 from aggregator.ranking import tfidf as rank
 from aggregator.ranking.text import FILLER, analyze, join_phrases
 from aggregator.types import ReaderProfile
@@ -133,6 +133,18 @@ def test_analyzer_breaks_at_punctuation_and_drops_urls_and_latex() -> None:
     assert not {"github", "https", "com", "textbf", "github com", "propose textbf"} & set(terms)
     assert {"author:wei_zhang", "author:jo_lin"} <= set(terms) and "zhang" not in terms
     assert np.all([" " not in t for t in terms if t.startswith("author:")])
+
+
+def test_the_url_test_agrees_with_its_pattern() -> None:
+    """``_clean`` looks for URLs only where ``_URL_HINT`` finds a hint; its substring test of
+    ASCII texts answers as the pattern does, on a real day's titles and abstracts (about a
+    fifth name a URL or a domain) and on case-folding corner cases."""
+    papers = bulk_papers(DAY)
+    texts = [rank.item_text(p["title"], p["summary"], p["authors"]) for p in papers]
+    texts += ["HTTPS://X.Y", "see WWW.Example", "a.COM b", "x.Io", "no link", "ſite.dev", "x.ıo", "ΑΙ.ai"]
+    answers = [(text._may_hold_url(t), text._URL_HINT.search(t) is not None) for t in texts]
+    assert all(ours == pattern for ours, pattern in answers)
+    assert 0 < sum(ours for ours, _ in answers) < len(texts)
 
 
 def test_join_phrases_with_connectors() -> None:

@@ -48,6 +48,8 @@ _URL = re.compile(
     r"https?://\S+|www\.\S+|\b[\w.-]+\.(?:com|org|io|net|edu|ai|dev|html?)(?:/\S*)?", re.IGNORECASE
 )
 _URL_HINT = re.compile(r"http|www\.|\.(?:com|org|io|net|edu|ai|dev|htm)", re.IGNORECASE)
+#: What :data:`_URL_HINT` looks for, as plain substrings of a lower-cased ASCII text.
+_URL_HINTS = ("http", "www.", ".com", ".org", ".io", ".net", ".edu", ".ai", ".dev", ".htm")
 _LATEX = re.compile(r"\\[a-zA-Z]+\*?|\\.")
 # a token, or a piece that ends a run (any other non-space, non-hyphen character)
 _SCAN = re.compile(r"[a-z_][a-z0-9_]+|[0-9a-z]+|[^\sa-z0-9_\-]+")
@@ -163,9 +165,20 @@ def _clean(text: str) -> str:
     """``text`` without LaTeX commands and URLs (each replaced by a break)."""
     if "\\" in text:
         text = _LATEX.sub(" . ", text)
-    if _URL_HINT.search(text):  # a cheap test first: the full pattern costs 80 µs a text
+    if _may_hold_url(text):  # a cheap test first: the full pattern costs 80 µs a text
         text = _URL.sub(" . ", text)
     return text
+
+
+def _may_hold_url(text: str) -> bool:
+    """Whether :data:`_URL` can match ``text``: :data:`_URL_HINT` finds it. For an ASCII text
+    (most abstracts) the same test is a substring search of the lower-cased text (3 µs against
+    28 µs for the pattern on a 1,400-character abstract); case-insensitive matching of other
+    text has Unicode cases ("ſ" matches "s"), which the pattern keeps."""
+    if text.isascii():
+        low = text.lower()
+        return any(h in low for h in _URL_HINTS)
+    return _URL_HINT.search(text) is not None
 
 
 def connector_phrases(texts: Sequence[str], min_docs: int = 5, share: float = 0.25) -> list[str]:
