@@ -137,8 +137,8 @@ def test_analyzer_breaks_at_punctuation_and_drops_urls_and_latex() -> None:
 
 def test_the_url_test_agrees_with_its_pattern() -> None:
     """``_clean`` looks for URLs only where ``_URL_HINT`` finds a hint; its substring test of
-    ASCII texts answers as the pattern does, on a real day's titles and abstracts (about a
-    fifth name a URL or a domain) and on case-folding corner cases."""
+    ASCII texts answers as the pattern does, on a real day's titles and abstracts (about one in
+    six names a URL or a domain) and on case-folding corner cases."""
     papers = bulk_papers(DAY)
     texts = [rank.item_text(p["title"], p["summary"], p["authors"]) for p in papers]
     texts += ["HTTPS://X.Y", "see WWW.Example", "a.COM b", "x.Io", "no link", "ſite.dev", "x.ıo", "ΑΙ.ai"]

@@ -47,9 +47,9 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | MARKUP_WORDS
 _URL = re.compile(
     r"https?://\S+|www\.\S+|\b[\w.-]+\.(?:com|org|io|net|edu|ai|dev|html?)(?:/\S*)?", re.IGNORECASE
 )
-_URL_HINT = re.compile(r"http|www\.|\.(?:com|org|io|net|edu|ai|dev|htm)", re.IGNORECASE)
-#: What :data:`_URL_HINT` looks for, as plain substrings of a lower-cased ASCII text.
+#: A text :data:`_URL` can match holds one of these, in any case (:func:`_may_hold_url`).
 _URL_HINTS = ("http", "www.", ".com", ".org", ".io", ".net", ".edu", ".ai", ".dev", ".htm")
+_URL_HINT = re.compile("|".join(map(re.escape, _URL_HINTS)), re.IGNORECASE)
 _LATEX = re.compile(r"\\[a-zA-Z]+\*?|\\.")
 # a token, or a piece that ends a run (any other non-space, non-hyphen character)
 _SCAN = re.compile(r"[a-z_][a-z0-9_]+|[0-9a-z]+|[^\sa-z0-9_\-]+")
