@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import typer
 from pydantic import ValidationError
@@ -17,23 +17,34 @@ from rich.markup import escape
 from aggregator.config import ConfigError, FeedsFile, Settings, get_settings, load_feeds_file
 from aggregator.store.db import DatabaseError, make_engine, upgrade
 
+#: Help texts are Markdown: a docstring's paragraphs are reflowed to the terminal's width (Rich
+#: mode keeps the source's line breaks), and a ``\f`` line ends what ``--help`` shows (Click).
+HELP_MARKUP: Final = "markdown"
+
+
+def command_group(help: str) -> typer.Typer:
+    """A group of subcommands (``aggregator <group> <command>``) with ``help`` as its text."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
+
 app = typer.Typer(
     help="Follow arXiv and ML blogs; rank a daily digest; see what is rising.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = command_group("Database maintenance.")
 
 
-users_app = typer.Typer(help="Reader accounts.", no_args_is_help=True)
+users_app = command_group("Reader accounts.")
 
 
-feeds_app = typer.Typer(help="Feeds kept in the database (beyond feeds.toml).", no_args_is_help=True)
+feeds_app = command_group("Feeds kept in the database (beyond feeds.toml).")
 
 
-email_app = typer.Typer(help="The weekly email.", no_args_is_help=True)
+email_app = command_group("The weekly email.")
 
 
 console = Console()

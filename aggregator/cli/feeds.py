@@ -132,6 +132,7 @@ def backfill(
     Progress shows the papers and pages seen, without a total: the API's count is every paper of
     the categories, not those since the day.
 
+    \f
     Long because a Typer command's options are its signature, one parameter per option.
     """
     settings, feeds_file = _setup()

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 import typer
 
 from aggregator.accounts import citations, library_io
+from aggregator.cli.common import command_group
 from aggregator.config import get_settings
 from aggregator.store.db import make_engine, session_factory, upgrade
 from aggregator.store.tables import Reader
 
-app = typer.Typer(help="A reader's library (saved papers).", no_args_is_help=True)
+app = command_group("A reader's library (saved papers).")
 
 
 @app.command("import")

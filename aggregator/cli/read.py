@@ -123,6 +123,11 @@ def trends(
 ) -> None:
     """Print the rising terms: G² ranks them; q is the false-discovery-rate adjusted p-value.
 
+    A term is listed when its share of items rose from the baseline to the window: an exact
+    one-sided test per term, Benjamini–Hochberg over every term tested, at a false-discovery
+    rate of 10 %. Lift is the term's share in the window over its share before.
+
+    \f
     Long because a Typer command's options are its signature, one parameter per option, and the
     table is laid out here.
     """

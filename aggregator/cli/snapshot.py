@@ -86,6 +86,7 @@ def import_snapshot(
 
     A paper's date is its first version's. Bad lines are counted and listed with their numbers.
 
+    \f
     Long because a Typer command's options are its signature, one parameter per option.
     """
     settings, feeds_file = _setup()

@@ -79,7 +79,9 @@ def get_digest(
     Paged: ``next_cursor`` gives the next page (``cursor``); paging with any ``limit`` shows
     every item of the window exactly once, also while an ingest or a rescore runs. Filters:
     ``category`` (repeatable, cross-lists match), ``source`` (feed id), ``kind``, ``venue``,
-    ``has_code`` (:mod:`aggregator.api.paging`)."""
+    ``has_code``.
+    \f
+    Paging and filters: :mod:`aggregator.api.paging`."""
     if date is None:
         date = default_day(session, settings.tz)
     at = open_cursor(request, cursor, fingerprint("digest", date, days, filters.key()), session)

@@ -91,7 +91,9 @@ def _word(value: int) -> str:
 @router.get("/email/feedback", response_class=HTMLResponse, tags=["email"], responses=HTML_422)
 def email_feedback_form(t: _TOKEN, request: Request, session: SessionDep) -> HTMLResponse:
     """The item and a button that confirms the vote; nothing is recorded until it is posted
-    (a mail client's link scanner only GETs; issue 17)."""
+    (a mail client's link scanner only GETs).
+    \f
+    Issue 17: a scanner's GET must never vote."""
     claim, _, item, error = _feedback_claim(request, session, t)
     if error is not None or claim is None or item is None:
         return error or _page(404, "Not found", "Nothing was recorded.")

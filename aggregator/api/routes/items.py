@@ -79,8 +79,9 @@ def similar_items(
     """More like this: the items whose TF-IDF vectors are closest (cosine similarity) to this
     one's among the last 30 days' items (the ranking's window), with the terms that make them
     close. Empty until a ranking model is fitted. Computed once per item and model, by this
-    process or by a worker (:mod:`aggregator.ranking.similar`); a 503 with ``Retry-After`` means a
-    worker is still at it."""
+    process or by a worker; a 503 with ``Retry-After`` means a worker is still at it.
+    \f
+    The computation: :mod:`aggregator.ranking.similar`."""
     if session.get(Item, item_id) is None:
         raise HTTPException(status_code=404, detail=f"no item with id {item_id}")
     found = _neighbours(request.app.state, session, item_id)

@@ -134,7 +134,7 @@ async def my_digest(
 ) -> Response:
     """Your ranked digest, best first, each item labelled with the topic filters it matches.
     Reads your precomputed scores; until those exist, the default profile's order.
-
+    \f
     Served from stored JSON (:mod:`aggregator.digest.served`) in the event loop: a few indexed reads
     and string joins, no worker-thread hop and no per-item validation; plain requests are
     answered even before routing (:mod:`aggregator.api.fastlane`). Grouping by topic and readers

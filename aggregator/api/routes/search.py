@@ -84,11 +84,13 @@ def search(
     personal: Annotated[bool, Query(description="signed-in readers: blend in your profile's score")] = False,
 ) -> SearchResponse:
     """Search titles, abstracts, authors and arXiv ids, best match first (BM25 on SQLite,
-    ``ts_rank_cd`` on PostgreSQL; see :mod:`aggregator.search.engine`). Words must all match;
-    ``"quoted phrases"`` match as phrases; ``author:"Name"`` matches an author; an arXiv id or
-    abs/PDF link finds that paper. Filters as on the digests, and ``from``/``to`` dates (local,
-    inclusive). Paged with ``cursor``/``next_cursor``. A query that is empty, unbalanced, of
-    stop words only or over 300 characters is a 422 that says why."""
+    ``ts_rank_cd`` on PostgreSQL). Words must all match; ``"quoted phrases"`` match as phrases;
+    ``author:"Name"`` matches an author; an arXiv id or abs/PDF link finds that paper. Filters
+    as on the digests, and ``from``/``to`` dates (local, inclusive). Paged with
+    ``cursor``/``next_cursor``. A query that is empty, unbalanced, of stop words only or over
+    300 characters is a 422 that says why.
+    \f
+    The engine: :mod:`aggregator.search.engine`."""
     page = run_search(
         request, session, q, limit, cursor, filters, since, until, reader.id if reader else None, personal
     )
