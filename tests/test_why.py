@@ -120,6 +120,24 @@ def test_join_phrases() -> None:
     assert join_phrases(apart, "large language. Language models") == apart
 
 
+def test_a_term_joined_once_still_completes_another_phrase() -> None:
+    """Two phrases may end in the same term: "language models" joins "vision language" first,
+    and "large language" still becomes "large language models" (not a fragment), its own weight
+    only; it stays a fragment where the text never writes the longer phrase. A real abstract of
+    2026-06-15 (arXiv:2606.14691) says both."""
+    text = (
+        "Reinforcement learning has elicited the reasoning capabilities of large language models, "
+        "motivating its extension to vision-language models."
+    )
+    why = [("vision language", 0.05), ("language models", 0.04), ("reasoning", 0.03)]
+    why += [("large language", 0.015)]
+    joined = join_phrases(why, text)
+    assert [t for t, _ in joined] == ["vision language models", "reasoning", "large language models"]
+    assert [round(w, 4) for _, w in joined] == [0.09, 0.03, 0.015]
+    shorter = join_phrases(why, "Large language priors for vision-language models.")
+    assert [t for t, _ in shorter] == ["vision language models", "reasoning", "large language"]
+
+
 def test_analyzer_breaks_at_punctuation_and_drops_urls_and_latex() -> None:
     terms = analyze(
         rank.item_text(

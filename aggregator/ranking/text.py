@@ -232,6 +232,22 @@ def _joinable(a: list[str], b: list[str], phrases: Collection[str]) -> list[str]
     return None
 
 
+def _complete(parts: list[list[str]], names: list[str], spent: list[list[str]], line: str) -> None:
+    """Complete, in place, a phrase entry that a term already joined into another entry also
+    overlaps, where the text writes the longer phrase: "large language" with "language models"
+    taken by "vision language models" is "large language models" when the text says both. The
+    entry keeps its weight (the spent term's weight counts once, where it went)."""
+    done = False
+    while not done:
+        done = True
+        for i, a in enumerate(parts):
+            for b in spent:
+                words = _joinable(a, b, ()) or _joinable(b, a, ())
+                if words is not None and len(words) > len(a) and f" {' '.join(words)} " in line:
+                    parts[i], names[i] = words, " ".join(words)
+                    done = False
+
+
 def join_phrases(
     why: list[tuple[str, float]], text: str, phrases: Collection[str] = ()
 ) -> list[tuple[str, float]]:
@@ -254,6 +270,7 @@ def join_phrases(
     line = _token_line(text.partition(AUTHORS_MARK)[0])
     names, weights = list(terms), [w for _, w in why]
     parts = [n.split(" ") for n in names]
+    spent: list[list[str]] = []  # terms joined into another entry
     joined = True
     while joined:  # join one pair at a time, until none is left
         joined = False
@@ -264,12 +281,14 @@ def join_phrases(
                     continue
                 phrase = " ".join(words)
                 if f" {phrase} " in line:
+                    spent.append(b)
                     parts[i], names[i], weights[i] = words, phrase, weights[i] + weights[j]
                     del parts[j], names[j], weights[j]
                     joined = True
                     break
             if joined:
                 break
+    _complete(parts, names, spent, line)
     # a word alone that a longer entry ends with ("expert" beside "mixture of experts") is part of it
     ends = {twin_key(n.split(" ")[-1]): twin_key(n) for n in names if " " in n}
     merged: dict[str, tuple[str, float]] = {}
