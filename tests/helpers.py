@@ -123,3 +123,15 @@ def serve(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def glued_separators(html: str) -> list[str]:
+    """Where a page's visible text has a "·" separator touching a word ("cs.CV· Jun"): Jinja's
+    ``trim_blocks``/``lstrip_blocks`` take the line breaks around block tags, so a part of a
+    line that starts with a tag must bring its own space. Returns the snippets (none: good)."""
+    import html as html_lib
+    import re
+
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", body))
+    return [m.group(0) for m in re.finditer(r".{0,20}(?:\S·|·\S).{0,20}", text)]

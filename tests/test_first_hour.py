@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import DATA, Replay
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from helpers import sign_in
+from helpers import glued_separators, sign_in
 from test_readers import load_papers
 
 from aggregator.accounts import readers
@@ -284,11 +284,13 @@ def test_failing_feeds_notice_on_the_digest_pages(replay: Replay, tmp_path: Path
         assert "3 of 4 feeds failed on their last fetch" in page
         assert '— <a href="/feeds">see feed status</a>' in page
         assert page.index('id="failing-feeds"') < page.index("<article")  # at the top, above the items
+        assert not glued_separators(page)
         assert client.post("/api/readers", json={"email": "me@example.com"}).status_code == 201
         sign_in(client, "me@example.com")
         me = client.get("/me")
         assert me.status_code == 200 and "3 of 4 feeds failed on their last fetch" in me.text
         assert '<a href="/feeds">see feed status</a>' in me.text
+        assert not glued_separators(me.text)
 
 
 def test_feed_status_words() -> None:

@@ -14,7 +14,7 @@ import rispy
 import sqlalchemy as sa
 from conftest import populated_database
 from fastapi.testclient import TestClient
-from helpers import sign_in
+from helpers import glued_separators, sign_in
 from test_me_api import make_settings, ranked_papers, signup
 from test_readers import load_papers
 
@@ -241,6 +241,7 @@ def test_form_endpoints_answer_json_or_redirect_and_open_marks_read(client: Test
     assert resp.status_code == 303 and resp.headers["location"].endswith(f"#item-{item_id}")
     assert client.post(f"/me/items/{item_id}/read", data={"csrf_token": "wrong"}).status_code == 403
     library = client.get("/library")
+    assert not glued_separators(library.text)
     assert (
         f'id="item-{item_id}"' in library.text and "✓" not in library.text and "read</span>" in library.text
     )

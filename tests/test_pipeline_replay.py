@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Replay
 from fastapi.testclient import TestClient
+from helpers import glued_separators
 
 from aggregator.api.app import create_app
 from aggregator.config import Settings, load_feeds_file
@@ -128,6 +129,7 @@ def test_fetch_dedupe_conditional_get_and_next_day(replay: Replay, database_url:
         # the only script is the keyboard's, from this origin; the page works without it
         scripts = page.text.count("<script")
         assert "Why:" in page.text and scripts == page.text.count('<script src="/static/keys.js" defer>')
+        assert not glued_separators(page.text)  # "arXiv cs.LG · authors", not "cs.LG· authors"
     engine.dispose()
 
 

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import bulk_papers, paper_entry, populated_database
 from fastapi.testclient import TestClient
+from helpers import glued_separators
 
 from aggregator import trends
 from aggregator.api.app import create_app
@@ -212,6 +213,7 @@ def test_api_and_page(loaded: tuple[sa.Engine, list[list[int]]], database_url: s
         assert page.status_code == 200
         assert "<svg" in page.text and "ZorbLax routing" in page.text or "zorblax routing" in page.text
         assert 'aria-current="page"' in page.text
+        assert not glued_separators(page.text)
         assert client.get("/trends?category=cs.CL").status_code == 200
         digest = client.get("/", params={"date": "2026-06-19"})
         assert digest.status_code == 200 and 'href="/trends' in digest.text
