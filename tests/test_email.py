@@ -167,6 +167,21 @@ def add_reader(
 # --- week arithmetic and due computation (pure) -----------------------------------------------
 
 
+def test_counts_agree_with_their_nouns() -> None:
+    """The email says "1 pick for you from 1 paper or post", never "1 picks … 1 papers"."""
+    from aggregator.templating import environment
+
+    line = environment().from_string(
+        '{{ n|counted("pick") }} for you from {{ m|counted("paper or post", "papers and posts") }}.'
+    )
+    assert line.render(n=1, m=1) == "1 pick for you from 1 paper or post."
+    assert line.render(n=12, m=1397) == "12 picks for you from 1,397 papers and posts."
+    assert line.render(n=0, m=0) == "0 picks for you from 0 papers and posts."
+    for name in ("email/week.html", "email/week.txt"):  # the email's own templates use it
+        source = environment().loader.get_source(environment(), name)[0]  # type: ignore[union-attr]
+        assert '|counted("pick")' in source and "picks for you" not in source
+
+
 def test_week_labels_schedule_and_trimming() -> None:
     assert compose.week_label(dt.date(2026, 6, 15)) == "2026-W25"
     assert compose.week_label(dt.date(2027, 1, 1)) == "2026-W53"  # ISO year differs from the calendar's
