@@ -236,3 +236,44 @@ def test_why_names_phrases_with_function_words(
             whole += any(phrase in t for t in terms)
         assert all(_adjacent(t, text) for t in terms), terms
     assert whole >= 5
+
+
+def test_fragments_are_completed_by_the_text(weeks) -> None:
+    """A bigram that is mostly the start of a longer phrase ("large language" of "large
+    language models") is named whole where the text writes it so, in the reader's precomputed
+    rows and the live path alike; phrases that stand alone ("real world", "test time") and
+    boilerplate continuations ("ablation study shows") are never completed."""
+    papers, model, window = weeks
+    conts = model.continuations
+    assert {"model", "models"} <= conts["large language"] and {"model", "models"} <= conts["vision language"]
+    assert "real world" not in conts and "test time" not in conts and "reinforcement learning" not in conts
+    assert not {"shows", "demonstrates"} & conts.get("ablation study", frozenset())
+    reader = personal.compile_reader(
+        model,
+        ReaderProfile(1, interests="large language models for reasoning"),
+        window.matrix[[]],
+        window.matrix[[]],
+    )
+    queries, res = personal.rank_window(window, [reader])
+    rows = personal.top_rows(res[0], 40)
+    live = personal.explain_rows(window, rows, queries[0], model.terms)
+    folded = personal.explain._explain(
+        window, rows, queries, np.zeros(len(rows), dtype=np.int64), model.terms, 5
+    )
+    stored = folded.json(
+        personal.explain._quoted_terms(window, model.terms),
+        personal.explain._vocabulary(window, model.terms)[0],
+        [window.texts[r] for r in rows],
+        personal.explain._phrase_columns(window, model.terms),
+    )
+    completed = 0
+    for r, why, js in zip(rows.tolist(), live, stored, strict=True):
+        terms = [str(w["term"]) for w in why]
+        assert [w["term"] for w in json.loads(js)] == terms
+        text = papers[r].title + " " + papers[r].summary
+        after = re.findall(r"\blarge[\s\-]+language\b[\s\-]*(\w*)", text, re.I)
+        if after and all(w.lower() in ("model", "models") for w in after):
+            assert "large language" not in terms, (papers[r].title, terms)
+            completed += any("large language model" in t for t in terms)
+        assert all(_adjacent(t, text) for t in terms), terms
+    assert completed >= 10

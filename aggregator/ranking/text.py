@@ -21,9 +21,10 @@ authors were plain words of the text. This analyzer:
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -130,6 +131,66 @@ def twin_key(term: str) -> str:
     """The form a term shares with its singular/plural twin ("vla models" and "vla model")."""
     words = term.split(" ")
     return " ".join([*words[:-1], _singular(words[-1])])
+
+
+#: A bigram is a fragment of a longer phrase when a word continuing it is this common: the
+#: documents of "b x" (x and its plural together) over those of "a b". "large language" (1,403
+#: papers of June 2026) is continued by "language model(s)" (2,280), "novel view" (56) by "view
+#: synthesis" (53); "real world" (689) is not by "world scenarios" (52), nor "test time" (167) by
+#: "time scaling" (39).
+FRAGMENT_SHARE = 0.5
+#: ... and when the continuation is what its first word is usually part of: the documents of
+#: "b x" over those of "b". "language" is in "language model(s)" in 88 % of its papers, "view" in
+#: "view synthesis" in 12 %; "study" is in "study shows" in 1 % ("ablation study" stays).
+FOLLOW_SHARE = 0.3
+
+
+def fragment_continuations(terms: Sequence[str], df: Iterable[float]) -> dict[str, frozenset[str]]:
+    """For each bigram of ``terms`` that is a fragment (:data:`FRAGMENT_SHARE`,
+    :data:`FOLLOW_SHARE`; a second word that is not a term of its own completes nothing), the
+    words that complete it: "large language" → {"model", "models"}. ``df``: each term's document frequency
+    (same length as ``terms``). One pass over the bigrams (0.1–0.3 s for 200,000 terms)."""
+    groups: dict[str, dict[str, list]] = {}  # first word → twin of the second → [df, forms]
+    bigrams: list[tuple[str, str, str, float]] = []
+    words: dict[str, float] = {}  # unigram → df
+    for term, d in zip(terms, df, strict=True):
+        a, space, b = term.partition(" ")
+        if not space or " " in b or term.startswith(AUTHOR_PREFIX):
+            if not space:
+                words[term] = float(d)
+            continue
+        bigrams.append((term, a, b, float(d)))
+        entry = groups.setdefault(a, {}).setdefault(twin_key(b), [0.0, []])
+        entry[0] += float(d)
+        entry[1].append(b)
+    out: dict[str, frozenset[str]] = {}
+    for term, _, b, d in bigrams:
+        following = groups.get(b)
+        least = max(FRAGMENT_SHARE * d, FOLLOW_SHARE * words.get(b, math.inf))
+        if following:
+            nexts = [w for total, forms in following.values() if total >= least for w in forms]
+            if nexts:
+                out[term] = frozenset(nexts)
+    return out
+
+
+def _continue(
+    parts: list[list[str]], names: list[str], line: str, continuations: dict[str, frozenset[str]]
+) -> None:
+    """Complete, in place, a fragment entry (a bigram of ``continuations``) with the word that
+    follows it wherever the text writes it, when that word completes it: "large language" is
+    "large language models" in a text that says "large language models" (or "… model" and
+    "… models": the form written most), and "multimodal large" "multimodal large language
+    models". Left alone when the text continues it otherwise once."""
+    for i in range(len(parts)):
+        # a completed phrase may end in a fragment again ("multimodal large" → "… language" →
+        # "… models"); each step lengthens it by a word the text writes, so this ends
+        while (nexts := continuations.get(" ".join(parts[i][-2:]))) and len(parts[i]) < 6:
+            found = re.findall(f" {re.escape(names[i])} ([^ ]*)", line)
+            if not found or not all(w in nexts for w in found):
+                break
+            word = Counter(found).most_common(1)[0][0]
+            parts[i], names[i] = [*parts[i], word], f"{names[i]} {word}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -249,7 +310,10 @@ def _complete(parts: list[list[str]], names: list[str], spent: list[list[str]], 
 
 
 def join_phrases(
-    why: list[tuple[str, float]], text: str, phrases: Collection[str] = ()
+    why: list[tuple[str, float]],
+    text: str,
+    phrases: Collection[str] = (),
+    continuations: dict[str, frozenset[str]] | None = None,
 ) -> list[tuple[str, float]]:
     """``why`` entries (term, weight; best first) as whole phrases of ``text`` (the item's title
     and abstract): two phrases that overlap by a word and that the text writes as one are one
@@ -257,6 +321,9 @@ def join_phrases(
     "large language models"), two terms that the text joins with a connector forming one of the
     model's ``phrases`` (:func:`connector_phrases`) are one ("mixture" + "experts" → "mixture of
     experts"), and a singular and its plural are one ("policies", "policy"); the weights add up.
+    A fragment left alone ("large language", when "language models" is not among the terms) is
+    completed by the word the text writes after it, when ``continuations``
+    (:func:`fragment_continuations` of the model) says that word completes it.
     The bigram model cannot see a longer phrase; the text can. Returns the entries best first
     (never more than given)."""
     terms = [t for t, _ in why]
@@ -264,7 +331,15 @@ def join_phrases(
     last_words = {twin_key(t.split(" ")[-1]) for t in terms if " " in t}
     alone = {k for t, k in zip(terms, keys, strict=True) if " " not in t}
     connectable = _connectable(terms, phrases)
-    if len(set(keys)) == len(keys) and not last_words & alone and not _overlaps(terms) and not connectable:
+    continuations = continuations or {}
+    fragments = any(t in continuations for t in terms)
+    if (
+        len(set(keys)) == len(keys)
+        and not last_words & alone
+        and not _overlaps(terms)
+        and not connectable
+        and not fragments
+    ):
         return why
     phrases = phrases if connectable else ()
     line = _token_line(text.partition(AUTHORS_MARK)[0])
@@ -289,6 +364,8 @@ def join_phrases(
             if joined:
                 break
     _complete(parts, names, spent, line)
+    if fragments:
+        _continue(parts, names, line, continuations)
     # a word alone that a longer entry ends with ("expert" beside "mixture of experts") is part of it
     ends = {twin_key(n.split(" ")[-1]): twin_key(n) for n in names if " " in n}
     merged: dict[str, tuple[str, float]] = {}

@@ -17,6 +17,7 @@ cosine similarity, in [0, 1].
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from aggregator.ranking.text import (
     AUTHORS_MARK,
     analyze,
     connector_phrases,
+    fragment_continuations,
     is_quiet_term,
     join_phrases,
 )
@@ -77,6 +79,15 @@ class TfidfModel:
     @property
     def n_terms(self) -> int:
         return len(self.terms)
+
+    @functools.cached_property
+    def continuations(self) -> dict[str, frozenset[str]]:
+        """The words that complete each fragment bigram of the vocabulary ("large language" →
+        {"model", "models"}: :func:`~aggregator.ranking.text.fragment_continuations`), with each
+        term's document frequency recovered from its IDF (scikit-learn's smoothed IDF: idf =
+        ln((1 + n_docs) / (1 + df)) + 1). Computed once per model, on first use."""
+        df = (1.0 + self.n_docs) / np.exp(self.idf.astype(np.float64) - 1.0) - 1.0
+        return fragment_continuations([str(t) for t in self.terms], df)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """n_texts × n_terms L2-normalised TF-IDF (sublinear tf), float32."""
@@ -179,7 +190,7 @@ def explain(
         merged[host or term] = merged.get(host or term, 0.0) + weight
     best = sorted(((t, w) for t, w in merged.items() if not is_quiet_term(t)), key=lambda tw: -tw[1])[:k]
     if text is not None:
-        best = join_phrases(best, text, model.phrases)
+        best = join_phrases(best, text, model.phrases, model.continuations)
     return [{"term": t, "weight": round(w, 4)} for t, w in best]
 
 

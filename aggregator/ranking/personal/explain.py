@@ -86,7 +86,8 @@ class Folded:
         for i, join in enumerate(joining):
             entries = zip(cols[b[i] : b[i + 1]], weights[b[i] : b[i + 1]], strict=True)
             if join:
-                whole = join_phrases([(names[c], w) for c, w in entries], texts[i], phrases)
+                pairs = [(names[c], w) for c, w in entries]
+                whole = join_phrases(pairs, texts[i], phrases, phrase_cols.continuations)
                 out.append(
                     json.dumps([{"term": t, "weight": round(w, 4)} for t, w in whole], ensure_ascii=False)
                 )
@@ -110,16 +111,19 @@ class PhraseColumns:
     head: np.ndarray  # the id of a term's first word
     connected: np.ndarray  # sorted tail id · n_ids + head id of the model's connector phrases
     phrases: frozenset[str]
+    fragment: np.ndarray  # bool: a bigram the text may complete (ItemWindow.continuations)
+    continuations: dict[str, frozenset[str]]
 
     def pairs_to_join(self, cols: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         """n_pairs bool: pairs (entries ``cols[bounds[i]:bounds[i + 1]]``) holding two terms of one
-        singular/plural form, a phrase ending with the word another begins with, or a term that
-        may begin a connector phrase and one that may end one."""
+        singular/plural form, a phrase ending with the word another begins with, a term that
+        may begin a connector phrase and one that may end one, or a fragment bigram."""
         n_pairs = len(bounds) - 1
         pair = np.repeat(np.arange(n_pairs), np.diff(bounds))
         out = np.zeros(n_pairs, dtype=bool)
         if not len(cols):
             return out
+        out[pair[self.fragment[cols]]] = True
         if len(self.connected):  # two terms x…, …y of a pair with "x of y" a connector phrase
             n_ids = int(max(self.tail.max(), self.head.max())) + 1
             lengths = np.diff(bounds)
@@ -179,7 +183,11 @@ def _phrase_columns(window: ItemWindow, terms: np.ndarray) -> PhraseColumns:
                 dtype=np.int64,
             )
         )
-        return PhraseColumns(twin, first, last, len(words), last_twin, tail, head, connected, window.phrases)
+        conts = window.continuations
+        fragment = np.fromiter((t in conts for t in names), dtype=bool, count=len(names))
+        return PhraseColumns(
+            twin, first, last, len(words), last_twin, tail, head, connected, window.phrases, fragment, conts
+        )
 
     return window._memoised(("phrase columns", len(terms)), make)  # type: ignore[no-any-return]
 
@@ -331,7 +339,9 @@ def explain_rows(
     from aggregator.ranking.text import join_phrases  # imports scikit-learn's stop words
 
     whole = [
-        join_phrases([(names[c], w) for c, w in folded.pair(i)], window.texts[r], window.phrases)
+        join_phrases(
+            [(names[c], w) for c, w in folded.pair(i)], window.texts[r], window.phrases, window.continuations
+        )
         for i, r in enumerate(rows_)
     ]
     return [[{"term": t, "weight": round(w, 4)} for t, w in why] for why in whole]

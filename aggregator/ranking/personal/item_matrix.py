@@ -52,6 +52,8 @@ class ItemWindow:
     stamp: tuple[Any, ...] | None = None  # the items' fingerprint when cached (item_window)
     topics: np.ndarray | None = None  # the model's topic space, k × n_terms (ranking.semantic)
     phrases: frozenset[str] = frozenset()  # the model's connector phrases ("mixture of experts")
+    #: the model's fragment bigrams and the words completing them (TfidfModel.continuations)
+    continuations: dict[str, frozenset[str]] = field(default_factory=dict)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _queries: OrderedDict[Any, None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -89,6 +91,7 @@ class ItemWindow:
             updated=updated,
             topics=model.topics,
             phrases=model.phrases,
+            continuations=model.continuations,
         )
 
     def __len__(self) -> int:
@@ -276,6 +279,7 @@ class ItemWindow:
             updated=None if self.updated is None else self.updated[rows],
             topics=self.topics,
             phrases=self.phrases,
+            continuations=self.continuations,
         )
 
 
@@ -363,6 +367,7 @@ def _concat(a: ItemWindow, b: ItemWindow) -> ItemWindow:
         updated=np.concatenate([_updated(a), _updated(b)]),
         topics=a.topics,
         phrases=a.phrases,
+        continuations=a.continuations,
     )
     return both.subset(order)
 
