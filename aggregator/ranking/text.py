@@ -293,6 +293,33 @@ def _joinable(a: list[str], b: list[str], phrases: Collection[str]) -> list[str]
     return None
 
 
+def _join_pairs(
+    parts: list[list[str]], names: list[str], weights: list[float], phrases: Collection[str], line: str
+) -> list[list[str]]:
+    """Join, in place, two entries the text (``line``) writes as one phrase (:func:`_joinable`),
+    one pair at a time until none is left; their weights add up. Returns the terms that were
+    joined into another entry."""
+    spent: list[list[str]] = []
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(parts):
+            for j, b in enumerate(parts):
+                words = None if i == j else _joinable(a, b, phrases)
+                if words is None:
+                    continue
+                phrase = " ".join(words)
+                if f" {phrase} " in line:
+                    spent.append(b)
+                    parts[i], names[i], weights[i] = words, phrase, weights[i] + weights[j]
+                    del parts[j], names[j], weights[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return spent
+
+
 def _complete(parts: list[list[str]], names: list[str], spent: list[list[str]], line: str) -> None:
     """Complete, in place, a phrase entry that a term already joined into another entry also
     overlaps, where the text writes the longer phrase: "large language" with "language models"
@@ -345,24 +372,7 @@ def join_phrases(
     line = _token_line(text.partition(AUTHORS_MARK)[0])
     names, weights = list(terms), [w for _, w in why]
     parts = [n.split(" ") for n in names]
-    spent: list[list[str]] = []  # terms joined into another entry
-    joined = True
-    while joined:  # join one pair at a time, until none is left
-        joined = False
-        for i, a in enumerate(parts):
-            for j, b in enumerate(parts):
-                words = None if i == j else _joinable(a, b, phrases)
-                if words is None:
-                    continue
-                phrase = " ".join(words)
-                if f" {phrase} " in line:
-                    spent.append(b)
-                    parts[i], names[i], weights[i] = words, phrase, weights[i] + weights[j]
-                    del parts[j], names[j], weights[j]
-                    joined = True
-                    break
-            if joined:
-                break
+    spent = _join_pairs(parts, names, weights, phrases, line)
     _complete(parts, names, spent, line)
     if fragments:
         _continue(parts, names, line, continuations)
