@@ -277,3 +277,27 @@ def test_fragments_are_completed_by_the_text(weeks) -> None:
             completed += any("large language model" in t for t in terms)
         assert all(_adjacent(t, text) for t in terms), terms
     assert completed >= 10
+
+
+def test_pieces_of_the_profiles_phrases_are_no_reason_alone(day) -> None:
+    """The shipped profile (feeds.toml: "fine-tuning", "tool use", "test-time compute") matched
+    "fine" in "fine-grained", "use" in "to use more data" and "test" in "we test this" on real
+    papers, and ``why`` named them; such a word counts in the score but is not named alone."""
+    import tomllib
+    from pathlib import Path
+
+    from aggregator.config import Interests
+
+    papers, model, window = day
+    shipped = tomllib.loads((Path(__file__).resolve().parents[1] / "feeds.toml").read_text())["interests"]
+    interests = Interests(text=shipped["text"], keywords=tuple(shipped["keywords"]))
+    profile = ReaderProfile(1, interests=interests.text, keywords=interests.keywords)
+    reader = personal.compile_reader(model, profile, window.matrix[[]], window.matrix[[]])
+    queries, res = personal.rank_window(window, [reader])
+    rows = personal.top_rows(res[0], 100)
+    terms = [
+        str(w["term"]) for why in personal.explain_rows(window, rows, queries[0], model.terms) for w in why
+    ]
+    assert len(terms) > 300
+    assert not {"fine", "use", "test", "augmented", "efficient"} & set(terms), sorted(set(terms))
+    assert {"fine tuning", "reasoning"} <= set(terms), sorted(set(terms))  # the phrases still are

@@ -102,14 +102,17 @@ def is_quiet_term(term: str) -> bool:
 
 
 #: Too generic to be a reason alone (fine inside a phrase: "large language models"); from the
-#: filler the issue names and the trends module's weak words.
+#: filler the issue names and the trends module's weak words, and pieces of a profile's phrases
+#: that a text uses in another sense: "fine" of "fine-tuning" in "fine-grained", "use" of "tool
+#: use" in "to use more data", "test" of "test-time" in "we test this" (the digest of 2026-06-15).
 FILLER = _words(
     """large level learning time model models data network networks training dataset datasets
     benchmark language image images system systems high low better best good end real world scale
     multi single analysis accuracy quality evaluation approach design information feature features
     representation representations generation process output input method methods algorithm
     setting way ability number set case application applications result results domain type
-    structure value values task tasks performance framework propose proposed novel new based"""
+    structure value values task tasks performance framework propose proposed novel new based
+    use uses used using fine test augmented efficient effective efficiently"""
 )
 
 
