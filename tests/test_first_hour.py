@@ -285,8 +285,15 @@ def test_failing_feeds_notice_on_the_digest_pages(replay: Replay, tmp_path: Path
         assert '— <a href="/feeds">see feed status</a>' in page
         assert page.index('id="failing-feeds"') < page.index("<article")  # at the top, above the items
         assert not glued_separators(page)
+        assert 'href="/signin"' in page and 'action="/signout"' not in page  # anonymous: sign-in links
         assert client.post("/api/readers", json={"email": "me@example.com"}).status_code == 201
         sign_in(client, "me@example.com")
+        # signed in, every page's header says so (the public pages too): library, profile, sign out
+        for path in ("/", "/feeds", "/trends", "/trends/month", "/search?q=learning", "/me", "/library"):
+            shown = client.get(path)
+            assert shown.status_code in (200, 422), path
+            assert 'action="/signout"' in shown.text and "me@example.com" in shown.text, path
+            assert 'href="/signin"' not in shown.text, path
         me = client.get("/me")
         assert me.status_code == 200 and "3 of 4 feeds failed on their last fetch" in me.text
         assert '<a href="/feeds">see feed status</a>' in me.text

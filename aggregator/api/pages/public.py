@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from aggregator.api.auth import WebSessionDep
 from aggregator.api.deps import SessionDep, SettingsDep
 from aggregator.api.errors import HTML_422
 from aggregator.api.html import templates
@@ -39,6 +40,7 @@ def digest_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    ws: WebSessionDep,
     date: DateQuery = None,
     days: DaysQuery = 1,
     limit: LimitQuery = 50,
@@ -70,6 +72,7 @@ def digest_page(
             "first": 0 if cursor is None else None,
             "rising": rising_terms(session),
             "failing": failing_feeds(session),
+            "ws": ws,
         },
     )
 
@@ -145,7 +148,9 @@ def feed_rows(feeds: list[FeedState], now: dt.datetime, tz: ZoneInfo) -> list[di
 
 
 @router.get("/feeds", response_class=HTMLResponse, tags=["pages"], name="feeds_page")
-def feeds_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def feeds_page(
+    request: Request, session: SessionDep, settings: SettingsDep, ws: WebSessionDep
+) -> HTMLResponse:
     """Each feed's fetch state in plain words (the data of ``GET /api/feeds``): name, kind,
     last status, last fetch, last error, failures in a row and next check, failing feeds
     first, with a hint when most failed. Feeds readers added are shown by name only."""
@@ -160,6 +165,7 @@ def feeds_page(request: Request, session: SessionDep, settings: SettingsDep) -> 
         {
             "rows": rows,
             "counts": counts,
+            "ws": ws,
             "labels": _STATE_LABELS,
             "followed": sum(n for s, n in counts.items() if s not in ("unfollowed", "stopped")),
             "timezone": settings.timezone,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
+from aggregator.api.auth import WebSessionDep
 from aggregator.api.deps import SessionDep
 from aggregator.api.html import templates
 from aggregator.api.paging import CursorQuery, FiltersDep, next_cursor
@@ -22,6 +23,7 @@ router = APIRouter()
 def search_page(
     request: Request,
     session: SessionDep,
+    ws: WebSessionDep,
     q: Annotated[str, Query(max_length=20_000)] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 25,
     cursor: CursorQuery = None,
@@ -32,6 +34,7 @@ def search_page(
     """Results of ``q`` (the syntax of ``GET /api/search``), best first, with a "more" link;
     without ``q`` the search tips. A bad query is shown on the page with its reason (422)."""
     ctx: dict[str, object] = {"search_q": q, "items": None, "error": None, "more": None, "filters": filters}
+    ctx["ws"] = ws
     status = 200
     if q.strip():
         try:

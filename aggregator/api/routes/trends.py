@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from aggregator import trends
+from aggregator.api.auth import WebSessionDep
 from aggregator.api.deps import SessionDep, unprocessable
 from aggregator.api.errors import HTML_422
 from aggregator.api.routes.digest import IsoDate
@@ -211,6 +212,7 @@ def sparkline(
 def trends_page(
     request: Request,
     session: SessionDep,
+    ws: WebSessionDep,
     window: WindowQuery = "7d",
     baseline: BaselineQuery = "56d",
     category: CategoryQuery = "all",
@@ -236,6 +238,7 @@ def trends_page(
         "trends.html",
         {
             "report": payload,
+            "ws": ws,
             "scopes": trends.SCOPES,
             "scope": scope,
             "window": f"{w}d",

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from aggregator import trends
+from aggregator.api.auth import WebSessionDep
 from aggregator.api.deps import SessionDep, unprocessable
 from aggregator.api.errors import HTML_422
 from aggregator.api.routes.digest import IsoDate
@@ -145,6 +146,7 @@ def split_phrases(q: str) -> list[str]:
 def term_page(
     request: Request,
     session: SessionDep,
+    ws: WebSessionDep,
     q: Annotated[str, Query(max_length=400, description="one or several phrases, comma-separated")] = "",
     category: ScopeQuery = "all",
     interval: IntervalQuery = "week",
@@ -183,6 +185,7 @@ def term_page(
         "trends_term.html",
         {
             "q": q,
+            "ws": ws,
             "lines": lines,
             "problems": problems,
             "chart": geometry,
@@ -212,6 +215,7 @@ def parse_month(text: str | None, session: Any) -> dt.date:
 def month_page(
     request: Request,
     session: SessionDep,
+    ws: WebSessionDep,
     month: Annotated[str | None, Query(max_length=7, description="YYYY-MM (default: latest)")] = None,
 ) -> HTMLResponse:
     """The month's rising and leading topics per category (the month against the year before)."""
@@ -225,6 +229,7 @@ def month_page(
         "trends_month.html",
         {
             "month": first,
+            "ws": ws,
             "prev": prev,
             "next": nxt,
             "sections": trends.month_reports(session, first),
