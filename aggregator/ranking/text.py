@@ -189,11 +189,23 @@ def _continue(
         # a completed phrase may end in a fragment again ("multimodal large" → "… language" →
         # "… models"); each step lengthens it by a word the text writes, so this ends
         while (nexts := continuations.get(" ".join(parts[i][-2:]))) and len(parts[i]) < 6:
-            found = re.findall(f" {re.escape(names[i])} ([^ ]*)", line)
+            found = _words_after(line, names[i])
             if not found or not all(w in nexts for w in found):
                 break
-            word = Counter(found).most_common(1)[0][0]
+            word = Counter(found).most_common(1)[0][0] if len(set(found)) > 1 else found[0]
             parts[i], names[i] = [*parts[i], word], f"{names[i]} {word}"
+
+
+def _words_after(line: str, phrase: str) -> list[str]:
+    """The token after each occurrence of ``phrase`` in a :func:`_token_line` ("" after a break)."""
+    needle = f" {phrase} "
+    out: list[str] = []
+    at = line.find(needle)
+    while at >= 0:
+        start = at + len(needle)
+        out.append(line[start : line.find(" ", start)])  # the line ends with a space
+        at = line.find(needle, at + 1)
+    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -363,22 +375,19 @@ def join_phrases(
     connectable = _connectable(terms, phrases)
     continuations = continuations or {}
     fragments = any(t in continuations for t in terms)
-    if (
-        len(set(keys)) == len(keys)
-        and not last_words & alone
-        and not _overlaps(terms)
-        and not connectable
-        and not fragments
-    ):
+    joinable = len(set(keys)) < len(keys) or last_words & alone or _overlaps(terms) or connectable
+    if not joinable and not fragments:
         return why
-    phrases = phrases if connectable else ()
     line = _token_line(text.partition(AUTHORS_MARK)[0])
     names, weights = list(terms), [w for _, w in why]
     parts = [n.split(" ") for n in names]
-    spent = _join_pairs(parts, names, weights, phrases, line)
-    _complete(parts, names, spent, line)
+    if joinable:
+        spent = _join_pairs(parts, names, weights, phrases if connectable else (), line)
+        _complete(parts, names, spent, line)
     if fragments:
         _continue(parts, names, line, continuations)
+        if not joinable and names == terms:  # nothing to join and no fragment completed
+            return why
     # a word alone that a longer entry ends with ("expert" beside "mixture of experts") is part of it
     ends = {twin_key(n.split(" ")[-1]): twin_key(n) for n in names if " " in n}
     merged: dict[str, tuple[str, float]] = {}
