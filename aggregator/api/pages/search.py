@@ -33,8 +33,14 @@ def search_page(
 ) -> HTMLResponse:
     """Results of ``q`` (the syntax of ``GET /api/search``), best first, with a "more" link;
     without ``q`` the search tips. A bad query is shown on the page with its reason (422)."""
-    ctx: dict[str, object] = {"search_q": q, "items": None, "error": None, "more": None, "filters": filters}
-    ctx["ws"] = ws
+    ctx: dict[str, object] = {
+        "search_q": q,
+        "items": None,
+        "error": None,
+        "more": None,
+        "filters": filters,
+        "ws": ws,
+    }
     status = 200
     if q.strip():
         try:
